@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Detections read from a buffer's metadata into plain values.
+//!
+//! A reader turns whatever the first-stage detector attached into one [`FrameDetections`] per
+//! source frame carried by the buffer: one for a plain stream, one per frame meta for a
+//! DeepStream batch. Nothing downstream of the readers knows where detections came from.
+
+use crate::geometry::Rect;
+
+pub mod roi;
+
+/// One detected object, as the detector reported it (the box is not validated here).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    pub class_id: i32,
+    pub label: String,
+    pub confidence: f64,
+    pub rect: Rect,
+    /// The tracker's id, when there is one.
+    pub object_id: Option<u64>,
+}
+
+/// Which source a frame in the buffer belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SourceFrame {
+    /// The camera: 0 for a plain stream, `source_id` in a DeepStream batch.
+    pub source_id: u32,
+    /// The muxer sink pad the frame came through (equal to the source for a plain stream).
+    pub pad_index: u32,
+    /// The frame's place in a batched buffer (0 for a plain stream).
+    pub batch_index: u32,
+}
+
+/// The detections of one source frame carried by a buffer.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FrameDetections {
+    pub source: SourceFrame,
+    pub detections: Vec<Detection>,
+}
+
+/// Reads detections from a buffer. Readers never fail: metadata they cannot make sense of is
+/// skipped (and may be logged), since a broken detector must not take the pipeline down.
+pub trait DetectionReader: Send {
+    /// Appends one entry per source frame in `buffer` to `out`. A reader for a plain stream
+    /// always appends exactly one entry (possibly without detections), so every frame counts
+    /// towards clip collection.
+    fn read(&mut self, buffer: &gst::BufferRef, out: &mut Vec<FrameDetections>);
+}

@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+#![allow(clippy::non_send_fields_in_send_ty, unused_doc_comments)]
+
+//! # iguard
+//!
+//! Stage-2 verification for security-camera analytics. A first-stage detector (DeepStream
+//! `nvinfer`, or anything that attaches `GstVideoRegionOfInterestMeta`) flags frames with a person
+//! or a weapon; `iguardverify` collects a short clip of that camera from copied, downscaled tiles,
+//! verifies it on an internal worker pool and reports a verdict as a bus message and as an
+//! `IGuardVerificationMeta` on a later buffer of the same source, without ever stalling the video.
+//! `iguardreplay` attaches recorded detections from a file, for demos, tests and offline replays.
+
+use gst::glib;
+
+pub mod clip;
+pub mod detections;
+pub mod geometry;
+pub mod iguardreplay;
+pub mod iguardverify;
+pub mod meta;
+pub mod pool;
+pub mod sampler;
+pub mod scorer;
+pub mod verdict;
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    meta::register();
+    iguardverify::register(plugin)?;
+    iguardreplay::register(plugin)?;
+    Ok(())
+}
+
+gst::plugin_define!(
+    iguard,
+    env!("CARGO_PKG_DESCRIPTION"),
+    plugin_init,
+    concat!(env!("CARGO_PKG_VERSION"), "-", env!("COMMIT_ID")),
+    "MIT/X11",
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_REPOSITORY"),
+    env!("BUILD_REL_DATE")
+);
