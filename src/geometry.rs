@@ -25,7 +25,12 @@ pub struct PixelRect {
 impl PixelRect {
     /// The whole frame.
     pub fn full(width: u32, height: u32) -> Self {
-        PixelRect { x: 0, y: 0, width, height }
+        PixelRect {
+            x: 0,
+            y: 0,
+            width,
+            height,
+        }
     }
 }
 
@@ -45,7 +50,12 @@ impl Rect {
         let y0 = self.y.min(other.y);
         let x1 = (self.x + self.width).max(other.x + other.width);
         let y1 = (self.y + self.height).max(other.y + other.height);
-        Rect { x: x0, y: y0, width: x1 - x0, height: y1 - y0 }
+        Rect {
+            x: x0,
+            y: y0,
+            width: x1 - x0,
+            height: y1 - y0,
+        }
     }
 
     /// Grown by `margin` times its size on every side (0.1 = 10 % of the width left and right).
@@ -89,13 +99,26 @@ mod tests {
     use super::*;
 
     fn r(x: f32, y: f32, w: f32, h: f32) -> Rect {
-        Rect { x, y, width: w, height: h }
+        Rect {
+            x,
+            y,
+            width: w,
+            height: h,
+        }
     }
 
     #[test]
     fn clamps_to_the_frame() {
         let p = r(-10.0, 20.5, 100.0, 1000.0).to_pixels(64, 48).unwrap();
-        assert_eq!(p, PixelRect { x: 0, y: 20, width: 64, height: 28 });
+        assert_eq!(
+            p,
+            PixelRect {
+                x: 0,
+                y: 20,
+                width: 64,
+                height: 28
+            }
+        );
     }
 
     #[test]

@@ -51,7 +51,12 @@ pub fn detection_from_roi(meta: &gst_video::VideoRegionOfInterestMeta) -> Detect
         class_id,
         label: meta.roi_type().to_string(),
         confidence,
-        rect: Rect { x: x as f32, y: y as f32, width: w as f32, height: h as f32 },
+        rect: Rect {
+            x: x as f32,
+            y: y as f32,
+            width: w as f32,
+            height: h as f32,
+        },
         object_id,
     }
 }
@@ -62,7 +67,10 @@ impl DetectionReader for RoiReader {
             .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
             .map(|m| detection_from_roi(&m))
             .collect();
-        out.push(FrameDetections { source: SourceFrame::default(), detections });
+        out.push(FrameDetections {
+            source: SourceFrame::default(),
+            detections,
+        });
     }
 }
 
@@ -95,7 +103,15 @@ mod tests {
         assert_eq!(d[0].confidence, 0.8);
         assert_eq!(d[0].class_id, 3);
         assert_eq!(d[0].object_id, Some(7));
-        assert_eq!(d[0].rect, Rect { x: 10.0, y: 20.0, width: 30.0, height: 40.0 });
+        assert_eq!(
+            d[0].rect,
+            Rect {
+                x: 10.0,
+                y: 20.0,
+                width: 30.0,
+                height: 40.0
+            }
+        );
         assert_eq!(d[1].label, "person");
         assert_eq!(d[1].confidence, 1.0);
         assert_eq!(d[1].class_id, -1);
