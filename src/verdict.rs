@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// How a request ended. Every request ends in exactly one of these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Status {
     /// A model scored the clip at or above the threshold.
     Verified,

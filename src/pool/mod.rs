@@ -1,2 +1,426 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Being written.
+//! The verification pool: a bounded priority queue, named worker threads, a deadline per
+//! request enforced by a supervisor thread, panic recovery with respawn, and the accounting that
+//! makes every request end in exactly one verdict.
+//!
+//! Lock order: `Shared::state` (pool) before `Reporter::counters`. Verdicts are delivered with
+//! no pool lock held: callers collect finished [`Ticket`]s and finish them after unlocking.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::clip::Clip;
+use crate::scorer::Scorer;
+use crate::verdict::{Status, Verdict};
+
+pub mod queue;
+mod worker;
+
+pub use queue::Priority;
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of our locks leaves plain counters behind: keep going.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Counts of one element's requests. `submitted = verified + rejected + fallback + timed_out +
+/// dropped + failed + pending` holds at every snapshot.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Counters {
+    pub submitted: u64,
+    pub verified: u64,
+    pub rejected: u64,
+    pub fallback: u64,
+    pub timed_out: u64,
+    pub dropped: u64,
+    pub failed: u64,
+    processing_ms_sum: f64,
+}
+
+impl Counters {
+    /// Requests scored (verified + rejected + fallback).
+    pub fn completed(&self) -> u64 {
+        self.verified + self.rejected + self.fallback
+    }
+
+    pub fn finished(&self) -> u64 {
+        self.completed() + self.timed_out + self.dropped + self.failed
+    }
+
+    pub fn pending(&self) -> u64 {
+        self.submitted - self.finished()
+    }
+
+    pub fn avg_processing_ms(&self) -> f64 {
+        match self.completed() {
+            0 => 0.0,
+            n => self.processing_ms_sum / n as f64,
+        }
+    }
+
+    fn count(&mut self, v: &Verdict) {
+        match v.status {
+            Status::Verified => self.verified += 1,
+            Status::Rejected => self.rejected += 1,
+            Status::Fallback => self.fallback += 1,
+            Status::Timeout => self.timed_out += 1,
+            Status::Dropped => self.dropped += 1,
+            Status::Error => self.failed += 1,
+        }
+        if v.status.is_scored() {
+            self.processing_ms_sum += v.processing_ms;
+        }
+    }
+}
+
+type Deliver = Box<dyn Fn(&Verdict) + Send + Sync>;
+
+/// One element's side of the accounting: hands out request ids, counts verdicts and delivers
+/// them (bus message, meta queue). Several elements may share a pool; each has its reporter.
+pub struct Reporter {
+    counters: Mutex<Counters>,
+    idle: Condvar,
+    threshold: AtomicU64,
+    next_id: AtomicU64,
+    deliver: Deliver,
+}
+
+impl Reporter {
+    pub fn new(threshold: f64, deliver: impl Fn(&Verdict) + Send + Sync + 'static) -> Arc<Self> {
+        Arc::new(Reporter {
+            counters: Mutex::new(Counters::default()),
+            idle: Condvar::new(),
+            threshold: AtomicU64::new(threshold.to_bits()),
+            next_id: AtomicU64::new(1),
+            deliver: Box::new(deliver),
+        })
+    }
+
+    pub fn set_threshold(&self, t: f64) {
+        self.threshold.store(t.to_bits(), Ordering::Relaxed);
+    }
+
+    pub fn threshold(&self) -> f64 {
+        f64::from_bits(self.threshold.load(Ordering::Relaxed))
+    }
+
+    pub fn counters(&self) -> Counters {
+        lock(&self.counters).clone()
+    }
+
+    /// Opens a request: it counts as submitted and pending until its ticket is finished.
+    pub fn open(self: &Arc<Self>, info: RequestInfo) -> Ticket {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        lock(&self.counters).submitted += 1;
+        Ticket {
+            id,
+            info,
+            reporter: Some(self.clone()),
+            done: None,
+        }
+    }
+
+    /// Waits until nothing is pending. Gives up when no request finished for `stall` (each
+    /// running request has a deadline, so progress only stops when workers are stuck).
+    /// Returns whether everything finished.
+    pub fn wait_idle(&self, stall: Duration) -> bool {
+        let mut c = lock(&self.counters);
+        let mut finished = c.finished();
+        let mut deadline = Instant::now() + stall;
+        while c.pending() > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            c = self
+                .idle
+                .wait_timeout(c, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            if c.finished() != finished {
+                finished = c.finished();
+                deadline = Instant::now() + stall;
+            }
+        }
+        true
+    }
+
+    fn finish(&self, v: Verdict) {
+        lock(&self.counters).count(&v);
+        (self.deliver)(&v);
+        self.idle.notify_all();
+    }
+}
+
+/// What a request is about, for its verdict.
+#[derive(Debug, Clone, Default)]
+pub struct RequestInfo {
+    pub source_id: u32,
+    pub pad_index: u32,
+    pub trigger_label: String,
+    pub trigger_confidence: f64,
+    pub start_pts: Option<u64>,
+    pub end_pts: Option<u64>,
+    pub frames: u32,
+    /// The scorer that will (or would) score it.
+    pub scorer: String,
+}
+
+impl RequestInfo {
+    pub fn from_clip(clip: &Clip, scorer: &str) -> Self {
+        RequestInfo {
+            source_id: clip.source.source_id,
+            pad_index: clip.source.pad_index,
+            trigger_label: clip.trigger_label.clone(),
+            trigger_confidence: clip.trigger_confidence,
+            start_pts: clip.start_pts,
+            end_pts: clip.end_pts,
+            frames: clip.real_frames,
+            scorer: scorer.to_string(),
+        }
+    }
+}
+
+/// How a request ended, short of the fields its ticket knows.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: Status,
+    pub score: f64,
+    pub label: String,
+    pub reason: String,
+    pub queue_ms: f64,
+    pub processing_ms: f64,
+}
+
+impl Outcome {
+    pub fn unscored(status: Status, reason: impl Into<String>) -> Self {
+        Outcome {
+            status,
+            score: f64::NAN,
+            label: String::new(),
+            reason: reason.into(),
+            queue_ms: 0.0,
+            processing_ms: 0.0,
+        }
+    }
+}
+
+/// Signals the end of one request to a thread waiting for it (`async=false`).
+#[derive(Default)]
+pub struct Done {
+    done: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Done {
+    /// Waits at most `timeout`; returns whether the request ended.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let g = lock(&self.done);
+        let (g, _) = self
+            .cv
+            .wait_timeout_while(g, timeout, |d| !*d)
+            .unwrap_or_else(|e| e.into_inner());
+        *g
+    }
+}
+
+/// The one handle of a pending request. Finishing it consumes it; a ticket dropped unfinished
+/// (a bug, or a thread that died) still ends its request, as `error`.
+pub struct Ticket {
+    id: u64,
+    info: RequestInfo,
+    reporter: Option<Arc<Reporter>>,
+    done: Option<Arc<Done>>,
+}
+
+impl Ticket {
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn info_mut(&mut self) -> &mut RequestInfo {
+        &mut self.info
+    }
+
+    pub(crate) fn reporter(&self) -> Option<&Arc<Reporter>> {
+        self.reporter.as_ref()
+    }
+
+    /// Returns a signal raised when this request ends.
+    pub fn done_signal(&mut self) -> Arc<Done> {
+        self.done.get_or_insert_with(Default::default).clone()
+    }
+
+    pub fn finish(mut self, o: Outcome) {
+        self.finish_inner(o);
+    }
+
+    fn finish_inner(&mut self, o: Outcome) {
+        let Some(reporter) = self.reporter.take() else {
+            return;
+        };
+        let status = match o.status {
+            Status::Verified | Status::Rejected if o.score >= reporter.threshold() => {
+                Status::Verified
+            }
+            Status::Verified | Status::Rejected => Status::Rejected,
+            s => s,
+        };
+        let info = std::mem::take(&mut self.info);
+        reporter.finish(Verdict {
+            request_id: self.id,
+            source_id: info.source_id,
+            pad_index: info.pad_index,
+            status,
+            score: if status.is_scored() {
+                o.score
+            } else {
+                f64::NAN
+            },
+            threshold: reporter.threshold(),
+            label: o.label,
+            trigger_label: info.trigger_label,
+            trigger_confidence: info.trigger_confidence,
+            clip_start_pts: info.start_pts,
+            clip_end_pts: info.end_pts,
+            frames: info.frames,
+            queue_ms: o.queue_ms,
+            processing_ms: o.processing_ms,
+            scorer: info.scorer,
+            reason: o.reason,
+        });
+        if let Some(done) = self.done.take() {
+            *lock(&done.done) = true;
+            done.cv.notify_all();
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if self.reporter.is_some() {
+            self.finish_inner(Outcome::unscored(
+                Status::Error,
+                "request lost (internal error)",
+            ));
+        }
+    }
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket")
+            .field("id", &self.id)
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Distinguishes thread names of several pools (`iguard-w<name>-<n>`); keep it short.
+    pub name: String,
+    pub max_workers: usize,
+    pub queue_size: usize,
+    pub priority: Priority,
+    pub timeout: Duration,
+    pub batch_size: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            name: "0".into(),
+            max_workers: 2,
+            queue_size: 50,
+            priority: Priority::Fifo,
+            timeout: Duration::from_secs(10),
+            batch_size: 1,
+        }
+    }
+}
+
+/// A snapshot of the pool's own figures.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PoolStats {
+    /// Workers running a request now.
+    pub workers_active: usize,
+    /// Workers serving (running or waiting for work).
+    pub workers: usize,
+    /// Threads abandoned past a deadline and not returned yet.
+    pub workers_stuck: usize,
+    /// Workers replaced after a panic or a timeout.
+    pub worker_restarts: u64,
+    pub queue_depth: usize,
+}
+
+/// The worker pool. Dropping it shuts it down (see [`Pool::shutdown`]).
+pub struct Pool {
+    shared: Arc<worker::Shared>,
+}
+
+impl Pool {
+    pub fn new(config: PoolConfig, scorer: Arc<dyn Scorer>) -> Result<Pool, String> {
+        Ok(Pool {
+            shared: worker::Shared::start(config, scorer)?,
+        })
+    }
+
+    pub fn scorer_name(&self) -> &str {
+        self.shared.scorer.name()
+    }
+
+    pub fn config(&self) -> &PoolConfig {
+        &self.shared.config
+    }
+
+    /// Queues a clip for verification. Never waits for a worker: when the queue is full one
+    /// request leaves by policy and is answered `dropped`.
+    pub fn submit(&self, ticket: Ticket, clip: Clip) {
+        self.shared.submit(ticket, clip);
+    }
+
+    /// Answers `dropped` (with `reason`) every queued and running request of `reporter`;
+    /// running ones are cancelled.
+    pub fn cancel_for(&self, reporter: &Arc<Reporter>, reason: &str) {
+        self.shared.cancel_where(Some(reporter), reason);
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        self.shared.stats()
+    }
+
+    /// Answers every request `dropped` (with `reason`), stops the workers and waits up to
+    /// `wait` for their threads to end. Threads stuck in a scorer that ignores cancellation are
+    /// left behind (their results are discarded); returns how many.
+    pub fn shutdown(&self, reason: &str, wait: Duration) -> usize {
+        self.shared.shutdown(reason, wait)
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shared.shutdown("stopped", Duration::from_secs(1));
+    }
+}
+
+/// Names of the threads of this process whose name starts with `prefix` (Linux; empty
+/// elsewhere). Used by tests and the element's shutdown checks.
+pub fn thread_names(prefix: &str) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return vec![];
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
+        .map(|s| s.trim_end().to_string())
+        .filter(|s| s.starts_with(prefix))
+        .collect()
+}
+
+pub(crate) fn elapsed_ms(from: Instant, to: Instant) -> f64 {
+    to.saturating_duration_since(from).as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests;

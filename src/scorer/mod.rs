@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use crate::clip::Clip;
 
 pub mod fallback;
+pub mod faults;
 
 /// One clip's result.
 #[derive(Debug, Clone, PartialEq)]

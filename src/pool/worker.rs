@@ -1,0 +1,461 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Worker threads and the deadline supervisor.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::queue::JobQueue;
+use super::{Outcome, PoolConfig, PoolStats, Reporter, Ticket, elapsed_ms, lock};
+use crate::clip::Clip;
+use crate::scorer::{Cancel, Score, Scorer};
+use crate::verdict::Status;
+
+struct Job {
+    ticket: Ticket,
+    clip: Clip,
+    enqueued: Instant,
+}
+
+/// A batch being scored. Its tickets are taken by whoever ends it first: the worker with the
+/// result, the supervisor at the deadline, or a flush/stop.
+struct InFlight {
+    tickets: Vec<Option<(Ticket, Instant)>>,
+    started: Instant,
+    deadline: Instant,
+    cancel: Cancel,
+    /// The supervisor gave up on this batch's worker and replaced it.
+    abandoned: bool,
+}
+
+#[derive(Default)]
+struct State {
+    queue: Option<JobQueue<Job>>,
+    in_flight: HashMap<u64, InFlight>,
+    next_batch: u64,
+    next_worker: u64,
+    /// Worker threads alive, stuck ones included.
+    threads: usize,
+    /// Workers serving requests (not stuck).
+    serving: usize,
+    stuck: usize,
+    restarts: u64,
+    shutdown: bool,
+    handles: Vec<thread::JoinHandle<()>>,
+}
+
+pub(super) struct Shared {
+    state: Mutex<State>,
+    /// Workers wait here for jobs.
+    work: Condvar,
+    /// The supervisor waits here for deadlines; shutdown waits here for threads to end.
+    changed: Condvar,
+    pub(super) scorer: Arc<dyn Scorer>,
+    pub(super) config: PoolConfig,
+}
+
+/// Threads abandoned in a scorer that ignores cancellation are not replaced past this many,
+/// so a scorer that hangs forever cannot make the pool spawn without bound.
+fn max_stuck(config: &PoolConfig) -> usize {
+    (2 * config.max_workers).max(4)
+}
+
+/// Decrements the thread count when a worker thread ends, however it ends.
+struct ThreadGuard(Arc<Shared>);
+
+impl Drop for ThreadGuard {
+    fn drop(&mut self) {
+        let mut st = lock(&self.0.state);
+        st.threads -= 1;
+        drop(st);
+        self.0.changed.notify_all();
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+impl Shared {
+    pub(super) fn start(
+        config: PoolConfig,
+        scorer: Arc<dyn Scorer>,
+    ) -> Result<Arc<Shared>, String> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                queue: Some(JobQueue::new(config.queue_size, config.priority)),
+                ..Default::default()
+            }),
+            work: Condvar::new(),
+            changed: Condvar::new(),
+            scorer,
+            config,
+        });
+        {
+            let mut st = lock(&shared.state);
+            let sup = shared.clone();
+            let handle = thread::Builder::new()
+                .name(format!("iguard-s{}", shared.config.name))
+                .spawn(move || sup.supervise())
+                .map_err(|e| format!("cannot start the supervisor thread: {e}"))?;
+            st.handles.push(handle);
+            for _ in 0..shared.config.max_workers.max(1) {
+                shared.spawn_worker(&mut st)?;
+            }
+        }
+        Ok(shared)
+    }
+
+    fn spawn_worker(self: &Arc<Self>, st: &mut State) -> Result<(), String> {
+        st.next_worker += 1;
+        let me = self.clone();
+        let handle = thread::Builder::new()
+            .name(format!("iguard-w{}-{}", self.config.name, st.next_worker))
+            .spawn(move || {
+                let guard = ThreadGuard(me.clone());
+                me.work_loop();
+                drop(guard);
+            })
+            .map_err(|e| format!("cannot start a worker thread: {e}"))?;
+        st.threads += 1;
+        st.serving += 1;
+        st.handles.push(handle);
+        Ok(())
+    }
+
+    pub(super) fn submit(&self, ticket: Ticket, clip: Clip) {
+        let priority = clip.trigger_confidence;
+        let job = Job {
+            ticket,
+            clip,
+            enqueued: Instant::now(),
+        };
+        let mut st = lock(&self.state);
+        let stopped = st.shutdown;
+        let evicted = match st.queue.as_mut() {
+            Some(q) if !stopped => q.push(job, priority),
+            _ => Some(job),
+        };
+        drop(st);
+        self.work.notify_one();
+        if let Some(job) = evicted {
+            let reason = if stopped { "stopped" } else { "queue full" };
+            job.ticket
+                .finish(Outcome::unscored(Status::Dropped, reason));
+        }
+    }
+
+    /// Takes the next batch, or `None` when the worker should end.
+    fn next_batch(&self) -> Option<(u64, Vec<Clip>, Cancel)> {
+        let mut st = lock(&self.state);
+        loop {
+            if st.shutdown {
+                st.serving -= 1;
+                return None;
+            }
+            if st.queue.as_ref().is_some_and(|q| !q.is_empty()) {
+                break;
+            }
+            st = self.work.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        let max = self
+            .config
+            .batch_size
+            .max(1)
+            .min(self.scorer.max_batch().max(1));
+        let mut jobs = Vec::with_capacity(max);
+        let mut more = false;
+        if let Some(q) = st.queue.as_mut() {
+            while jobs.len() < max {
+                match q.pop() {
+                    Some(j) => jobs.push(j),
+                    None => break,
+                }
+            }
+            more = !q.is_empty();
+        }
+        st.next_batch += 1;
+        let id = st.next_batch;
+        let started = Instant::now();
+        let cancel = Cancel::new();
+        let (tickets, clips) = jobs
+            .into_iter()
+            .map(|j| (Some((j.ticket, j.enqueued)), j.clip))
+            .unzip();
+        st.in_flight.insert(
+            id,
+            InFlight {
+                tickets,
+                started,
+                deadline: started + self.config.timeout,
+                cancel: cancel.clone(),
+                abandoned: false,
+            },
+        );
+        drop(st);
+        if more {
+            self.work.notify_one();
+        }
+        self.changed.notify_all();
+        Some((id, clips, cancel))
+    }
+
+    fn work_loop(self: &Arc<Self>) {
+        while let Some((id, clips, cancel)) = self.next_batch() {
+            let refs: Vec<&Clip> = clips.iter().collect();
+            let result = catch_unwind(AssertUnwindSafe(|| self.scorer.score(&refs, &cancel)));
+            let ended = Instant::now();
+            drop(refs);
+
+            let mut st = lock(&self.state);
+            let Some(batch) = st.in_flight.remove(&id) else {
+                // Only shutdown removes a batch it does not own; it has answered it.
+                st.serving -= 1;
+                return;
+            };
+            let panicked = result.is_err();
+            let mut exit = false;
+            if batch.abandoned {
+                // Replaced after the deadline: rejoin only if there is room.
+                st.stuck -= 1;
+                if st.shutdown || st.serving >= self.config.max_workers {
+                    exit = true;
+                } else {
+                    st.serving += 1;
+                }
+            } else if panicked {
+                // Respawn a fresh thread: the panic may have left this one's stack in a state
+                // nobody should trust.
+                st.restarts += 1;
+                st.serving -= 1;
+                exit = true;
+                if !st.shutdown
+                    && let Err(e) = self.spawn_worker(&mut st)
+                {
+                    eprintln!("iguard: {e}");
+                }
+            }
+            drop(st);
+            self.changed.notify_all();
+
+            let outcome = |i: usize| -> Outcome {
+                let processing_ms = elapsed_ms(batch.started, ended);
+                let fail = |status: Status, reason: String| Outcome {
+                    processing_ms,
+                    ..Outcome::unscored(status, reason)
+                };
+                match &result {
+                    Err(p) => fail(
+                        Status::Error,
+                        format!("scorer panicked: {}", panic_message(&**p)),
+                    ),
+                    Ok(Err(crate::scorer::ScoreError::Cancelled)) => {
+                        fail(Status::Dropped, "cancelled".into())
+                    }
+                    Ok(Err(e)) => fail(Status::Error, format!("scorer failed: {e}")),
+                    Ok(Ok(scores)) if scores.len() != clips.len() => fail(
+                        Status::Error,
+                        format!(
+                            "scorer returned {} scores for {} clips",
+                            scores.len(),
+                            clips.len()
+                        ),
+                    ),
+                    Ok(Ok(scores)) => {
+                        let Score { score, label } = &scores[i];
+                        if !(0.0..=1.0).contains(score) {
+                            return fail(
+                                Status::Error,
+                                format!("scorer returned score {score}, outside [0, 1]"),
+                            );
+                        }
+                        let status = if self.scorer.is_model() {
+                            Status::Verified
+                        } else {
+                            Status::Fallback
+                        };
+                        Outcome {
+                            status,
+                            score: *score,
+                            label: label.clone(),
+                            reason: String::new(),
+                            queue_ms: 0.0,
+                            processing_ms,
+                        }
+                    }
+                }
+            };
+            for (i, slot) in batch.tickets.into_iter().enumerate() {
+                if let Some((ticket, enqueued)) = slot {
+                    let mut o = outcome(i);
+                    o.queue_ms = elapsed_ms(enqueued, batch.started);
+                    ticket.finish(o);
+                }
+            }
+            if exit {
+                return;
+            }
+        }
+    }
+
+    fn supervise(self: &Arc<Self>) {
+        let mut st = lock(&self.state);
+        loop {
+            if st.shutdown {
+                return;
+            }
+            let now = Instant::now();
+            let mut expired = Vec::new();
+            let mut next: Option<Instant> = None;
+            for (id, b) in st.in_flight.iter() {
+                if b.abandoned || b.tickets.iter().all(Option::is_none) {
+                    continue;
+                }
+                if b.deadline <= now {
+                    expired.push(*id);
+                } else {
+                    next = Some(next.map_or(b.deadline, |n| n.min(b.deadline)));
+                }
+            }
+            if expired.is_empty() {
+                let wait = next.map_or(Duration::from_secs(1), |n| n - now);
+                st = self
+                    .changed
+                    .wait_timeout(st, wait)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+                continue;
+            }
+            let mut answered = Vec::new();
+            for id in expired {
+                let Some(b) = st.in_flight.get_mut(&id) else {
+                    continue;
+                };
+                b.abandoned = true;
+                let started = b.started;
+                answered.push((std::mem::take(&mut b.tickets), started, b.cancel.clone()));
+                st.serving -= 1;
+                st.stuck += 1;
+                if st.stuck <= max_stuck(&self.config) {
+                    st.restarts += 1;
+                    if let Err(e) = self.spawn_worker(&mut st) {
+                        eprintln!("iguard: {e}");
+                    }
+                }
+            }
+            drop(st);
+            let now = Instant::now();
+            for (tickets, started, cancel) in answered {
+                cancel.cancel();
+                for (ticket, enqueued) in tickets.into_iter().flatten() {
+                    let reason = format!(
+                        "not scored within worker-timeout ({:.3} s)",
+                        self.config.timeout.as_secs_f64()
+                    );
+                    ticket.finish(Outcome {
+                        queue_ms: elapsed_ms(enqueued, started),
+                        processing_ms: elapsed_ms(started, now),
+                        ..Outcome::unscored(Status::Timeout, reason)
+                    });
+                }
+            }
+            st = lock(&self.state);
+        }
+    }
+
+    /// Takes queued and running requests (of `reporter`, or all) and answers them `dropped`.
+    pub(super) fn cancel_where(&self, reporter: Option<&Arc<Reporter>>, reason: &str) {
+        let mine = |t: &Ticket| match reporter {
+            None => true,
+            Some(r) => t.reporter().is_some_and(|tr| Arc::ptr_eq(tr, r)),
+        };
+        let mut tickets = Vec::new();
+        let mut cancels = Vec::new();
+        let mut st = lock(&self.state);
+        if let Some(q) = st.queue.as_mut() {
+            tickets.extend(
+                q.take_where(|j| mine(&j.ticket))
+                    .into_iter()
+                    .map(|j| j.ticket),
+            );
+        }
+        for b in st.in_flight.values_mut() {
+            let mut took = false;
+            for slot in b.tickets.iter_mut() {
+                if slot.as_ref().is_some_and(|(t, _)| mine(t)) {
+                    tickets.extend(slot.take().map(|(t, _)| t));
+                    took = true;
+                }
+            }
+            if took && b.tickets.iter().all(Option::is_none) {
+                cancels.push(b.cancel.clone());
+            }
+        }
+        drop(st);
+        for c in cancels {
+            c.cancel();
+        }
+        for t in tickets {
+            t.finish(Outcome::unscored(Status::Dropped, reason));
+        }
+    }
+
+    pub(super) fn stats(&self) -> PoolStats {
+        let st = lock(&self.state);
+        PoolStats {
+            workers_active: st
+                .in_flight
+                .values()
+                .filter(|b| !b.abandoned && b.tickets.iter().any(Option::is_some))
+                .count(),
+            workers: st.serving,
+            workers_stuck: st.stuck,
+            worker_restarts: st.restarts,
+            queue_depth: st.queue.as_ref().map_or(0, |q| q.len()),
+        }
+    }
+
+    pub(super) fn shutdown(&self, reason: &str, wait: Duration) -> usize {
+        {
+            let mut st = lock(&self.state);
+            if st.shutdown && st.handles.is_empty() {
+                return st.threads;
+            }
+            st.shutdown = true;
+        }
+        self.work.notify_all();
+        self.changed.notify_all();
+        self.cancel_where(None, reason);
+
+        let deadline = Instant::now() + wait;
+        let mut st = lock(&self.state);
+        // The supervisor is not counted in `threads`; it ends at the shutdown flag.
+        while st.threads > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            st = self
+                .changed
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        let handles = std::mem::take(&mut st.handles);
+        let left = st.threads;
+        drop(st);
+        for h in handles {
+            if h.is_finished() || h.thread().name().is_some_and(|n| n.starts_with("iguard-s")) {
+                let _ = h.join();
+            }
+            // Others are stuck in the scorer: detached; they end on their own and discard
+            // their results.
+        }
+        left
+    }
+}
