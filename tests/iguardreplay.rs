@@ -385,3 +385,36 @@ fn malformed_class_labels_are_an_error() {
         err.message()
     );
 }
+
+/// The project's own ROI reader (what `iguardverify` uses) reads back what the replay wrote.
+#[test]
+fn the_verification_reader_reads_the_metas() {
+    use gstiguard::detections::{DetectionReader, roi::RoiReader};
+
+    init();
+    let location = data("sample-detections.txt");
+    let e = replay(&[("location", &location.to_str().unwrap())]);
+    let mut h = gst_check::Harness::with_element(&e, Some("sink"), Some("src"));
+    h.set_src_caps_str(&format!(
+        "video/x-raw,format=GRAY8,width={WIDTH},height={HEIGHT},framerate=25/1"
+    ));
+    h.push(gst::Buffer::with_size((WIDTH * HEIGHT) as usize).unwrap())
+        .unwrap();
+    let buffer = h.pull().unwrap();
+
+    let mut frames = Vec::new();
+    RoiReader.read(&buffer, &mut frames);
+    let mut seen: Vec<_> = frames[0]
+        .detections
+        .iter()
+        .map(|d| (d.label.clone(), d.class_id, d.confidence, d.object_id))
+        .collect();
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        seen,
+        vec![
+            ("person".to_string(), 1, 0.9, Some(1)),
+            ("weapon".to_string(), 2, 0.75, None),
+        ]
+    );
+}
