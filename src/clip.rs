@@ -186,6 +186,17 @@ impl ClipAssembler {
         &self.config
     }
 
+    /// Takes new settings while running. The clip shape (`temporal_size`, tile size) stays
+    /// as it was: clips being collected were allocated for it.
+    pub fn set_config(&mut self, config: ClipConfig) {
+        self.config = ClipConfig {
+            temporal_size: self.config.temporal_size,
+            tile_width: self.config.tile_width,
+            tile_height: self.config.tile_height,
+            ..config
+        };
+    }
+
     /// Sources with a clip being collected.
     pub fn collecting(&self) -> usize {
         self.sources

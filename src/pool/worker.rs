@@ -450,11 +450,15 @@ impl Shared {
         let left = st.threads;
         drop(st);
         for h in handles {
-            if h.is_finished() || h.thread().name().is_some_and(|n| n.starts_with("iguard-s")) {
+            // With every worker past its last statement (left == 0) a join is immediate.
+            // Otherwise unfinished threads are stuck in the scorer: they are detached, end on
+            // their own and discard their results.
+            if left == 0
+                || h.is_finished()
+                || h.thread().name().is_some_and(|n| n.starts_with("iguard-s"))
+            {
                 let _ = h.join();
             }
-            // Others are stuck in the scorer: detached; they end on their own and discard
-            // their results.
         }
         left
     }

@@ -1,0 +1,984 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! GObject glue of `iguardverify`: properties, caps, events and the `transform_ip` wiring of
+//! detections → clips → pool → verdicts. The logic lives in `clip`, `sampler`, `pool`,
+//! `detections` and `meta`.
+//!
+//! Locks, in the order they may be taken: `state` (streaming thread) → `running` → the pool's
+//! and reporter's own locks → `results`. `settings` is only held to copy values out. Verdicts
+//! are delivered (message posted, meta queued) without `state` or `running` being needed, so
+//! an application may read `stats` from a bus sync handler.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::subclass::prelude::*;
+
+use super::{Crop, Priority};
+use crate::clip::{ClipAssembler, ClipConfig, CropMode};
+use crate::detections::roi::RoiReader;
+use crate::detections::{DetectionReader, FrameDetections};
+use crate::meta;
+use crate::pool::{self, Outcome, Pool, PoolConfig, Reporter, RequestInfo, Ticket};
+use crate::sampler::Sampler;
+use crate::scorer::Scorer;
+use crate::scorer::fallback::FallbackScorer;
+use crate::verdict::{Status, Verdict};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "iguardverify",
+        gst::DebugColorFlags::empty(),
+        Some("iGuard Stage-2 verification"),
+    )
+});
+
+const DEFAULT_TRIGGER_LABELS: &str = "person,weapon";
+const DEFAULT_WEAPON_LABELS: &str = "weapon,gun,pistol,rifle,knife";
+const DEFAULT_MIN_CONFIDENCE: f64 = 0.5;
+const DEFAULT_THRESHOLD: f64 = 0.7;
+const DEFAULT_TEMPORAL_SIZE: u32 = 16;
+const DEFAULT_FRAME_INTERVAL: u32 = 1;
+const DEFAULT_ROI_MARGIN: f32 = 0.15;
+const DEFAULT_INPUT_SIZE: u32 = 224;
+const DEFAULT_COOLDOWN: u32 = 30;
+const DEFAULT_MAX_WORKERS: u32 = 2;
+const DEFAULT_QUEUE_SIZE: u32 = 50;
+const DEFAULT_RESULT_QUEUE_SIZE: u32 = 100;
+const DEFAULT_WORKER_TIMEOUT: f64 = 10.0;
+const DEFAULT_ASYNC: bool = true;
+const DEFAULT_STATS_INTERVAL: u32 = 0;
+
+/// How long `stop()` waits for worker threads to end once every request is answered.
+const STOP_JOIN_WAIT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone)]
+struct Settings {
+    trigger_labels: String,
+    weapon_labels: String,
+    min_confidence: f64,
+    threshold: f64,
+    temporal_size: u32,
+    frame_interval: u32,
+    roi_margin: f32,
+    crop: Crop,
+    input_width: u32,
+    input_height: u32,
+    cooldown: u32,
+    max_workers: u32,
+    queue_size: u32,
+    result_queue_size: u32,
+    priority: Priority,
+    worker_timeout: f64,
+    async_: bool,
+    stats_interval: u32,
+    /// Bumped on every change of a property the streaming thread copies while playing.
+    generation: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            trigger_labels: DEFAULT_TRIGGER_LABELS.into(),
+            weapon_labels: DEFAULT_WEAPON_LABELS.into(),
+            min_confidence: DEFAULT_MIN_CONFIDENCE,
+            threshold: DEFAULT_THRESHOLD,
+            temporal_size: DEFAULT_TEMPORAL_SIZE,
+            frame_interval: DEFAULT_FRAME_INTERVAL,
+            roi_margin: DEFAULT_ROI_MARGIN,
+            crop: Crop::Roi,
+            input_width: DEFAULT_INPUT_SIZE,
+            input_height: DEFAULT_INPUT_SIZE,
+            cooldown: DEFAULT_COOLDOWN,
+            max_workers: DEFAULT_MAX_WORKERS,
+            queue_size: DEFAULT_QUEUE_SIZE,
+            result_queue_size: DEFAULT_RESULT_QUEUE_SIZE,
+            priority: Priority::Fifo,
+            worker_timeout: DEFAULT_WORKER_TIMEOUT,
+            async_: DEFAULT_ASYNC,
+            stats_interval: DEFAULT_STATS_INTERVAL,
+            generation: 0,
+        }
+    }
+}
+
+/// A comma-separated label list, trimmed, without empty entries.
+fn label_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+impl Settings {
+    fn clip_config(&self) -> ClipConfig {
+        ClipConfig {
+            trigger_labels: label_list(&self.trigger_labels),
+            min_confidence: self.min_confidence,
+            temporal_size: self.temporal_size,
+            frame_interval: self.frame_interval,
+            roi_margin: self.roi_margin,
+            crop: match self.crop {
+                Crop::Roi => CropMode::Roi,
+                Crop::Full => CropMode::Full,
+            },
+            tile_width: self.input_width,
+            tile_height: self.input_height,
+            cooldown: self.cooldown,
+        }
+    }
+}
+
+/// Verdicts waiting for the next buffer of their source, bounded in total.
+#[derive(Default)]
+struct Results {
+    by_source: BTreeMap<u32, VecDeque<Verdict>>,
+    waiting: usize,
+    capacity: usize,
+    overflowed: u64,
+}
+
+impl Results {
+    fn push(&mut self, v: Verdict) {
+        if self.capacity == 0 {
+            self.overflowed += 1;
+            return;
+        }
+        if self.waiting >= self.capacity {
+            // Drop the oldest waiting verdict of the busiest source; it was on the bus already.
+            if let Some(q) = self.by_source.values_mut().max_by_key(|q| q.len())
+                && q.pop_front().is_some()
+            {
+                self.waiting -= 1;
+                self.overflowed += 1;
+            }
+        }
+        self.by_source.entry(v.source_id).or_default().push_back(v);
+        self.waiting += 1;
+    }
+
+    fn pop(&mut self, source: u32) -> Option<Verdict> {
+        let v = self.by_source.get_mut(&source)?.pop_front()?;
+        self.waiting -= 1;
+        Some(v)
+    }
+
+    fn clear(&mut self) {
+        self.by_source.clear();
+        self.waiting = 0;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What verdict delivery and the `stats` property need; cheap to clone out of its lock.
+#[derive(Clone)]
+struct Running {
+    reporter: Arc<Reporter>,
+    pool: Arc<Pool>,
+    results: Arc<Mutex<Results>>,
+    queue_size: u32,
+    max_workers: u32,
+}
+
+/// Streaming-thread data, created in `start()` and dropped in `stop()`.
+struct State {
+    running: Running,
+    info: Option<gst_video::VideoInfo>,
+    reader: Box<dyn DetectionReader>,
+    assembler: ClipAssembler,
+    sampler: Sampler,
+    /// Tickets of clips being collected, by request id.
+    collecting: HashMap<u64, Ticket>,
+    frames: Vec<FrameDetections>,
+    settings_generation: u64,
+    async_: bool,
+    worker_timeout: Duration,
+    stats_interval: Option<Duration>,
+    last_stats: Instant,
+}
+
+#[derive(Default)]
+pub struct IGuardVerify {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+    running: Mutex<Option<Running>>,
+    /// The last run's figures, kept readable after stop.
+    last_stats: Mutex<Option<gst::Structure>>,
+    custom_scorer: Mutex<Option<Arc<dyn Scorer>>>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for IGuardVerify {
+    const NAME: &'static str = "GstIGuardVerify";
+    type Type = super::IGuardVerify;
+    type ParentType = gst_base::BaseTransform;
+}
+
+impl IGuardVerify {
+    pub(super) fn set_scorer(&self, scorer: Option<Arc<dyn Scorer>>) {
+        *lock(&self.custom_scorer) = scorer;
+    }
+
+    fn stats_structure(&self, running: Option<&Running>) -> gst::Structure {
+        let Some(r) = running else {
+            if let Some(s) = lock(&self.last_stats).clone() {
+                return s;
+            }
+            let settings = lock(&self.settings).clone();
+            return gst::Structure::builder("iguard-stats")
+                .field("submitted", 0u64)
+                .field("completed", 0u64)
+                .field("verified", 0u64)
+                .field("rejected", 0u64)
+                .field("fallback", 0u64)
+                .field("dropped", 0u64)
+                .field("timed-out", 0u64)
+                .field("failed", 0u64)
+                .field("pending", 0u64)
+                .field("workers-active", 0u32)
+                .field("workers", 0u32)
+                .field("workers-stuck", 0u32)
+                .field("max-workers", settings.max_workers)
+                .field("worker-restarts", 0u64)
+                .field("avg-processing-ms", 0.0f64)
+                .field("queue-depth", 0u32)
+                .field("queue-size", settings.queue_size)
+                .field("results-waiting", 0u32)
+                .field("results-overflowed", 0u64)
+                .field("scorer", "")
+                .field("pool", "")
+                .build();
+        };
+        // One snapshot of the counters, so the sums hold within the structure.
+        let c = r.reporter.counters();
+        let p = r.pool.stats();
+        let (waiting, overflowed) = {
+            let res = lock(&r.results);
+            (res.waiting, res.overflowed)
+        };
+        gst::Structure::builder("iguard-stats")
+            .field("submitted", c.submitted)
+            .field("completed", c.completed())
+            .field("verified", c.verified)
+            .field("rejected", c.rejected)
+            .field("fallback", c.fallback)
+            .field("dropped", c.dropped)
+            .field("timed-out", c.timed_out)
+            .field("failed", c.failed)
+            .field("pending", c.pending())
+            .field("workers-active", p.workers_active as u32)
+            .field("workers", p.workers as u32)
+            .field("workers-stuck", p.workers_stuck as u32)
+            .field("max-workers", r.max_workers)
+            .field("worker-restarts", p.worker_restarts)
+            .field("avg-processing-ms", c.avg_processing_ms())
+            .field("queue-depth", p.queue_depth as u32)
+            .field("queue-size", r.queue_size)
+            .field("results-waiting", waiting as u32)
+            .field("results-overflowed", overflowed)
+            .field("scorer", r.pool.scorer_name())
+            .field("pool", r.pool.config().name.as_str())
+            .build()
+    }
+
+    fn post_stats(&self, running: &Running) {
+        let s = self.stats_structure(Some(running));
+        let obj = self.obj();
+        let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+    }
+
+    fn running(&self) -> Option<Running> {
+        lock(&self.running).clone()
+    }
+
+    /// The scorer for this run: the application's, or the label-based fallback.
+    fn make_scorer(&self, settings: &Settings) -> Arc<dyn Scorer> {
+        if let Some(s) = lock(&self.custom_scorer).clone() {
+            return s;
+        }
+        Arc::new(FallbackScorer::new(label_list(&settings.weapon_labels)))
+    }
+
+    /// Checks values the property ranges cannot express.
+    fn validate(settings: &Settings) -> Result<(), gst::ErrorMessage> {
+        if label_list(&settings.trigger_labels).is_empty() {
+            return Err(gst::error_msg!(
+                gst::LibraryError::Settings,
+                (
+                    "trigger-labels is {:?}: no detection could ever start a clip. Give a \
+                     comma-separated list of detector labels, e.g. \"person,weapon\"",
+                    settings.trigger_labels
+                )
+            ));
+        }
+        let tile = settings.input_width as u64 * settings.input_height as u64 * 3;
+        let clip = tile * settings.temporal_size as u64;
+        const MAX_CLIP: u64 = 512 << 20;
+        if clip > MAX_CLIP {
+            return Err(gst::error_msg!(
+                gst::LibraryError::Settings,
+                (
+                    "a clip of temporal-size={} tiles of input-width={} x input-height={} would \
+                     take {} MiB; at most {} MiB is allowed",
+                    settings.temporal_size,
+                    settings.input_width,
+                    settings.input_height,
+                    clip >> 20,
+                    MAX_CLIP >> 20
+                )
+            ));
+        }
+        Ok(())
+    }
+
+    /// Answers a request that never reached the pool.
+    fn end_unsubmitted(ticket: Ticket, status: Status, reason: &str) {
+        ticket.finish(Outcome::unscored(status, reason));
+    }
+
+    /// Copies the properties that may change while playing into the streaming state.
+    fn refresh_settings(&self, state: &mut State) {
+        let settings = lock(&self.settings);
+        if settings.generation == state.settings_generation {
+            return;
+        }
+        state.settings_generation = settings.generation;
+        state.assembler.set_config(settings.clip_config());
+        state.running.reporter.set_threshold(settings.threshold);
+        state.async_ = settings.async_;
+        state.stats_interval = match settings.stats_interval {
+            0 => None,
+            ms => Some(Duration::from_millis(ms as u64)),
+        };
+    }
+
+    /// Hands a finished clip to the pool; with `async=false`, waits for its verdict.
+    fn submit(&self, state: &mut State, clip: crate::clip::Clip) {
+        let Some(mut ticket) = state.collecting.remove(&clip.request_id) else {
+            gst::warning!(CAT, imp = self, "clip {} has no request", clip.request_id);
+            return;
+        };
+        *ticket.info_mut() = RequestInfo::from_clip(&clip, state.running.pool.scorer_name());
+        gst::debug!(
+            CAT,
+            imp = self,
+            "clip {} of source {} ready ({} tiles, region {:?})",
+            clip.request_id,
+            clip.source.source_id,
+            clip.real_frames,
+            clip.region
+        );
+        if state.async_ {
+            state.running.pool.submit(ticket, clip);
+        } else {
+            let done = ticket.done_signal();
+            state.running.pool.submit(ticket, clip);
+            // The pool enforces the deadline; the margin only covers scheduling.
+            if !done.wait(state.worker_timeout + Duration::from_secs(1)) {
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "no verdict within worker-timeout (async=false)"
+                );
+            }
+        }
+    }
+}
+
+impl ObjectImpl for IGuardVerify {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("trigger-labels")
+                    .nick("Trigger labels")
+                    .blurb(
+                        "Comma-separated detector labels that start a clip (ROI type, or the \
+                         class label for DeepStream)",
+                    )
+                    .default_value(Some(DEFAULT_TRIGGER_LABELS))
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder("min-confidence")
+                    .nick("Minimum confidence")
+                    .blurb("Detector confidence (0-1) a trigger label needs to start a clip")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_MIN_CONFIDENCE)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder("threshold")
+                    .nick("Verification threshold")
+                    .blurb(
+                        "Score (0-1) at or above which a model verdict is 'verified', below it \
+                         'rejected'",
+                    )
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_THRESHOLD)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("temporal-size")
+                    .nick("Temporal size")
+                    .blurb("Frames (tiles) per clip")
+                    .minimum(1)
+                    .maximum(1024)
+                    .default_value(DEFAULT_TEMPORAL_SIZE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("frame-interval")
+                    .nick("Frame interval")
+                    .blurb("Sample every Nth frame into a clip (1 = every frame)")
+                    .minimum(1)
+                    .maximum(1000)
+                    .default_value(DEFAULT_FRAME_INTERVAL)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecFloat::builder("roi-margin")
+                    .nick("ROI margin")
+                    .blurb(
+                        "Widen the union of the triggering boxes by this fraction of its size \
+                         on every side (0 = the boxes as they are)",
+                    )
+                    .minimum(0.0)
+                    .maximum(10.0)
+                    .default_value(DEFAULT_ROI_MARGIN)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("crop", Crop::Roi)
+                    .nick("Crop")
+                    .blurb("What a clip covers: the triggering boxes or the whole frame")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("input-width")
+                    .nick("Input width")
+                    .blurb("Width in pixels of the tiles a clip is made of")
+                    .minimum(1)
+                    .maximum(4096)
+                    .default_value(DEFAULT_INPUT_SIZE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("input-height")
+                    .nick("Input height")
+                    .blurb("Height in pixels of the tiles a clip is made of")
+                    .minimum(1)
+                    .maximum(4096)
+                    .default_value(DEFAULT_INPUT_SIZE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("cooldown")
+                    .nick("Cool-down")
+                    .blurb(
+                        "Frames after a clip completes during which its source cannot trigger \
+                         again (0 = none)",
+                    )
+                    .maximum(1_000_000)
+                    .default_value(DEFAULT_COOLDOWN)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-workers")
+                    .nick("Max workers")
+                    .blurb("Worker threads verifying clips")
+                    .minimum(1)
+                    .maximum(64)
+                    .default_value(DEFAULT_MAX_WORKERS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("queue-size")
+                    .nick("Queue size")
+                    .blurb("Clips waiting for a worker at most; beyond it one is dropped by 'priority'")
+                    .minimum(1)
+                    .maximum(10_000)
+                    .default_value(DEFAULT_QUEUE_SIZE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("priority", Priority::Fifo)
+                    .nick("Priority")
+                    .blurb("Which clip is verified first and which is dropped when the queue is full")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("worker-timeout")
+                    .nick("Worker timeout")
+                    .blurb(
+                        "Seconds a clip may take to verify; past it the verdict is 'timeout' and \
+                         the worker is replaced",
+                    )
+                    .minimum(0.001)
+                    .maximum(3600.0)
+                    .default_value(DEFAULT_WORKER_TIMEOUT)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("async")
+                    .nick("Asynchronous")
+                    .blurb(
+                        "Verify off the streaming thread (true), or hold each buffer that \
+                         completes a clip until its verdict is known (false)",
+                    )
+                    .default_value(DEFAULT_ASYNC)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("result-queue-size")
+                    .nick("Result queue size")
+                    .blurb(
+                        "Verdicts waiting to be attached as meta at most; beyond it the oldest \
+                         is not attached (it is still posted on the bus). 0 = never attach",
+                    )
+                    .maximum(100_000)
+                    .default_value(DEFAULT_RESULT_QUEUE_SIZE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("weapon-labels")
+                    .nick("Weapon labels")
+                    .blurb(
+                        "Comma-separated detector labels the label-based fallback scorer counts \
+                         as weapons",
+                    )
+                    .default_value(Some(DEFAULT_WEAPON_LABELS))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("stats-interval")
+                    .nick("Stats interval")
+                    .blurb("Post an 'iguard-stats' element message every this many ms (0 = off)")
+                    .maximum(3_600_000)
+                    .default_value(DEFAULT_STATS_INTERVAL)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb(
+                        "Counts since the element last started: submitted = verified + \
+                         rejected + fallback + timed-out + dropped + failed + pending",
+                    )
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        if pspec.flags().contains(gst::PARAM_FLAG_MUTABLE_READY) && self.running().is_some() {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "{} takes effect at the next start (READY to PAUSED), not while running",
+                pspec.name()
+            );
+        }
+        let mut s = lock(&self.settings);
+        match pspec.name() {
+            "trigger-labels" => {
+                s.trigger_labels = value.get::<Option<String>>().unwrap().unwrap_or_default()
+            }
+            "min-confidence" => s.min_confidence = value.get().unwrap(),
+            "threshold" => s.threshold = value.get().unwrap(),
+            "temporal-size" => s.temporal_size = value.get().unwrap(),
+            "frame-interval" => s.frame_interval = value.get().unwrap(),
+            "roi-margin" => s.roi_margin = value.get().unwrap(),
+            "crop" => s.crop = value.get().unwrap(),
+            "input-width" => s.input_width = value.get().unwrap(),
+            "input-height" => s.input_height = value.get().unwrap(),
+            "cooldown" => s.cooldown = value.get().unwrap(),
+            "max-workers" => s.max_workers = value.get().unwrap(),
+            "queue-size" => s.queue_size = value.get().unwrap(),
+            "priority" => s.priority = value.get().unwrap(),
+            "worker-timeout" => s.worker_timeout = value.get().unwrap(),
+            "async" => s.async_ = value.get().unwrap(),
+            "result-queue-size" => s.result_queue_size = value.get().unwrap(),
+            "weapon-labels" => {
+                s.weapon_labels = value.get::<Option<String>>().unwrap().unwrap_or_default()
+            }
+            "stats-interval" => s.stats_interval = value.get().unwrap(),
+            other => unreachable!("unknown property {other}"),
+        }
+        s.generation += 1;
+        gst::debug!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if pspec.name() == "stats" {
+            let running = self.running();
+            return self.stats_structure(running.as_ref()).to_value();
+        }
+        let s = lock(&self.settings);
+        match pspec.name() {
+            "trigger-labels" => s.trigger_labels.to_value(),
+            "min-confidence" => s.min_confidence.to_value(),
+            "threshold" => s.threshold.to_value(),
+            "temporal-size" => s.temporal_size.to_value(),
+            "frame-interval" => s.frame_interval.to_value(),
+            "roi-margin" => s.roi_margin.to_value(),
+            "crop" => s.crop.to_value(),
+            "input-width" => s.input_width.to_value(),
+            "input-height" => s.input_height.to_value(),
+            "cooldown" => s.cooldown.to_value(),
+            "max-workers" => s.max_workers.to_value(),
+            "queue-size" => s.queue_size.to_value(),
+            "priority" => s.priority.to_value(),
+            "worker-timeout" => s.worker_timeout.to_value(),
+            "async" => s.async_.to_value(),
+            "result-queue-size" => s.result_queue_size.to_value(),
+            "weapon-labels" => s.weapon_labels.to_value(),
+            "stats-interval" => s.stats_interval.to_value(),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+}
+
+impl GstObjectImpl for IGuardVerify {}
+
+impl ElementImpl for IGuardVerify {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "iGuard verification",
+                "Filter/Analyzer/Video",
+                "Verifies first-stage detections (person, weapon) with a clip-level action model \
+                 on a worker pool, without stalling the video; reports verdicts as bus messages \
+                 and IGuardVerificationMeta",
+                "iguardverify developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            use gst_video::VideoFormat::*;
+            let caps = gst_video::VideoCapsBuilder::new()
+                .format_list([
+                    Rgba, Bgra, Rgbx, Bgrx, Argb, Abgr, Xrgb, Xbgr, Rgb, Bgr, Nv12, I420,
+                ])
+                .build();
+            vec![
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+}
+
+impl BaseTransformImpl for IGuardVerify {
+    const MODE: gst_base::subclass::BaseTransformMode =
+        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = lock(&self.settings).clone();
+        Self::validate(&settings)?;
+        let scorer = self.make_scorer(&settings);
+
+        let results = Arc::new(Mutex::new(Results {
+            capacity: settings.result_queue_size as usize,
+            ..Default::default()
+        }));
+        let weak = self.obj().downgrade();
+        let res = results.clone();
+        let reporter = Reporter::new(settings.threshold, move |v: &Verdict| {
+            lock(&res).push(v.clone());
+            let Some(obj) = weak.upgrade() else { return };
+            gst::log!(CAT, obj = obj, "verdict {:?}", v);
+            let s = meta::to_structure(meta::MESSAGE_NAME, v);
+            let _ = obj.post_message(gst::message::Element::builder(s).src(&obj).build());
+        });
+
+        let pool_config = PoolConfig {
+            name: format!(
+                "{}",
+                POOL_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ),
+            max_workers: settings.max_workers as usize,
+            queue_size: settings.queue_size as usize,
+            priority: match settings.priority {
+                Priority::Fifo => pool::Priority::Fifo,
+                Priority::Confidence => pool::Priority::Confidence,
+            },
+            timeout: Duration::from_secs_f64(settings.worker_timeout),
+            batch_size: 1,
+        };
+        let pool = Pool::new(pool_config, scorer).map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::Failed,
+                ("Cannot start the worker pool: {}", e)
+            )
+        })?;
+        let running = Running {
+            reporter,
+            pool: Arc::new(pool),
+            results,
+            queue_size: settings.queue_size,
+            max_workers: settings.max_workers,
+        };
+        gst::info!(
+            CAT,
+            imp = self,
+            "started: scorer {}, {} workers, queue {}",
+            running.pool.scorer_name(),
+            settings.max_workers,
+            settings.queue_size
+        );
+        *lock(&self.state) = Some(State {
+            running: running.clone(),
+            info: None,
+            reader: Box::new(RoiReader),
+            assembler: ClipAssembler::new(settings.clip_config()),
+            sampler: Sampler::new(),
+            collecting: HashMap::new(),
+            frames: Vec::new(),
+            settings_generation: settings.generation,
+            async_: settings.async_,
+            worker_timeout: Duration::from_secs_f64(settings.worker_timeout),
+            stats_interval: match settings.stats_interval {
+                0 => None,
+                ms => Some(Duration::from_millis(ms as u64)),
+            },
+            last_stats: Instant::now(),
+        });
+        *lock(&self.running) = Some(running);
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        let state = lock(&self.state).take();
+        let Some(mut state) = state else {
+            return Ok(());
+        };
+        for (_, ticket) in state.collecting.drain() {
+            Self::end_unsubmitted(ticket, Status::Dropped, "stopped");
+        }
+        let running = state.running.clone();
+        drop(state);
+        let left = running.pool.shutdown("stopped", STOP_JOIN_WAIT);
+        if left > 0 {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "{left} worker threads are stuck in the scorer and were left behind; their \
+                 requests were answered"
+            );
+        }
+        *lock(&self.last_stats) = Some(self.stats_structure(Some(&running)));
+        *lock(&self.running) = None;
+        gst::info!(
+            CAT,
+            imp = self,
+            "stopped: {:?}",
+            running.reporter.counters()
+        );
+        Ok(())
+    }
+
+    fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        let info = gst_video::VideoInfo::from_caps(incaps)
+            .map_err(|_| gst::loggable_error!(CAT, "Cannot parse caps {}", incaps))?;
+        gst::debug!(CAT, imp = self, "caps {}", incaps);
+        if let Some(state) = lock(&self.state).as_mut() {
+            state.info = Some(info);
+        }
+        Ok(())
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        match event.view() {
+            gst::EventView::FlushStart(_) => {
+                // Not serialized: the streaming thread may be busy; the pool is reachable
+                // without its lock.
+                if let Some(r) = self.running() {
+                    r.pool.cancel_for(&r.reporter, "flushing");
+                }
+            }
+            gst::EventView::FlushStop(_) => {
+                if let Some(state) = lock(&self.state).as_mut() {
+                    for id in state.assembler.abandon_all() {
+                        if let Some(t) = state.collecting.remove(&id) {
+                            Self::end_unsubmitted(t, Status::Dropped, "flushing");
+                        }
+                    }
+                    lock(&state.running.results).clear();
+                }
+            }
+            gst::EventView::Eos(_) => self.drain(),
+            _ => (),
+        }
+        self.parent_sink_event(event)
+    }
+
+    fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let mut guard = lock(&self.state);
+        let Some(state) = guard.as_mut() else {
+            return Err(gst::FlowError::Flushing);
+        };
+        let Some(info) = state.info.clone() else {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ("No caps were set before the first buffer")
+            );
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        self.refresh_settings(state);
+
+        let mut frames = std::mem::take(&mut state.frames);
+        frames.clear();
+        state.reader.read(buf, &mut frames);
+        let pts = buf.pts().map(|t| t.nseconds());
+        let (width, height) = (info.width(), info.height());
+
+        let mut finished = Vec::new();
+        {
+            let State {
+                assembler,
+                sampler,
+                collecting,
+                running,
+                ..
+            } = &mut *state;
+            let (tile_width, tile_height) = (
+                assembler.config().tile_width,
+                assembler.config().tile_height,
+            );
+            let mut mapped: Option<gst_video::VideoFrameRef<&gst::BufferRef>> = None;
+            let mut map_error: Option<String> = None;
+            for fd in &frames {
+                let outcome = assembler.push_frame(
+                    fd.source,
+                    &fd.detections,
+                    width,
+                    height,
+                    pts,
+                    &mut || {
+                        let t = running.reporter.open(RequestInfo {
+                            source_id: fd.source.source_id,
+                            pad_index: fd.source.pad_index,
+                            scorer: running.pool.scorer_name().to_string(),
+                            ..Default::default()
+                        });
+                        let id = t.id();
+                        collecting.insert(id, t);
+                        id
+                    },
+                    &mut |region, tile| {
+                        if mapped.is_none() && map_error.is_none() {
+                            match gst_video::VideoFrameRef::from_buffer_ref_readable(&*buf, &info) {
+                                Ok(f) => mapped = Some(f),
+                                Err(e) => map_error = Some(format!("cannot map the frame: {e}")),
+                            }
+                        }
+                        let frame = mapped
+                            .as_ref()
+                            .ok_or_else(|| map_error.clone().unwrap_or_default())?;
+                        sampler
+                            .sample(frame, region, tile_width, tile_height, tile)
+                            .map_err(|e| e.to_string())
+                    },
+                );
+                if let Some((id, reason)) = outcome.failed {
+                    gst::warning!(CAT, imp = self, "clip {id} abandoned: {reason}");
+                    if let Some(t) = collecting.remove(&id) {
+                        Self::end_unsubmitted(
+                            t,
+                            Status::Error,
+                            &format!("sampling failed: {reason}"),
+                        );
+                    }
+                }
+                if let Some(id) = outcome.started {
+                    gst::debug!(
+                        CAT,
+                        imp = self,
+                        "source {} triggered clip {id}",
+                        fd.source.source_id
+                    );
+                }
+                finished.extend(outcome.finished);
+            }
+        }
+        for clip in finished {
+            self.submit(state, clip);
+        }
+
+        // Attach at most one waiting verdict per source carried by this buffer.
+        let attach: Vec<Verdict> = {
+            let mut results = lock(&state.running.results);
+            frames
+                .iter()
+                .filter_map(|f| results.pop(f.source.source_id))
+                .collect()
+        };
+        for v in &attach {
+            if let Err(e) = meta::add(buf, v) {
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "cannot attach verdict {}: {e}",
+                    v.request_id
+                );
+            }
+        }
+        state.frames = frames;
+
+        let post = match state.stats_interval {
+            Some(i) if state.last_stats.elapsed() >= i => {
+                state.last_stats = Instant::now();
+                Some(state.running.clone())
+            }
+            _ => None,
+        };
+        drop(guard);
+        if let Some(r) = post {
+            self.post_stats(&r);
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+static POOL_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+impl IGuardVerify {
+    /// EOS: completes partial clips, waits for every pending verdict (bounded by
+    /// `worker-timeout` without progress), then answers what is left `dropped`.
+    fn drain(&self) {
+        let (running, timeout) = {
+            let mut guard = lock(&self.state);
+            let Some(state) = guard.as_mut() else { return };
+            for clip in state.assembler.finish_partial() {
+                // Partial clips are always submitted asynchronously: we wait for all below.
+                let async_ = std::mem::replace(&mut state.async_, true);
+                self.submit(state, clip);
+                state.async_ = async_;
+            }
+            (state.running.clone(), state.worker_timeout)
+        };
+        if !running.reporter.wait_idle(timeout + Duration::from_secs(1)) {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "EOS: verification made no progress; dropping the rest"
+            );
+            running
+                .pool
+                .cancel_for(&running.reporter, "eos: verification stalled");
+        }
+        self.post_stats(&running);
+    }
+}

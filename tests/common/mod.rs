@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Helpers shared by the element tests.
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use gstiguard::clip::Clip;
+use gstiguard::meta;
+use gstiguard::scorer::fallback::FallbackScorer;
+use gstiguard::scorer::{Cancel, Score, ScoreError, Scorer};
+use gstiguard::verdict::Verdict;
+
+pub fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstiguard::plugin_register_static().expect("register the iguard plugin");
+    });
+}
+
+/// Runs `f` on its own thread and fails the test if it takes longer than `limit`, so a block
+/// in the element fails instead of hanging the suite.
+pub fn with_watchdog<T: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let r = f();
+        let _ = tx.send(());
+        r
+    });
+    match rx.recv_timeout(limit) {
+        Ok(()) => handle.join().unwrap(),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            // The body panicked: re-raise its panic.
+            match handle.join() {
+                Err(p) => std::panic::resume_unwind(p),
+                Ok(r) => r,
+            }
+        }
+        Err(_) => panic!("watchdog: the test did not finish within {limit:?} (blocked?)"),
+    }
+}
+
+pub const W: u32 = 320;
+pub const H: u32 = 240;
+
+/// A solid blue RGBA frame with a red rectangle. Frames share their memory (read-only).
+pub fn frame(red: (u32, u32, u32, u32), pts_ms: u64) -> gst::Buffer {
+    static CACHE: Mutex<Vec<((u32, u32, u32, u32), gst::Buffer)>> = Mutex::new(Vec::new());
+    let cached = CACHE
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(r, _)| *r == red)
+        .map(|(_, b)| b.clone());
+    let pixels = cached.unwrap_or_else(|| {
+        let b = paint(red);
+        CACHE.lock().unwrap().push((red, b.clone()));
+        b
+    });
+    let mut buf = pixels.copy();
+    {
+        let b = buf.get_mut().unwrap();
+        b.set_pts(gst::ClockTime::from_mseconds(pts_ms));
+        b.set_duration(gst::ClockTime::from_mseconds(33));
+    }
+    buf
+}
+
+fn paint(red: (u32, u32, u32, u32)) -> gst::Buffer {
+    let mut buf = gst::Buffer::with_size((W * H * 4) as usize).unwrap();
+    {
+        let b = buf.get_mut().unwrap();
+        let mut map = b.map_writable().unwrap();
+        let (rx, ry, rw, rh) = red;
+        for (i, px) in map.chunks_exact_mut(4).enumerate() {
+            let (x, y) = (i as u32 % W, i as u32 / W);
+            let inside = x >= rx && x < rx + rw && y >= ry && y < ry + rh;
+            px.copy_from_slice(if inside {
+                &[255, 0, 0, 255]
+            } else {
+                &[0, 0, 255, 255]
+            });
+        }
+    }
+    buf
+}
+
+pub fn caps() -> gst::Caps {
+    gst_video::VideoCapsBuilder::new()
+        .format(gst_video::VideoFormat::Rgba)
+        .width(W as i32)
+        .height(H as i32)
+        .framerate(gst::Fraction::new(30, 1))
+        .build()
+}
+
+/// Adds a detection the way DL Streamer-style detectors do.
+pub fn add_detection(buf: &mut gst::Buffer, label: &str, conf: f64, rect: (u32, u32, u32, u32)) {
+    let b = buf.make_mut();
+    let mut m = gst_video::VideoRegionOfInterestMeta::add(b, label, rect);
+    m.add_param(
+        gst::Structure::builder("detection")
+            .field("confidence", conf)
+            .build(),
+    );
+}
+
+/// An element configured by `props`, with a bus of its own to read its messages.
+pub fn element(props: &[(&str, &dyn ToValue)]) -> (gst::Element, gst::Bus) {
+    init();
+    let e = gst::ElementFactory::make("iguardverify").build().unwrap();
+    for (k, v) in props {
+        e.set_property_from_value(k, &v.to_value());
+    }
+    let bus = gst::Bus::new();
+    e.set_bus(Some(&bus));
+    (e, bus)
+}
+
+pub fn set_scorer(e: &gst::Element, scorer: Arc<dyn Scorer>) {
+    e.downcast_ref::<gstiguard::iguardverify::IGuardVerify>()
+        .unwrap()
+        .set_scorer(Some(scorer));
+}
+
+/// Every verdict message on the bus so far.
+pub fn bus_verdicts(bus: &gst::Bus) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Element]) {
+        if let Some(s) = msg.structure()
+            && s.name() == meta::MESSAGE_NAME
+        {
+            out.push(meta::from_structure(s).unwrap());
+        }
+    }
+    out
+}
+
+/// Waits until `f` holds, failing after `limit`.
+pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The `stats` property as a map of counts.
+pub struct Stats(pub gst::Structure);
+
+impl Stats {
+    pub fn of(e: &gst::Element) -> Stats {
+        Stats(e.property::<gst::Structure>("stats"))
+    }
+
+    pub fn u(&self, f: &str) -> u64 {
+        self.0
+            .get::<u64>(f)
+            .unwrap_or_else(|_| self.0.get::<u32>(f).unwrap() as u64)
+    }
+
+    /// submitted = verified + rejected + fallback + timed-out + dropped + failed + pending,
+    /// and completed = verified + rejected + fallback.
+    pub fn assert_adds_up(&self) {
+        let sum: u64 = [
+            "verified",
+            "rejected",
+            "fallback",
+            "timed-out",
+            "dropped",
+            "failed",
+            "pending",
+        ]
+        .iter()
+        .map(|f| self.u(f))
+        .sum();
+        assert_eq!(self.u("submitted"), sum, "stats do not add up: {}", self.0);
+        assert_eq!(
+            self.u("completed"),
+            self.u("verified") + self.u("rejected") + self.u("fallback"),
+            "{}",
+            self.0
+        );
+    }
+}
+
+/// A scorer that keeps a copy of every clip and scores with the real fallback heuristic.
+#[derive(Default)]
+pub struct Recorder {
+    pub clips: Mutex<Vec<Clip>>,
+}
+
+impl Scorer for Recorder {
+    fn name(&self) -> &str {
+        "recorder"
+    }
+    fn is_model(&self) -> bool {
+        false
+    }
+    fn score(&self, clips: &[&Clip], cancel: &Cancel) -> Result<Vec<Score>, ScoreError> {
+        self.clips
+            .lock()
+            .unwrap()
+            .extend(clips.iter().map(|c| (*c).clone()));
+        FallbackScorer::new(vec!["weapon".into()]).score(clips, cancel)
+    }
+}
