@@ -150,6 +150,9 @@ enum Phase {
     Cooldown { remaining: u32 },
 }
 
+/// Fills one tile from a region of the current frame.
+pub type SampleFn<'a> = dyn FnMut(PixelRect, &mut [u8]) -> Result<(), String> + 'a;
+
 /// Clip assembly for every source of one element.
 #[derive(Debug)]
 pub struct ClipAssembler {
@@ -215,9 +218,13 @@ impl ClipAssembler {
         let mut union: Option<Rect> = None;
         let mut best: Option<&Detection> = None;
         for d in detections {
-            let wanted = self.config.trigger_labels.iter().any(|l| *l == d.label);
-            // `>=` is false for NaN, so a NaN confidence never triggers.
-            if !wanted || !(d.confidence >= self.config.min_confidence) {
+            let wanted = self.config.trigger_labels.contains(&d.label);
+            // A NaN confidence compares as nothing, so it never triggers.
+            let confident = d
+                .confidence
+                .partial_cmp(&self.config.min_confidence)
+                .is_some_and(|o| o.is_ge());
+            if !wanted || !confident {
                 continue;
             }
             if d.rect.to_pixels(width, height).is_none() {
@@ -242,7 +249,7 @@ impl ClipAssembler {
         height: u32,
         pts: Option<u64>,
         next_id: &mut dyn FnMut() -> u64,
-        sample: &mut dyn FnMut(PixelRect, &mut [u8]) -> Result<(), String>,
+        sample: &mut SampleFn<'_>,
     ) -> FrameOutcome {
         let mut outcome = FrameOutcome::default();
         let idle = match self.sources.get_mut(&source.source_id) {
@@ -527,7 +534,7 @@ mod tests {
             ..config()
         });
         let p = det("person", 0.9, 0.0, 0.0, 10.0, 10.0);
-        r.push(&[p.clone()]);
+        r.push(std::slice::from_ref(&p));
         let mut finished = None;
         for _ in 0..9 {
             if let Some(c) = r.push(&[]).finished {
@@ -550,7 +557,7 @@ mod tests {
         let p = det("person", 0.9, 0.0, 0.0, 10.0, 10.0);
         let mut starts = vec![];
         for _ in 0..20 {
-            if r.push(&[p.clone()]).started.is_some() {
+            if r.push(std::slice::from_ref(&p)).started.is_some() {
                 starts.push(r.frame);
             }
         }
@@ -562,7 +569,7 @@ mod tests {
     fn sources_are_independent() {
         let mut r = Run::new(config());
         let p = det("person", 0.9, 0.0, 0.0, 10.0, 10.0);
-        assert!(r.push_source(0, &[p.clone()]).started.is_some());
+        assert!(r.push_source(0, std::slice::from_ref(&p)).started.is_some());
         assert!(r.push_source(1, &[]).started.is_none());
         for _ in 0..3 {
             r.push_source(1, &[]);

@@ -32,7 +32,7 @@ impl FallbackScorer {
         for labels in &clip.frame_labels {
             let best = labels
                 .iter()
-                .filter(|l| self.weapon_labels.iter().any(|w| *w == l.label))
+                .filter(|l| self.weapon_labels.contains(&l.label))
                 .filter(|l| l.confidence.is_finite())
                 .max_by(|a, b| a.confidence.total_cmp(&b.confidence));
             if let Some(l) = best {

@@ -48,9 +48,12 @@ pub fn with_watchdog<T: Send + 'static>(
 pub const W: u32 = 320;
 pub const H: u32 = 240;
 
+/// A box in pixels: x, y, width, height.
+pub type Boxed = (u32, u32, u32, u32);
+
 /// A solid blue RGBA frame with a red rectangle. Frames share their memory (read-only).
-pub fn frame(red: (u32, u32, u32, u32), pts_ms: u64) -> gst::Buffer {
-    static CACHE: Mutex<Vec<((u32, u32, u32, u32), gst::Buffer)>> = Mutex::new(Vec::new());
+pub fn frame(red: Boxed, pts_ms: u64) -> gst::Buffer {
+    static CACHE: Mutex<Vec<(Boxed, gst::Buffer)>> = Mutex::new(Vec::new());
     let cached = CACHE
         .lock()
         .unwrap()
