@@ -1,6 +1,13 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! `iguardverify` driven through real GStreamer: a Harness for frame-exact control, real
-//! pipelines for EOS, flushing and state changes.
+//! pipelines for EOS, flushing and state changes. What each test proves is in its name:
+//! clip shape and crop (ROI and full), no clip without a trigger, cool-down and frame-interval
+//! pacing, a verdict as meta on a later buffer and as a bus message with every field, a stuck
+//! scorer never blocking 3000 buffers (queue drops by policy, drops reported), confidence
+//! priority (served order and drops), worker-timeout and panic respawn, EOS draining every
+//! verdict before EOS, async=false giving the same verdicts, flush and PLAYING→NULL with work in
+//! flight (no hang, no thread left), periodic stats, clear errors for bad settings and caps.
+//! Every test that submits work checks that the stats add up.
 
 mod common;
 

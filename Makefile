@@ -1,0 +1,64 @@
+# iguardverify — build, demo and tests. Every target installs what it is missing first.
+#   make demo   a real pipeline with the element, printing its verdicts
+#   make test   every test (Rust unit + element tests, the Python meta reader)
+#   make lint   cargo fmt --check and clippy -D warnings
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := demo
+
+CARGO ?= cargo
+PLUGIN_DIR := $(CURDIR)/target/debug
+export GST_PLUGIN_PATH := $(PLUGIN_DIR)
+# Keep the registry of this build apart from the user's, so a stale entry never hides ours.
+export GST_REGISTRY := $(CURDIR)/target/gst-registry.bin
+
+APT_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
+	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+	python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
+
+DEMO_PIPELINE := videotestsrc num-buffers=90 pattern=ball \
+	! video/x-raw,width=320,height=240,framerate=30/1 \
+	! iguardreplay location=$(CURDIR)/tests/data/demo-detections.txt \
+	! iguardverify cooldown=0 \
+	! fakesink sync=false
+
+.PHONY: deps build demo test test-rust test-python lint inspect clean
+
+# System packages: installed only when one is missing (needs root or sudo).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing:$$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs) and retry"; exit 1; }
+
+build: deps
+	$(CARGO) build
+
+demo: build
+	@echo "Pipeline: $(DEMO_PIPELINE)"
+	@gst-launch-1.0 -m $(DEMO_PIPELINE) 2>&1 | grep -o 'iguard-verification.*' \
+		| sed -e 's/iguard-verification, /verdict: /' -e 's/([a-z0-9]*)//g'
+
+test: test-rust test-python
+
+test-rust: deps
+	$(CARGO) test
+
+test-python: build
+	/usr/bin/python3 tests/python/read_meta.py
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+inspect: build
+	gst-inspect-1.0 iguardverify
+
+clean:
+	$(CARGO) clean
