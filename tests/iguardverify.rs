@@ -289,78 +289,58 @@ fn confidence_priority_serves_the_best_and_drops_the_weakest() {
     Stats::of(&e).assert_adds_up();
 }
 
-#[test]
-fn worker_timeout_answers_timeout_and_the_pool_goes_on() {
-    let (e, bus) = element(&[
-        ("temporal-size", &1u32),
-        ("cooldown", &0u32),
-        ("max-workers", &1u32),
-        ("worker-timeout", &0.2f64),
-        ("input-width", &8u32),
-        ("input-height", &8u32),
-    ]);
-    // The first clip takes 4× the timeout, ignoring cancellation.
-    set_scorer(
-        &e,
-        Arc::new(FaultScorer::new(|n| {
-            if n == 1 {
-                Fault::Hang(Duration::from_millis(800))
-            } else {
-                Fault::None
-            }
-        })),
-    );
-    let mut h = harness(&e);
-    push(&mut h, 0, &[("person", 0.9)]);
-    wait_for("the timeout verdict", Duration::from_secs(10), || {
-        Stats::of(&e).u("timed-out") == 1
-    });
-    push(&mut h, 1, &[("person", 0.9)]);
-    h.push_event(gst::event::Eos::new());
-    let v = bus_verdicts(&bus);
-    assert_eq!(
-        v.iter().map(|v| v.status).collect::<Vec<_>>(),
-        vec![Status::Timeout, Status::Fallback]
-    );
-    assert!(v[0].reason.contains("worker-timeout"));
-    assert!(v[0].score.is_nan());
-    let s = Stats::of(&e);
-    s.assert_adds_up();
-    assert_eq!(s.u("worker-restarts"), 1);
-}
-
-#[test]
-fn a_panicking_worker_answers_error_and_is_respawned() {
-    let (e, bus) = element(&[
+/// The first clip meets `fault`; the second is scored normally. Returns both verdicts and the
+/// stats, which must add up and count one worker restart.
+fn first_clip_fails(fault: Fault, counter: &str, extra: &[(&str, &dyn ToValue)]) -> Vec<Verdict> {
+    let mut props: Vec<(&str, &dyn ToValue)> = vec![
         ("temporal-size", &1u32),
         ("cooldown", &0u32),
         ("max-workers", &1u32),
         ("input-width", &8u32),
         ("input-height", &8u32),
-    ]);
+    ];
+    props.extend_from_slice(extra);
+    let (e, bus) = element(&props);
     set_scorer(
         &e,
-        Arc::new(FaultScorer::new(|n| {
-            if n == 1 { Fault::Panic } else { Fault::None }
-        })),
+        Arc::new(FaultScorer::new(
+            move |n| if n == 1 { fault } else { Fault::None },
+        )),
     );
     let mut h = harness(&e);
     push(&mut h, 0, &[("person", 0.9)]);
-    wait_for("the error verdict", Duration::from_secs(10), || {
-        Stats::of(&e).u("failed") == 1
+    wait_for(counter, Duration::from_secs(10), || {
+        Stats::of(&e).u(counter) == 1
     });
     push(&mut h, 1, &[("person", 0.9)]);
     h.push_event(gst::event::Eos::new());
-    let v = bus_verdicts(&bus);
-    assert_eq!(
-        v.iter().map(|v| v.status).collect::<Vec<_>>(),
-        vec![Status::Error, Status::Fallback]
-    );
-    assert!(v[0].reason.contains("panicked"), "{}", v[0].reason);
     let s = Stats::of(&e);
     s.assert_adds_up();
     assert_eq!(s.u("worker-restarts"), 1);
     assert_eq!(s.u("workers"), 1);
+    bus_verdicts(&bus)
+}
+
+#[test]
+fn worker_timeout_answers_timeout_and_the_pool_goes_on() {
+    // The first clip takes 4x the timeout, ignoring cancellation.
+    let v = first_clip_fails(
+        Fault::Hang(Duration::from_millis(800)),
+        "timed-out",
+        &[("worker-timeout", &0.2f64)],
+    );
+    let statuses: Vec<Status> = v.iter().map(|v| v.status).collect();
+    assert_eq!(statuses, vec![Status::Timeout, Status::Fallback]);
+    assert!(v[0].reason.contains("worker-timeout"), "{}", v[0].reason);
+    assert!(v[0].score.is_nan());
+}
+
+#[test]
+fn a_panicking_worker_answers_error_and_is_respawned() {
+    let v = first_clip_fails(Fault::Panic, "failed", &[]);
+    let statuses: Vec<Status> = v.iter().map(|v| v.status).collect();
+    assert_eq!(statuses, vec![Status::Error, Status::Fallback]);
+    assert!(v[0].reason.contains("panicked"), "{}", v[0].reason);
 }
 
 /// Runs `videotestsrc ! iguardreplay(demo) ! iguardverify ! fakesink` to EOS and returns the
