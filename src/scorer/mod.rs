@@ -9,6 +9,7 @@ use crate::clip::Clip;
 
 pub mod fallback;
 pub mod faults;
+pub mod onnx;
 
 /// One clip's result.
 #[derive(Debug, Clone, PartialEq)]
