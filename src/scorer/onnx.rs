@@ -312,12 +312,8 @@ pub fn score_outputs(
         }
     };
     let score: f64 = positive.iter().filter_map(|&i| probs.get(i)).sum();
-    let top = probs
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, _)| i)
-        .unwrap_or(0);
+    // The first of equal maxima.
+    let top = (0..probs.len()).fold(0, |best, i| if probs[i] > probs[best] { i } else { best });
     let label = labels
         .get(top)
         .cloned()
