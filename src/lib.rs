@@ -17,6 +17,7 @@ pub mod detections;
 pub mod geometry;
 pub mod iguardreplay;
 pub mod iguardverify;
+pub mod instance;
 pub mod meta;
 pub mod pool;
 pub mod sampler;

@@ -17,15 +17,17 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use super::{Crop, Priority};
+use super::{Activation, ColorOrder, Crop, ExecutionProvider, ModelType, Priority, TensorLayout};
 use crate::clip::{ClipAssembler, ClipConfig, CropMode};
 use crate::detections::roi::RoiReader;
 use crate::detections::{DetectionReader, FrameDetections};
+use crate::instance::{self, Instance};
 use crate::meta;
 use crate::pool::{self, Outcome, Pool, PoolConfig, Reporter, RequestInfo, Ticket};
 use crate::sampler::Sampler;
 use crate::scorer::Scorer;
 use crate::scorer::fallback::FallbackScorer;
+use crate::scorer::onnx::{self, ClassRef, OnnxConfig, OnnxScorer};
 use crate::verdict::{Status, Verdict};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -51,6 +53,11 @@ const DEFAULT_RESULT_QUEUE_SIZE: u32 = 100;
 const DEFAULT_WORKER_TIMEOUT: f64 = 10.0;
 const DEFAULT_ASYNC: bool = true;
 const DEFAULT_STATS_INTERVAL: u32 = 0;
+const DEFAULT_FALLBACK_ON_ERROR: bool = true;
+const DEFAULT_BATCH_SIZE: u32 = 1;
+const DEFAULT_INFERENCE_THREADS: u32 = 0;
+const DEFAULT_MEAN: &str = "127.5";
+const DEFAULT_SCALE: &str = "0.00784313725490196";
 
 /// How long `stop()` waits for worker threads to end once every request is answered.
 const STOP_JOIN_WAIT: Duration = Duration::from_secs(2);
@@ -75,6 +82,25 @@ struct Settings {
     worker_timeout: f64,
     async_: bool,
     stats_interval: u32,
+    model_path: Option<String>,
+    model_type: ModelType,
+    fallback_on_error: bool,
+    labels_file: Option<String>,
+    positive_classes: String,
+    tensor_layout: TensorLayout,
+    mean: String,
+    scale: String,
+    color_order: ColorOrder,
+    output_activation: Activation,
+    input_name: Option<String>,
+    output_name: Option<String>,
+    execution_provider: ExecutionProvider,
+    engine_cache_dir: Option<String>,
+    inference_threads: u32,
+    batch_size: u32,
+    model_instance_id: Option<String>,
+    /// Properties the application set, to tell a deliberate choice from a default.
+    explicit: Vec<&'static str>,
     /// Bumped on every change of a property the streaming thread copies while playing.
     generation: u64,
 }
@@ -100,6 +126,24 @@ impl Default for Settings {
             worker_timeout: DEFAULT_WORKER_TIMEOUT,
             async_: DEFAULT_ASYNC,
             stats_interval: DEFAULT_STATS_INTERVAL,
+            model_path: None,
+            model_type: ModelType::Onnx,
+            fallback_on_error: DEFAULT_FALLBACK_ON_ERROR,
+            labels_file: None,
+            positive_classes: String::new(),
+            tensor_layout: TensorLayout::Ncdhw,
+            mean: DEFAULT_MEAN.into(),
+            scale: DEFAULT_SCALE.into(),
+            color_order: ColorOrder::Rgb,
+            output_activation: Activation::Softmax,
+            input_name: None,
+            output_name: None,
+            execution_provider: ExecutionProvider::Cpu,
+            engine_cache_dir: None,
+            inference_threads: DEFAULT_INFERENCE_THREADS,
+            batch_size: DEFAULT_BATCH_SIZE,
+            model_instance_id: None,
+            explicit: Vec::new(),
             generation: 0,
         }
     }
@@ -181,10 +225,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Clone)]
 struct Running {
     reporter: Arc<Reporter>,
-    pool: Arc<Pool>,
+    instance: Arc<Instance>,
     results: Arc<Mutex<Results>>,
     queue_size: u32,
     max_workers: u32,
+}
+
+impl Running {
+    fn pool(&self) -> &Pool {
+        &self.instance.pool
+    }
 }
 
 /// Streaming-thread data, created in `start()` and dropped in `stop()`.
@@ -254,11 +304,13 @@ impl IGuardVerify {
                 .field("results-overflowed", 0u64)
                 .field("scorer", "")
                 .field("pool", "")
+                .field("model-instance-id", "")
+                .field("instance-users", 0u32)
                 .build();
         };
         // One snapshot of the counters, so the sums hold within the structure.
         let c = r.reporter.counters();
-        let p = r.pool.stats();
+        let p = r.pool().stats();
         let (waiting, overflowed) = {
             let res = lock(&r.results);
             (res.waiting, res.overflowed)
@@ -283,8 +335,10 @@ impl IGuardVerify {
             .field("queue-size", r.queue_size)
             .field("results-waiting", waiting as u32)
             .field("results-overflowed", overflowed)
-            .field("scorer", r.pool.scorer_name())
-            .field("pool", r.pool.config().name.as_str())
+            .field("scorer", r.pool().scorer_name())
+            .field("pool", r.pool().config().name.as_str())
+            .field("model-instance-id", r.instance.id.as_deref().unwrap_or(""))
+            .field("instance-users", r.instance.users() as u32)
             .build()
     }
 
@@ -298,12 +352,172 @@ impl IGuardVerify {
         lock(&self.running).clone()
     }
 
-    /// The scorer for this run: the application's, or the label-based fallback.
-    fn make_scorer(&self, settings: &Settings) -> Arc<dyn Scorer> {
+    /// The ONNX scorer settings, or an error naming the bad value.
+    fn onnx_config(settings: &Settings) -> Result<OnnxConfig, String> {
+        let bad =
+            |what: &str, value: &str, hint: &str| format!("{what} {value:?} is not valid: {hint}");
+        let triple = |name: &str, value: &str| -> Result<[f32; 3], String> {
+            let v: Result<Vec<f32>, _> =
+                value.split(',').map(|x| x.trim().parse::<f32>()).collect();
+            match v.as_deref() {
+                Ok([a]) if a.is_finite() => Ok([*a; 3]),
+                Ok([a, b, c]) if [a, b, c].iter().all(|x| x.is_finite()) => Ok([*a, *b, *c]),
+                _ => Err(bad(
+                    name,
+                    value,
+                    "give one number, or three comma-separated (R,G,B)",
+                )),
+            }
+        };
+        let tao = settings.model_type == ModelType::Tao;
+        let labels = match &settings.labels_file {
+            Some(path) if !path.is_empty() => {
+                onnx::read_labels(std::path::Path::new(path)).map_err(|e| e.to_string())?
+            }
+            _ => Vec::new(),
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = match settings.inference_threads {
+            0 => (cores / settings.max_workers.max(1) as usize).max(1),
+            n => n as usize,
+        };
+        let name = |n: &Option<String>, tao_name: &str| match n {
+            Some(n) if !n.is_empty() => Some(n.clone()),
+            _ if tao => Some(tao_name.to_string()),
+            _ => None,
+        };
+        Ok(OnnxConfig {
+            model_path: settings.model_path.clone().unwrap_or_default().into(),
+            input_name: name(&settings.input_name, onnx::TAO_INPUT),
+            output_name: name(&settings.output_name, onnx::TAO_OUTPUT),
+            layout: match (tao, settings.tensor_layout) {
+                (true, _) | (_, TensorLayout::Ncdhw) => onnx::Layout::Ncdhw,
+                (_, TensorLayout::Ndchw) => onnx::Layout::Ndchw,
+                (_, TensorLayout::Ndhwc) => onnx::Layout::Ndhwc,
+            },
+            mean: if tao {
+                [127.5; 3]
+            } else {
+                triple("mean", &settings.mean)?
+            },
+            scale: if tao {
+                [1.0 / 127.5; 3]
+            } else {
+                triple("scale", &settings.scale)?
+            },
+            color: match (tao, settings.color_order) {
+                (true, _) | (_, ColorOrder::Rgb) => onnx::ColorOrder::Rgb,
+                (_, ColorOrder::Bgr) => onnx::ColorOrder::Bgr,
+            },
+            activation: match settings.output_activation {
+                Activation::None => onnx::Activation::None,
+                Activation::Softmax => onnx::Activation::Softmax,
+                Activation::Sigmoid => onnx::Activation::Sigmoid,
+            },
+            labels,
+            positive: ClassRef::parse_list(&settings.positive_classes),
+            provider: match settings.execution_provider {
+                ExecutionProvider::Cpu => onnx::Provider::Cpu,
+                ExecutionProvider::Cuda => onnx::Provider::Cuda,
+                ExecutionProvider::TensorRt => onnx::Provider::TensorRt,
+            },
+            trt_cache_dir: settings
+                .engine_cache_dir
+                .clone()
+                .filter(|d| !d.is_empty())
+                .map(Into::into),
+            threads,
+            sessions: settings.max_workers as usize,
+            max_batch: settings.batch_size as usize,
+        })
+    }
+
+    /// The scorer for this run: the application's, the model, or the label-based fallback
+    /// (when no model is asked for, or it fails to load and `fallback-on-error` allows).
+    /// Returns it with the clip dims the model fixes.
+    fn make_scorer(
+        &self,
+        settings: &Settings,
+    ) -> Result<(Arc<dyn Scorer>, instance::Dims), gst::ErrorMessage> {
         if let Some(s) = lock(&self.custom_scorer).clone() {
-            return s;
+            return Ok((s, [None; 3]));
         }
-        Arc::new(FallbackScorer::new(label_list(&settings.weapon_labels)))
+        let fallback = || -> Arc<dyn Scorer> {
+            Arc::new(FallbackScorer::new(label_list(&settings.weapon_labels)))
+        };
+        let model = settings.model_path.as_deref().unwrap_or("");
+        if settings.model_type == ModelType::Fallback || model.is_empty() {
+            if settings.model_type != ModelType::Fallback {
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "no model-path: verifying with the label-based fallback"
+                );
+            }
+            return Ok((fallback(), [None; 3]));
+        }
+        let loaded = Self::onnx_config(settings)
+            .and_then(|config| OnnxScorer::load(config).map_err(|e| e.to_string()))
+            .map_err(|e| format!("Cannot use model-path={model:?}: {e}"));
+        match loaded {
+            Ok(scorer) => {
+                for w in &scorer.warnings {
+                    gst::element_imp_warning!(self, gst::LibraryError::Init, ("{}", w));
+                }
+                let i = scorer.info().clone();
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "model {model:?} loaded: {i:?}, provider {}",
+                    scorer.provider().as_str()
+                );
+                Ok((Arc::new(scorer), [i.frames, i.height, i.width]))
+            }
+            Err(e) if settings.fallback_on_error => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::LibraryError::Init,
+                    (
+                        "{}; verifying with the label-based fallback instead (fallback-on-error=true)",
+                        e
+                    )
+                );
+                Ok((fallback(), [None; 3]))
+            }
+            Err(e) => Err(gst::error_msg!(gst::LibraryError::Init, ("{}", e))),
+        }
+    }
+
+    /// The clip shape: what the model fixes wins over the properties, unless the application
+    /// set a property to something else, which is an error.
+    fn clip_shape(settings: &mut Settings, dims: instance::Dims) -> Result<(), gst::ErrorMessage> {
+        let explicit = settings.explicit.clone();
+        let fields: [(&str, &mut u32, Option<u32>); 3] = [
+            ("temporal-size", &mut settings.temporal_size, dims[0]),
+            ("input-height", &mut settings.input_height, dims[1]),
+            ("input-width", &mut settings.input_width, dims[2]),
+        ];
+        for (name, value, fixed) in fields {
+            match fixed {
+                Some(f) if f != *value && explicit.contains(&name) => {
+                    return Err(gst::error_msg!(
+                        gst::LibraryError::Settings,
+                        (
+                            "{}={} conflicts with the model, which takes {}; unset {} or use a \
+                             model exported for {}",
+                            name,
+                            *value,
+                            f,
+                            name,
+                            *value
+                        )
+                    ));
+                }
+                Some(f) => *value = f,
+                None => (),
+            }
+        }
+        Ok(())
     }
 
     /// Checks values the property ranges cannot express.
@@ -365,7 +579,7 @@ impl IGuardVerify {
             gst::warning!(CAT, imp = self, "clip {} has no request", clip.request_id);
             return;
         };
-        *ticket.info_mut() = RequestInfo::from_clip(&clip, state.running.pool.scorer_name());
+        *ticket.info_mut() = RequestInfo::from_clip(&clip, state.running.pool().scorer_name());
         gst::debug!(
             CAT,
             imp = self,
@@ -376,10 +590,10 @@ impl IGuardVerify {
             clip.region
         );
         if state.async_ {
-            state.running.pool.submit(ticket, clip);
+            state.running.pool().submit(ticket, clip);
         } else {
             let done = ticket.done_signal();
-            state.running.pool.submit(ticket, clip);
+            state.running.pool().submit(ticket, clip);
             // The pool enforces the deadline; the margin only covers scheduling.
             if !done.wait(state.worker_timeout + Duration::from_secs(1)) {
                 gst::warning!(
@@ -542,6 +756,125 @@ impl ObjectImpl for IGuardVerify {
                     .default_value(Some(DEFAULT_WEAPON_LABELS))
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("model-path")
+                    .nick("Model path")
+                    .blurb(
+                        "ONNX model file (a 3D-CNN clip classifier). Unset = label-based \
+                         fallback scorer. TensorRT .engine files are refused: give the ONNX \
+                         export and execution-provider=tensorrt",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("model-type", super::ModelType::Onnx)
+                    .nick("Model type")
+                    .blurb(
+                        "onnx: I/O settings from the properties; tao: NVIDIA TAO \
+                         ActionRecognitionNet conventions; fallback: no model",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("fallback-on-error")
+                    .nick("Fallback on error")
+                    .blurb(
+                        "When the model cannot be loaded: warn and use the label-based fallback \
+                         (true), or fail the state change (false)",
+                    )
+                    .default_value(DEFAULT_FALLBACK_ON_ERROR)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("labels-file")
+                    .nick("Labels file")
+                    .blurb("Class names of the model, one a line (or one line separated by ';')")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("positive-classes")
+                    .nick("Positive classes")
+                    .blurb(
+                        "Comma-separated class names or indices whose probabilities sum to the \
+                         score; empty = every class but the first",
+                    )
+                    .default_value(Some(""))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("tensor-layout", super::TensorLayout::Ncdhw)
+                    .nick("Tensor layout")
+                    .blurb("Memory order of the model's input tensor")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("mean")
+                    .nick("Mean")
+                    .blurb(
+                        "Subtracted from each 0-255 pixel value before scaling: one number, or \
+                         three comma-separated in the model's channel order",
+                    )
+                    .default_value(Some(DEFAULT_MEAN))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("scale")
+                    .nick("Scale")
+                    .blurb(
+                        "Multiplies each pixel after the mean is subtracted: one number, or \
+                         three comma-separated (default maps 0-255 to -1..1)",
+                    )
+                    .default_value(Some(DEFAULT_SCALE))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("color-order", super::ColorOrder::Rgb)
+                    .nick("Colour order")
+                    .blurb("Channel order the model expects")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("output-activation", super::Activation::Softmax)
+                    .nick("Output activation")
+                    .blurb("Turns the model's outputs into probabilities before they are summed")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("input-name")
+                    .nick("Input name")
+                    .blurb("The model input to feed; unset = input_rgb if present, else the first")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("output-name")
+                    .nick("Output name")
+                    .blurb("The model output to read; unset = fc_pred if present, else the first")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default(
+                    "execution-provider",
+                    super::ExecutionProvider::Cpu,
+                )
+                .nick("Execution provider")
+                .blurb("Where ONNX Runtime runs the model; an unavailable one falls back to the CPU with a warning")
+                .mutable_ready()
+                .build(),
+                glib::ParamSpecString::builder("engine-cache-dir")
+                    .nick("Engine cache directory")
+                    .blurb("With execution-provider=tensorrt: directory where built TensorRT engines are cached")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("inference-threads")
+                    .nick("Inference threads")
+                    .blurb("ONNX Runtime threads per worker (0 = CPU cores / max-workers, at least 1)")
+                    .maximum(256)
+                    .default_value(DEFAULT_INFERENCE_THREADS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("batch-size")
+                    .nick("Batch size")
+                    .blurb("Clips a worker scores in one model call at most (when the model's batch dimension allows)")
+                    .minimum(1)
+                    .maximum(64)
+                    .default_value(DEFAULT_BATCH_SIZE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("model-instance-id")
+                    .nick("Model instance id")
+                    .blurb(
+                        "Elements with the same id share one model load and one worker pool (the \
+                         first to start sets it up); unset = private",
+                    )
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("stats-interval")
                     .nick("Stats interval")
                     .blurb("Post an 'iguard-stats' element message every this many ms (0 = off)")
@@ -595,7 +928,35 @@ impl ObjectImpl for IGuardVerify {
                 s.weapon_labels = value.get::<Option<String>>().unwrap().unwrap_or_default()
             }
             "stats-interval" => s.stats_interval = value.get().unwrap(),
+            "model-path" => s.model_path = value.get().unwrap(),
+            "model-type" => s.model_type = value.get().unwrap(),
+            "fallback-on-error" => s.fallback_on_error = value.get().unwrap(),
+            "labels-file" => s.labels_file = value.get().unwrap(),
+            "positive-classes" => {
+                s.positive_classes = value.get::<Option<String>>().unwrap().unwrap_or_default()
+            }
+            "tensor-layout" => s.tensor_layout = value.get().unwrap(),
+            "mean" => s.mean = value.get::<Option<String>>().unwrap().unwrap_or_default(),
+            "scale" => s.scale = value.get::<Option<String>>().unwrap().unwrap_or_default(),
+            "color-order" => s.color_order = value.get().unwrap(),
+            "output-activation" => s.output_activation = value.get().unwrap(),
+            "input-name" => s.input_name = value.get().unwrap(),
+            "output-name" => s.output_name = value.get().unwrap(),
+            "execution-provider" => s.execution_provider = value.get().unwrap(),
+            "engine-cache-dir" => s.engine_cache_dir = value.get().unwrap(),
+            "inference-threads" => s.inference_threads = value.get().unwrap(),
+            "batch-size" => s.batch_size = value.get().unwrap(),
+            "model-instance-id" => s.model_instance_id = value.get().unwrap(),
             other => unreachable!("unknown property {other}"),
+        }
+        let name = pspec.name();
+        if let Some(known) = Self::properties()
+            .iter()
+            .map(|p| p.name())
+            .find(|n| *n == name)
+            && !s.explicit.contains(&known)
+        {
+            s.explicit.push(known);
         }
         s.generation += 1;
         gst::debug!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
@@ -626,6 +987,23 @@ impl ObjectImpl for IGuardVerify {
             "result-queue-size" => s.result_queue_size.to_value(),
             "weapon-labels" => s.weapon_labels.to_value(),
             "stats-interval" => s.stats_interval.to_value(),
+            "model-path" => s.model_path.to_value(),
+            "model-type" => s.model_type.to_value(),
+            "fallback-on-error" => s.fallback_on_error.to_value(),
+            "labels-file" => s.labels_file.to_value(),
+            "positive-classes" => s.positive_classes.to_value(),
+            "tensor-layout" => s.tensor_layout.to_value(),
+            "mean" => s.mean.to_value(),
+            "scale" => s.scale.to_value(),
+            "color-order" => s.color_order.to_value(),
+            "output-activation" => s.output_activation.to_value(),
+            "input-name" => s.input_name.to_value(),
+            "output-name" => s.output_name.to_value(),
+            "execution-provider" => s.execution_provider.to_value(),
+            "engine-cache-dir" => s.engine_cache_dir.to_value(),
+            "inference-threads" => s.inference_threads.to_value(),
+            "batch-size" => s.batch_size.to_value(),
+            "model-instance-id" => s.model_instance_id.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -684,9 +1062,8 @@ impl BaseTransformImpl for IGuardVerify {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = lock(&self.settings).clone();
+        let mut settings = lock(&self.settings).clone();
         Self::validate(&settings)?;
-        let scorer = self.make_scorer(&settings);
 
         let results = Arc::new(Mutex::new(Results {
             capacity: settings.result_queue_size as usize,
@@ -702,29 +1079,59 @@ impl BaseTransformImpl for IGuardVerify {
             let _ = obj.post_message(gst::message::Element::builder(s).src(&obj).build());
         });
 
-        let pool_config = PoolConfig {
-            name: format!(
-                "{}",
-                POOL_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            ),
-            max_workers: settings.max_workers as usize,
-            queue_size: settings.queue_size as usize,
-            priority: match settings.priority {
-                Priority::Fifo => pool::Priority::Fifo,
-                Priority::Confidence => pool::Priority::Confidence,
-            },
-            timeout: Duration::from_secs_f64(settings.worker_timeout),
-            batch_size: 1,
-        };
-        let pool = Pool::new(pool_config, scorer).map_err(|e| {
-            gst::error_msg!(
-                gst::ResourceError::Failed,
-                ("Cannot start the worker pool: {}", e)
-            )
+        let model = format!(
+            "{:?} {:?}",
+            settings.model_type,
+            settings.model_path.as_deref().unwrap_or("")
+        );
+        let (instance, shared) = instance::acquire(settings.model_instance_id.as_deref(), || {
+            let (scorer, dims) = self.make_scorer(&settings)?;
+            let pool_config = PoolConfig {
+                name: format!(
+                    "{}",
+                    POOL_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                ),
+                max_workers: settings.max_workers as usize,
+                queue_size: settings.queue_size as usize,
+                priority: match settings.priority {
+                    Priority::Fifo => pool::Priority::Fifo,
+                    Priority::Confidence => pool::Priority::Confidence,
+                },
+                timeout: Duration::from_secs_f64(settings.worker_timeout),
+                batch_size: settings.batch_size as usize,
+            };
+            let pool = Pool::new(pool_config, scorer).map_err(|e| {
+                gst::error_msg!(
+                    gst::ResourceError::Failed,
+                    ("Cannot start the worker pool: {}", e)
+                )
+            })?;
+            Ok::<_, gst::ErrorMessage>(instance::Spec {
+                pool,
+                model: model.clone(),
+                dims,
+            })
         })?;
+        if shared && instance.model != model {
+            gst::element_imp_warning!(
+                self,
+                gst::LibraryError::Settings,
+                (
+                    "model-instance-id={:?} already runs {}; this element's model settings ({}) \
+                     are ignored",
+                    instance.id.as_deref().unwrap_or(""),
+                    instance.model,
+                    model
+                )
+            );
+        }
+        if let Err(e) = Self::clip_shape(&mut settings, instance.dims) {
+            instance::release(&instance, STOP_JOIN_WAIT);
+            return Err(e);
+        }
         let running = Running {
             reporter,
-            pool: Arc::new(pool),
+            instance,
             results,
             queue_size: settings.queue_size,
             max_workers: settings.max_workers,
@@ -733,7 +1140,7 @@ impl BaseTransformImpl for IGuardVerify {
             CAT,
             imp = self,
             "started: scorer {}, {} workers, queue {}",
-            running.pool.scorer_name(),
+            running.pool().scorer_name(),
             settings.max_workers,
             settings.queue_size
         );
@@ -768,7 +1175,9 @@ impl BaseTransformImpl for IGuardVerify {
         }
         let running = state.running.clone();
         drop(state);
-        let left = running.pool.shutdown("stopped", STOP_JOIN_WAIT);
+        // Other elements may share the pool: answer only ours, then leave it.
+        running.pool().cancel_for(&running.reporter, "stopped");
+        let left = instance::release(&running.instance, STOP_JOIN_WAIT);
         if left > 0 {
             gst::warning!(
                 CAT,
@@ -804,7 +1213,7 @@ impl BaseTransformImpl for IGuardVerify {
                 // Not serialized: the streaming thread may be busy; the pool is reachable
                 // without its lock.
                 if let Some(r) = self.running() {
-                    r.pool.cancel_for(&r.reporter, "flushing");
+                    r.pool().cancel_for(&r.reporter, "flushing");
                 }
             }
             gst::EventView::FlushStop(_) => {
@@ -870,7 +1279,7 @@ impl BaseTransformImpl for IGuardVerify {
                         let t = running.reporter.open(RequestInfo {
                             source_id: fd.source.source_id,
                             pad_index: fd.source.pad_index,
-                            scorer: running.pool.scorer_name().to_string(),
+                            scorer: running.pool().scorer_name().to_string(),
                             ..Default::default()
                         });
                         let id = t.id();
@@ -976,7 +1385,7 @@ impl IGuardVerify {
                 "EOS: verification made no progress; dropping the rest"
             );
             running
-                .pool
+                .pool()
                 .cancel_for(&running.reporter, "eos: verification stalled");
         }
         self.post_stats(&running);

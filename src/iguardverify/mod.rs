@@ -60,6 +60,83 @@ pub enum Priority {
     Confidence = 1,
 }
 
+/// Which scorer verifies clips (`model-type` property).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstIGuardModelType")]
+pub enum ModelType {
+    #[default]
+    #[enum_value(
+        name = "ONNX model run with ONNX Runtime; I/O settings from the properties",
+        nick = "onnx"
+    )]
+    Onnx = 0,
+    #[enum_value(
+        name = "ONNX export of NVIDIA TAO ActionRecognitionNet: TAO I/O names and normalisation",
+        nick = "tao"
+    )]
+    Tao = 1,
+    #[enum_value(name = "No model: the label-based fallback scorer", nick = "fallback")]
+    Fallback = 2,
+}
+
+/// Memory order of the model's input tensor (`tensor-layout` property).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstIGuardTensorLayout")]
+pub enum TensorLayout {
+    #[default]
+    #[enum_value(name = "[N, C, T, H, W] (TAO, PyTorch video models)", nick = "ncdhw")]
+    Ncdhw = 0,
+    #[enum_value(name = "[N, T, C, H, W]", nick = "ndchw")]
+    Ndchw = 1,
+    #[enum_value(name = "[N, T, H, W, C] (TensorFlow)", nick = "ndhwc")]
+    Ndhwc = 2,
+}
+
+/// Channel order the model expects (`color-order` property).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstIGuardColorOrder")]
+pub enum ColorOrder {
+    #[default]
+    #[enum_value(name = "RGB", nick = "rgb")]
+    Rgb = 0,
+    #[enum_value(name = "BGR", nick = "bgr")]
+    Bgr = 1,
+}
+
+/// What turns the model's outputs into probabilities (`output-activation` property).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstIGuardActivation")]
+pub enum Activation {
+    #[enum_value(name = "None: the outputs are probabilities", nick = "none")]
+    None = 0,
+    #[default]
+    #[enum_value(name = "Softmax over the classes", nick = "softmax")]
+    Softmax = 1,
+    #[enum_value(name = "Sigmoid per class", nick = "sigmoid")]
+    Sigmoid = 2,
+}
+
+/// Where ONNX Runtime runs the model (`execution-provider` property).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstIGuardExecutionProvider")]
+pub enum ExecutionProvider {
+    #[default]
+    #[enum_value(name = "CPU", nick = "cpu")]
+    Cpu = 0,
+    #[enum_value(name = "CUDA (NVIDIA GPU)", nick = "cuda")]
+    Cuda = 1,
+    #[enum_value(
+        name = "TensorRT (NVIDIA GPU, Jetson), with CUDA for the rest",
+        nick = "tensorrt"
+    )]
+    TensorRt = 2,
+}
+
 impl IGuardVerify {
     /// Makes the element score clips with `scorer` (from its next start on) instead of the one
     /// its properties choose. For applications embedding their own model, and for tests.
@@ -71,6 +148,11 @@ impl IGuardVerify {
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     Crop::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     Priority::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    ModelType::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    TensorLayout::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    ColorOrder::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    Activation::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "iguardverify",
