@@ -825,6 +825,7 @@ mod tests {
         let a = object(&mut mem, 0, 1.0, [0.0; 4], 1);
         let b = object(&mut mem, 1, 1.0, [0.0; 4], 2);
         let c = object(&mut mem, 2, 1.0, [0.0; 4], 3);
+        // The two label places are 8 bytes apart: short labels keep both readable.
         for o in [a, b] {
             write_label(o, layout::object::OBJ_LABEL_V5_TO_V8, b"ds8\0");
             write_label(o, layout::object::OBJ_LABEL_V9, b"ds9\0");
