@@ -13,6 +13,7 @@
 use gst::glib;
 
 pub mod clip;
+pub mod config;
 pub mod detections;
 pub mod geometry;
 pub mod iguardreplay;

@@ -7,6 +7,7 @@
 
 use crate::geometry::Rect;
 
+pub mod deepstream;
 pub mod roi;
 
 /// One detected object, as the detector reported it (the box is not validated here).
@@ -29,6 +30,11 @@ pub struct SourceFrame {
     pub pad_index: u32,
     /// The frame's place in a batched buffer (0 for a plain stream).
     pub batch_index: u32,
+    /// The frame's number in its source, when the reader knows it (DeepStream `frame_num`).
+    pub frame_num: Option<u64>,
+    /// The frame's own timestamp in nanoseconds, when it differs from the buffer's (each frame
+    /// of a DeepStream batch keeps its source's `buf_pts`).
+    pub pts: Option<u64>,
 }
 
 /// The detections of one source frame carried by a buffer.
