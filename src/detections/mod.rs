@@ -52,3 +52,20 @@ pub trait DetectionReader: Send {
     /// towards clip collection.
     fn read(&mut self, buffer: &gst::BufferRef, out: &mut Vec<FrameDetections>);
 }
+
+/// Reads DeepStream batch metas when a buffer carries one, ROI metas otherwise, so one element
+/// serves both kinds of pipeline without configuration.
+pub struct AutoReader {
+    pub roi: roi::RoiReader,
+    pub deepstream: deepstream::DeepStreamReader,
+}
+
+impl DetectionReader for AutoReader {
+    fn read(&mut self, buffer: &gst::BufferRef, out: &mut Vec<FrameDetections>) {
+        if deepstream::carries_batch_meta(buffer) {
+            self.deepstream.read(buffer, out);
+        } else {
+            self.roi.read(buffer, out);
+        }
+    }
+}

@@ -17,8 +17,13 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use super::{Activation, ColorOrder, Crop, ExecutionProvider, ModelType, Priority, TensorLayout};
+use super::{
+    Activation, ColorOrder, Crop, ExecutionProvider, ModelType, Preset, Priority, TensorLayout,
+};
 use crate::clip::{ClipAssembler, ClipConfig, CropMode};
+use crate::config::Step2Config;
+use crate::detections::AutoReader;
+use crate::detections::deepstream::{ClassLabels, DeepStreamLayout, DeepStreamReader};
 use crate::detections::roi::RoiReader;
 use crate::detections::{DetectionReader, FrameDetections};
 use crate::instance::{self, Instance};
@@ -99,6 +104,12 @@ struct Settings {
     inference_threads: u32,
     batch_size: u32,
     model_instance_id: Option<String>,
+    enabled: bool,
+    class_labels: Option<String>,
+    class_labels_file: Option<String>,
+    deepstream_version: Option<String>,
+    config_file: Option<String>,
+    preset: Preset,
     /// Properties the application set, to tell a deliberate choice from a default.
     explicit: Vec<&'static str>,
     /// Bumped on every change of a property the streaming thread copies while playing.
@@ -143,6 +154,12 @@ impl Default for Settings {
             inference_threads: DEFAULT_INFERENCE_THREADS,
             batch_size: DEFAULT_BATCH_SIZE,
             model_instance_id: None,
+            enabled: true,
+            class_labels: None,
+            class_labels_file: None,
+            deepstream_version: None,
+            config_file: None,
+            preset: Preset::None,
             explicit: Vec::new(),
             generation: 0,
         }
@@ -159,6 +176,61 @@ fn label_list(s: &str) -> Vec<String> {
 }
 
 impl Settings {
+    /// Stores a property value (of the property's type).
+    fn set(&mut self, name: &str, value: &glib::Value) {
+        let s = self;
+        match name {
+            "trigger-labels" => {
+                s.trigger_labels = value.get::<Option<String>>().unwrap().unwrap_or_default()
+            }
+            "min-confidence" => s.min_confidence = value.get().unwrap(),
+            "threshold" => s.threshold = value.get().unwrap(),
+            "temporal-size" => s.temporal_size = value.get().unwrap(),
+            "frame-interval" => s.frame_interval = value.get().unwrap(),
+            "roi-margin" => s.roi_margin = value.get().unwrap(),
+            "crop" => s.crop = value.get().unwrap(),
+            "input-width" => s.input_width = value.get().unwrap(),
+            "input-height" => s.input_height = value.get().unwrap(),
+            "cooldown" => s.cooldown = value.get().unwrap(),
+            "max-workers" => s.max_workers = value.get().unwrap(),
+            "queue-size" => s.queue_size = value.get().unwrap(),
+            "priority" => s.priority = value.get().unwrap(),
+            "worker-timeout" => s.worker_timeout = value.get().unwrap(),
+            "async" => s.async_ = value.get().unwrap(),
+            "result-queue-size" => s.result_queue_size = value.get().unwrap(),
+            "weapon-labels" => {
+                s.weapon_labels = value.get::<Option<String>>().unwrap().unwrap_or_default()
+            }
+            "stats-interval" => s.stats_interval = value.get().unwrap(),
+            "model-path" => s.model_path = value.get().unwrap(),
+            "model-type" => s.model_type = value.get().unwrap(),
+            "fallback-on-error" => s.fallback_on_error = value.get().unwrap(),
+            "labels-file" => s.labels_file = value.get().unwrap(),
+            "positive-classes" => {
+                s.positive_classes = value.get::<Option<String>>().unwrap().unwrap_or_default()
+            }
+            "tensor-layout" => s.tensor_layout = value.get().unwrap(),
+            "mean" => s.mean = value.get::<Option<String>>().unwrap().unwrap_or_default(),
+            "scale" => s.scale = value.get::<Option<String>>().unwrap().unwrap_or_default(),
+            "color-order" => s.color_order = value.get().unwrap(),
+            "output-activation" => s.output_activation = value.get().unwrap(),
+            "input-name" => s.input_name = value.get().unwrap(),
+            "output-name" => s.output_name = value.get().unwrap(),
+            "execution-provider" => s.execution_provider = value.get().unwrap(),
+            "engine-cache-dir" => s.engine_cache_dir = value.get().unwrap(),
+            "inference-threads" => s.inference_threads = value.get().unwrap(),
+            "batch-size" => s.batch_size = value.get().unwrap(),
+            "model-instance-id" => s.model_instance_id = value.get().unwrap(),
+            "enabled" => s.enabled = value.get().unwrap(),
+            "class-labels" => s.class_labels = value.get().unwrap(),
+            "class-labels-file" => s.class_labels_file = value.get().unwrap(),
+            "deepstream-version" => s.deepstream_version = value.get().unwrap(),
+            "config-file" => s.config_file = value.get().unwrap(),
+            "preset" => s.preset = value.get().unwrap(),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+
     fn clip_config(&self) -> ClipConfig {
         ClipConfig {
             trigger_labels: label_list(&self.trigger_labels),
@@ -249,6 +321,9 @@ struct State {
     frames: Vec<FrameDetections>,
     settings_generation: u64,
     async_: bool,
+    enabled: bool,
+    /// A batch of several frames in one system-memory buffer was reported once.
+    warned_batched: bool,
     worker_timeout: Duration,
     stats_interval: Option<Duration>,
     last_stats: Instant,
@@ -520,6 +595,95 @@ impl IGuardVerify {
         Ok(())
     }
 
+    /// Applies `preset`, then the `config-file`'s step2 section, to every property the
+    /// application did not set itself (defaults < preset < config file < explicit properties).
+    fn apply_config(&self) -> Result<(), gst::ErrorMessage> {
+        let mut s = lock(&self.settings);
+        let mut pairs: Vec<(&'static str, glib::Value)> = Vec::new();
+        let preset = match s.preset {
+            Preset::None => None,
+            Preset::OrinNano => Some(crate::config::Preset::OrinNano),
+            Preset::OrinNx => Some(crate::config::Preset::OrinNx),
+            Preset::OrinAgx => Some(crate::config::Preset::OrinAgx),
+        };
+        if let Some(p) = preset {
+            pairs.extend(p.properties());
+        }
+        if let Some(path) = s.config_file.clone().filter(|p| !p.is_empty()) {
+            let config = Step2Config::from_file(&path).map_err(|e| {
+                gst::error_msg!(gst::LibraryError::Settings, ("config-file: {}", e))
+            })?;
+            if !config.unknown_keys.is_empty() {
+                gst::element_imp_warning!(
+                    self,
+                    gst::LibraryError::Settings,
+                    (
+                        "config-file {:?}: unknown step2 keys ignored: {}",
+                        path,
+                        config.unknown_keys.join(", ")
+                    )
+                );
+            }
+            if let Some(enabled) = config.enabled {
+                pairs.push(("enabled", enabled.to_value()));
+            }
+            pairs.extend(config.properties());
+        }
+        for (name, value) in pairs {
+            if s.explicit.contains(&name) {
+                continue;
+            }
+            let value = match value.get::<String>() {
+                // Enum properties arrive as their nick.
+                Ok(nick) if name == "model-type" => {
+                    glib::EnumClass::with_type(ModelType::static_type())
+                        .and_then(|c| c.to_value_by_nick(&nick))
+                        .ok_or_else(|| {
+                            gst::error_msg!(
+                                gst::LibraryError::Settings,
+                                ("model-type {:?} is unknown", nick)
+                            )
+                        })?
+                }
+                Ok(path) if name == "model-path" => Some(path).to_value(),
+                _ => value,
+            };
+            gst::debug!(
+                CAT,
+                imp = self,
+                "{name} = {value:?} from preset/config-file"
+            );
+            s.set(name, &value);
+        }
+        Ok(())
+    }
+
+    /// The detection reader for this run.
+    fn make_reader(settings: &Settings) -> Result<AutoReader, gst::ErrorMessage> {
+        let bad = |what: &str, e: &dyn std::fmt::Display| {
+            gst::error_msg!(gst::LibraryError::Settings, ("{}: {}", what, e))
+        };
+        let labels = match (&settings.class_labels, &settings.class_labels_file) {
+            (Some(l), _) if !l.is_empty() => {
+                ClassLabels::parse(l).map_err(|e| bad("class-labels", &e))?
+            }
+            (_, Some(f)) if !f.is_empty() => {
+                ClassLabels::from_labels_file(f).map_err(|e| bad("class-labels-file", &e))?
+            }
+            _ => ClassLabels::default(),
+        };
+        let layout = match settings.deepstream_version.as_deref() {
+            None | Some("") => DeepStreamLayout::Unknown,
+            Some(v) => v
+                .parse::<DeepStreamLayout>()
+                .map_err(|e| bad("deepstream-version", &e))?,
+        };
+        Ok(AutoReader {
+            roi: RoiReader,
+            deepstream: DeepStreamReader::new(layout, labels),
+        })
+    }
+
     /// Checks values the property ranges cannot express.
     fn validate(settings: &Settings) -> Result<(), gst::ErrorMessage> {
         if label_list(&settings.trigger_labels).is_empty() {
@@ -567,6 +731,7 @@ impl IGuardVerify {
         state.assembler.set_config(settings.clip_config());
         state.running.reporter.set_threshold(settings.threshold);
         state.async_ = settings.async_;
+        state.enabled = settings.enabled;
         state.stats_interval = match settings.stats_interval {
             0 => None,
             ms => Some(Duration::from_millis(ms as u64)),
@@ -875,6 +1040,46 @@ impl ObjectImpl for IGuardVerify {
                     )
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("enabled")
+                    .nick("Enabled")
+                    .blurb("Verify clips (false = pass the video through untouched)")
+                    .default_value(true)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("class-labels")
+                    .nick("Class labels")
+                    .blurb(
+                        "Detector class id to label for DeepStream object metas: \"0=person,2=weapon\" \
+                         or nvinfer's \"person;bag;weapon\" (class 0 first)",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("class-labels-file")
+                    .nick("Class labels file")
+                    .blurb("nvinfer labels file (one label a line, line N = class N); class-labels wins")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("deepstream-version")
+                    .nick("DeepStream version")
+                    .blurb(
+                        "DeepStream release whose object-meta layout to assume for obj_label \
+                         (e.g. 6.4, 7.1, 9.0; unset = never read obj_label, use class-labels)",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("config-file")
+                    .nick("Config file")
+                    .blurb(
+                        "I-Guard config.yaml whose step2 section sets properties at start; \
+                         properties set explicitly win",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("preset", Preset::None)
+                    .nick("Preset")
+                    .blurb("Worker and queue sizes for a Jetson module; explicit properties and config-file win")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("stats-interval")
                     .nick("Stats interval")
                     .blurb("Post an 'iguard-stats' element message every this many ms (0 = off)")
@@ -905,50 +1110,7 @@ impl ObjectImpl for IGuardVerify {
             );
         }
         let mut s = lock(&self.settings);
-        match pspec.name() {
-            "trigger-labels" => {
-                s.trigger_labels = value.get::<Option<String>>().unwrap().unwrap_or_default()
-            }
-            "min-confidence" => s.min_confidence = value.get().unwrap(),
-            "threshold" => s.threshold = value.get().unwrap(),
-            "temporal-size" => s.temporal_size = value.get().unwrap(),
-            "frame-interval" => s.frame_interval = value.get().unwrap(),
-            "roi-margin" => s.roi_margin = value.get().unwrap(),
-            "crop" => s.crop = value.get().unwrap(),
-            "input-width" => s.input_width = value.get().unwrap(),
-            "input-height" => s.input_height = value.get().unwrap(),
-            "cooldown" => s.cooldown = value.get().unwrap(),
-            "max-workers" => s.max_workers = value.get().unwrap(),
-            "queue-size" => s.queue_size = value.get().unwrap(),
-            "priority" => s.priority = value.get().unwrap(),
-            "worker-timeout" => s.worker_timeout = value.get().unwrap(),
-            "async" => s.async_ = value.get().unwrap(),
-            "result-queue-size" => s.result_queue_size = value.get().unwrap(),
-            "weapon-labels" => {
-                s.weapon_labels = value.get::<Option<String>>().unwrap().unwrap_or_default()
-            }
-            "stats-interval" => s.stats_interval = value.get().unwrap(),
-            "model-path" => s.model_path = value.get().unwrap(),
-            "model-type" => s.model_type = value.get().unwrap(),
-            "fallback-on-error" => s.fallback_on_error = value.get().unwrap(),
-            "labels-file" => s.labels_file = value.get().unwrap(),
-            "positive-classes" => {
-                s.positive_classes = value.get::<Option<String>>().unwrap().unwrap_or_default()
-            }
-            "tensor-layout" => s.tensor_layout = value.get().unwrap(),
-            "mean" => s.mean = value.get::<Option<String>>().unwrap().unwrap_or_default(),
-            "scale" => s.scale = value.get::<Option<String>>().unwrap().unwrap_or_default(),
-            "color-order" => s.color_order = value.get().unwrap(),
-            "output-activation" => s.output_activation = value.get().unwrap(),
-            "input-name" => s.input_name = value.get().unwrap(),
-            "output-name" => s.output_name = value.get().unwrap(),
-            "execution-provider" => s.execution_provider = value.get().unwrap(),
-            "engine-cache-dir" => s.engine_cache_dir = value.get().unwrap(),
-            "inference-threads" => s.inference_threads = value.get().unwrap(),
-            "batch-size" => s.batch_size = value.get().unwrap(),
-            "model-instance-id" => s.model_instance_id = value.get().unwrap(),
-            other => unreachable!("unknown property {other}"),
-        }
+        s.set(pspec.name(), value);
         let name = pspec.name();
         if let Some(known) = Self::properties()
             .iter()
@@ -1004,6 +1166,12 @@ impl ObjectImpl for IGuardVerify {
             "inference-threads" => s.inference_threads.to_value(),
             "batch-size" => s.batch_size.to_value(),
             "model-instance-id" => s.model_instance_id.to_value(),
+            "enabled" => s.enabled.to_value(),
+            "class-labels" => s.class_labels.to_value(),
+            "class-labels-file" => s.class_labels_file.to_value(),
+            "deepstream-version" => s.deepstream_version.to_value(),
+            "config-file" => s.config_file.to_value(),
+            "preset" => s.preset.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -1062,8 +1230,10 @@ impl BaseTransformImpl for IGuardVerify {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
+        self.apply_config()?;
         let mut settings = lock(&self.settings).clone();
         Self::validate(&settings)?;
+        let reader = Self::make_reader(&settings)?;
 
         let results = Arc::new(Mutex::new(Results {
             capacity: settings.result_queue_size as usize,
@@ -1147,13 +1317,15 @@ impl BaseTransformImpl for IGuardVerify {
         *lock(&self.state) = Some(State {
             running: running.clone(),
             info: None,
-            reader: Box::new(RoiReader),
+            reader: Box::new(reader),
             assembler: ClipAssembler::new(settings.clip_config()),
             sampler: Sampler::new(),
             collecting: HashMap::new(),
             frames: Vec::new(),
             settings_generation: settings.generation,
             async_: settings.async_,
+            enabled: settings.enabled,
+            warned_batched: false,
             worker_timeout: Duration::from_secs_f64(settings.worker_timeout),
             stats_interval: match settings.stats_interval {
                 0 => None,
@@ -1227,6 +1399,22 @@ impl BaseTransformImpl for IGuardVerify {
                 }
             }
             gst::EventView::Eos(_) => self.drain(),
+            gst::EventView::Caps(c) => {
+                let nvmm = c
+                    .caps()
+                    .features(0)
+                    .is_some_and(|f| f.contains("memory:NVMM"));
+                if nvmm {
+                    gst::element_imp_error!(
+                        self,
+                        gst::CoreError::Negotiation,
+                        ("iguardverify reads system-memory video, not NVMM (NvBufSurface) \
+                             buffers. Place 'nvvideoconvert ! video/x-raw,format=RGBA' before it"),
+                        ["caps {}", c.caps()]
+                    );
+                    return false;
+                }
+            }
             _ => (),
         }
         self.parent_sink_event(event)
@@ -1249,7 +1437,20 @@ impl BaseTransformImpl for IGuardVerify {
 
         let mut frames = std::mem::take(&mut state.frames);
         frames.clear();
-        state.reader.read(buf, &mut frames);
+        if state.enabled {
+            state.reader.read(buf, &mut frames);
+        }
+        if frames.len() > 1 && !state.warned_batched {
+            state.warned_batched = true;
+            gst::warning!(
+                CAT,
+                imp = self,
+                "{} frames (sources) in one system-memory buffer: every source's tiles are cut \
+                 from the one image this buffer holds. For batched DeepStream pipelines, put \
+                 nvstreamdemux (or batch-size=1) before nvvideoconvert and this element",
+                frames.len()
+            );
+        }
         let pts = buf.pts().map(|t| t.nseconds());
         let (width, height) = (info.width(), info.height());
 
@@ -1274,7 +1475,7 @@ impl BaseTransformImpl for IGuardVerify {
                     &fd.detections,
                     width,
                     height,
-                    pts,
+                    fd.source.pts.or(pts),
                     &mut || {
                         let t = running.reporter.open(RequestInfo {
                             source_id: fd.source.source_id,

@@ -137,6 +137,31 @@ pub enum ExecutionProvider {
     TensorRt = 2,
 }
 
+/// Worker and queue sizes for a Jetson module (`preset` property).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstIGuardPreset")]
+pub enum Preset {
+    #[default]
+    #[enum_value(name = "None: the properties as set", nick = "none")]
+    None = 0,
+    #[enum_value(
+        name = "Jetson Orin Nano: 1 worker, queue 20, results 40",
+        nick = "orin-nano"
+    )]
+    OrinNano = 1,
+    #[enum_value(
+        name = "Jetson Orin NX: 2 workers, queue 40, results 80",
+        nick = "orin-nx"
+    )]
+    OrinNx = 2,
+    #[enum_value(
+        name = "Jetson AGX Orin: 3 workers, queue 60, results 120",
+        nick = "orin-agx"
+    )]
+    OrinAgx = 3,
+}
+
 impl IGuardVerify {
     /// Makes the element score clips with `scorer` (from its next start on) instead of the one
     /// its properties choose. For applications embedding their own model, and for tests.
@@ -153,6 +178,7 @@ pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     ColorOrder::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     Activation::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    Preset::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "iguardverify",
