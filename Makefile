@@ -12,6 +12,18 @@ export GST_PLUGIN_PATH := $(PLUGIN_DIR)
 # Keep the registry of this build apart from the user's, so a stale entry never hides ours.
 export GST_REGISTRY := $(CURDIR)/target/gst-registry.bin
 
+# ONNX Runtime and the model generator live in a project-local venv (PyPI wheels). The runtime
+# library is found through ORT_DYLIB_PATH; set it yourself to use another build (e.g. Jetson).
+VENV := $(CURDIR)/.venv
+VENV_PY := $(VENV)/bin/python
+ORT_LINK := $(VENV)/ort/libonnxruntime.so
+export ORT_DYLIB_PATH ?= $(ORT_LINK)
+export IGUARD_PYTHON := $(VENV_PY)
+PY_PACKAGES := onnxruntime onnx numpy
+
+TINY_MODEL := models/tiny-action.onnx
+MODELS := $(TINY_MODEL) models/tiny-action.labels.txt models/slow-action.onnx
+
 APT_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
 	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
@@ -19,10 +31,11 @@ APT_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev 
 DEMO_PIPELINE := videotestsrc num-buffers=90 pattern=ball \
 	! video/x-raw,width=320,height=240,framerate=30/1 \
 	! iguardreplay location=$(CURDIR)/tests/data/demo-detections.txt \
-	! iguardverify cooldown=0 \
+	! iguardverify cooldown=0 model-path=$(CURDIR)/$(TINY_MODEL) \
+		labels-file=$(CURDIR)/models/tiny-action.labels.txt \
 	! fakesink sync=false
 
-.PHONY: deps build demo test test-rust test-python lint inspect clean
+.PHONY: deps venv models build demo test test-rust test-python lint inspect clean
 
 # System packages: installed only when one is missing (needs root or sudo).
 deps:
@@ -37,7 +50,31 @@ deps:
 	fi
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs) and retry"; exit 1; }
 
-build: deps
+# The venv: created once, then reused (the stamp records a successful install).
+$(VENV)/.stamp:
+	python3 -m venv $(VENV) || { $(MAKE) deps APT_PACKAGES=python3-venv && python3 -m venv $(VENV); }
+	$(VENV_PY) -m pip install -q --disable-pip-version-check $(PY_PACKAGES)
+	mkdir -p $(VENV)/ort
+	ln -sf "$$(ls $(VENV)/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1* | head -1)" $(ORT_LINK)
+	touch $@
+
+venv: $(VENV)/.stamp
+
+models/tiny-action.onnx: models/generate.py | $(VENV)/.stamp
+	$(VENV_PY) models/generate.py tiny --out $@
+
+models/tiny-action.labels.txt: models/generate.py | $(VENV)/.stamp
+	$(VENV_PY) models/generate.py labels --out $@
+
+models/slow-action.onnx: models/generate.py | $(VENV)/.stamp
+	$(VENV_PY) models/generate.py slow --out $@
+
+models/r3d18-action.onnx: models/generate.py | $(VENV)/.stamp
+	$(VENV_PY) models/generate.py r3d18 --out $@
+
+models: $(MODELS)
+
+build: deps venv models
 	$(CARGO) build
 
 demo: build
@@ -47,7 +84,7 @@ demo: build
 
 test: test-rust test-python
 
-test-rust: deps
+test-rust: deps venv models
 	$(CARGO) test
 
 test-python: build
