@@ -28,12 +28,17 @@ APT_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev 
 	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
 
-DEMO_PIPELINE := videotestsrc num-buffers=90 pattern=ball \
+# The demo: a ball on black with a red object beside where the recorded person walks; the
+# recorded detections trigger clips, and the tiny model (random 3-D convolutions plus a hand-set
+# path that responds to red: a plumbing demo, not a trained detector) scores each clip.
+DEMO_PIPELINE := compositor name=mix sink_1::xpos=128 sink_1::ypos=116 \
 	! video/x-raw,width=320,height=240,framerate=30/1 \
 	! iguardreplay location=$(CURDIR)/tests/data/demo-detections.txt \
 	! iguardverify cooldown=0 model-path=$(CURDIR)/$(TINY_MODEL) \
-		labels-file=$(CURDIR)/models/tiny-action.labels.txt \
-	! fakesink sync=false
+		labels-file=$(CURDIR)/models/tiny-action.labels.txt positive-classes=armed \
+	! fakesink sync=false \
+	videotestsrc num-buffers=90 pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! mix. \
+	videotestsrc num-buffers=90 pattern=red ! video/x-raw,width=48,height=40,framerate=30/1 ! mix.
 
 .PHONY: deps venv models build demo test test-rust test-python lint inspect clean
 
@@ -61,7 +66,7 @@ $(VENV)/.stamp:
 venv: $(VENV)/.stamp
 
 models/tiny-action.onnx: models/generate.py | $(VENV)/.stamp
-	$(VENV_PY) models/generate.py tiny --out $@
+	$(VENV_PY) models/generate.py tiny --red-weight 12 --out $@
 
 models/tiny-action.labels.txt: models/generate.py | $(VENV)/.stamp
 	$(VENV_PY) models/generate.py labels --out $@
@@ -78,9 +83,14 @@ build: deps venv models
 	$(CARGO) build
 
 demo: build
-	@echo "Pipeline: $(DEMO_PIPELINE)"
+	@echo "Pipeline: gst-launch-1.0 $(DEMO_PIPELINE)" | tr -s '\t ' ' '
 	@gst-launch-1.0 -m $(DEMO_PIPELINE) 2>&1 | grep -o 'iguard-verification.*' \
-		| sed -e 's/iguard-verification, /verdict: /' -e 's/([a-z0-9]*)//g'
+		| sed -e 's/([a-z0-9]*)//g' -e 's/;$$//' | tr -d '"' | awk -F', ' '{ \
+			for (i = 2; i <= NF; i++) { split($$i, kv, "="); f[kv[1]] = kv[2] } \
+			printf "verdict %s: %-8s score %.3f (threshold %.2f) label %-8s trigger %s %.2f, %s frames, %.1f ms, scorer %s %s\n", \
+				f["request-id"], f["status"], f["score"], f["threshold"], \
+				f["label"], f["trigger-label"], f["trigger-confidence"], f["frames"], \
+				f["processing-ms"], f["scorer"], f["reason"] }'
 
 test: test-rust test-python
 
