@@ -36,6 +36,8 @@ pub struct Counters {
     pub dropped: u64,
     pub failed: u64,
     processing_ms_sum: f64,
+    /// Verdicts counted whose delivery (message, meta queue) has not returned yet.
+    delivering: u64,
 }
 
 impl Counters {
@@ -128,7 +130,7 @@ impl Reporter {
         let mut c = lock(&self.counters);
         let mut finished = c.finished();
         let mut deadline = Instant::now() + stall;
-        while c.pending() > 0 {
+        while c.pending() > 0 || c.delivering > 0 {
             let now = Instant::now();
             if now >= deadline {
                 return false;
@@ -147,8 +149,13 @@ impl Reporter {
     }
 
     fn finish(&self, v: Verdict) {
-        lock(&self.counters).count(&v);
+        {
+            let mut c = lock(&self.counters);
+            c.count(&v);
+            c.delivering += 1;
+        }
         (self.deliver)(&v);
+        lock(&self.counters).delivering -= 1;
         self.idle.notify_all();
     }
 }

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
+use gst::glib;
 use gst::prelude::*;
 use gstiguard::clip::Clip;
 use gstiguard::meta;
@@ -118,7 +119,17 @@ pub fn element(props: &[(&str, &dyn ToValue)]) -> (gst::Element, gst::Bus) {
     init();
     let e = gst::ElementFactory::make("iguardverify").build().unwrap();
     for (k, v) in props {
-        e.set_property_from_value(k, &v.to_value());
+        let value = v.to_value();
+        // Enum properties may be given by nick, as gst-launch does.
+        match value.get::<&str>() {
+            Ok(nick)
+                if e.find_property(k)
+                    .is_some_and(|p| p.value_type().is_a(glib::Type::ENUM)) =>
+            {
+                e.set_property_from_str(k, nick)
+            }
+            _ => e.set_property_from_value(k, &value),
+        }
     }
     let bus = gst::Bus::new();
     e.set_bus(Some(&bus));
