@@ -104,6 +104,7 @@ struct Settings {
     inference_threads: u32,
     batch_size: u32,
     model_instance_id: Option<String>,
+    adaptive_workers: bool,
     enabled: bool,
     class_labels: Option<String>,
     class_labels_file: Option<String>,
@@ -154,6 +155,7 @@ impl Default for Settings {
             inference_threads: DEFAULT_INFERENCE_THREADS,
             batch_size: DEFAULT_BATCH_SIZE,
             model_instance_id: None,
+            adaptive_workers: false,
             enabled: true,
             class_labels: None,
             class_labels_file: None,
@@ -222,6 +224,7 @@ impl Settings {
             "batch-size" => s.batch_size = value.get().unwrap(),
             "model-instance-id" => s.model_instance_id = value.get().unwrap(),
             "enabled" => s.enabled = value.get().unwrap(),
+            "adaptive-workers" => s.adaptive_workers = value.get().unwrap(),
             "class-labels" => s.class_labels = value.get().unwrap(),
             "class-labels-file" => s.class_labels_file = value.get().unwrap(),
             "deepstream-version" => s.deepstream_version = value.get().unwrap(),
@@ -877,6 +880,15 @@ impl ObjectImpl for IGuardVerify {
                     .default_value(DEFAULT_QUEUE_SIZE)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("adaptive-workers")
+                    .nick("Adaptive workers")
+                    .blurb(
+                        "Run between 1 and max-workers workers: add one while clips keep waiting, \
+                         retire one after 5 s idle",
+                    )
+                    .default_value(false)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecEnum::builder_with_default("priority", Priority::Fifo)
                     .nick("Priority")
                     .blurb("Which clip is verified first and which is dropped when the queue is full")
@@ -1167,6 +1179,7 @@ impl ObjectImpl for IGuardVerify {
             "batch-size" => s.batch_size.to_value(),
             "model-instance-id" => s.model_instance_id.to_value(),
             "enabled" => s.enabled.to_value(),
+            "adaptive-workers" => s.adaptive_workers.to_value(),
             "class-labels" => s.class_labels.to_value(),
             "class-labels-file" => s.class_labels_file.to_value(),
             "deepstream-version" => s.deepstream_version.to_value(),
@@ -1269,6 +1282,8 @@ impl BaseTransformImpl for IGuardVerify {
                 },
                 timeout: Duration::from_secs_f64(settings.worker_timeout),
                 batch_size: settings.batch_size as usize,
+                adaptive: settings.adaptive_workers,
+                ..Default::default()
             };
             let pool = Pool::new(pool_config, scorer).map_err(|e| {
                 gst::error_msg!(

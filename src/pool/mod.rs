@@ -333,6 +333,13 @@ pub struct PoolConfig {
     pub priority: Priority,
     pub timeout: Duration,
     pub batch_size: usize,
+    /// Run between 1 and `max_workers` workers: grow while the queue stays deep, shrink when
+    /// workers stay idle.
+    pub adaptive: bool,
+    /// Adaptive: how long every worker must be busy with clips still waiting before one is
+    /// added, and how long one must be idle before it is retired.
+    pub grow_after: Duration,
+    pub shrink_after: Duration,
 }
 
 impl Default for PoolConfig {
@@ -344,6 +351,9 @@ impl Default for PoolConfig {
             priority: Priority::Fifo,
             timeout: Duration::from_secs(10),
             batch_size: 1,
+            adaptive: false,
+            grow_after: Duration::from_millis(500),
+            shrink_after: Duration::from_secs(5),
         }
     }
 }

@@ -379,3 +379,50 @@ fn counters_stay_consistent_under_concurrent_workers() {
     assert_eq!(c.submitted, 800);
     assert_eq!(c.fallback + c.failed + c.dropped, 800);
 }
+
+#[test]
+fn adaptive_pools_grow_under_load_and_shrink_when_idle() {
+    let gate = Arc::new(Gate::default());
+    let scorer = Arc::new(FaultScorer::new(|_| Fault::None).with_gate(gate.clone()));
+    let rig = Rig::new(
+        PoolConfig {
+            name: "ad".into(),
+            adaptive: true,
+            grow_after: Duration::from_millis(50),
+            shrink_after: Duration::from_millis(300),
+            ..config(3, 20)
+        },
+        scorer,
+    );
+    assert_eq!(
+        rig.pool.stats().workers,
+        1,
+        "adaptive pools start with one worker"
+    );
+    for _ in 0..10 {
+        rig.submit(0.9);
+    }
+    rig.wait_until("three workers", |r| r.pool.stats().workers == 3);
+    rig.wait_until("three busy", |r| r.pool.stats().workers_active == 3);
+    assert_eq!(
+        thread_names("iguard-wad-").len(),
+        3,
+        "never more than max-workers"
+    );
+    gate.open();
+    assert!(rig.reporter.wait_idle(Duration::from_secs(10)));
+    rig.wait_until("back to one worker", |r| r.pool.stats().workers == 1);
+    rig.wait_until("retired threads ended", |_| {
+        thread_names("iguard-wad-").len() == 1
+    });
+    rig.assert_settled();
+    // And it grows again.
+    gate.close();
+    for _ in 0..4 {
+        rig.submit(0.9);
+    }
+    rig.wait_until("growing again", |r| r.pool.stats().workers >= 2);
+    gate.open();
+    assert!(rig.reporter.wait_idle(Duration::from_secs(10)));
+    rig.assert_settled();
+}

@@ -42,6 +42,11 @@ struct State {
     serving: usize,
     stuck: usize,
     restarts: u64,
+    /// Adaptive: idle workers asked to end.
+    retire: usize,
+    /// Adaptive: since when every worker is busy with clips waiting / some worker is idle.
+    busy_since: Option<Instant>,
+    idle_since: Option<Instant>,
     shutdown: bool,
     handles: Vec<thread::JoinHandle<()>>,
 }
@@ -55,6 +60,9 @@ pub(super) struct Shared {
     pub(super) scorer: Arc<dyn Scorer>,
     pub(super) config: PoolConfig,
 }
+
+/// How often the supervisor reconsiders the worker count in adaptive mode.
+const ADAPT_TICK: Duration = Duration::from_millis(100);
 
 /// Threads abandoned in a scorer that ignores cancellation are not replaced past this many,
 /// so a scorer that hangs forever cannot make the pool spawn without bound.
@@ -104,7 +112,12 @@ impl Shared {
                 .spawn(move || sup.supervise())
                 .map_err(|e| format!("cannot start the supervisor thread: {e}"))?;
             st.handles.push(handle);
-            for _ in 0..shared.config.max_workers.max(1) {
+            let initial = if shared.config.adaptive {
+                1
+            } else {
+                shared.config.max_workers.max(1)
+            };
+            for _ in 0..initial {
                 shared.spawn_worker(&mut st)?;
             }
         }
@@ -160,6 +173,11 @@ impl Shared {
             }
             if st.queue.as_ref().is_some_and(|q| !q.is_empty()) {
                 break;
+            }
+            if st.retire > 0 {
+                st.retire -= 1;
+                st.serving -= 1;
+                return None;
             }
             st = self.work.wait(st).unwrap_or_else(|e| e.into_inner());
         }
@@ -322,8 +340,14 @@ impl Shared {
                     next = Some(next.map_or(b.deadline, |n| n.min(b.deadline)));
                 }
             }
+            if self.config.adaptive {
+                self.adapt(&mut st, now);
+            }
             if expired.is_empty() {
-                let wait = next.map_or(Duration::from_secs(1), |n| n - now);
+                let mut wait = next.map_or(Duration::from_secs(1), |n| n - now);
+                if self.config.adaptive {
+                    wait = wait.min(ADAPT_TICK);
+                }
                 st = self
                     .changed
                     .wait_timeout(st, wait)
@@ -365,6 +389,34 @@ impl Shared {
                 }
             }
             st = lock(&self.state);
+        }
+    }
+
+    /// Adaptive sizing, on the supervisor's tick: one more worker when all are busy and clips
+    /// have waited `grow_after`; one fewer when one has idled `shrink_after`.
+    fn adapt(self: &Arc<Self>, st: &mut State, now: Instant) {
+        let active = st.in_flight.values().filter(|b| !b.abandoned).count();
+        let waiting = st.queue.as_ref().is_some_and(|q| !q.is_empty());
+        if waiting && active >= st.serving {
+            let since = *st.busy_since.get_or_insert(now);
+            if now - since >= self.config.grow_after && st.serving < self.config.max_workers {
+                if let Err(e) = self.spawn_worker(st) {
+                    eprintln!("iguard: {e}");
+                }
+                st.busy_since = None;
+            }
+        } else {
+            st.busy_since = None;
+        }
+        if !waiting && active + st.retire < st.serving && st.serving - st.retire > 1 {
+            let since = *st.idle_since.get_or_insert(now);
+            if now - since >= self.config.shrink_after {
+                st.retire += 1;
+                st.idle_since = None;
+                self.work.notify_all();
+            }
+        } else {
+            st.idle_since = None;
         }
     }
 
