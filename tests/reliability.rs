@@ -366,3 +366,55 @@ fn no_verdict_arrives_after_null() {
         "a verdict arrived after NULL"
     );
 }
+
+#[test]
+fn the_leaks_tracer_finds_no_object_alive_at_exit() {
+    init();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let model = format!("{root}/models/tiny-action.onnx");
+    assert!(
+        std::path::Path::new(&model).is_file(),
+        "{model} is missing: run `make models`"
+    );
+    // The fallback scorer, the ONNX scorer, and a flush-free stop mid-run (num-buffers ends it).
+    for verify in [
+        "cooldown=0",
+        &format!("cooldown=0 model-path={model} max-workers=2"),
+    ] {
+        let desc = format!(
+            "videotestsrc num-buffers=60 ! video/x-raw,width=320,height=240 \
+             ! iguardreplay location={root}/tests/data/demo-detections.txt ! iguardverify {verify} \
+             ! fakesink"
+        );
+        let out = std::process::Command::new("gst-launch-1.0")
+            .args(desc.split_whitespace())
+            .env("GST_TRACERS", "leaks")
+            .env("GST_DEBUG", "GST_TRACER:7")
+            .env("GST_DEBUG_NO_COLOR", "1")
+            .env(
+                "GST_PLUGIN_PATH",
+                format!(
+                    "{root}/target/{}",
+                    if cfg!(debug_assertions) {
+                        "debug"
+                    } else {
+                        "release"
+                    }
+                ),
+            )
+            .output()
+            .expect("run gst-launch-1.0");
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{log}");
+        assert!(log.contains("leaks"), "the leaks tracer did not run");
+        let alive: Vec<&str> =
+            // Records name real objects; the format line has `%s` in their place.
+            log.lines().filter(|l| l.contains("object-alive, type-name=(string)") && !l.contains("%s")).collect();
+        assert!(
+            alive.is_empty(),
+            "{} objects alive at exit:\n{}",
+            alive.len(),
+            alive.join("\n")
+        );
+    }
+}
