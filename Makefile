@@ -94,7 +94,7 @@ demo: build
 
 test: test-rust test-python
 
-test-rust: deps venv models
+test-rust: build
 	$(CARGO) test
 
 test-python: build
