@@ -4,7 +4,7 @@
 //! One detection a line, comma-separated:
 //! `frame, id, left, top, width, height, conf[, class[, extra columns ignored]]`.
 //! Frames are 1-based, `id` is negative for untracked detections, `class` defaults to 1 when the
-//! line has only 7 columns. Blank lines and lines starting with `#` are skipped; whitespace
+//! column is missing or negative (MOT17 `det.txt` files carry -1 there). Blank lines and lines starting with `#` are skipped; whitespace
 //! around fields is allowed. Nothing here knows about GStreamer.
 
 use std::borrow::Cow;
@@ -188,11 +188,13 @@ fn parse_line(line: &str) -> Result<(u64, MotDetection), String> {
         return Err(field_error(&fields, 5, "must not be negative"));
     }
     let confidence = number(&fields, 6)?;
-    let class_id = if fields.len() > 7 {
-        integer(&fields, 7)?
-    } else {
-        DEFAULT_CLASS_ID as i64
-    };
+    // MOTChallenge detection files (det.txt) put -1 where ground-truth files have the class:
+    // a negative class means "not given", like a missing column.
+    let class_id = match fields.len() > 7 {
+        true => Some(integer(&fields, 7)?).filter(|c| *c >= 0),
+        false => None,
+    }
+    .unwrap_or(DEFAULT_CLASS_ID as i64);
 
     let object_id = if id < 0 {
         None
@@ -450,8 +452,16 @@ mod tests {
     fn out_of_range_ids() {
         let e = error_of("1,3000000000,0,0,1,1,1\n");
         assert!(e.contains("(id) \"3000000000\" is out of range"), "{e}");
-        let e = error_of("1,1,0,0,1,1,1,-3000000000\n");
-        assert!(e.contains("(class) \"-3000000000\" is out of range"), "{e}");
+        let e = error_of("1,1,0,0,1,1,1,3000000000\n");
+        assert!(e.contains("(class) \"3000000000\" is out of range"), "{e}");
+    }
+
+    #[test]
+    fn mot17_det_files_carry_minus_one_as_class() {
+        // frame, id, left, top, width, height, conf, x, y, z
+        let d = parse("1,-1,1359.1,413.3,120.3,362.2,2.3,-1,-1,-1\n").unwrap();
+        assert_eq!(d.frame(1)[0].class_id, DEFAULT_CLASS_ID);
+        assert_eq!(d.frame(1)[0].object_id, None);
     }
 
     #[test]
