@@ -340,6 +340,8 @@ pub struct IGuardVerify {
     /// The last run's figures, kept readable after stop.
     last_stats: Mutex<Option<gst::Structure>>,
     custom_scorer: Mutex<Option<Arc<dyn Scorer>>>,
+    /// The NVMM advice was posted (once per element).
+    warned_nvmm: std::sync::atomic::AtomicBool,
 }
 
 #[glib::object_subclass]
@@ -1384,6 +1386,33 @@ impl BaseTransformImpl for IGuardVerify {
         Ok(())
     }
 
+    fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
+        // NVMM caps never reach the caps event: the accept-caps check turns them away. Say
+        // what to do instead of leaving the user with a bare not-negotiated.
+        if direction == gst::PadDirection::Sink
+            && let gst::QueryViewMut::AcceptCaps(q) = query.view_mut()
+            && q.caps()
+                .features(0)
+                .is_some_and(|f| f.contains("memory:NVMM"))
+        {
+            if !self
+                .warned_nvmm
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                gst::element_imp_warning!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ("iguardverify reads system-memory video, not NVMM (NvBufSurface) buffers: \
+                         place 'nvvideoconvert ! video/x-raw,format=RGBA' before it"),
+                    ["refused caps {}", q.caps()]
+                );
+            }
+            q.set_result(false);
+            return true;
+        }
+        BaseTransformImplExt::parent_query(self, direction, query)
+    }
+
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
         let info = gst_video::VideoInfo::from_caps(incaps)
             .map_err(|_| gst::loggable_error!(CAT, "Cannot parse caps {}", incaps))?;
@@ -1414,22 +1443,6 @@ impl BaseTransformImpl for IGuardVerify {
                 }
             }
             gst::EventView::Eos(_) => self.drain(),
-            gst::EventView::Caps(c) => {
-                let nvmm = c
-                    .caps()
-                    .features(0)
-                    .is_some_and(|f| f.contains("memory:NVMM"));
-                if nvmm {
-                    gst::element_imp_error!(
-                        self,
-                        gst::CoreError::Negotiation,
-                        ("iguardverify reads system-memory video, not NVMM (NvBufSurface) \
-                             buffers. Place 'nvvideoconvert ! video/x-raw,format=RGBA' before it"),
-                        ["caps {}", c.caps()]
-                    );
-                    return false;
-                }
-            }
             _ => (),
         }
         self.parent_sink_event(event)
