@@ -62,7 +62,8 @@ def find_plugin_dir():
 
 
 def default_description(num_buffers):
-    """The replay demo (see replay-demo.sh), with the tiny model when it is there."""
+    """The replay demo (see replay-demo.sh), with the tiny model when it is there, played in
+    real time (sync=true) like a camera, so verdicts ride on the buffers that follow."""
     caps = "video/x-raw,width=320,height=240,framerate=30/1"
     detections = os.path.join(ROOT, "tests", "data", "demo-detections.txt")
     model = os.path.join(ROOT, "models", "tiny-action.onnx")
@@ -73,7 +74,7 @@ def default_description(num_buffers):
     return (
         f"compositor name=mix sink_1::xpos=128 sink_1::ypos=116 ! {caps} "
         f'! iguardreplay location="{detections}" '
-        f"! iguardverify name=v cooldown=0 {model_props} ! fakesink sync=false "
+        f"! iguardverify name=v cooldown=0 {model_props} ! fakesink sync=true "
         f"videotestsrc num-buffers={num_buffers} pattern=ball ! {caps} ! mix. "
         f"videotestsrc num-buffers={num_buffers} pattern=red "
         "! video/x-raw,width=48,height=40,framerate=30/1 ! mix."

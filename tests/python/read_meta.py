@@ -35,7 +35,7 @@ def main():
     pipeline = Gst.parse_launch(
         "videotestsrc num-buffers=90 ! video/x-raw,width=320,height=240,framerate=30/1 "
         f"! iguardreplay location={detections} ! iguardverify name=v cooldown=0 "
-        "! fakesink name=sink sync=false"
+        "! fakesink name=sink sync=true"
     )
     from_meta = []
 
