@@ -99,6 +99,8 @@ enum FileFault {
 }
 
 /// A live pipeline whose detections trigger a clip on every frame, with what its bus said.
+/// Dropping it (also when a test fails) stops the pipeline first: freeing a playing pipeline
+/// would pull the objects from under its streaming threads.
 struct Live {
     pipeline: gst::Pipeline,
     verify: gst::Element,
@@ -106,6 +108,12 @@ struct Live {
     verdicts: Vec<Verdict>,
     warnings: Vec<String>,
     errors: Vec<String>,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
 }
 
 impl Live {

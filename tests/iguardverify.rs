@@ -360,6 +360,7 @@ fn run_demo(
         .unwrap()
         .downcast::<gst::Pipeline>()
         .unwrap();
+    let _stop = StopOnDrop(p.clone().upcast());
     let v = p.by_name("v").unwrap();
     if let Some(s) = scorer {
         set_scorer(&v, s);
@@ -496,6 +497,7 @@ fn stopping_with_work_in_flight_neither_hangs_nor_leaves_threads() {
         .unwrap()
         .downcast::<gst::Pipeline>()
         .unwrap();
+        let _stop = StopOnDrop(p.clone().upcast());
         let v = p.by_name("v").unwrap();
         set_scorer(
             &v,
@@ -546,6 +548,7 @@ fn an_empty_trigger_list_is_a_clear_error_at_start() {
         "videotestsrc num-buffers=1 ! iguardverify trigger-labels=\" , \" ! fakesink",
     )
     .unwrap();
+    let _stop = StopOnDrop(p.clone().upcast());
     let bus = p.bus().unwrap();
     assert!(p.set_state(gst::State::Playing).is_err());
     let msg = bus

@@ -354,6 +354,7 @@ fn run(desc: &str) -> Run {
         .unwrap()
         .downcast::<gst::Pipeline>()
         .unwrap();
+    let _stop = StopOnDrop(p.clone().upcast());
     let bus = p.bus().unwrap();
     let started = p.set_state(gst::State::Playing).is_ok();
     let mut r = Run {

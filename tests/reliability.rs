@@ -63,6 +63,7 @@ fn state_churn_with_work_in_flight() {
         .unwrap()
         .downcast::<gst::Pipeline>()
         .unwrap();
+            let _stop = StopOnDrop(p.clone().upcast());
             let v = p.by_name("v").unwrap();
             // A slow scorer (cancellable) so requests are always in flight when the state drops.
             set_scorer(

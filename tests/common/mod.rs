@@ -224,3 +224,14 @@ impl Scorer for Recorder {
         FallbackScorer::new(vec!["weapon".into()]).score(clips, cancel)
     }
 }
+
+/// Sets a pipeline to NULL when dropped, also when a test fails: freeing a playing pipeline
+/// would pull its objects from under its streaming threads and crash the test binary instead
+/// of reporting the failure.
+pub struct StopOnDrop(pub gst::Element);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.set_state(gst::State::Null);
+    }
+}
