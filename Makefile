@@ -109,3 +109,6 @@ inspect: build
 
 clean:
 	$(CARGO) clean
+
+# Long reliability runs (make test-long) and fuzzing.
+include long.mk
