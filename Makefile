@@ -112,3 +112,6 @@ clean:
 
 # Long reliability runs (make test-long) and fuzzing.
 include long.mk
+
+# Benchmarks (make bench, make bench-quick).
+include bench.mk
