@@ -22,7 +22,7 @@ LONG_ENV := IGUARD_LONG=1 GST_REGISTRY=$(LONG_DIR)/gst-registry.bin
 FUZZ_ENV := $(if $(filter-out none,$(FUZZ_SANITIZER)),RUSTC_BOOTSTRAP=1)
 
 # The three test programs in their long modes; their stdout is kept for the summary.
-run-long-tests = ( set -o pipefail; $(LONG_ENV) $(CARGO) test --release \
+run-long-tests = ( set -o pipefail; $(LONG_ENV) $(CARGO) test --release --no-fail-fast \
 	--test reliability --test proptests --test faults -- --show-output 2>&1 \
 	| tee $(LONG_DIR)/tests.log )
 

@@ -762,8 +762,15 @@ fn to_pixels_is_the_clamped_box_exactly_when_it_overlaps_the_frame() {
                 && h > 0
                 && overlaps(r.x, r.width, w)
                 && overlaps(r.y, r.height, h);
+            // A size below f64 resolution at its position vanishes in `start + size`: such a
+            // sliver on a pixel boundary may be dropped (found at 2.7e-25 px tall at y = 1).
+            let sliver = |start: f32, size: f32| start as f64 + size as f64 == start as f64;
             let p = r.to_pixels(w, h);
-            prop_assert_eq!(p.is_some(), expected, "{:?} on {}x{}: {:?}", r, w, h, p);
+            if !(sliver(r.x, r.width) || sliver(r.y, r.height)) {
+                prop_assert_eq!(p.is_some(), expected, "{:?} on {}x{}: {:?}", r, w, h, p);
+            } else {
+                prop_assert!(expected || p.is_none(), "{:?} on {}x{}: {:?}", r, w, h, p);
+            }
             if let Some(p) = p {
                 prop_assert!(inside(p, (w, h)));
                 axis_ok(r.x, r.width, w, p.x, p.width)?;
