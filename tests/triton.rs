@@ -298,6 +298,25 @@ fn an_unreachable_server_is_a_clear_error_at_connect() {
             "{text}"
         );
         eprintln!("{text}");
+
+        // Something listens but never answers: connect gives up within its limits.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("127.0.0.1:{}", silent.local_addr().unwrap().port());
+        let t0 = Instant::now();
+        let e = TritonScorer::connect(TritonConfig {
+            url: url.clone(),
+            model_name: "tiny-action".into(),
+            connect_timeout: Duration::from_millis(500),
+            request_timeout: Duration::from_millis(500),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        assert!(matches!(e, TritonError::Unreachable { .. }), "{e:?}");
+        assert!(e.to_string().contains(&url), "{e}");
+        eprintln!("{e}");
+        drop(silent);
+
         let e = TritonScorer::connect(TritonConfig {
             url: "grpc://127.0.0.1:1".into(),
             model_name: "tiny-action".into(),
@@ -407,12 +426,6 @@ fn several_calls_are_in_flight_at_once_up_to_the_limit() {
         }));
         round(wide.clone()); // warm up every instance
         let together = round(wide);
-        // One after another would take 4 × 0.8 s.
-        assert!(
-            together < sleep * 3,
-            "4 calls of {sleep:?} took {together:?}: not in flight together"
-        );
-
         let narrow = Arc::new(connect(TritonConfig {
             in_flight: 1,
             ..config(&server)
@@ -421,6 +434,13 @@ fn several_calls_are_in_flight_at_once_up_to_the_limit() {
         assert!(
             one_by_one >= sleep * 4,
             "in_flight=1 still let calls overlap: {one_by_one:?}"
+        );
+        // Four at once save three of the four server sleeps; the clients' own work (the same in
+        // both rounds, and slow in debug builds on a busy machine) cancels out.
+        assert!(
+            one_by_one.saturating_sub(together) >= sleep * 2,
+            "4 calls of {sleep:?}: {together:?} with in_flight=4 against {one_by_one:?} one by \
+             one: not in flight together"
         );
         eprintln!(
             "4 calls of 0.8 s: {:.2} s with in_flight=4, {:.2} s with in_flight=1",

@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -180,6 +180,8 @@ struct Conn {
     client: Option<Client>,
     /// Bumped at each new connection, so a late failure of an old one cannot drop a new one.
     generation: u64,
+    /// A connection attempt is running.
+    connecting: bool,
     /// No connection attempt before this, after a failure.
     retry_at: Option<Instant>,
     last_error: String,
@@ -190,72 +192,121 @@ struct Link {
     url: String,
     endpoint: Endpoint,
     connect_timeout: Duration,
-    /// Held across a connection attempt, so concurrent callers wait for one attempt instead of
-    /// each making their own.
-    conn: tokio::sync::Mutex<Conn>,
+    /// Never held across an await.
+    conn: Mutex<Conn>,
+    /// Wakes the callers waiting for a connection attempt to end.
+    attempted: tokio::sync::Notify,
     in_flight: tokio::sync::Semaphore,
     /// Failures since the last success; sets the back-off.
     failures: AtomicU32,
 }
 
 impl Link {
+    fn new(config: &TritonConfig, endpoint: Endpoint) -> Link {
+        Link {
+            url: config.url.clone(),
+            endpoint,
+            connect_timeout: config.connect_timeout,
+            conn: Mutex::new(Conn::default()),
+            attempted: tokio::sync::Notify::new(),
+            in_flight: tokio::sync::Semaphore::new(config.in_flight.max(1)),
+            failures: AtomicU32::new(0),
+        }
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Conn> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn backoff(&self) -> Duration {
         let n = self.failures.load(Ordering::Relaxed).clamp(1, 16);
         (BACKOFF_MIN * 2u32.pow(n - 1)).min(BACKOFF_MAX)
     }
 
-    /// The connected client, connecting first if needed. Errors are reasons, for a message.
-    async fn client(&self) -> Result<(Client, u64), String> {
-        let mut conn = self.conn.lock().await;
-        if let Some(c) = &conn.client {
-            return Ok((c.clone(), conn.generation));
-        }
-        if let Some(at) = conn.retry_at
-            && let Some(wait) = at.checked_duration_since(Instant::now())
-        {
-            return Err(format!(
-                "{} (reconnecting in {} ms)",
-                conn.last_error,
-                wait.as_millis().max(1)
-            ));
-        }
-        let attempt = tokio::time::timeout(self.connect_timeout, self.endpoint.connect()).await;
-        let error = match attempt {
-            Ok(Ok(channel)) => {
-                let client = GrpcInferenceServiceClient::new(channel)
-                    .max_decoding_message_size(MAX_MESSAGE)
-                    .max_encoding_message_size(MAX_MESSAGE);
-                conn.client = Some(client.clone());
-                conn.generation += 1;
-                conn.retry_at = None;
-                return Ok((client, conn.generation));
+    /// The connected client, connecting first if needed; while backing off after a failure, the
+    /// reason at once. Errors are reasons, for a message.
+    ///
+    /// The attempt runs as a task of its own: it ends (within `connect_timeout`) and records
+    /// its outcome even when every caller waiting for it has reached its deadline meanwhile.
+    async fn client(self: &Arc<Self>) -> Result<(Client, u64), String> {
+        let mut waited = false;
+        loop {
+            let mut attempted = std::pin::pin!(self.attempted.notified());
+            // Registered before looking, so an attempt ending in between still wakes us.
+            attempted.as_mut().enable();
+            {
+                let mut conn = self.conn();
+                if let Some(c) = &conn.client {
+                    return Ok((c.clone(), conn.generation));
+                }
+                if let Some(at) = conn.retry_at
+                    && let Some(wait) = at.checked_duration_since(Instant::now())
+                {
+                    return Err(if waited {
+                        conn.last_error.clone()
+                    } else {
+                        format!(
+                            "{} (reconnecting in {} ms)",
+                            conn.last_error,
+                            wait.as_millis().max(1)
+                        )
+                    });
+                }
+                if !conn.connecting {
+                    conn.connecting = true;
+                    tokio::spawn(self.clone().attempt());
+                }
             }
-            Ok(Err(e)) => error_chain(&e),
-            Err(_) => format!(
-                "no connection within {:.1} s",
-                self.connect_timeout.as_secs_f64()
-            ),
-        };
-        self.failures.fetch_add(1, Ordering::Relaxed);
-        conn.retry_at = Some(Instant::now() + self.backoff());
-        conn.last_error = error.clone();
-        Err(error)
+            attempted.await;
+            waited = true;
+        }
     }
 
-    /// Drops connection `generation` after a failure on it; the next call reconnects.
-    async fn broken(&self, generation: u64, reason: &str) {
-        let mut conn = self.conn.lock().await;
+    async fn attempt(self: Arc<Self>) {
+        let outcome = tokio::time::timeout(self.connect_timeout, self.endpoint.connect()).await;
+        let mut conn = self.conn();
+        conn.connecting = false;
+        match outcome {
+            Ok(Ok(channel)) => {
+                conn.client = Some(
+                    GrpcInferenceServiceClient::new(channel)
+                        .max_decoding_message_size(MAX_MESSAGE)
+                        .max_encoding_message_size(MAX_MESSAGE),
+                );
+                conn.generation += 1;
+                conn.retry_at = None;
+            }
+            Ok(Err(e)) => self.failed(&mut conn, error_chain(&e)),
+            Err(_) => self.failed(
+                &mut conn,
+                format!(
+                    "no connection within connect-timeout ({:.1} s)",
+                    self.connect_timeout.as_secs_f64()
+                ),
+            ),
+        }
+        drop(conn);
+        self.attempted.notify_waiters();
+    }
+
+    fn failed(&self, conn: &mut Conn, reason: String) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        conn.retry_at = Some(Instant::now() + self.backoff());
+        conn.last_error = reason;
+    }
+
+    /// Drops connection `generation` after a failure on it; a later call reconnects.
+    fn broken(&self, generation: u64, reason: &str) {
+        let mut conn = self.conn();
         if conn.generation == generation && conn.client.is_some() {
             conn.client = None;
-            self.failures.fetch_add(1, Ordering::Relaxed);
-            conn.retry_at = Some(Instant::now() + self.backoff());
-            conn.last_error = reason.to_string();
+            self.failed(&mut conn, reason.to_string());
         }
     }
 
     /// One inference call, within `deadline` (waiting for a slot and connecting included).
     async fn infer(
-        &self,
+        self: &Arc<Self>,
         request: ModelInferRequest,
         deadline: tokio::time::Instant,
     ) -> Result<ModelInferResponse, ScoreError> {
@@ -280,7 +331,7 @@ impl Link {
                 Err(status) => {
                     let reason = describe(&status);
                     if is_link_failure(&status) {
-                        self.broken(generation, &reason).await;
+                        self.broken(generation, &reason);
                     }
                     Err(ScoreError::Failed(format!(
                         "inference server {}: {reason}",
@@ -295,7 +346,7 @@ impl Link {
     }
 
     /// The checks and reads of [`TritonScorer::connect`].
-    async fn probe(&self, config: &TritonConfig) -> Result<Probe, TritonError> {
+    async fn probe(self: &Arc<Self>, config: &TritonConfig) -> Result<Probe, TritonError> {
         let url = || self.url.clone();
         let unreachable = |reason: String| TritonError::Unreachable { url: url(), reason };
         let (mut client, _) = self.client().await.map_err(unreachable)?;
@@ -441,14 +492,7 @@ impl TritonScorer {
             .map_err(|e| TritonError::Runtime(e.to_string()))?;
         let runtime = Runtime(Some(runtime));
         let handle = runtime.0.as_ref().expect("just built").handle().clone();
-        let link = Arc::new(Link {
-            url: config.url.clone(),
-            endpoint,
-            connect_timeout: config.connect_timeout,
-            conn: tokio::sync::Mutex::new(Conn::default()),
-            in_flight: tokio::sync::Semaphore::new(config.in_flight),
-            failures: AtomicU32::new(0),
-        });
+        let link = Arc::new(Link::new(&config, endpoint));
 
         let limit = config.connect_timeout + config.request_timeout;
         let probe = {
@@ -541,10 +585,12 @@ impl TritonScorer {
         let (t, h, w) = (t as usize, h as usize, w as usize);
         let mut data = vec![0f32; n * 3 * t * h * w];
         onnx::preprocess(clips, &self.onnx, &mut data);
-        let mut raw = Vec::with_capacity(data.len() * 4);
-        for v in &data {
-            raw.extend_from_slice(&v.to_le_bytes());
-        }
+        // KServe raw contents are little-endian: on such machines, the floats' bytes as they are.
+        let raw: Vec<u8> = if cfg!(target_endian = "little") {
+            bytemuck::cast_slice(&data).to_vec()
+        } else {
+            data.iter().flat_map(|v| v.to_le_bytes()).collect()
+        };
         let mut shape: Vec<i64> = match self.config.layout {
             Layout::Ncdhw => vec![n, 3, t, h, w],
             Layout::Ndchw => vec![n, t, 3, h, w],
@@ -663,12 +709,8 @@ impl Scorer for TritonScorer {
             timeout + ABORT_GRACE,
             Some(cancel),
         );
-        let response = match response {
-            Some(r) => r?,
-            None if cancel.is_cancelled() => return Err(ScoreError::Cancelled),
-            // The runtime let a task go past its own deadline: answer anyway.
-            None => return Err(ScoreError::Cancelled),
-        };
+        // `None`: aborted by `cancel`, or (a backstop) not back within its deadline.
+        let response = response.ok_or(ScoreError::Cancelled)??;
         let values = self.logits(&response, n).map_err(|reason| {
             ScoreError::Failed(format!(
                 "inference server {}, model {:?}: {reason}",
@@ -1125,14 +1167,11 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_a_limit() {
-        let link = Link {
-            url: String::new(),
-            endpoint: Endpoint::from_static("http://127.0.0.1:1"),
-            connect_timeout: Duration::from_secs(1),
-            conn: tokio::sync::Mutex::new(Conn::default()),
-            in_flight: tokio::sync::Semaphore::new(1),
-            failures: AtomicU32::new(1),
-        };
+        let link = Link::new(
+            &TritonConfig::default(),
+            Endpoint::from_static("http://127.0.0.1:1"),
+        );
+        link.failures.store(1, Ordering::Relaxed);
         assert_eq!(link.backoff(), BACKOFF_MIN);
         link.failures.store(2, Ordering::Relaxed);
         assert_eq!(link.backoff(), BACKOFF_MIN * 2);

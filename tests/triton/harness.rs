@@ -86,7 +86,24 @@ pub struct Server {
 }
 
 impl Server {
+    /// Starts a server and waits until its model is ready. pytriton gives its model processes
+    /// fixed one-second handshakes, which a busy machine can miss: a start that fails is tried
+    /// again, twice.
     pub fn start(options: Options) -> Server {
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            match Server::try_start(options.clone()) {
+                Ok(server) => return server,
+                Err(e) => failures.push(e),
+            }
+        }
+        panic!(
+            "the Triton test server did not start:\n{}",
+            failures.join("\n\n")
+        );
+    }
+
+    fn try_start(options: Options) -> Result<Server, String> {
         let python = python();
         let model = tiny_model();
         let grpc_port = options.grpc_port.unwrap_or_else(free_port);
@@ -155,15 +172,15 @@ impl Server {
                 Ok(line) if line.starts_with("READY") => break,
                 Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    server.fail("exited before it was ready")
+                    return Err(server.failed("exited before it was ready"));
                 }
             }
             if t0.elapsed() > limit {
-                server.fail(&format!("not ready within {limit:?}"));
+                return Err(server.failed(&format!("was not ready within {limit:?}")));
             }
         }
         server.started_in = t0.elapsed();
-        server
+        Ok(server)
     }
 
     pub fn url(&self) -> String {
@@ -176,10 +193,9 @@ impl Server {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
-    fn fail(&mut self, what: &str) -> ! {
-        let log = self.log_tail();
-        self.signal("KILL", Duration::from_secs(10));
-        panic!("the Triton test server {what}; its log ends:\n{log}");
+    /// What went wrong, with the end of the log. The server is cleaned up when dropped.
+    fn failed(&mut self, what: &str) -> String {
+        format!("it {what}; its log ends:\n{}", self.log_tail())
     }
 
     /// Sends `sig` to the whole process group and waits up to `wait` for the server to end.
@@ -247,6 +263,18 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+        // Triton's Python backend names its shared memory after pytriton's pid (our child's);
+        // a killed tritonserver cannot remove it.
+        let prefix = format!("pytrtion{}-", self.group);
+        for e in std::fs::read_dir("/dev/shm")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 }
 

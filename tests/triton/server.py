@@ -17,6 +17,7 @@ Run with the venv made by `make triton-venv`:
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -82,7 +83,8 @@ def main():
 
     def watch_stdin():
         # EOF: whoever started us is gone; do not outlive it.
-        while sys.stdin.buffer.read(4096):
+        # os.read, not sys.stdin: a daemon thread blocked in a buffered read breaks shutdown.
+        while os.read(sys.stdin.fileno(), 4096):
             pass
         stop.set()
 
