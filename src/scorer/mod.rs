@@ -10,6 +10,7 @@ use crate::clip::Clip;
 pub mod fallback;
 pub mod faults;
 pub mod onnx;
+pub mod triton;
 
 /// One clip's result.
 #[derive(Debug, Clone, PartialEq)]

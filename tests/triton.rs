@@ -1,0 +1,557 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The remote (Triton, KServe v2 gRPC) scorer against a real Triton Inference Server that each
+//! test starts and stops itself (`tests/triton/server.py`, venv from `make triton-venv`; ONNX
+//! Runtime for the local comparison from `ORT_DYLIB_PATH`, set by the Makefile).
+//!
+//! What each test proves: the server's scores equal the local ONNX scorer's on the same clips,
+//! and the model's shape reaches `info()`; a batch of N equals N single calls and the server's
+//! batch limit caps `max_batch()`; a server killed mid-call gives `Failed` with the reason at
+//! once (never a wait past the deadline) and the scorer reconnects by itself once it is back;
+//! an unreachable server, an unknown model and labels that do not fit give clear errors at
+//! connect; a deadline (the pool's cancel, or the scorer's own timeout) ends a call with
+//! `Cancelled` on time; several threads have calls in flight at once, up to `in_flight`; TLS
+//! with the server's own authority works, and a certificate from another is refused.
+
+mod common;
+#[path = "triton/harness.rs"]
+mod harness;
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use common::with_watchdog;
+use gstiguard::clip::Clip;
+use gstiguard::scorer::onnx::{ClassRef, OnnxConfig, OnnxScorer};
+use gstiguard::scorer::triton::{TlsConfig, TritonConfig, TritonError, TritonScorer};
+use gstiguard::scorer::{Cancel, Score, ScoreError, Scorer};
+use harness::{Options, Server, free_port, tiny_model};
+
+/// A clip of seeded noise, 16 frames of 112×112 (the tiny model's input).
+fn clip_of(seed: u64) -> Clip {
+    let (t, h, w) = (16u32, 112u32, 112u32);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let pixels = (0..t * h * w * 3)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    Clip {
+        request_id: seed,
+        source: Default::default(),
+        width: w,
+        height: h,
+        frames: t,
+        real_frames: t,
+        pixels,
+        frame_labels: vec![vec![]; t as usize],
+        region: gstiguard::geometry::PixelRect::full(w, h),
+        trigger_label: String::new(),
+        trigger_confidence: 1.0,
+        start_pts: None,
+        end_pts: None,
+    }
+}
+
+fn config(server: &Server) -> TritonConfig {
+    TritonConfig {
+        url: server.url(),
+        model_name: "tiny-action".into(),
+        positive: vec![ClassRef::Index(1)],
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(10),
+        ..Default::default()
+    }
+}
+
+fn connect(config: TritonConfig) -> TritonScorer {
+    TritonScorer::connect(config).unwrap_or_else(|e| panic!("connect: {e}"))
+}
+
+fn local(max_batch: usize) -> OnnxScorer {
+    OnnxScorer::load(OnnxConfig {
+        model_path: tiny_model(),
+        positive: vec![ClassRef::Index(1)],
+        max_batch,
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("the local ONNX scorer: {e} (make test-triton sets ORT_DYLIB_PATH)"))
+}
+
+fn score(s: &dyn Scorer, clips: &[&Clip]) -> Result<Vec<Score>, ScoreError> {
+    s.score(clips, &Cancel::new())
+}
+
+fn assert_close(a: &[Score], b: &[Score], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}");
+    for (x, y) in a.iter().zip(b) {
+        assert!(
+            (x.score - y.score).abs() < 1e-4 && x.label == y.label,
+            "{what}: {x:?} vs {y:?}"
+        );
+    }
+}
+
+#[test]
+fn scores_equal_the_local_onnx_scorers() {
+    with_watchdog(Duration::from_secs(300), || {
+        let server = Server::start(Options::default());
+        let remote = connect(config(&server));
+        let onnx = local(1);
+        assert_eq!((remote.name(), remote.is_model()), ("triton", true));
+        assert_eq!(remote.info(), onnx.info(), "the same model, seen remotely");
+        assert_eq!(remote.positive_classes(), &[1]);
+
+        let clips: Vec<Clip> = (1..=4).map(clip_of).collect();
+        let mut remote_scores = Vec::new();
+        for c in &clips {
+            let r = score(&remote, &[c]).expect("remote score");
+            assert_close(&r, &score(&onnx, &[c]).unwrap(), "remote vs local");
+            remote_scores.push(r[0].score);
+        }
+        assert!(
+            remote_scores.windows(2).any(|w| (w[0] - w[1]).abs() > 1e-6),
+            "different clips score differently: {remote_scores:?}"
+        );
+
+        // The same server, asked for what it does not have: errors that say what is wrong.
+        let e = TritonScorer::connect(TritonConfig {
+            model_name: "no-such-model".into(),
+            ..config(&server)
+        })
+        .unwrap_err();
+        assert!(matches!(e, TritonError::ModelNotReady { .. }), "{e:?}");
+        assert!(e.to_string().contains("\"no-such-model\""), "{e}");
+        let e = TritonScorer::connect(TritonConfig {
+            labels: vec!["a".into(), "b".into(), "c".into()],
+            ..config(&server)
+        })
+        .unwrap_err();
+        let classes = onnx.info().classes.expect("the tiny model's class count");
+        assert!(
+            e.to_string().contains(&format!(
+                "labels: 3 labels for a model with {classes} classes"
+            )),
+            "{e}"
+        );
+        let e = TritonScorer::connect(TritonConfig {
+            input_name: Some("frames".into()),
+            ..config(&server)
+        })
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("\"frames\"") && e.to_string().contains("input_rgb"),
+            "{e}"
+        );
+        // A clip of the wrong shape is refused before anything is sent.
+        let mut small = clip_of(9);
+        small.frames = 8;
+        small.real_frames = 8;
+        small.pixels.truncate(8 * 112 * 112 * 3);
+        let e = score(&remote, &[&small]).unwrap_err().to_string();
+        assert!(e.contains("frames 8") && e.contains("16"), "{e}");
+        eprintln!("server started in {:.2} s", server.started_in.as_secs_f64());
+    });
+}
+
+#[test]
+fn a_batch_of_n_gives_the_scores_of_n_single_calls() {
+    with_watchdog(Duration::from_secs(300), || {
+        let server = Server::start(Options {
+            max_batch: 4,
+            ..Default::default()
+        });
+        let remote = connect(TritonConfig {
+            max_batch: 16,
+            ..config(&server)
+        });
+        assert_eq!(remote.server_max_batch(), Some(4));
+        assert_eq!(
+            remote.max_batch(),
+            4,
+            "capped by the server's max_batch_size"
+        );
+        let clips: Vec<Clip> = (10..14).map(clip_of).collect();
+        let refs: Vec<&Clip> = clips.iter().collect();
+        let batch = score(&remote, &refs).unwrap();
+        let singles: Vec<Score> = clips
+            .iter()
+            .map(|c| score(&remote, &[c]).unwrap().remove(0))
+            .collect();
+        assert_close(&batch, &singles, "batch vs singles");
+        assert_close(
+            &batch,
+            &score(&local(4), &refs).unwrap(),
+            "remote batch vs local batch",
+        );
+        // Three of four: a partial batch is fine too.
+        assert_close(
+            &score(&remote, &refs[..3]).unwrap(),
+            &singles[..3],
+            "partial batch",
+        );
+    });
+}
+
+#[test]
+fn a_killed_server_fails_calls_with_the_reason_and_the_scorer_recovers_after_a_restart() {
+    with_watchdog(Duration::from_secs(300), || {
+        let mut server = Server::start(Options {
+            sleep: 1.0,
+            ..Default::default()
+        });
+        let port = server.grpc_port;
+        let remote = Arc::new(connect(TritonConfig {
+            request_timeout: Duration::from_secs(5),
+            ..config(&server)
+        }));
+        let clip = Arc::new(clip_of(21));
+        let before = score(&*remote, &[&clip]).expect("before the kill");
+
+        // A call in flight when the server dies.
+        let call = {
+            let (remote, clip) = (remote.clone(), clip.clone());
+            std::thread::spawn(move || {
+                let t0 = Instant::now();
+                (score(&*remote, &[&clip]), t0.elapsed())
+            })
+        };
+        std::thread::sleep(Duration::from_millis(400));
+        server.kill();
+        let (result, took) = call.join().unwrap();
+        let reason = match result {
+            Err(ScoreError::Failed(r)) => r,
+            other => panic!("a call in flight on a killed server: {other:?}"),
+        };
+        assert!(reason.contains(&format!("127.0.0.1:{port}")), "{reason}");
+        assert!(
+            took < Duration::from_secs(3),
+            "failed at once, took {took:?}"
+        );
+        eprintln!("in flight when killed: {reason}");
+
+        // Later calls fail at once too, saying why, while nothing listens.
+        for i in 0..5 {
+            let t0 = Instant::now();
+            match score(&*remote, &[&clip]) {
+                Err(ScoreError::Failed(r)) => {
+                    assert!(
+                        r.contains(&format!("127.0.0.1:{port}"))
+                            && (r.contains("refused") || r.contains("reconnecting")),
+                        "{r}"
+                    );
+                    eprintln!("call {i} after the kill: {r}");
+                }
+                other => panic!("a call to a dead server: {other:?}"),
+            }
+            assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+            std::thread::sleep(Duration::from_millis(150));
+        }
+
+        // Back on the same port: the scorer reconnects by itself.
+        let restarted = Server::start(Options {
+            grpc_port: Some(port),
+            ..Default::default()
+        });
+        let t0 = Instant::now();
+        let after = loop {
+            match score(&*remote, &[&clip]) {
+                Ok(s) => break s,
+                Err(ScoreError::Failed(_)) if t0.elapsed() < Duration::from_secs(30) => {
+                    std::thread::sleep(Duration::from_millis(100))
+                }
+                other => panic!("no recovery after the restart: {other:?}"),
+            }
+        };
+        assert_close(&after, &before, "after the restart");
+        eprintln!(
+            "recovered {:.2} s after the restarted server was ready",
+            t0.elapsed().as_secs_f64()
+        );
+        drop(restarted);
+    });
+}
+
+#[test]
+fn an_unreachable_server_is_a_clear_error_at_connect() {
+    with_watchdog(Duration::from_secs(60), || {
+        let port = free_port();
+        let t0 = Instant::now();
+        let e = TritonScorer::connect(TritonConfig {
+            url: format!("127.0.0.1:{port}"),
+            model_name: "tiny-action".into(),
+            connect_timeout: Duration::from_secs(2),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+        assert!(matches!(e, TritonError::Unreachable { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("127.0.0.1:{port}"))
+                && text.contains("Connection refused")
+                && text.contains("8001"),
+            "{text}"
+        );
+        eprintln!("{text}");
+
+        // Something listens but never answers: connect gives up within its limits.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("127.0.0.1:{}", silent.local_addr().unwrap().port());
+        let t0 = Instant::now();
+        let e = TritonScorer::connect(TritonConfig {
+            url: url.clone(),
+            model_name: "tiny-action".into(),
+            connect_timeout: Duration::from_millis(500),
+            request_timeout: Duration::from_millis(500),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        assert!(matches!(e, TritonError::Unreachable { .. }), "{e:?}");
+        assert!(e.to_string().contains(&url), "{e}");
+        eprintln!("{e}");
+        drop(silent);
+
+        let e = TritonScorer::connect(TritonConfig {
+            url: "grpc://127.0.0.1:1".into(),
+            model_name: "tiny-action".into(),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(matches!(e, TritonError::Url { .. }), "{e:?}");
+    });
+}
+
+#[test]
+fn deadlines_end_calls_with_cancelled_on_time() {
+    with_watchdog(Duration::from_secs(300), || {
+        let server = Server::start(Options {
+            sleep: 1.5,
+            instances: 2,
+            ..Default::default()
+        });
+        let remote = connect(config(&server));
+        let clip = clip_of(31);
+
+        // The pool's deadline: its supervisor fires the call's Cancel.
+        let cancel = Cancel::new();
+        let c = cancel.clone();
+        let timer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            c.cancel();
+        });
+        let t0 = Instant::now();
+        let r = remote.score(&[&clip], &cancel);
+        let took = t0.elapsed();
+        timer.join().unwrap();
+        assert!(matches!(r, Err(ScoreError::Cancelled)), "{r:?}");
+        assert!(
+            took >= Duration::from_millis(290) && took < Duration::from_millis(1000),
+            "{took:?}"
+        );
+
+        // Already cancelled: nothing is sent.
+        let cancel = Cancel::new();
+        cancel.cancel();
+        assert!(matches!(
+            remote.score(&[&clip], &cancel),
+            Err(ScoreError::Cancelled)
+        ));
+
+        // No cancel: the scorer's own request timeout ends the call.
+        let short = connect(TritonConfig {
+            request_timeout: Duration::from_millis(400),
+            ..config(&server)
+        });
+        let t0 = Instant::now();
+        let r = score(&short, &[&clip]);
+        let took = t0.elapsed();
+        assert!(matches!(r, Err(ScoreError::Cancelled)), "{r:?}");
+        assert!(
+            took >= Duration::from_millis(390) && took < Duration::from_millis(1000),
+            "{took:?}"
+        );
+
+        // Cancelled calls leave the connection usable: a patient call gets its score.
+        let r = score(&remote, &[&clip]).expect("a call after cancelled ones");
+        assert_close(&r, &score(&local(1), &[&clip]).unwrap(), "after cancels");
+    });
+}
+
+#[test]
+fn several_calls_are_in_flight_at_once_up_to_the_limit() {
+    with_watchdog(Duration::from_secs(300), || {
+        let sleep = Duration::from_millis(800);
+        let server = Server::start(Options {
+            sleep: sleep.as_secs_f64(),
+            instances: 4,
+            ..Default::default()
+        });
+        let clips: Vec<Clip> = (40..44).map(clip_of).collect();
+        let expected: Vec<Score> = clips
+            .iter()
+            .map(|c| score(&local(1), &[c]).unwrap().remove(0))
+            .collect();
+
+        // Four threads, one call each, all at once. Returns how long the four took.
+        let round = |remote: Arc<TritonScorer>| -> Duration {
+            let barrier = Arc::new(Barrier::new(clips.len()));
+            let t0 = Instant::now();
+            let handles: Vec<_> = clips
+                .iter()
+                .cloned()
+                .map(|clip| {
+                    let (remote, barrier) = (remote.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        score(&*remote, &[&clip]).map(|mut s| s.remove(0))
+                    })
+                })
+                .collect();
+            for (h, want) in handles.into_iter().zip(&expected) {
+                let got = h.join().unwrap().expect("a concurrent call");
+                assert_close(&[got], std::slice::from_ref(want), "concurrent call");
+            }
+            t0.elapsed()
+        };
+
+        let wide = Arc::new(connect(TritonConfig {
+            in_flight: 4,
+            ..config(&server)
+        }));
+        round(wide.clone()); // warm up every instance
+        let together = round(wide);
+        let narrow = Arc::new(connect(TritonConfig {
+            in_flight: 1,
+            ..config(&server)
+        }));
+        let one_by_one = round(narrow);
+        assert!(
+            one_by_one >= sleep * 4,
+            "in_flight=1 still let calls overlap: {one_by_one:?}"
+        );
+        // Four at once save three of the four server sleeps; the clients' own work (the same in
+        // both rounds, and slow in debug builds on a busy machine) cancels out.
+        assert!(
+            one_by_one.saturating_sub(together) >= sleep * 2,
+            "4 calls of {sleep:?}: {together:?} with in_flight=4 against {one_by_one:?} one by \
+             one: not in flight together"
+        );
+        eprintln!(
+            "4 calls of 0.8 s: {:.2} s with in_flight=4, {:.2} s with in_flight=1",
+            together.as_secs_f64(),
+            one_by_one.as_secs_f64()
+        );
+    });
+}
+
+/// Remote vs local on the tiny model: clips/s and the latency the server adds per clip, at
+/// batch 1 and 4, one caller. Prints figures; asserts only that the scores agree.
+/// `make bench-triton` runs it.
+#[test]
+#[ignore = "a measurement: make bench-triton"]
+fn measure_remote_against_local() {
+    let server = Server::start(Options::default());
+    let mut server = server;
+    let remote = connect(TritonConfig {
+        max_batch: 4,
+        ..config(&server)
+    });
+    let onnx = local(4);
+    let clips: Vec<Clip> = (100..108).map(clip_of).collect();
+    let rounds = 40;
+    println!("tiny model, 16×112×112 clips, one caller, {rounds} calls per row");
+    println!(
+        "{:<8} {:>5} {:>10} {:>12}",
+        "scorer", "batch", "clips/s", "ms per clip"
+    );
+    for batch in [1usize, 4] {
+        let refs: Vec<&Clip> = clips[..batch].iter().collect();
+        assert_close(
+            &score(&remote, &refs).unwrap(),
+            &score(&onnx, &refs).unwrap(),
+            "bench",
+        );
+        let mut per_clip = Vec::new();
+        for (name, s) in [("onnx", &onnx as &dyn Scorer), ("triton", &remote)] {
+            for _ in 0..5 {
+                score(s, &refs).unwrap();
+            }
+            let t0 = Instant::now();
+            for _ in 0..rounds {
+                score(s, &refs).unwrap();
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            let n = (rounds * batch) as f64;
+            per_clip.push(secs * 1000.0 / n);
+            println!(
+                "{name:<8} {batch:>5} {:>10.1} {:>12.2}",
+                n / secs,
+                secs * 1000.0 / n
+            );
+        }
+        println!(
+            "added by the server at batch {batch}: {:.2} ms per clip",
+            per_clip[1] - per_clip[0]
+        );
+    }
+    println!(
+        "server: start {:.2} s, stop {:.2} s",
+        server.started_in.as_secs_f64(),
+        server.stop().as_secs_f64()
+    );
+}
+
+#[test]
+fn tls_with_the_servers_authority_works_and_a_stranger_is_refused() {
+    with_watchdog(Duration::from_secs(300), || {
+        let dir = std::env::temp_dir().join(format!("iguard-triton-tls-{}", std::process::id()));
+        let (ca, cert, key) = harness::make_certificates(&dir, "good");
+        let (other_ca, _, _) = harness::make_certificates(&dir, "other");
+        let server = Server::start(Options {
+            tls: Some((cert, key)),
+            ..Default::default()
+        });
+        let tls = |ca: &std::path::Path| TritonConfig {
+            url: format!("localhost:{}", server.grpc_port),
+            tls: Some(TlsConfig {
+                ca_file: Some(ca.to_path_buf()),
+                ..Default::default()
+            }),
+            ..config(&server)
+        };
+        let remote = connect(tls(&ca));
+        let clip = clip_of(51);
+        assert_close(
+            &score(&remote, &[&clip]).unwrap(),
+            &score(&local(1), &[&clip]).unwrap(),
+            "over TLS",
+        );
+        // An explicit name to check, connecting by address.
+        connect(TritonConfig {
+            url: format!("https://127.0.0.1:{}", server.grpc_port),
+            tls: Some(TlsConfig {
+                ca_file: Some(ca.clone()),
+                domain: Some("localhost".into()),
+                ..Default::default()
+            }),
+            ..config(&server)
+        });
+
+        let e = TritonScorer::connect(tls(&other_ca)).unwrap_err();
+        assert!(matches!(e, TritonError::Unreachable { .. }), "{e:?}");
+        assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+        eprintln!("{e}");
+        let e = TritonScorer::connect(config(&server)).unwrap_err();
+        assert!(
+            matches!(e, TritonError::Unreachable { .. }),
+            "plain to TLS: {e:?}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    });
+}
