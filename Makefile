@@ -115,3 +115,6 @@ include long.mk
 
 # Benchmarks (make bench, make bench-quick).
 include bench.mk
+
+# The remote scorer's server for tests (make triton-venv, test-triton, bench-triton).
+include triton.mk

@@ -33,6 +33,7 @@ use crate::sampler::Sampler;
 use crate::scorer::Scorer;
 use crate::scorer::fallback::FallbackScorer;
 use crate::scorer::onnx::{self, ClassRef, OnnxConfig, OnnxScorer};
+use crate::scorer::triton::{TlsConfig, TritonConfig, TritonScorer};
 use crate::verdict::{Status, Verdict};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -63,6 +64,8 @@ const DEFAULT_BATCH_SIZE: u32 = 1;
 const DEFAULT_INFERENCE_THREADS: u32 = 0;
 const DEFAULT_MEAN: &str = "127.5";
 const DEFAULT_SCALE: &str = "0.00784313725490196";
+const DEFAULT_SERVER_URL: &str = "http://127.0.0.1:8001";
+const DEFAULT_CONNECT_TIMEOUT: f64 = 5.0;
 
 /// How long `stop()` waits for worker threads to end once every request is answered.
 const STOP_JOIN_WAIT: Duration = Duration::from_secs(2);
@@ -104,6 +107,14 @@ struct Settings {
     inference_threads: u32,
     batch_size: u32,
     model_instance_id: Option<String>,
+    server_url: String,
+    model_name: Option<String>,
+    model_version: Option<String>,
+    connect_timeout: f64,
+    tls_ca_file: Option<String>,
+    tls_domain: Option<String>,
+    tls_cert_file: Option<String>,
+    tls_key_file: Option<String>,
     adaptive_workers: bool,
     enabled: bool,
     class_labels: Option<String>,
@@ -155,6 +166,14 @@ impl Default for Settings {
             inference_threads: DEFAULT_INFERENCE_THREADS,
             batch_size: DEFAULT_BATCH_SIZE,
             model_instance_id: None,
+            server_url: DEFAULT_SERVER_URL.into(),
+            model_name: None,
+            model_version: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            tls_ca_file: None,
+            tls_domain: None,
+            tls_cert_file: None,
+            tls_key_file: None,
             adaptive_workers: false,
             enabled: true,
             class_labels: None,
@@ -525,6 +544,9 @@ impl IGuardVerify {
         let fallback = || -> Arc<dyn Scorer> {
             Arc::new(FallbackScorer::new(label_list(&settings.weapon_labels)))
         };
+        if settings.model_type == ModelType::Triton {
+            return self.connect_triton(settings, &fallback);
+        }
         let model = settings.model_path.as_deref().unwrap_or("");
         if settings.model_type == ModelType::Fallback || model.is_empty() {
             if settings.model_type != ModelType::Fallback {
@@ -565,6 +587,77 @@ impl IGuardVerify {
                 Ok((fallback(), [None; 3]))
             }
             Err(e) => Err(gst::error_msg!(gst::LibraryError::Init, ("{}", e))),
+        }
+    }
+
+    /// The remote scorer, or the fallback when the server cannot be used and
+    /// `fallback-on-error` allows.
+    fn connect_triton(
+        &self,
+        settings: &Settings,
+        fallback: &dyn Fn() -> Arc<dyn Scorer>,
+    ) -> Result<(Arc<dyn Scorer>, instance::Dims), gst::ErrorMessage> {
+        let path = |p: &Option<String>| p.clone().filter(|p| !p.is_empty()).map(std::path::PathBuf::from);
+        let tls = [&settings.tls_ca_file, &settings.tls_domain, &settings.tls_cert_file, &settings.tls_key_file]
+            .iter()
+            .any(|v| v.as_deref().is_some_and(|v| !v.is_empty()))
+            .then(|| TlsConfig {
+                ca_file: path(&settings.tls_ca_file),
+                domain: settings.tls_domain.clone().filter(|d| !d.is_empty()),
+                cert_file: path(&settings.tls_cert_file),
+                key_file: path(&settings.tls_key_file),
+            });
+        let name = settings.model_name.clone().unwrap_or_default();
+        let connected = Self::onnx_config(settings).and_then(|o| {
+            if name.is_empty() {
+                return Err("model-type=triton needs model-name (the model's name on the server)".into());
+            }
+            TritonScorer::connect(TritonConfig {
+                url: settings.server_url.clone(),
+                model_name: name.clone(),
+                model_version: settings.model_version.clone().unwrap_or_default(),
+                input_name: o.input_name,
+                output_name: o.output_name,
+                connect_timeout: Duration::from_secs_f64(settings.connect_timeout),
+                request_timeout: Duration::from_secs_f64(settings.worker_timeout),
+                tls,
+                layout: o.layout,
+                mean: o.mean,
+                scale: o.scale,
+                color: o.color,
+                activation: o.activation,
+                labels: o.labels,
+                positive: o.positive,
+                max_batch: settings.batch_size as usize,
+                // One RPC in flight per worker: the workers are the concurrency.
+                in_flight: settings.max_workers.max(1) as usize,
+            })
+            .map_err(|e| e.to_string())
+        });
+        match connected {
+            Ok(scorer) => {
+                let i = scorer.info().clone();
+                gst::info!(CAT, imp = self, "Triton model {name:?} at {}: {i:?}", settings.server_url);
+                Ok((Arc::new(scorer), [i.frames, i.height, i.width]))
+            }
+            Err(e) if settings.fallback_on_error => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::OpenRead,
+                    (
+                        "Cannot use server-url={:?} model-name={:?}: {}; verifying with the \
+                         label-based fallback instead (fallback-on-error=true)",
+                        settings.server_url,
+                        name,
+                        e
+                    )
+                );
+                Ok((fallback(), [None; 3]))
+            }
+            Err(e) => Err(gst::error_msg!(
+                gst::ResourceError::OpenRead,
+                ("Cannot use server-url={:?} model-name={:?}: {}", settings.server_url, name, e)
+            )),
         }
     }
 
@@ -882,6 +975,56 @@ impl ObjectImpl for IGuardVerify {
                     .default_value(DEFAULT_QUEUE_SIZE)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("server-url")
+                    .nick("Server URL")
+                    .blurb(
+                        "With model-type=triton: the server's gRPC endpoint, http://host:port or \
+                         https://host:port (TLS); Triton listens on 8001",
+                    )
+                    .default_value(Some(DEFAULT_SERVER_URL))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("model-name")
+                    .nick("Model name")
+                    .blurb("With model-type=triton: the model's name on the server")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("model-version")
+                    .nick("Model version")
+                    .blurb("With model-type=triton: the model version; unset = the server's newest ready one")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("connect-timeout")
+                    .nick("Connect timeout")
+                    .blurb(
+                        "With model-type=triton: seconds to reach the server, at start and at each \
+                         reconnect (requests are bounded by worker-timeout)",
+                    )
+                    .minimum(0.01)
+                    .maximum(600.0)
+                    .default_value(DEFAULT_CONNECT_TIMEOUT)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("tls-ca-file")
+                    .nick("TLS CA file")
+                    .blurb("With an https:// server-url: PEM certificates of the server's authority; unset = the system's")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("tls-domain")
+                    .nick("TLS domain")
+                    .blurb("With an https:// server-url: the name the server's certificate must carry; unset = the URL's host")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("tls-cert-file")
+                    .nick("TLS client certificate")
+                    .blurb("For servers that require mutual TLS: PEM client certificate (with tls-key-file)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("tls-key-file")
+                    .nick("TLS client key")
+                    .blurb("For servers that require mutual TLS: PEM client key (with tls-cert-file)")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("adaptive-workers")
                     .nick("Adaptive workers")
                     .blurb(
@@ -1182,6 +1325,14 @@ impl ObjectImpl for IGuardVerify {
             "model-instance-id" => s.model_instance_id.to_value(),
             "enabled" => s.enabled.to_value(),
             "adaptive-workers" => s.adaptive_workers.to_value(),
+            "server-url" => s.server_url.to_value(),
+            "model-name" => s.model_name.to_value(),
+            "model-version" => s.model_version.to_value(),
+            "connect-timeout" => s.connect_timeout.to_value(),
+            "tls-ca-file" => s.tls_ca_file.to_value(),
+            "tls-domain" => s.tls_domain.to_value(),
+            "tls-cert-file" => s.tls_cert_file.to_value(),
+            "tls-key-file" => s.tls_key_file.to_value(),
             "class-labels" => s.class_labels.to_value(),
             "class-labels-file" => s.class_labels_file.to_value(),
             "deepstream-version" => s.deepstream_version.to_value(),
@@ -1264,11 +1415,14 @@ impl BaseTransformImpl for IGuardVerify {
             let _ = obj.post_message(gst::message::Element::builder(s).src(&obj).build());
         });
 
-        let model = format!(
-            "{:?} {:?}",
-            settings.model_type,
-            settings.model_path.as_deref().unwrap_or("")
-        );
+        let model = match settings.model_type {
+            ModelType::Triton => format!(
+                "Triton {} {:?}",
+                settings.server_url,
+                settings.model_name.as_deref().unwrap_or("")
+            ),
+            t => format!("{:?} {:?}", t, settings.model_path.as_deref().unwrap_or("")),
+        };
         let (instance, shared) = instance::acquire(settings.model_instance_id.as_deref(), || {
             let (scorer, dims) = self.make_scorer(&settings)?;
             let pool_config = PoolConfig {

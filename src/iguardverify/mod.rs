@@ -78,6 +78,11 @@ pub enum ModelType {
     Tao = 1,
     #[enum_value(name = "No model: the label-based fallback scorer", nick = "fallback")]
     Fallback = 2,
+    #[enum_value(
+        name = "A remote Triton Inference Server (KServe v2 gRPC) at server-url serving model-name",
+        nick = "triton"
+    )]
+    Triton = 3,
 }
 
 /// Memory order of the model's input tensor (`tensor-layout` property).
