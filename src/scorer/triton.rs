@@ -1003,7 +1003,7 @@ fn resolve_positive(config: &OnnxConfig, info: &ModelInfo) -> Result<Vec<usize>,
             ))),
             ClassRef::Name(name) => config.labels.iter().position(|l| l == name).ok_or_else(|| {
                 LoadError::Positive(format!(
-                    "no class named {name:?} (labels: {:?}); give labels or use indices",
+                    "no class named {name:?} (labels: {:?}); give labels-file or use indices",
                     config.labels
                 ))
             }),
