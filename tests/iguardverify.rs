@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use gst::glib;
 use gst::prelude::*;
 use gstiguard::meta;
 use gstiguard::pool::thread_names;
@@ -593,4 +594,24 @@ fn every_property_is_documented_with_a_blurb() {
     assert_eq!(e.property::<u32>("queue-size"), 50);
     assert_eq!(e.property::<f64>("threshold"), 0.7);
     assert!(e.property::<bool>("async"));
+}
+
+#[test]
+fn every_property_can_be_set_to_its_default_and_read_back() {
+    let (e, _bus) = element(&[]);
+    for p in e.list_properties() {
+        if !p.flags().contains(glib::ParamFlags::WRITABLE) || ["name", "parent"].contains(&p.name())
+        {
+            continue;
+        }
+        let default = p.default_value().clone();
+        e.set_property_from_value(p.name(), &default);
+        let back = e.property_value(p.name());
+        assert_eq!(
+            format!("{:?}", back),
+            format!("{:?}", default),
+            "{} did not read back as set",
+            p.name()
+        );
+    }
 }

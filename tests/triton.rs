@@ -555,3 +555,73 @@ fn tls_with_the_servers_authority_works_and_a_stranger_is_refused() {
         let _ = std::fs::remove_dir_all(dir);
     });
 }
+
+/// The element with `model-type=triton`: a real pipeline verifies the demo clips on the
+/// server, with the same scores as the local ONNX scorer in the same pipeline; an unreachable
+/// server gives the documented warning and the fallback.
+#[test]
+fn the_element_verifies_on_the_server_like_it_does_locally() {
+    use gst::prelude::*;
+    common::init();
+    let server = Server::start(Options::default());
+    let run = |verify: &str| -> Vec<(u64, String, f64, String)> {
+        let desc = format!(
+            "videotestsrc num-buffers=45 ! video/x-raw,width=320,height=240,format=RGBA,framerate=30/1 \
+             ! iguardreplay location={}/tests/data/demo-detections.txt ! iguardverify name=v \
+             cooldown=0 positive-classes=1 {verify} ! fakesink sync=false",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let p = gst::parse::launch(&desc).unwrap();
+        let _stop = common::StopOnDrop(p.clone());
+        let bus = p.bus().unwrap();
+        p.set_state(gst::State::Playing).unwrap();
+        let mut out = Vec::new();
+        for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
+            match msg.view() {
+                gst::MessageView::Eos(_) => break,
+                gst::MessageView::Error(e) => panic!("{:?}", e.error()),
+                gst::MessageView::Element(m) => {
+                    if let Some(s) = m.structure()
+                        && s.name() == gstiguard::meta::MESSAGE_NAME
+                    {
+                        let v = gstiguard::meta::from_structure(s).unwrap();
+                        out.push((v.request_id, v.scorer, v.score, v.status.to_string()));
+                    }
+                }
+                gst::MessageView::Warning(w) => {
+                    out.push((0, "warning".into(), 0.0, w.error().to_string()))
+                }
+                _ => (),
+            }
+        }
+        let v = p.downcast_ref::<gst::Bin>().unwrap().by_name("v").unwrap();
+        common::Stats::of(&v).assert_adds_up();
+        out
+    };
+    let remote = run(&format!(
+        "model-type=triton server-url=http://{} model-name=tiny-action",
+        server.url()
+    ));
+    let local = run(&format!("model-path={}", tiny_model().display()));
+    assert_eq!(remote.len(), 3, "{remote:?}");
+    assert_eq!(local.len(), 3, "{local:?}");
+    for (r, l) in remote.iter().zip(&local) {
+        assert_eq!((r.0, r.1.as_str(), l.1.as_str()), (l.0, "triton", "onnx"));
+        assert!((r.2 - l.2).abs() < 1e-4, "remote {} vs local {}", r.2, l.2);
+    }
+    // Nothing listens there: warning, then the label-based fallback.
+    let port = free_port();
+    let down = run(&format!(
+        "model-type=triton server-url=http://127.0.0.1:{port} model-name=tiny-action connect-timeout=1"
+    ));
+    assert!(
+        down.iter()
+            .any(|w| w.1 == "warning" && w.3.contains(&port.to_string())),
+        "{down:?}"
+    );
+    assert_eq!(
+        down.iter().filter(|v| v.1 == "fallback").count(),
+        3,
+        "{down:?}"
+    );
+}

@@ -244,6 +244,16 @@ impl Settings {
             "model-instance-id" => s.model_instance_id = value.get().unwrap(),
             "enabled" => s.enabled = value.get().unwrap(),
             "adaptive-workers" => s.adaptive_workers = value.get().unwrap(),
+            "server-url" => {
+                s.server_url = value.get::<Option<String>>().unwrap().unwrap_or_default()
+            }
+            "model-name" => s.model_name = value.get().unwrap(),
+            "model-version" => s.model_version = value.get().unwrap(),
+            "connect-timeout" => s.connect_timeout = value.get().unwrap(),
+            "tls-ca-file" => s.tls_ca_file = value.get().unwrap(),
+            "tls-domain" => s.tls_domain = value.get().unwrap(),
+            "tls-cert-file" => s.tls_cert_file = value.get().unwrap(),
+            "tls-key-file" => s.tls_key_file = value.get().unwrap(),
             "class-labels" => s.class_labels = value.get().unwrap(),
             "class-labels-file" => s.class_labels_file = value.get().unwrap(),
             "deepstream-version" => s.deepstream_version = value.get().unwrap(),
@@ -597,20 +607,31 @@ impl IGuardVerify {
         settings: &Settings,
         fallback: &dyn Fn() -> Arc<dyn Scorer>,
     ) -> Result<(Arc<dyn Scorer>, instance::Dims), gst::ErrorMessage> {
-        let path = |p: &Option<String>| p.clone().filter(|p| !p.is_empty()).map(std::path::PathBuf::from);
-        let tls = [&settings.tls_ca_file, &settings.tls_domain, &settings.tls_cert_file, &settings.tls_key_file]
-            .iter()
-            .any(|v| v.as_deref().is_some_and(|v| !v.is_empty()))
-            .then(|| TlsConfig {
-                ca_file: path(&settings.tls_ca_file),
-                domain: settings.tls_domain.clone().filter(|d| !d.is_empty()),
-                cert_file: path(&settings.tls_cert_file),
-                key_file: path(&settings.tls_key_file),
-            });
+        let path = |p: &Option<String>| {
+            p.clone()
+                .filter(|p| !p.is_empty())
+                .map(std::path::PathBuf::from)
+        };
+        let tls = [
+            &settings.tls_ca_file,
+            &settings.tls_domain,
+            &settings.tls_cert_file,
+            &settings.tls_key_file,
+        ]
+        .iter()
+        .any(|v| v.as_deref().is_some_and(|v| !v.is_empty()))
+        .then(|| TlsConfig {
+            ca_file: path(&settings.tls_ca_file),
+            domain: settings.tls_domain.clone().filter(|d| !d.is_empty()),
+            cert_file: path(&settings.tls_cert_file),
+            key_file: path(&settings.tls_key_file),
+        });
         let name = settings.model_name.clone().unwrap_or_default();
         let connected = Self::onnx_config(settings).and_then(|o| {
             if name.is_empty() {
-                return Err("model-type=triton needs model-name (the model's name on the server)".into());
+                return Err(
+                    "model-type=triton needs model-name (the model's name on the server)".into(),
+                );
             }
             TritonScorer::connect(TritonConfig {
                 url: settings.server_url.clone(),
@@ -637,7 +658,12 @@ impl IGuardVerify {
         match connected {
             Ok(scorer) => {
                 let i = scorer.info().clone();
-                gst::info!(CAT, imp = self, "Triton model {name:?} at {}: {i:?}", settings.server_url);
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "Triton model {name:?} at {}: {i:?}",
+                    settings.server_url
+                );
                 Ok((Arc::new(scorer), [i.frames, i.height, i.width]))
             }
             Err(e) if settings.fallback_on_error => {
@@ -656,7 +682,12 @@ impl IGuardVerify {
             }
             Err(e) => Err(gst::error_msg!(
                 gst::ResourceError::OpenRead,
-                ("Cannot use server-url={:?} model-name={:?}: {}", settings.server_url, name, e)
+                (
+                    "Cannot use server-url={:?} model-name={:?}: {}",
+                    settings.server_url,
+                    name,
+                    e
+                )
             )),
         }
     }
