@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use crate::detections::{Detection, SourceFrame};
-use crate::geometry::{PixelRect, Rect};
+use crate::geometry::{Bounds, PixelRect, Rect};
 
 /// What part of the frame a clip covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -214,8 +214,8 @@ impl ClipAssembler {
         detections: &'a [Detection],
         width: u32,
         height: u32,
-    ) -> Option<(Rect, &'a Detection)> {
-        let mut union: Option<Rect> = None;
+    ) -> Option<(Bounds, &'a Detection)> {
+        let mut union: Option<Bounds> = None;
         let mut best: Option<&Detection> = None;
         for d in detections {
             let wanted = self.config.trigger_labels.contains(&d.label);
@@ -230,7 +230,8 @@ impl ClipAssembler {
             if d.rect.to_pixels(width, height).is_none() {
                 continue;
             }
-            union = Some(union.map_or(d.rect, |u| u.union(&d.rect)));
+            let b = Bounds::of(&d.rect);
+            union = Some(union.map_or(b, |u| u.union(&b)));
             if best.is_none_or(|b| d.confidence > b.confidence) {
                 best = Some(d);
             }

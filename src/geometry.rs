@@ -34,6 +34,75 @@ impl PixelRect {
     }
 }
 
+/// A box in f64: unions and margins of detector boxes are computed in it, since f32 boxes
+/// near f32::MAX (DeepStream floats) would overflow to infinity.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Bounds {
+    pub x0: f64,
+    pub y0: f64,
+    pub x1: f64,
+    pub y1: f64,
+}
+
+impl Bounds {
+    pub fn of(r: &Rect) -> Bounds {
+        let (x, y) = (r.x as f64, r.y as f64);
+        Bounds {
+            x0: x,
+            y0: y,
+            x1: x + r.width as f64,
+            y1: y + r.height as f64,
+        }
+    }
+
+    pub fn union(&self, o: &Bounds) -> Bounds {
+        Bounds {
+            x0: self.x0.min(o.x0),
+            y0: self.y0.min(o.y0),
+            x1: self.x1.max(o.x1),
+            y1: self.y1.max(o.y1),
+        }
+    }
+
+    /// Grown by `margin` times its size on every side.
+    pub fn widen(&self, margin: f32) -> Bounds {
+        let dx = (self.x1 - self.x0) * margin as f64;
+        let dy = (self.y1 - self.y0) * margin as f64;
+        Bounds {
+            x0: self.x0 - dx,
+            y0: self.y0 - dy,
+            x1: self.x1 + dx,
+            y1: self.y1 + dy,
+        }
+    }
+
+    /// Clamped to the frame and rounded outwards; `None` when nothing is inside it.
+    pub fn to_pixels(&self, frame_width: u32, frame_height: u32) -> Option<PixelRect> {
+        if ![self.x0, self.y0, self.x1, self.y1]
+            .iter()
+            .all(|v| v.is_finite())
+            || frame_width == 0
+            || frame_height == 0
+        {
+            return None;
+        }
+        let (fw, fh) = (frame_width as f64, frame_height as f64);
+        let x0 = self.x0.floor().clamp(0.0, fw);
+        let y0 = self.y0.floor().clamp(0.0, fh);
+        let x1 = self.x1.ceil().clamp(0.0, fw);
+        let y1 = self.y1.ceil().clamp(0.0, fh);
+        if x1 <= x0 || y1 <= y0 {
+            return None;
+        }
+        Some(PixelRect {
+            x: x0 as u32,
+            y: y0 as u32,
+            width: (x1 - x0) as u32,
+            height: (y1 - y0) as u32,
+        })
+    }
+}
+
 impl Rect {
     /// Whether every coordinate is finite and the box has a positive area.
     pub fn is_valid(&self) -> bool {
@@ -141,6 +210,26 @@ mod tests {
         let u = r(0.0, 0.0, 10.0, 10.0).union(&r(20.0, 5.0, 10.0, 10.0));
         assert_eq!(u, r(0.0, 0.0, 30.0, 15.0));
         assert_eq!(u.widen(0.1), r(-3.0, -1.5, 36.0, 18.0));
+    }
+
+    #[test]
+    fn huge_boxes_unite_and_widen_without_overflow() {
+        let a = Bounds::of(&r(0.0, 0.0, 137.3, f32::MAX));
+        assert_eq!(
+            a.widen(0.75).to_pixels(1, 202),
+            Some(PixelRect::full(1, 202))
+        );
+        let u =
+            Bounds::of(&r(-3e38, 0.0, 3.1e38, 10.0)).union(&Bounds::of(&r(0.0, 0.0, 3e38, 10.0)));
+        assert_eq!(
+            u.to_pixels(64, 48),
+            Some(PixelRect {
+                x: 0,
+                y: 0,
+                width: 64,
+                height: 10
+            })
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ use gstiguard::clip::{Clip, ClipAssembler, ClipConfig, CropMode, LabelSeen};
 use gstiguard::detections::deepstream::{ClassLabels, DeepStreamLayout, DeepStreamReader};
 use gstiguard::detections::roi::RoiReader;
 use gstiguard::detections::{Detection, DetectionReader, FrameDetections, SourceFrame};
-use gstiguard::geometry::{PixelRect, Rect};
+use gstiguard::geometry::{Bounds, PixelRect, Rect};
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -503,7 +503,7 @@ fn run_assembler(initial: ClipConfig, steps: Vec<Step>) -> Result<(), TestCaseEr
                 }
 
                 // Starting: only from an idle, non-cooling source, only on a usable trigger, and
-                // always on one (when the crop cannot overflow: see the ignored test below).
+                // always on one.
                 let usable_now: Vec<&Detection> = detections
                     .iter()
                     .filter(|d| usable(d, &config, size))
@@ -528,9 +528,10 @@ fn run_assembler(initial: ClipConfig, steps: Vec<Step>) -> Result<(), TestCaseEr
                     let region = match config.crop {
                         CropMode::Full => PixelRect::full(size.0, size.1),
                         CropMode::Roi => {
+                            let first = Bounds::of(&usable_now[0].rect);
                             let union = usable_now[1..]
                                 .iter()
-                                .fold(usable_now[0].rect, |u, d| u.union(&d.rect));
+                                .fold(first, |u, d| u.union(&Bounds::of(&d.rect)));
                             match union.widen(config.roi_margin).to_pixels(size.0, size.1) {
                                 Some(r) => r,
                                 None => {
@@ -643,15 +644,12 @@ fn clip_assembly_keeps_its_promises_on_any_input() {
     );
 }
 
-/// Known bug, found by the property above (before its oracle learned to skip boxes beyond
-/// ±1e6): a finite box that covers part of the frame but is so large that widening it by
-/// `roi-margin` (or its union with another box) overflows f32 becomes infinite and is dropped,
-/// so it never triggers, although the README promises that boxes partly outside the frame are
-/// clamped. Minimal input proptest found: a `weapon` box (0, 0, 137.3 × f32::MAX) on a 1×202
-/// frame with `roi-margin` 0.75. Only DeepStream's f32 boxes can be this large (ROI metas are
-/// u32). Un-ignore once `Rect::widen`/`union` saturate instead of overflowing.
+/// Found by the property above (before its oracle learned to skip boxes beyond ±1e6): a finite
+/// box that covers part of the frame but is so large that widening it by `roi-margin` (or its
+/// union with another box) overflowed f32 became infinite and never triggered. Minimal input
+/// proptest found: a `weapon` box (0, 0, 137.3 × f32::MAX) on a 1×202 frame with `roi-margin`
+/// 0.75. Fixed: boxes are clamped to the frame before they are united and widened.
 #[test]
-#[ignore = "known bug: huge finite trigger boxes overflow in Rect::widen/union and never trigger"]
 fn a_huge_box_that_covers_the_frame_triggers() {
     let mut a = ClipAssembler::new(ClipConfig {
         temporal_size: 1,
