@@ -21,9 +21,14 @@ LONG_DIR := $(CURDIR)/target/long
 LONG_ENV := IGUARD_LONG=1 GST_REGISTRY=$(LONG_DIR)/gst-registry.bin
 FUZZ_ENV := $(if $(filter-out none,$(FUZZ_SANITIZER)),RUSTC_BOOTSTRAP=1)
 
-# The three test programs in their long modes; their stdout is kept for the summary.
-run-long-tests = ( set -o pipefail; $(LONG_ENV) $(CARGO) test --release --no-fail-fast \
-	--test reliability --test proptests --test faults -- --show-output 2>&1 \
+# The three test programs in their long modes; their stdout is kept for the summary. The
+# leaks-tracer test runs gst-launch-1.0 on target/release/libgstiguard.so, which `cargo test`
+# builds but leaves in deps/: `cargo build` of the same units (the dev-dependencies change the
+# features, so a plain `cargo build --release` would compile the plugin once more) puts it there.
+LONG_TESTS := --test reliability --test proptests --test faults
+run-long-tests = ( set -o pipefail; $(CARGO) build --release --lib $(LONG_TESTS) \
+	&& $(LONG_ENV) $(CARGO) test --release --no-fail-fast \
+	$(LONG_TESTS) -- --show-output 2>&1 \
 	| tee $(LONG_DIR)/tests.log )
 
 # The storm alone in its own process, whose peak resident memory the kernel reports at exit.
