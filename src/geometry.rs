@@ -142,24 +142,10 @@ impl Rect {
     /// Clamped to a `frame_width`×`frame_height` frame and rounded outwards to whole pixels.
     /// `None` when the box is invalid, the frame is empty or nothing of the box is inside it.
     pub fn to_pixels(&self, frame_width: u32, frame_height: u32) -> Option<PixelRect> {
-        if !self.is_valid() || frame_width == 0 || frame_height == 0 {
+        if !self.is_valid() {
             return None;
         }
-        let fw = frame_width as f64;
-        let fh = frame_height as f64;
-        let x0 = (self.x as f64).floor().clamp(0.0, fw);
-        let y0 = (self.y as f64).floor().clamp(0.0, fh);
-        let x1 = (self.x as f64 + self.width as f64).ceil().clamp(0.0, fw);
-        let y1 = (self.y as f64 + self.height as f64).ceil().clamp(0.0, fh);
-        if x1 <= x0 || y1 <= y0 {
-            return None;
-        }
-        Some(PixelRect {
-            x: x0 as u32,
-            y: y0 as u32,
-            width: (x1 - x0) as u32,
-            height: (y1 - y0) as u32,
-        })
+        Bounds::of(self).to_pixels(frame_width, frame_height)
     }
 }
 

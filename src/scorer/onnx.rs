@@ -327,6 +327,88 @@ pub fn score_outputs(
     Score { score, label }
 }
 
+/// A clip model's [`ModelInfo`] from its input shape (5-D, in `layout`) and output shape
+/// (`[batch, classes]`); dims ≤ 0 are free. Errors are reasons, for a message.
+pub fn info_from_shapes(
+    input_name: String,
+    output_name: String,
+    shape: &[i64],
+    out_shape: &[i64],
+    layout: Layout,
+) -> Result<ModelInfo, String> {
+    if shape.len() != 5 {
+        return Err(format!(
+            "input {input_name:?} has shape {shape:?}: a clip model takes a 5-D tensor \
+             (batch, channels, frames, height, width in some order)"
+        ));
+    }
+    let (t, c, h, w) = layout.axes();
+    if shape[c] > 0 && shape[c] != 3 {
+        return Err(format!(
+            "input {input_name:?} has shape {shape:?}: with tensor-layout {layout:?} dimension {c} \
+             should be 3 colour channels; is the layout right?"
+        ));
+    }
+    if out_shape.len() != 2 {
+        return Err(format!(
+            "output {output_name:?} has shape {out_shape:?}; expected [batch, classes]"
+        ));
+    }
+    Ok(ModelInfo {
+        input_name,
+        output_name,
+        batch: dim(shape[0]).map(|b| b as usize),
+        frames: dim(shape[t]),
+        height: dim(shape[h]),
+        width: dim(shape[w]),
+        classes: dim(out_shape[1]).map(|c| c as usize),
+    })
+}
+
+/// The indices of the positive classes (see [`OnnxConfig::positive`]) of a model.
+pub fn resolve_positive(config: &OnnxConfig, info: &ModelInfo) -> Result<Vec<usize>, LoadError> {
+    if let (Some(n), false) = (info.classes, config.labels.is_empty())
+        && n != config.labels.len()
+    {
+        return Err(LoadError::Labels {
+            path: PathBuf::new(),
+            reason: format!(
+                "{} labels for a model with {n} classes",
+                config.labels.len()
+            ),
+        });
+    }
+    let classes = info
+        .classes
+        .or((!config.labels.is_empty()).then_some(config.labels.len()));
+    if config.positive.is_empty() {
+        // Every class but the first, which TAO-style models keep for "nothing happening".
+        return match classes {
+            Some(n) if n >= 2 => Ok((1..n).collect()),
+            _ => Err(LoadError::Positive(
+                "the model's class count is not fixed: name the positive classes".into(),
+            )),
+        };
+    }
+    config
+        .positive
+        .iter()
+        .map(|c| match c {
+            ClassRef::Index(i) if classes.is_none_or(|n| *i < n) => Ok(*i),
+            ClassRef::Index(i) => Err(LoadError::Positive(format!(
+                "class index {i} is out of range for a model with {} classes",
+                classes.unwrap_or(0)
+            ))),
+            ClassRef::Name(name) => config.labels.iter().position(|l| l == name).ok_or_else(|| {
+                LoadError::Positive(format!(
+                    "no class named {name:?} (labels: {:?}); give labels-file or use indices",
+                    config.labels
+                ))
+            }),
+        })
+        .collect()
+}
+
 pub struct OnnxScorer {
     sessions: Vec<Mutex<Session>>,
     next: AtomicUsize,
@@ -436,7 +518,7 @@ impl OnnxScorer {
             &sessions[0].lock().unwrap_or_else(|e| e.into_inner()),
             &config,
         )?;
-        let positive = Self::resolve_positive(&config, &info)?;
+        let positive = resolve_positive(&config, &info)?;
         Ok(OnnxScorer {
             sessions,
             next: AtomicUsize::new(0),
@@ -490,84 +572,12 @@ impl OnnxScorer {
             .tensor_shape()
             .map(|s| s.to_vec())
             .unwrap_or_default();
-        if shape.len() != 5 {
-            return Err(io(format!(
-                "input {input_name:?} has shape {shape:?}: a clip model takes a 5-D tensor \
-                 (batch, channels, frames, height, width in some order)"
-            )));
-        }
-        let (t, c, h, w) = config.layout.axes();
-        if shape[c] > 0 && shape[c] != 3 {
-            return Err(io(format!(
-                "input {input_name:?} has shape {shape:?}: with tensor-layout {:?} dimension {c} \
-                 should be 3 colour channels; is the layout right?",
-                config.layout
-            )));
-        }
         let out_shape: Vec<i64> = output
             .dtype()
             .tensor_shape()
             .map(|s| s.to_vec())
             .unwrap_or_default();
-        if out_shape.len() != 2 {
-            return Err(io(format!(
-                "output {output_name:?} has shape {out_shape:?}; expected [batch, classes]"
-            )));
-        }
-        Ok(ModelInfo {
-            input_name,
-            output_name,
-            batch: dim(shape[0]).map(|b| b as usize),
-            frames: dim(shape[t]),
-            height: dim(shape[h]),
-            width: dim(shape[w]),
-            classes: dim(out_shape[1]).map(|c| c as usize),
-        })
-    }
-
-    fn resolve_positive(config: &OnnxConfig, info: &ModelInfo) -> Result<Vec<usize>, LoadError> {
-        if let (Some(n), false) = (info.classes, config.labels.is_empty())
-            && n != config.labels.len()
-        {
-            return Err(LoadError::Labels {
-                path: PathBuf::new(),
-                reason: format!(
-                    "{} labels for a model with {n} classes",
-                    config.labels.len()
-                ),
-            });
-        }
-        let classes = info
-            .classes
-            .or((!config.labels.is_empty()).then_some(config.labels.len()));
-        if config.positive.is_empty() {
-            // Every class but the first, which TAO-style models keep for "nothing happening".
-            return match classes {
-                Some(n) if n >= 2 => Ok((1..n).collect()),
-                _ => Err(LoadError::Positive(
-                    "the model's class count is not fixed: name the positive classes".into(),
-                )),
-            };
-        }
-        config
-            .positive
-            .iter()
-            .map(|c| {
-                match c {
-                ClassRef::Index(i) if classes.is_none_or(|n| *i < n) => Ok(*i),
-                ClassRef::Index(i) => Err(LoadError::Positive(format!(
-                    "class index {i} is out of range for a model with {} classes",
-                    classes.unwrap_or(0)
-                ))),
-                ClassRef::Name(name) => config.labels.iter().position(|l| l == name).ok_or_else(|| {
-                    LoadError::Positive(format!(
-                        "no class named {name:?} (labels: {:?}); give labels-file or use indices",
-                        config.labels
-                    ))
-                }),
-            }
-            })
-            .collect()
+        info_from_shapes(input_name, output_name, &shape, &out_shape, config.layout).map_err(io)
     }
 
     pub fn info(&self) -> &ModelInfo {

@@ -25,7 +25,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 
 use super::onnx::{
     self, Activation, ClassRef, ColorOrder, Layout, LoadError, ModelInfo, OnnxConfig, TAO_INPUT,
-    TAO_OUTPUT,
+    TAO_OUTPUT, info_from_shapes, resolve_positive,
 };
 use super::{Cancel, Score, ScoreError, Scorer};
 use crate::clip::Clip;
@@ -918,97 +918,6 @@ fn model_info(
         config.layout,
     )?;
     Ok((info, batch_dim))
-}
-
-// --- Shared with the ONNX scorer. ---
-// These two mirror private code of `onnx.rs` (`OnnxScorer::inspect`'s shape checks and
-// `OnnxScorer::resolve_positive`) until onnx.rs exports them as `onnx::info_from_shapes` and
-// `onnx::resolve_positive`; then delete them here and import those.
-
-/// A clip model's [`ModelInfo`] from its input shape (5-D, in `layout`) and output shape
-/// (`[batch, classes]`); dims ≤ 0 are free.
-fn info_from_shapes(
-    input_name: String,
-    output_name: String,
-    input: &[i64],
-    output: &[i64],
-    layout: Layout,
-) -> Result<ModelInfo, String> {
-    let dim = |d: i64| (d > 0).then_some(d as u32);
-    if input.len() != 5 {
-        return Err(format!(
-            "input {input_name:?} has shape {input:?}: a clip model takes a 5-D tensor \
-             (batch, channels, frames, height, width in some order)"
-        ));
-    }
-    let (t, c, h, w) = match layout {
-        Layout::Ncdhw => (2, 1, 3, 4),
-        Layout::Ndchw => (1, 2, 3, 4),
-        Layout::Ndhwc => (1, 4, 2, 3),
-    };
-    if input[c] > 0 && input[c] != 3 {
-        return Err(format!(
-            "input {input_name:?} has shape {input:?}: with tensor-layout {layout:?} dimension \
-             {c} should be 3 colour channels; is the layout right?"
-        ));
-    }
-    if output.len() != 2 {
-        return Err(format!(
-            "output {output_name:?} has shape {output:?}; expected [batch, classes]"
-        ));
-    }
-    Ok(ModelInfo {
-        input_name,
-        output_name,
-        batch: dim(input[0]).map(|b| b as usize),
-        frames: dim(input[t]),
-        height: dim(input[h]),
-        width: dim(input[w]),
-        classes: dim(output[1]).map(|c| c as usize),
-    })
-}
-
-/// The indices of the positive classes; see [`OnnxConfig::positive`].
-fn resolve_positive(config: &OnnxConfig, info: &ModelInfo) -> Result<Vec<usize>, LoadError> {
-    if let (Some(n), false) = (info.classes, config.labels.is_empty())
-        && n != config.labels.len()
-    {
-        return Err(LoadError::Labels {
-            path: PathBuf::new(),
-            reason: format!(
-                "{} labels for a model with {n} classes",
-                config.labels.len()
-            ),
-        });
-    }
-    let classes = info
-        .classes
-        .or((!config.labels.is_empty()).then_some(config.labels.len()));
-    if config.positive.is_empty() {
-        return match classes {
-            Some(n) if n >= 2 => Ok((1..n).collect()),
-            _ => Err(LoadError::Positive(
-                "the model's class count is not fixed: name the positive classes".into(),
-            )),
-        };
-    }
-    config
-        .positive
-        .iter()
-        .map(|c| match c {
-            ClassRef::Index(i) if classes.is_none_or(|n| *i < n) => Ok(*i),
-            ClassRef::Index(i) => Err(LoadError::Positive(format!(
-                "class index {i} is out of range for a model with {} classes",
-                classes.unwrap_or(0)
-            ))),
-            ClassRef::Name(name) => config.labels.iter().position(|l| l == name).ok_or_else(|| {
-                LoadError::Positive(format!(
-                    "no class named {name:?} (labels: {:?}); give labels-file or use indices",
-                    config.labels
-                ))
-            }),
-        })
-        .collect()
 }
 
 #[cfg(test)]
