@@ -87,15 +87,7 @@ fn state_churn_with_work_in_flight() {
                 s.assert_adds_up();
                 assert_eq!(s.u("pending"), 0, "cycle {i}: {}", s.0);
                 total += s.u("submitted");
-                // Stopping joins the workers; on a loaded machine the kernel may list an
-                // exiting thread a moment longer, so allow it a few seconds to disappear.
-                let workers = format!("iguard-w{pool}-");
-                let start = Instant::now();
-                while !thread_names(&workers).is_empty() && start.elapsed() < Duration::from_secs(5)
-                {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                let left = thread_names(&workers);
+                let left = threads_left(&format!("iguard-w{pool}-"));
                 assert!(left.is_empty(), "cycle {i}: threads left behind: {left:?}");
                 assert!(thread_names(&format!("iguard-s{pool}")).is_empty());
             }
@@ -311,7 +303,8 @@ fn a_64_source_storm_stays_bounded_and_answered() {
         drop(h);
     }
     assert_eq!(submitted, 64 * frames / 2);
-    assert!(thread_names(&format!("iguard-w{pool}-")).is_empty());
+    let left = threads_left(&format!("iguard-w{pool}-"));
+    assert!(left.is_empty(), "threads left behind: {left:?}");
 }
 
 #[test]

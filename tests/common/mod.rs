@@ -235,3 +235,15 @@ impl Drop for StopOnDrop {
         let _ = self.0.set_state(gst::State::Null);
     }
 }
+
+/// Names of the threads starting with `prefix` still listed after up to 5 s: a joined thread
+/// can stay in /proc/self/task for a moment on a loaded machine.
+pub fn threads_left(prefix: &str) -> Vec<String> {
+    let start = Instant::now();
+    while !gstiguard::pool::thread_names(prefix).is_empty()
+        && start.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    gstiguard::pool::thread_names(prefix)
+}
