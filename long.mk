@@ -62,6 +62,7 @@ run-fuzz = ( failed=""; \
 run-long-summary = ( log=$(LONG_DIR)/tests.log; \
 	echo "== test-long summary"; \
 	grep -h '^test result:' $$log 2>/dev/null | sed 's/^/tests: /'; \
+	grep -h '^test .* FAILED$$' $$log 2>/dev/null | sed 's/^test /failed: /; s/ \.\.\. FAILED$$//'; \
 	grep -h '^state churn:' $$log 2>/dev/null; \
 	awk '/^faults: [0-9]+ injected, [0-9]+ answered/ { i += $$2; a += $$4; n++ } \
 		END { if (n) printf "faults: %d injected, %d answered\n", i, a }' $$log 2>/dev/null; \
