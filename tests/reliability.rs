@@ -89,7 +89,8 @@ fn state_churn_with_work_in_flight() {
                 total += s.u("submitted");
                 let left = threads_left(&format!("iguard-w{pool}-"));
                 assert!(left.is_empty(), "cycle {i}: threads left behind: {left:?}");
-                assert!(thread_names(&format!("iguard-s{pool}")).is_empty());
+                let left = threads_left(&format!("iguard-s{pool}"));
+                assert!(left.is_empty(), "cycle {i}: supervisor left behind: {left:?}");
             }
             assert!(
                 max_threads <= 2,
