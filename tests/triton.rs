@@ -24,38 +24,7 @@ use gstiguard::clip::Clip;
 use gstiguard::scorer::onnx::{ClassRef, OnnxConfig, OnnxScorer};
 use gstiguard::scorer::triton::{TlsConfig, TritonConfig, TritonError, TritonScorer};
 use gstiguard::scorer::{Cancel, Score, ScoreError, Scorer};
-use harness::{Options, Server, free_port, tiny_model};
-
-/// A clip of seeded noise, 16 frames of 112×112 (the tiny model's input).
-fn clip_of(seed: u64) -> Clip {
-    let (t, h, w) = (16u32, 112u32, 112u32);
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let pixels = (0..t * h * w * 3)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect();
-    Clip {
-        request_id: seed,
-        source: Default::default(),
-        width: w,
-        height: h,
-        frames: t,
-        real_frames: t,
-        pixels,
-        frame_labels: vec![vec![]; t as usize],
-        region: gstiguard::geometry::PixelRect::full(w, h),
-        trigger_label: String::new(),
-        trigger_confidence: 1.0,
-        start_pts: None,
-        end_pts: None,
-    }
-}
+use harness::{Options, Server, free_port, noise_clip, tiny_model};
 
 fn config(server: &Server) -> TritonConfig {
     TritonConfig {
@@ -106,7 +75,7 @@ fn scores_equal_the_local_onnx_scorers() {
         assert_eq!(remote.info(), onnx.info(), "the same model, seen remotely");
         assert_eq!(remote.positive_classes(), &[1]);
 
-        let clips: Vec<Clip> = (1..=4).map(clip_of).collect();
+        let clips: Vec<Clip> = (1..=4).map(noise_clip).collect();
         let mut remote_scores = Vec::new();
         for c in &clips {
             let r = score(&remote, &[c]).expect("remote score");
@@ -148,7 +117,7 @@ fn scores_equal_the_local_onnx_scorers() {
             "{e}"
         );
         // A clip of the wrong shape is refused before anything is sent.
-        let mut small = clip_of(9);
+        let mut small = noise_clip(9);
         small.frames = 8;
         small.real_frames = 8;
         small.pixels.truncate(8 * 112 * 112 * 3);
@@ -175,7 +144,7 @@ fn a_batch_of_n_gives_the_scores_of_n_single_calls() {
             4,
             "capped by the server's max_batch_size"
         );
-        let clips: Vec<Clip> = (10..14).map(clip_of).collect();
+        let clips: Vec<Clip> = (10..14).map(noise_clip).collect();
         let refs: Vec<&Clip> = clips.iter().collect();
         let batch = score(&remote, &refs).unwrap();
         let singles: Vec<Score> = clips
@@ -209,7 +178,7 @@ fn a_killed_server_fails_calls_with_the_reason_and_the_scorer_recovers_after_a_r
             request_timeout: Duration::from_secs(5),
             ..config(&server)
         }));
-        let clip = Arc::new(clip_of(21));
+        let clip = Arc::new(noise_clip(21));
         let before = score(&*remote, &[&clip]).expect("before the kill");
 
         // A call in flight when the server dies.
@@ -336,7 +305,7 @@ fn deadlines_end_calls_with_cancelled_on_time() {
             ..Default::default()
         });
         let remote = connect(config(&server));
-        let clip = clip_of(31);
+        let clip = noise_clip(31);
 
         // The pool's deadline: its supervisor fires the call's Cancel.
         let cancel = Cancel::new();
@@ -392,7 +361,7 @@ fn several_calls_are_in_flight_at_once_up_to_the_limit() {
             instances: 4,
             ..Default::default()
         });
-        let clips: Vec<Clip> = (40..44).map(clip_of).collect();
+        let clips: Vec<Clip> = (40..44).map(noise_clip).collect();
         let expected: Vec<Score> = clips
             .iter()
             .map(|c| score(&local(1), &[c]).unwrap().remove(0))
@@ -463,7 +432,7 @@ fn measure_remote_against_local() {
         ..config(&server)
     });
     let onnx = local(4);
-    let clips: Vec<Clip> = (100..108).map(clip_of).collect();
+    let clips: Vec<Clip> = (100..108).map(noise_clip).collect();
     let rounds = 40;
     println!("tiny model, 16×112×112 clips, one caller, {rounds} calls per row");
     println!(
@@ -526,7 +495,7 @@ fn tls_with_the_servers_authority_works_and_a_stranger_is_refused() {
             ..config(&server)
         };
         let remote = connect(tls(&ca));
-        let clip = clip_of(51);
+        let clip = noise_clip(51);
         assert_close(
             &score(&remote, &[&clip]).unwrap(),
             &score(&local(1), &[&clip]).unwrap(),
