@@ -18,10 +18,10 @@
 //! (on the bus and as meta on buffers) while buffers keep reaching the sink, and once the server
 //! is back on the same port the element's clips are verified by it again, with the same score
 //! as before the crash; a server slower than `worker-timeout` gives `timeout` verdicts while the
-//! video flows, and once it is quick again clips are verified again. Every run ends at EOS with
-//! nothing pending, one verdict per request and `stats` adding up. The live tests move from
-//! phase to phase on what they observe (verdicts, buffer counts); their time limits only guard
-//! against hangs.
+//! video flows, and once it is quick again clips are verified again. `stats` adds up after
+//! every run; the live runs end at EOS with nothing pending and one verdict per request. They
+//! move from phase to phase on what they observe (verdicts, buffer counts); their time limits
+//! only guard against hangs.
 
 mod common;
 #[path = "triton/harness.rs"]
@@ -432,63 +432,6 @@ fn several_calls_are_in_flight_at_once_up_to_the_limit() {
             one_by_one.as_secs_f64()
         );
     });
-}
-
-/// Remote vs local on the tiny model: clips/s and the latency the server adds per clip, at
-/// batch 1 and 4, one caller. Prints figures; asserts only that the scores agree.
-/// `make bench-triton` runs it.
-#[test]
-#[ignore = "a measurement: make bench-triton"]
-fn measure_remote_against_local() {
-    let server = Server::start(Options::default());
-    let mut server = server;
-    let remote = connect(TritonConfig {
-        max_batch: 4,
-        ..config(&server)
-    });
-    let onnx = local(4);
-    let clips: Vec<Clip> = (100..108).map(noise_clip).collect();
-    let rounds = 40;
-    println!("tiny model, 16×112×112 clips, one caller, {rounds} calls per row");
-    println!(
-        "{:<8} {:>5} {:>10} {:>12}",
-        "scorer", "batch", "clips/s", "ms per clip"
-    );
-    for batch in [1usize, 4] {
-        let refs: Vec<&Clip> = clips[..batch].iter().collect();
-        assert_close(
-            &score(&remote, &refs).unwrap(),
-            &score(&onnx, &refs).unwrap(),
-            "bench",
-        );
-        let mut per_clip = Vec::new();
-        for (name, s) in [("onnx", &onnx as &dyn Scorer), ("triton", &remote)] {
-            for _ in 0..5 {
-                score(s, &refs).unwrap();
-            }
-            let t0 = Instant::now();
-            for _ in 0..rounds {
-                score(s, &refs).unwrap();
-            }
-            let secs = t0.elapsed().as_secs_f64();
-            let n = (rounds * batch) as f64;
-            per_clip.push(secs * 1000.0 / n);
-            println!(
-                "{name:<8} {batch:>5} {:>10.1} {:>12.2}",
-                n / secs,
-                secs * 1000.0 / n
-            );
-        }
-        println!(
-            "added by the server at batch {batch}: {:.2} ms per clip",
-            per_clip[1] - per_clip[0]
-        );
-    }
-    println!(
-        "server: start {:.2} s, stop {:.2} s",
-        server.started_in.as_secs_f64(),
-        server.stop().as_secs_f64()
-    );
 }
 
 #[test]
