@@ -2,8 +2,9 @@
 # PyPI nvidia-pytriton bundles one (CPU-only here) and serves the tiny ONNX model through its
 # Python backend, which calls onnxruntime. Included by the main Makefile.
 #   make triton-venv   the server's venv (.venv-triton), installed once
-#   make test-triton   the scorer tests against a server they start and stop themselves
-#   make bench-triton  remote vs local clips/s and latency (prints a table)
+#   make test-triton   the scorer and element tests against servers they start and stop themselves
+#   make bench-triton  remote vs local clips/s and latency (examples/bench_triton.rs; `make bench`
+#                      and `make bench-quick` run it too), into bench-results/bench-triton.json
 
 # Triton's Python backend stub loads Debian's libpython3.11, so the venv must come from Debian's
 # interpreter (a venv from another 3.11 build fails inside the stub).
@@ -31,5 +32,7 @@ test-rust: triton-venv
 test-triton: build triton-venv
 	$(CARGO) test --test triton
 
-bench-triton: build triton-venv
-	$(CARGO) test --release --test triton -- --ignored --nocapture measure_remote_against_local
+bench-triton: models triton-venv
+	$(CARGO) build --release --example bench_triton
+	@mkdir -p $(BENCH_DIR)
+	$(BENCH_ENV) $(BENCH_TRITON_BIN) --out $(BENCH_DIR)/bench-triton.json

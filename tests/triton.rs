@@ -11,51 +11,35 @@
 //! connect; a deadline (the pool's cancel, or the scorer's own timeout) ends a call with
 //! `Cancelled` on time; several threads have calls in flight at once, up to `in_flight`; TLS
 //! with the server's own authority works, and a certificate from another is refused.
+//!
+//! And through the element (`model-type=triton`, real pipelines): the demo clips score on the
+//! server as they do locally, and an unreachable server gives the warning and the fallback; in
+//! a live pipeline, a server killed mid-run gives `error` verdicts that name the server and why
+//! (on the bus and as meta on buffers) while buffers keep reaching the sink, and once the server
+//! is back on the same port the element's clips are verified by it again, with the same score
+//! as before the crash; a server slower than `worker-timeout` gives `timeout` verdicts while the
+//! video flows, and once it is quick again clips are verified again. `stats` adds up after
+//! every run; the live runs end at EOS with nothing pending and one verdict per request. They
+//! move from phase to phase on what they observe (verdicts, buffer counts); their time limits
+//! only guard against hangs.
 
 mod common;
 #[path = "triton/harness.rs"]
 mod harness;
 
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::with_watchdog;
+use common::{Stats, with_watchdog};
+use gst::prelude::*;
 use gstiguard::clip::Clip;
 use gstiguard::scorer::onnx::{ClassRef, OnnxConfig, OnnxScorer};
 use gstiguard::scorer::triton::{TlsConfig, TritonConfig, TritonError, TritonScorer};
 use gstiguard::scorer::{Cancel, Score, ScoreError, Scorer};
-use harness::{Options, Server, free_port, tiny_model};
-
-/// A clip of seeded noise, 16 frames of 112×112 (the tiny model's input).
-fn clip_of(seed: u64) -> Clip {
-    let (t, h, w) = (16u32, 112u32, 112u32);
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let pixels = (0..t * h * w * 3)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect();
-    Clip {
-        request_id: seed,
-        source: Default::default(),
-        width: w,
-        height: h,
-        frames: t,
-        real_frames: t,
-        pixels,
-        frame_labels: vec![vec![]; t as usize],
-        region: gstiguard::geometry::PixelRect::full(w, h),
-        trigger_label: String::new(),
-        trigger_confidence: 1.0,
-        start_pts: None,
-        end_pts: None,
-    }
-}
+use gstiguard::verdict::{Status, Verdict};
+use harness::{Options, Server, free_port, noise_clip, tiny_model};
 
 fn config(server: &Server) -> TritonConfig {
     TritonConfig {
@@ -106,7 +90,7 @@ fn scores_equal_the_local_onnx_scorers() {
         assert_eq!(remote.info(), onnx.info(), "the same model, seen remotely");
         assert_eq!(remote.positive_classes(), &[1]);
 
-        let clips: Vec<Clip> = (1..=4).map(clip_of).collect();
+        let clips: Vec<Clip> = (1..=4).map(noise_clip).collect();
         let mut remote_scores = Vec::new();
         for c in &clips {
             let r = score(&remote, &[c]).expect("remote score");
@@ -148,7 +132,7 @@ fn scores_equal_the_local_onnx_scorers() {
             "{e}"
         );
         // A clip of the wrong shape is refused before anything is sent.
-        let mut small = clip_of(9);
+        let mut small = noise_clip(9);
         small.frames = 8;
         small.real_frames = 8;
         small.pixels.truncate(8 * 112 * 112 * 3);
@@ -175,7 +159,7 @@ fn a_batch_of_n_gives_the_scores_of_n_single_calls() {
             4,
             "capped by the server's max_batch_size"
         );
-        let clips: Vec<Clip> = (10..14).map(clip_of).collect();
+        let clips: Vec<Clip> = (10..14).map(noise_clip).collect();
         let refs: Vec<&Clip> = clips.iter().collect();
         let batch = score(&remote, &refs).unwrap();
         let singles: Vec<Score> = clips
@@ -209,7 +193,7 @@ fn a_killed_server_fails_calls_with_the_reason_and_the_scorer_recovers_after_a_r
             request_timeout: Duration::from_secs(5),
             ..config(&server)
         }));
-        let clip = Arc::new(clip_of(21));
+        let clip = Arc::new(noise_clip(21));
         let before = score(&*remote, &[&clip]).expect("before the kill");
 
         // A call in flight when the server dies.
@@ -336,7 +320,7 @@ fn deadlines_end_calls_with_cancelled_on_time() {
             ..Default::default()
         });
         let remote = connect(config(&server));
-        let clip = clip_of(31);
+        let clip = noise_clip(31);
 
         // The pool's deadline: its supervisor fires the call's Cancel.
         let cancel = Cancel::new();
@@ -392,7 +376,7 @@ fn several_calls_are_in_flight_at_once_up_to_the_limit() {
             instances: 4,
             ..Default::default()
         });
-        let clips: Vec<Clip> = (40..44).map(clip_of).collect();
+        let clips: Vec<Clip> = (40..44).map(noise_clip).collect();
         let expected: Vec<Score> = clips
             .iter()
             .map(|c| score(&local(1), &[c]).unwrap().remove(0))
@@ -450,63 +434,6 @@ fn several_calls_are_in_flight_at_once_up_to_the_limit() {
     });
 }
 
-/// Remote vs local on the tiny model: clips/s and the latency the server adds per clip, at
-/// batch 1 and 4, one caller. Prints figures; asserts only that the scores agree.
-/// `make bench-triton` runs it.
-#[test]
-#[ignore = "a measurement: make bench-triton"]
-fn measure_remote_against_local() {
-    let server = Server::start(Options::default());
-    let mut server = server;
-    let remote = connect(TritonConfig {
-        max_batch: 4,
-        ..config(&server)
-    });
-    let onnx = local(4);
-    let clips: Vec<Clip> = (100..108).map(clip_of).collect();
-    let rounds = 40;
-    println!("tiny model, 16×112×112 clips, one caller, {rounds} calls per row");
-    println!(
-        "{:<8} {:>5} {:>10} {:>12}",
-        "scorer", "batch", "clips/s", "ms per clip"
-    );
-    for batch in [1usize, 4] {
-        let refs: Vec<&Clip> = clips[..batch].iter().collect();
-        assert_close(
-            &score(&remote, &refs).unwrap(),
-            &score(&onnx, &refs).unwrap(),
-            "bench",
-        );
-        let mut per_clip = Vec::new();
-        for (name, s) in [("onnx", &onnx as &dyn Scorer), ("triton", &remote)] {
-            for _ in 0..5 {
-                score(s, &refs).unwrap();
-            }
-            let t0 = Instant::now();
-            for _ in 0..rounds {
-                score(s, &refs).unwrap();
-            }
-            let secs = t0.elapsed().as_secs_f64();
-            let n = (rounds * batch) as f64;
-            per_clip.push(secs * 1000.0 / n);
-            println!(
-                "{name:<8} {batch:>5} {:>10.1} {:>12.2}",
-                n / secs,
-                secs * 1000.0 / n
-            );
-        }
-        println!(
-            "added by the server at batch {batch}: {:.2} ms per clip",
-            per_clip[1] - per_clip[0]
-        );
-    }
-    println!(
-        "server: start {:.2} s, stop {:.2} s",
-        server.started_in.as_secs_f64(),
-        server.stop().as_secs_f64()
-    );
-}
-
 #[test]
 fn tls_with_the_servers_authority_works_and_a_stranger_is_refused() {
     with_watchdog(Duration::from_secs(300), || {
@@ -526,7 +453,7 @@ fn tls_with_the_servers_authority_works_and_a_stranger_is_refused() {
             ..config(&server)
         };
         let remote = connect(tls(&ca));
-        let clip = clip_of(51);
+        let clip = noise_clip(51);
         assert_close(
             &score(&remote, &[&clip]).unwrap(),
             &score(&local(1), &[&clip]).unwrap(),
@@ -561,7 +488,6 @@ fn tls_with_the_servers_authority_works_and_a_stranger_is_refused() {
 /// server gives the documented warning and the fallback.
 #[test]
 fn the_element_verifies_on_the_server_like_it_does_locally() {
-    use gst::prelude::*;
     common::init();
     let server = Server::start(Options::default());
     let run = |verify: &str| -> Vec<(u64, String, f64, String)> {
@@ -624,4 +550,316 @@ fn the_element_verifies_on_the_server_like_it_does_locally() {
         3,
         "{down:?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The element in a live pipeline, while the server fails
+
+/// A detections file in a folder of its own: a person on each of `frames` frames of a 160×120
+/// stream, so a clip is triggered every `temporal-size` frames (with `cooldown=0`).
+fn person_on_every_frame(name: &str, frames: u64) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("iguard-triton-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("detections.txt");
+    let mut text = String::from("# frame, id, left, top, width, height, conf, class\n");
+    for f in 1..=frames {
+        text.push_str(&format!("{f},1,40,30,80,60,0.9,1\n"));
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Verified or rejected: the server scored the clip.
+fn by_the_server(v: &&Verdict) -> bool {
+    v.scorer == "triton" && matches!(v.status, Status::Verified | Status::Rejected)
+}
+
+fn count(verdicts: &[Verdict], status: Status) -> usize {
+    verdicts.iter().filter(|v| v.status == status).count()
+}
+
+/// A live pipeline, `videotestsrc is-live=true` at 60 fps (still colour bars, with no noisy corner) through
+/// `iguardreplay` (the detections file) and `iguardverify`, with what reached its sink and what
+/// its bus said. Dropping it (also when a test fails) stops the pipeline first.
+struct Live {
+    pipeline: gst::Pipeline,
+    verify: gst::Element,
+    /// Buffers that reached the sink, and verdicts with status `error` attached to them.
+    buffers: Arc<AtomicU64>,
+    error_metas: Arc<AtomicU64>,
+    verdicts: Vec<Verdict>,
+    warnings: Vec<String>,
+    eos: bool,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+impl Live {
+    /// Plays the pipeline; `verify` are iguardverify's properties besides the common ones.
+    fn play(detections: &Path, verify: &str) -> Live {
+        common::init();
+        let pipeline = gst::parse::launch(&format!(
+            "videotestsrc is-live=true pattern=smpte75 \
+             ! video/x-raw,width=160,height=120,format=RGBA,framerate=60/1 \
+             ! iguardreplay location={} \
+             ! iguardverify name=v cooldown=0 positive-classes=1 {verify} \
+             ! fakesink name=sink sync=false",
+            detections.display()
+        ))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let verify = pipeline.by_name("v").unwrap();
+        let buffers = Arc::new(AtomicU64::new(0));
+        let error_metas = Arc::new(AtomicU64::new(0));
+        let (b, e) = (buffers.clone(), error_metas.clone());
+        pipeline
+            .by_name("sink")
+            .unwrap()
+            .static_pad("sink")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                b.fetch_add(1, Ordering::Relaxed);
+                if let Some(buffer) = info.buffer() {
+                    let errors = gstiguard::meta::read_all(buffer)
+                        .iter()
+                        .filter(|v| v.status == Status::Error)
+                        .count();
+                    e.fetch_add(errors as u64, Ordering::Relaxed);
+                }
+                gst::PadProbeReturn::Ok
+            });
+        let live = Live {
+            pipeline,
+            verify,
+            buffers,
+            error_metas,
+            verdicts: vec![],
+            warnings: vec![],
+            eos: false,
+        };
+        live.pipeline.set_state(gst::State::Playing).unwrap();
+        live
+    }
+
+    fn buffers(&self) -> u64 {
+        self.buffers.load(Ordering::Relaxed)
+    }
+
+    /// Reads the bus until `done` holds; fails after `limit` (a hang guard), at an error
+    /// message, or at EOS before `done`.
+    fn wait(&mut self, what: &str, limit: Duration, done: impl Fn(&Live) -> bool) {
+        let bus = self.pipeline.bus().unwrap();
+        let deadline = Instant::now() + limit;
+        while !done(self) {
+            assert!(
+                Instant::now() < deadline && !self.eos,
+                "{} waiting for {what}: {} buffers, warnings {:?}, verdicts {:?}",
+                if self.eos { "EOS" } else { "timed out" },
+                self.buffers(),
+                self.warnings,
+                self.verdicts
+            );
+            let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(20)) else {
+                continue;
+            };
+            match msg.view() {
+                gst::MessageView::Error(e) => panic!("{} {:?}", e.error(), e.debug()),
+                gst::MessageView::Warning(w) => self.warnings.push(w.error().to_string()),
+                gst::MessageView::Eos(_) => self.eos = true,
+                gst::MessageView::Element(m) => {
+                    if let Some(s) = m.structure()
+                        && s.name() == gstiguard::meta::MESSAGE_NAME
+                    {
+                        self.verdicts
+                            .push(gstiguard::meta::from_structure(s).unwrap());
+                    }
+                }
+                _ => (),
+            }
+        }
+    }
+
+    /// EOS from the source, and waits for it at the bus: every verdict is in. The stats,
+    /// checked to add up with nothing pending and one verdict per request.
+    fn finish(&mut self) -> Stats {
+        assert!(self.pipeline.send_event(gst::event::Eos::new()));
+        self.wait("EOS", Duration::from_secs(120), |l| l.eos);
+        let stats = Stats::of(&self.verify);
+        stats.assert_adds_up();
+        assert_eq!(stats.u("pending"), 0, "{}", stats.0);
+        assert_eq!(
+            stats.u("submitted"),
+            self.verdicts.len() as u64,
+            "one verdict per request: {}",
+            stats.0
+        );
+        stats
+    }
+}
+
+/// The element with a server that crashes mid-run and comes back on the same port.
+#[test]
+fn the_video_flows_through_a_server_crash_with_error_verdicts_and_the_restarted_server_verifies() {
+    with_watchdog(Duration::from_secs(600), || {
+        let detections = person_on_every_frame("crash", 36_000);
+        let mut server = Server::start(Options::default());
+        let port = server.grpc_port;
+        // One worker: verdicts come in the order the calls end.
+        let mut live = Live::play(
+            &detections,
+            &format!(
+                "model-type=triton server-url={} model-name=tiny-action connect-timeout=1 \
+                 max-workers=1",
+                server.url()
+            ),
+        );
+        let minute = Duration::from_secs(60);
+        live.wait("verdicts from the server", minute, |l| {
+            l.verdicts.iter().filter(by_the_server).count() >= 2
+        });
+        assert!(live.warnings.is_empty(), "{:?}", live.warnings);
+        let first = live.verdicts[0].score;
+
+        server.kill();
+        let (killed, flowed) = (live.verdicts.len(), live.buffers());
+        live.wait("error verdicts while the server is down", minute, |l| {
+            count(&l.verdicts[killed..], Status::Error) >= 3
+        });
+        // The video does not wait for the server: buffers keep reaching the sink.
+        live.wait("buffers while the server is down", minute, |l| {
+            l.buffers() >= flowed + 64
+        });
+        live.wait("an error verdict on a buffer", minute, |l| {
+            l.error_metas.load(Ordering::Relaxed) > 0
+        });
+        let down = live.verdicts.len();
+        // Calls that ended before the kill may still be reported after it; from the first
+        // error on, every call fails, saying why.
+        let first_error = live.verdicts[killed..]
+            .iter()
+            .position(|v| v.status == Status::Error)
+            .unwrap()
+            + killed;
+        for v in &live.verdicts[first_error..down] {
+            assert_eq!(v.status, Status::Error, "{v:?}");
+            assert_eq!(v.scorer, "triton", "{v:?}");
+            assert!(
+                v.reason.starts_with("scorer failed: inference server")
+                    && v.reason.contains(&format!("127.0.0.1:{port}")),
+                "{v:?}"
+            );
+            assert!(v.score.is_nan() && !v.is_positive(), "{v:?}");
+        }
+        eprintln!("while down: {}", live.verdicts[down - 1].reason);
+
+        // Back on the same port: the element's scorer reconnects by itself.
+        let restarted = Server::start(Options {
+            grpc_port: Some(port),
+            ..Default::default()
+        });
+        live.wait("verdicts from the restarted server", minute, |l| {
+            l.verdicts[down..].iter().filter(by_the_server).count() >= 2
+        });
+        let stats = live.finish();
+
+        // Still colour bars give the same clip every time: the same score before and after.
+        let scored: Vec<&Verdict> = live.verdicts.iter().filter(by_the_server).collect();
+        for v in &scored {
+            assert!((v.score - first).abs() < 1e-4, "{v:?} vs {first}");
+        }
+        assert!(
+            live.verdicts.iter().all(|v| v.scorer == "triton"),
+            "no fallback: {:?}",
+            live.verdicts
+        );
+        let errors = count(&live.verdicts, Status::Error);
+        assert_eq!(stats.u("failed"), errors as u64, "{}", stats.0);
+        assert_eq!(
+            stats.u("verified") + stats.u("rejected"),
+            scored.len() as u64,
+            "{}",
+            stats.0
+        );
+        eprintln!(
+            "{} buffers; {} verdicts: {} scored by the server, {errors} errors, {} timeouts",
+            live.buffers(),
+            live.verdicts.len(),
+            scored.len(),
+            count(&live.verdicts, Status::Timeout)
+        );
+        drop(live);
+        drop(restarted);
+        drop(server);
+        let _ = std::fs::remove_dir_all(detections.parent().unwrap());
+    });
+}
+
+/// The element with a server slower than `worker-timeout`, which then speeds up again.
+#[test]
+fn a_server_slower_than_worker_timeout_gives_timeout_verdicts_and_the_element_recovers() {
+    with_watchdog(Duration::from_secs(600), || {
+        let detections = person_on_every_frame("slow", 36_000);
+        let server = Server::start(Options {
+            sleep: 3.0,
+            adjustable_sleep: true,
+            ..Default::default()
+        });
+        let mut live = Live::play(
+            &detections,
+            &format!(
+                "model-type=triton server-url={} model-name=tiny-action worker-timeout=1",
+                server.url()
+            ),
+        );
+        let minute = Duration::from_secs(60);
+        live.wait("timeout verdicts", minute, |l| {
+            count(&l.verdicts, Status::Timeout) >= 3
+        });
+        let flowed = live.buffers();
+        // Every call sleeps 3 s on the server: every one of them is answered at the deadline.
+        for v in &live.verdicts {
+            assert_eq!(
+                (v.status, v.scorer.as_str()),
+                (Status::Timeout, "triton"),
+                "{v:?}"
+            );
+            assert!(
+                v.reason.contains("worker-timeout (1.000 s)") && v.processing_ms >= 990.0,
+                "{v:?}"
+            );
+        }
+        live.wait("buffers while calls time out", minute, |l| {
+            l.buffers() >= flowed + 64
+        });
+
+        // Quick again: the element's calls are answered.
+        server.set_sleep(0.0);
+        let slow = live.verdicts.len();
+        live.wait("verdicts once the server is quick", minute, |l| {
+            l.verdicts[slow..].iter().filter(by_the_server).count() >= 2
+        });
+        let stats = live.finish();
+        let timeouts = count(&live.verdicts, Status::Timeout);
+        assert_eq!(stats.u("timed-out"), timeouts as u64, "{}", stats.0);
+        assert!(
+            live.verdicts.iter().all(|v| v.scorer == "triton"),
+            "{:?}",
+            live.verdicts
+        );
+        eprintln!(
+            "{} buffers; {} verdicts: {timeouts} timeouts, {} scored by the server, {} dropped",
+            live.buffers(),
+            live.verdicts.len(),
+            live.verdicts.iter().filter(by_the_server).count(),
+            count(&live.verdicts, Status::Dropped)
+        );
+        drop(live);
+        drop(server);
+        let _ = std::fs::remove_dir_all(detections.parent().unwrap());
+    });
 }

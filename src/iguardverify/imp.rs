@@ -69,6 +69,10 @@ const DEFAULT_CONNECT_TIMEOUT: f64 = 5.0;
 
 /// How long `stop()` waits for worker threads to end once every request is answered.
 const STOP_JOIN_WAIT: Duration = Duration::from_secs(2);
+/// How much later than `worker-timeout` the remote scorer's own deadline falls. The pool answers
+/// `timeout` at `worker-timeout` and cancels the call; were the scorer's deadline first (the
+/// pool's supervisor thread delayed on a busy machine), the verdict would read `dropped`.
+const REMOTE_DEADLINE_GRACE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -640,7 +644,8 @@ impl IGuardVerify {
                 input_name: o.input_name,
                 output_name: o.output_name,
                 connect_timeout: Duration::from_secs_f64(settings.connect_timeout),
-                request_timeout: Duration::from_secs_f64(settings.worker_timeout),
+                request_timeout: Duration::from_secs_f64(settings.worker_timeout)
+                    + REMOTE_DEADLINE_GRACE,
                 tls,
                 layout: o.layout,
                 mean: o.mean,

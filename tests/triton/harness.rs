@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! A real Triton Inference Server for tests: `tests/triton/server.py` (PyPI nvidia-pytriton,
-//! serving an ONNX model through onnxruntime) in the venv `make triton-venv` makes.
+//! A real Triton Inference Server for tests and the remote benchmark: `tests/triton/server.py`
+//! (PyPI nvidia-pytriton, serving an ONNX model through onnxruntime) in the venv `make
+//! triton-venv` makes. Included by `tests/triton.rs` and `examples/bench_triton.rs` (`#[path]`),
+//! so it uses nothing but std and the library.
 //!
 //! [`Server`] starts it on free loopback ports and stops it when dropped, also when the test
 //! fails: SIGTERM to its whole process group (pytriton runs `tritonserver` and backend stubs as
@@ -16,6 +18,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use gstiguard::clip::Clip;
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -51,6 +55,9 @@ pub fn free_port() -> u16 {
 pub struct Options {
     /// Seconds the model function sleeps on every call.
     pub sleep: f64,
+    /// Read the sleep from a file at every call, so [`Server::set_sleep`] changes it while the
+    /// server runs.
+    pub adjustable_sleep: bool,
     /// Model instances: how many calls the server runs at once.
     pub instances: u32,
     pub max_batch: u32,
@@ -64,6 +71,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             sleep: 0.0,
+            adjustable_sleep: false,
             instances: 1,
             max_batch: 8,
             grpc_port: None,
@@ -119,6 +127,10 @@ impl Server {
         let t0 = Instant::now();
         let mut command = Command::new(&python);
         command.arg(root().join("tests/triton/server.py"));
+        if options.adjustable_sleep {
+            std::fs::write(dir.join("sleep"), options.sleep.to_string()).expect("sleep file");
+            command.arg("--sleep-file").arg(dir.join("sleep"));
+        }
         if let Some((cert, key)) = &options.tls {
             command
                 .arg("--tls-cert")
@@ -254,6 +266,15 @@ impl Server {
         took
     }
 
+    /// Seconds the model sleeps from its next call on; needs `adjustable_sleep`.
+    pub fn set_sleep(&self, seconds: f64) {
+        assert!(self.options.adjustable_sleep, "start with adjustable_sleep");
+        // Written aside and renamed over, so the model never reads half a number.
+        let next = self.dir.join("sleep.next");
+        std::fs::write(&next, seconds.to_string()).expect("sleep file");
+        std::fs::rename(&next, self.dir.join("sleep")).expect("sleep file");
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -283,6 +304,38 @@ fn kill_group(sig: &str, group: u32) {
         .args([&format!("-{sig}"), "--", &format!("-{group}")])
         .stderr(Stdio::null())
         .status();
+}
+
+/// A clip of seeded noise, 16 frames of 112×112 (the tiny model's input): different seeds
+/// score differently.
+pub fn noise_clip(seed: u64) -> Clip {
+    let (t, h, w) = (16u32, 112u32, 112u32);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let pixels = (0..t * h * w * 3)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    Clip {
+        request_id: seed,
+        source: Default::default(),
+        width: w,
+        height: h,
+        frames: t,
+        real_frames: t,
+        pixels,
+        frame_labels: vec![vec![]; t as usize],
+        region: gstiguard::geometry::PixelRect::full(w, h),
+        trigger_label: String::new(),
+        trigger_confidence: 1.0,
+        start_pts: None,
+        end_pts: None,
+    }
 }
 
 /// A certificate authority and a server certificate it signed, for `localhost` and 127.0.0.1,

@@ -41,6 +41,11 @@ def parse_args():
     p.add_argument("--max-batch", type=int, default=8, help="the model's max_batch_size")
     p.add_argument("--instances", type=int, default=1, help="model instances (run concurrently)")
     p.add_argument("--sleep", type=float, default=0.0, help="seconds added to every call")
+    p.add_argument(
+        "--sleep-file",
+        help="read the seconds to add from this file at every call (--sleep while it is "
+        "missing or unreadable), so a test can slow the model down and speed it up again",
+    )
     p.add_argument("--tls-cert", help="PEM server certificate: serve gRPC over TLS")
     p.add_argument("--tls-key", help="PEM key of --tls-cert")
     p.add_argument("--verbose", action="store_true")
@@ -52,7 +57,18 @@ def dims(shape):
     return tuple(d if isinstance(d, int) and d > 0 else -1 for d in shape[1:])
 
 
-def make_infer(model_path, input_name, output_name, sleep):
+def sleep_for(default, path):
+    """The seconds to sleep on this call: the file's number when there is one."""
+    if path:
+        try:
+            with open(path) as f:
+                return float(f.read().strip())
+        except (OSError, ValueError):
+            pass
+    return default
+
+
+def make_infer(model_path, input_name, output_name, sleep, sleep_file):
     options = ort.SessionOptions()
     # One thread per instance: instances, not threads, give the server its concurrency.
     options.intra_op_num_threads = 1
@@ -60,8 +76,9 @@ def make_infer(model_path, input_name, output_name, sleep):
 
     @batch
     def infer(**inputs):
-        if sleep > 0:
-            time.sleep(sleep)
+        seconds = sleep_for(sleep, sleep_file)
+        if seconds > 0:
+            time.sleep(seconds)
         x = np.ascontiguousarray(inputs[input_name], dtype=np.float32)
         (y,) = session.run([output_name], {input_name: x})
         return {output_name: y.astype(np.float32)}
@@ -108,7 +125,8 @@ def main():
         triton.bind(
             model_name=args.name,
             infer_func=[
-                make_infer(args.model, inp.name, out.name, args.sleep) for _ in range(args.instances)
+                make_infer(args.model, inp.name, out.name, args.sleep, args.sleep_file)
+                for _ in range(args.instances)
             ],
             inputs=[Tensor(name=inp.name, dtype=np.float32, shape=dims(inp.shape))],
             outputs=[Tensor(name=out.name, dtype=np.float32, shape=dims(out.shape))],
