@@ -1232,10 +1232,10 @@ fn phase_sync(opts: &Opts, rep: &mut Report) -> Result<(), String> {
         // to the same pipeline.
         let m = Some(model.as_path());
         let runs = [
-            ("baseline", None, true, false),
-            ("async_false", m, false, false),
-            ("async_true", m, true, false),
-            ("async_true_nice19", m, true, true),
+            ("baseline", None, true, 10),
+            ("async_false", m, false, 10),
+            ("async_true", m, true, 10),
+            ("async_true_nice0", m, true, 0),
         ];
         for (tag, model, async_, nice) in runs {
             let r = live_pipeline(model, &dets, async_, nice, secs)?;
@@ -1257,37 +1257,13 @@ fn phase_sync(opts: &Opts, rep: &mut Report) -> Result<(), String> {
              sync=true qos=true max-lateness=20 ms, {secs} s per mode; late = reached the sink \
              after its render time (running time + pipeline latency), by a probe on the sink \
              pad; dropped = the sink's stats (more than 20 ms late); baseline = the same \
-             pipeline with model-type=fallback (no inference), async=true; async_true_nice19 = \
-             async=true with the element's worker threads given nice 19 from outside (an \
-             experiment, not an element setting)",
+             pipeline with model-type=fallback (no inference), async=true; worker threads at \
+             the default worker-nice=10, except async_true_nice0 (worker-nice=0: inference \
+             competes with the streaming thread on equal terms)",
             model.display()
         ),
     );
     Ok(())
-}
-
-unsafe extern "C" {
-    fn setpriority(which: i32, who: u32, prio: i32) -> i32;
-}
-
-/// Gives this process's pool worker threads (named `iguard-w...`) nice 19, so the streaming
-/// thread wins the CPU from them: an experiment for what limits `async=true` here, done from
-/// outside the element. Respawned workers are caught by calling it again.
-fn nice_worker_threads() {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return;
-    };
-    for task in tasks.flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        let Ok(tid) = task.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if comm.starts_with("iguard-w") {
-            // SAFETY: setpriority only reads its arguments; PRIO_PROCESS (0) with a thread id
-            // changes that one thread on Linux.
-            unsafe { setpriority(0, tid, 19) };
-        }
-    }
 }
 
 struct LiveRun {
@@ -1302,7 +1278,7 @@ fn live_pipeline(
     model: Option<&Path>,
     dets: &Path,
     async_: bool,
-    nice_workers: bool,
+    worker_nice: i32,
     secs: f64,
 ) -> Result<LiveRun, String> {
     let (x, y) = (WIDTH, HEIGHT);
@@ -1314,7 +1290,7 @@ fn live_pipeline(
         "videotestsrc is-live=true pattern=ball \
          ! video/x-raw,format=RGBA,width={x},height={y},framerate={FPS}/1 \
          ! iguardreplay location=\"{}\" class-labels=1=person \
-         ! iguardverify name=verify {scorer} async={async_} \
+         ! iguardverify name=verify {scorer} async={async_} worker-nice={worker_nice} \
          ! fakesink name=sink sync=true qos=true max-lateness=20000000",
         dets.display(),
     );
@@ -1370,9 +1346,6 @@ fn live_pipeline(
     let end = Instant::now() + Duration::from_secs_f64(secs);
     let mut error = None;
     while Instant::now() < end && error.is_none() {
-        if nice_workers {
-            nice_worker_threads();
-        }
         let left = end.saturating_duration_since(Instant::now());
         if let Some(msg) = bus.timed_pop(gst::ClockTime::from_nseconds(
             left.min(Duration::from_millis(50)).as_nanos() as u64,

@@ -340,6 +340,9 @@ pub struct PoolConfig {
     /// added, and how long one must be idle before it is retired.
     pub grow_after: Duration,
     pub shrink_after: Duration,
+    /// The nice value of the worker threads (0 = unchanged; higher = lower priority), so
+    /// inference yields the CPU to the streaming threads.
+    pub nice: i32,
 }
 
 impl Default for PoolConfig {
@@ -354,6 +357,7 @@ impl Default for PoolConfig {
             adaptive: false,
             grow_after: Duration::from_millis(500),
             shrink_after: Duration::from_secs(5),
+            nice: 0,
         }
     }
 }

@@ -426,3 +426,43 @@ fn adaptive_pools_grow_under_load_and_shrink_when_idle() {
     assert!(rig.reporter.wait_idle(Duration::from_secs(10)));
     rig.assert_settled();
 }
+
+/// The nice value of each thread of this process whose name starts with `prefix`, from
+/// /proc (field 19 of a task's stat, after the parenthesised name).
+fn thread_nice(prefix: &str) -> Vec<i32> {
+    let dir = std::fs::read_dir("/proc/self/task").unwrap();
+    dir.filter_map(|e| e.ok())
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.starts_with(prefix))
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .map(|stat| {
+            let after = &stat[stat.rfind(')').unwrap() + 2..];
+            after.split(' ').nth(16).unwrap().parse().unwrap()
+        })
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn workers_run_at_the_configured_nice_value() {
+    let gate = Arc::new(Gate::default());
+    let scorer = Arc::new(FaultScorer::new(|_| Fault::None).with_gate(gate.clone()));
+    let rig = Rig::new(
+        PoolConfig {
+            name: "nc".into(),
+            nice: 7,
+            ..config(2, 10)
+        },
+        scorer,
+    );
+    rig.submit(0.9);
+    rig.submit(0.9);
+    rig.wait_until("both workers busy", |r| r.pool.stats().workers_active == 2);
+    assert_eq!(thread_nice("iguard-wnc-"), vec![7, 7]);
+    // The supervisor and the caller keep their priority.
+    assert_eq!(thread_nice("iguard-snc"), vec![0]);
+    gate.open();
+    assert!(rig.reporter.wait_idle(Duration::from_secs(10)));
+    rig.assert_settled();
+}

@@ -127,9 +127,11 @@ impl Shared {
     fn spawn_worker(self: &Arc<Self>, st: &mut State) -> Result<(), String> {
         st.next_worker += 1;
         let me = self.clone();
+        let nice = self.config.nice;
         let handle = thread::Builder::new()
             .name(format!("iguard-w{}-{}", self.config.name, st.next_worker))
             .spawn(move || {
+                lower_priority(nice);
                 let guard = ThreadGuard(me.clone());
                 me.work_loop();
                 drop(guard);
@@ -514,4 +516,21 @@ impl Shared {
         }
         left
     }
+}
+
+/// Gives the calling thread the nice value `nice` (on Linux a thread's own; raising it needs
+/// no privilege). Threads it starts inherit it. Elsewhere, and when it fails, the thread keeps
+/// its priority: a scheduling preference, not a correctness matter.
+fn lower_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    if nice != 0 {
+        // SAFETY: gettid and setpriority only read their arguments; with PRIO_PROCESS and a
+        // thread id, setpriority changes that one thread.
+        unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
 }
