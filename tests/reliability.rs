@@ -90,7 +90,10 @@ fn state_churn_with_work_in_flight() {
                 let left = threads_left(&format!("iguard-w{pool}-"));
                 assert!(left.is_empty(), "cycle {i}: threads left behind: {left:?}");
                 let left = threads_left(&format!("iguard-s{pool}"));
-                assert!(left.is_empty(), "cycle {i}: supervisor left behind: {left:?}");
+                assert!(
+                    left.is_empty(),
+                    "cycle {i}: supervisor left behind: {left:?}"
+                );
             }
             assert!(
                 max_threads <= 2,
