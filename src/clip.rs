@@ -296,7 +296,9 @@ impl ClipAssembler {
                 height: c.tile_height,
                 frames: 0,
                 real_frames: 0,
-                pixels: vec![0; tile * c.temporal_size as usize],
+                // Grown a tile at a time as frames are sampled: the trigger frame does not
+                // pay for zeroing the whole clip, and untouched pages stay unmapped.
+                pixels: Vec::with_capacity(tile * c.temporal_size as usize),
                 frame_labels: Vec::with_capacity(c.temporal_size as usize),
                 region: pixels,
                 trigger_label: best.label.clone(),
@@ -322,8 +324,9 @@ impl ClipAssembler {
         }
         let tile = c.clip.tile_bytes();
         let i = c.clip.frames as usize;
+        c.clip.pixels.resize((i + 1) * tile, 0);
         let result = match c.region.to_pixels(width, height) {
-            Some(region) => sample(region, &mut c.clip.pixels[i * tile..(i + 1) * tile]),
+            Some(region) => sample(region, &mut c.clip.pixels[i * tile..]),
             None => Err(format!(
                 "the crop region does not fit a {width}x{height} frame"
             )),
@@ -364,6 +367,8 @@ impl ClipAssembler {
                 // A collecting clip always has its trigger tile.
                 let tile = clip.tile_bytes();
                 let last = clip.frames as usize - 1;
+                clip.pixels
+                    .resize(tile * self.config.temporal_size as usize, 0);
                 for i in clip.frames as usize..self.config.temporal_size as usize {
                     clip.pixels
                         .copy_within(last * tile..(last + 1) * tile, i * tile);
