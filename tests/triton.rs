@@ -13,15 +13,18 @@
 //! with the server's own authority works, and a certificate from another is refused.
 //!
 //! And through the element (`model-type=triton`, real pipelines): the demo clips score on the
-//! server as they do locally, and an unreachable server gives the warning and the fallback; in
-//! a live pipeline, a server killed mid-run gives `error` verdicts that name the server and why
-//! (on the bus and as meta on buffers) while buffers keep reaching the sink, and once the server
-//! is back on the same port the element's clips are verified by it again, with the same score
-//! as before the crash; a server slower than `worker-timeout` gives `timeout` verdicts while the
-//! video flows, and once it is quick again clips are verified again. `stats` adds up after
-//! every run; the live runs end at EOS with nothing pending and one verdict per request. They
-//! move from phase to phase on what they observe (verdicts, buffer counts); their time limits
-//! only guard against hangs.
+//! server as they do locally, and an unreachable server gives the warning and the fallback;
+//! three elements in one pipeline share one server, the two with one `model-instance-id` one
+//! pool (`instance-users` 2 while playing) and the third a pool of its own, each with its own
+//! verdicts from the server and the same scores for the same clips; in a live pipeline, a
+//! server killed mid-run gives `error` verdicts that name the server and why (on the bus and as
+//! meta on buffers) while buffers keep reaching the sink, and once the server is back on the
+//! same port the element's clips are verified by it again, with the same score as before the
+//! crash; a server slower than `worker-timeout` gives `timeout` verdicts while the video flows,
+//! and once it is quick again clips are verified again. `stats` adds up after every run; the
+//! live runs end at EOS with nothing pending and one verdict per request. They move from phase
+//! to phase on what they observe (verdicts, buffer counts); their time limits only guard
+//! against hangs.
 
 mod common;
 #[path = "triton/harness.rs"]
@@ -550,6 +553,166 @@ fn the_element_verifies_on_the_server_like_it_does_locally() {
         3,
         "{down:?}"
     );
+}
+
+/// Three elements in one pipeline on one server: v1 and v2 name one `model-instance-id` and
+/// so share one connection and worker pool, v3 has its own. Each element gets its own verdicts
+/// from the server, and the same clips score the same in every branch.
+#[test]
+fn several_elements_share_one_server_and_model_instance_id_still_shares_the_pool() {
+    with_watchdog(Duration::from_secs(300), || {
+        common::init();
+        let t0 = Instant::now();
+        let server = Server::start(Options::default());
+        let branch = |name: &str, extra: &str| {
+            format!(
+                "videotestsrc num-buffers=45 pattern=smpte75 \
+                 ! video/x-raw,width=320,height=240,format=RGBA,framerate=30/1 \
+                 ! iguardreplay location={}/tests/data/demo-detections.txt \
+                 ! iguardverify name={name} cooldown=0 positive-classes=1 model-type=triton \
+                 server-url=http://{} model-name=tiny-action {extra} ! fakesink sync=false ",
+                env!("CARGO_MANIFEST_DIR"),
+                server.url()
+            )
+        };
+        let names = ["v1", "v2", "v3"];
+        let desc = branch("v1", "model-instance-id=shared-remote")
+            + &branch("v2", "model-instance-id=shared-remote")
+            + &branch("v3", "");
+        let pipeline = gst::parse::launch(&desc)
+            .unwrap()
+            .downcast::<gst::Pipeline>()
+            .unwrap();
+        let _stop = common::StopOnDrop(pipeline.clone().upcast());
+        let elements: Vec<gst::Element> =
+            names.iter().map(|n| pipeline.by_name(n).unwrap()).collect();
+        let bus = pipeline.bus().unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+
+        let mut verdicts: Vec<Vec<Verdict>> = vec![vec![]; names.len()];
+        let mut warnings = Vec::new();
+        // The three elements' stats at the first verdict while PLAYING: all of them running.
+        let mut playing: Option<Vec<Stats>> = None;
+        let mut eos = false;
+        // A hang guard: at most this long without a message.
+        for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
+            match msg.view() {
+                gst::MessageView::Eos(_) => {
+                    eos = true;
+                    break;
+                }
+                gst::MessageView::Error(e) => panic!("{} {:?}", e.error(), e.debug()),
+                gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
+                gst::MessageView::Element(m) => {
+                    if let Some(s) = m.structure()
+                        && s.name() == gstiguard::meta::MESSAGE_NAME
+                    {
+                        let from = msg.src().map(|o| o.name().to_string()).unwrap_or_default();
+                        let i = names
+                            .iter()
+                            .position(|n| *n == from)
+                            .unwrap_or_else(|| panic!("a verdict from {from:?}"));
+                        verdicts[i].push(gstiguard::meta::from_structure(s).unwrap());
+                        if playing.is_none() && pipeline.current_state() == gst::State::Playing {
+                            playing = Some(elements.iter().map(Stats::of).collect());
+                        }
+                    }
+                }
+                _ => (),
+            }
+        }
+        assert!(eos, "no EOS (hang guard): verdicts {verdicts:?}");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let playing = playing.expect("a verdict while the pipeline was PLAYING");
+        let at_eos: Vec<Stats> = elements.iter().map(Stats::of).collect();
+
+        // v1 and v2 run on one instance (one scorer, one pool), v3 on its own. The pipeline is
+        // still PLAYING at EOS, so both snapshots see both users.
+        for (when, stats) in [("playing", &playing), ("at EOS", &at_eos)] {
+            let field = |i: usize, f: &str| stats[i].0.get::<String>(f).unwrap();
+            for (i, s) in stats.iter().enumerate() {
+                assert_eq!(field(i, "scorer"), "triton", "{when}: {}", s.0);
+            }
+            assert_eq!(
+                field(0, "pool"),
+                field(1, "pool"),
+                "{when}: one pool for v1 and v2: {} / {}",
+                stats[0].0,
+                stats[1].0
+            );
+            assert_ne!(
+                field(0, "pool"),
+                field(2, "pool"),
+                "{when}: v3 has a pool of its own: {} / {}",
+                stats[0].0,
+                stats[2].0
+            );
+            for (i, s) in stats.iter().enumerate() {
+                let (id, users) = if i < 2 { ("shared-remote", 2) } else { ("", 1) };
+                assert_eq!(
+                    (
+                        field(i, "model-instance-id").as_str(),
+                        s.u("instance-users")
+                    ),
+                    (id, users),
+                    "{when}: {}",
+                    s.0
+                );
+            }
+        }
+
+        // Each element answers its own requests, each scored by the server, as many as one
+        // element alone gets (the_element_verifies_on_the_server_like_it_does_locally).
+        for ((name, stats), got) in names.iter().zip(&at_eos).zip(&mut verdicts) {
+            stats.assert_adds_up();
+            assert_eq!(stats.u("pending"), 0, "{name}: {}", stats.0);
+            assert_eq!(got.len(), 3, "{name}: {got:?}");
+            assert_eq!(
+                stats.u("submitted"),
+                got.len() as u64,
+                "{name}: one verdict per request: {}",
+                stats.0
+            );
+            assert_eq!(
+                stats.u("verified") + stats.u("rejected"),
+                3,
+                "{name}: {}",
+                stats.0
+            );
+            assert!(got.iter().all(|v| by_the_server(&v)), "{name}: {got:?}");
+            got.sort_by_key(|v| v.request_id);
+            assert!(
+                got.windows(2).all(|w| w[0].request_id < w[1].request_id),
+                "{name}: one verdict per request: {got:?}"
+            );
+        }
+
+        // The same stream in every branch: the same clips, and the same scores for them.
+        for (name, other) in names.iter().zip(&verdicts).skip(1) {
+            for (a, b) in verdicts[0].iter().zip(other) {
+                assert_eq!(
+                    (a.request_id, a.clip_start_pts, a.clip_end_pts, &a.label),
+                    (b.request_id, b.clip_start_pts, b.clip_end_pts, &b.label),
+                    "v1 vs {name}: {a:?} vs {b:?}"
+                );
+                assert!(
+                    (a.score - b.score).abs() < 1e-4,
+                    "v1 vs {name}: {a:?} vs {b:?}"
+                );
+            }
+        }
+        eprintln!(
+            "3 elements, {} verdicts from the server, scores {:?}; v1/v2 pool {:?} with {} \
+             users, v3 pool {:?}; server started in {:.2} s, {:.2} s in all",
+            verdicts.iter().map(Vec::len).sum::<usize>(),
+            verdicts[0].iter().map(|v| v.score).collect::<Vec<_>>(),
+            playing[0].0.get::<String>("pool").unwrap(),
+            playing[0].u("instance-users"),
+            playing[2].0.get::<String>("pool").unwrap(),
+            server.started_in.as_secs_f64(),
+            t0.elapsed().as_secs_f64()
+        );
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
