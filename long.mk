@@ -1,8 +1,9 @@
 # Long reliability runs; the Makefile includes this file (or: make -f Makefile -f long.mk ...).
 #   make test-long     the reliability, property and fault tests in their long modes (release
-#                      build, IGUARD_LONG=1), the peak memory of the 64-source storm, then each
-#                      fuzz target for FUZZ_SECONDS; ends with a summary of the figures.
-#   make long-tests, long-storm, fuzz-long   one step alone.
+#                      build, IGUARD_LONG=1), the peak memory of the 64-source storm, real
+#                      pipelines under valgrind's leak checker, then each fuzz target for
+#                      FUZZ_SECONDS; ends with a summary of the figures.
+#   make long-tests, long-storm, long-valgrind, fuzz-long   one step alone.
 #   make long-summary  the summary again, from the logs in target/long.
 #
 # Fuzzing uses cargo-fuzz (installed here when missing) on the stable toolchain: `-s none`
@@ -44,6 +45,22 @@ run-long-storm = ( set -o pipefail; \
 		"$$bin" a_64_source_storm_stays_bounded_and_answered --exact 2>&1 \
 	| tee $(LONG_DIR)/storm.log )
 
+# gst-launch pipelines (fallback scorer, then the tiny ONNX model) on the debug plugin under
+# valgrind's memcheck: any block definitely or indirectly lost fails the step. Other reports
+# (ONNX Runtime's own start-up trips memcheck's overlap check) are kept in the log, not judged.
+VALGRIND_SCORERS := model-type=fallback model-path=$(CURDIR)/models/tiny-action.onnx
+run-long-valgrind = ( set -e; log=$(LONG_DIR)/valgrind.log; : > $$log; \
+	for scorer in $(VALGRIND_SCORERS); do \
+		echo "== valgrind: iguardverify $$scorer" | tee -a $$log; \
+		valgrind --leak-check=full --show-leak-kinds=definite,indirect --num-callers=30 \
+			gst-launch-1.0 -q videotestsrc num-buffers=60 \
+			! video/x-raw,width=320,height=240,format=RGBA \
+			! iguardreplay location=$(CURDIR)/tests/data/demo-detections.txt \
+			! iguardverify cooldown=0 $$scorer ! fakesink >> $$log 2>&1; \
+	done; \
+	grep -E 'definitely lost|indirectly lost' $$log; \
+	! grep -E '(definitely|indirectly) lost: [1-9]' $$log )
+
 # Each target starts from its seeds, the test data and what earlier runs found (fuzz/corpus).
 run-fuzz = ( failed=""; \
 	for t in $(FUZZ_TARGETS); do \
@@ -72,6 +89,10 @@ run-long-summary = ( log=$(LONG_DIR)/tests.log; \
 	then echo "leaks: none (leaks tracer: no object alive at exit, fallback and ONNX runs)"; \
 	else echo "leaks: the leaks tracer test did not pass (see $$log)"; fi; \
 	grep -h '^storm peak memory:' $(LONG_DIR)/storm.log 2>/dev/null; \
+	if [ -f $(LONG_DIR)/valgrind.log ]; then \
+		lost=$$(grep -cE '(definitely|indirectly) lost: [1-9]' $(LONG_DIR)/valgrind.log); \
+		runs=$$(grep -c '^== valgrind' $(LONG_DIR)/valgrind.log); \
+		echo "valgrind: $$runs pipelines, $$lost with blocks definitely or indirectly lost"; fi; \
 	for t in $(FUZZ_TARGETS); do \
 		f=$(LONG_DIR)/fuzz-$$t.log; [ -f $$f ] || continue; \
 		runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$f | tail -n 1); \
@@ -79,14 +100,15 @@ run-long-summary = ( log=$(LONG_DIR)/tests.log; \
 		echo "fuzz $$t: $${runs:-?} executions, $$crashes crash inputs in fuzz/artifacts/$$t"; \
 	done; true )
 
-.PHONY: test-long long-tests long-storm fuzz-long cargo-fuzz long-summary
+.PHONY: test-long long-tests long-storm long-valgrind valgrind fuzz-long cargo-fuzz long-summary
 
 # Every step runs even when an earlier one fails, so the summary shows them all; the target
 # fails at the end if any did.
-test-long: build cargo-fuzz
+test-long: build models valgrind cargo-fuzz
 	@rm -rf $(LONG_DIR) && mkdir -p $(LONG_DIR)
 	@$(run-long-tests) || echo tests >> $(LONG_DIR)/failed
 	@$(run-long-storm) || echo storm >> $(LONG_DIR)/failed
+	@$(run-long-valgrind) || echo valgrind >> $(LONG_DIR)/failed
 	@$(run-fuzz) || echo fuzz >> $(LONG_DIR)/failed
 	@$(run-long-summary)
 	@if [ -s $(LONG_DIR)/failed ]; then \
@@ -99,6 +121,13 @@ long-tests: build
 long-storm: build
 	@mkdir -p $(LONG_DIR)
 	@$(run-long-storm)
+
+long-valgrind: build models valgrind
+	@mkdir -p $(LONG_DIR)
+	@$(run-long-valgrind)
+
+valgrind:
+	@command -v valgrind >/dev/null || $(MAKE) deps APT_PACKAGES=valgrind
 
 fuzz-long: cargo-fuzz
 	@mkdir -p $(LONG_DIR)
