@@ -18,7 +18,7 @@ use common::*;
 use gst::glib;
 use gst::prelude::*;
 use gstiguard::meta;
-use gstiguard::pool::thread_names;
+use gstiguard::pool::{thread_names, thread_nice};
 use gstiguard::scorer::faults::{Fault, FaultScorer, Gate};
 use gstiguard::verdict::{Status, Verdict};
 
@@ -513,16 +513,20 @@ fn stopping_with_work_in_flight_neither_hangs_nor_leaves_threads() {
         let pool = Stats::of(&v).0.get::<String>("pool").unwrap();
         let prefix = format!("iguard-w{pool}-");
         assert_eq!(thread_names(&prefix).len(), 2);
+        if cfg!(target_os = "linux") {
+            assert_eq!(
+                thread_nice(&prefix),
+                vec![10, 10],
+                "the default worker-nice"
+            );
+        }
         p.set_state(gst::State::Null).unwrap();
         let s = Stats::of(&v);
         s.assert_adds_up();
         assert_eq!(s.u("pending"), 0);
         assert!(s.u("dropped") >= 2);
-        assert!(
-            thread_names(&prefix).is_empty(),
-            "worker threads left: {:?}",
-            thread_names(&prefix)
-        );
+        let left = threads_left(&prefix);
+        assert!(left.is_empty(), "worker threads left: {left:?}");
         gate.open();
     });
 }

@@ -439,6 +439,24 @@ pub fn thread_names(prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// The nice value of each thread of this process whose name starts with `prefix` (Linux:
+/// field 19 of `/proc/self/task/<tid>/stat`, counted after the parenthesised name).
+pub fn thread_nice(prefix: &str) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return vec![];
+    };
+    dir.filter_map(|e| e.ok())
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.starts_with(prefix))
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|stat| {
+            let after = stat.get(stat.rfind(')')? + 2..)?;
+            after.split(' ').nth(16)?.parse().ok()
+        })
+        .collect()
+}
+
 pub(crate) fn elapsed_ms(from: Instant, to: Instant) -> f64 {
     to.saturating_duration_since(from).as_secs_f64() * 1000.0
 }

@@ -427,22 +427,6 @@ fn adaptive_pools_grow_under_load_and_shrink_when_idle() {
     rig.assert_settled();
 }
 
-/// The nice value of each thread of this process whose name starts with `prefix`, from
-/// /proc (field 19 of a task's stat, after the parenthesised name).
-fn thread_nice(prefix: &str) -> Vec<i32> {
-    let dir = std::fs::read_dir("/proc/self/task").unwrap();
-    dir.filter_map(|e| e.ok())
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.starts_with(prefix))
-        })
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .map(|stat| {
-            let after = &stat[stat.rfind(')').unwrap() + 2..];
-            after.split(' ').nth(16).unwrap().parse().unwrap()
-        })
-        .collect()
-}
-
 #[cfg(target_os = "linux")]
 #[test]
 fn workers_run_at_the_configured_nice_value() {
