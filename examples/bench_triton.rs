@@ -155,7 +155,10 @@ fn run(opts: &Opts, figures: &mut Figures) -> Result<(), String> {
     let remote = TritonScorer::connect(TritonConfig {
         url: server.url(),
         model_name: "tiny-action".into(),
-        positive: vec![ClassRef::Index(1)],
+        model: OnnxConfig {
+            positive: vec![ClassRef::Index(1)],
+            ..Default::default()
+        },
         max_batch,
         in_flight: 1,
         ..Default::default()

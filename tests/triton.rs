@@ -48,7 +48,10 @@ fn config(server: &Server) -> TritonConfig {
     TritonConfig {
         url: server.url(),
         model_name: "tiny-action".into(),
-        positive: vec![ClassRef::Index(1)],
+        model: OnnxConfig {
+            positive: vec![ClassRef::Index(1)],
+            ..Default::default()
+        },
         connect_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(10),
         ..Default::default()
@@ -113,9 +116,13 @@ fn scores_equal_the_local_onnx_scorers() {
         .unwrap_err();
         assert!(matches!(e, TritonError::ModelNotReady { .. }), "{e:?}");
         assert!(e.to_string().contains("\"no-such-model\""), "{e}");
+        let base = config(&server);
         let e = TritonScorer::connect(TritonConfig {
-            labels: vec!["a".into(), "b".into(), "c".into()],
-            ..config(&server)
+            model: OnnxConfig {
+                labels: vec!["a".into(), "b".into(), "c".into()],
+                ..base.model.clone()
+            },
+            ..base.clone()
         })
         .unwrap_err();
         let classes = onnx.info().classes.expect("the tiny model's class count");
@@ -126,8 +133,11 @@ fn scores_equal_the_local_onnx_scorers() {
             "{e}"
         );
         let e = TritonScorer::connect(TritonConfig {
-            input_name: Some("frames".into()),
-            ..config(&server)
+            model: OnnxConfig {
+                input_name: Some("frames".into()),
+                ..base.model.clone()
+            },
+            ..base
         })
         .unwrap_err();
         assert!(

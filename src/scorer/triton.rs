@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use super::onnx::{
-    self, Activation, ClassRef, ColorOrder, Layout, LoadError, ModelInfo, OnnxConfig, TAO_INPUT,
-    TAO_OUTPUT, info_from_shapes, resolve_positive,
+    self, Layout, LoadError, ModelInfo, OnnxConfig, TAO_INPUT, TAO_OUTPUT, info_from_shapes,
+    resolve_positive,
 };
 use super::{Cancel, Score, ScoreError, Scorer};
 use crate::clip::Clip;
@@ -64,23 +64,15 @@ pub struct TritonConfig {
     pub model_name: String,
     /// Empty = the server's choice (Triton: the newest ready version).
     pub model_version: String,
-    /// Input and output names; `None` = the TAO names when the model has them, else its first.
-    pub input_name: Option<String>,
-    pub output_name: Option<String>,
     /// Limit on making the TCP (and TLS) connection, at connect and at each reconnect.
     pub connect_timeout: Duration,
     /// Limit on one scoring call, waiting included: the pool's `worker-timeout`.
     pub request_timeout: Duration,
     /// TLS settings; `None` = plain, unless the URL says `https://`.
     pub tls: Option<TlsConfig>,
-    /// Preprocessing and scoring, as for the ONNX scorer (see [`OnnxConfig`]).
-    pub layout: Layout,
-    pub mean: [f32; 3],
-    pub scale: [f32; 3],
-    pub color: ColorOrder,
-    pub activation: Activation,
-    pub labels: Vec<String>,
-    pub positive: Vec<ClassRef>,
+    /// The model's input and output names, preprocessing, labels and positive classes, as
+    /// for the ONNX scorer (its path, provider, threads and batch size are not used here).
+    pub model: OnnxConfig,
     /// Most clips in one request (also bounded by the model's own limit).
     pub max_batch: usize,
     /// Most requests in flight at once; more wait (within their deadline).
@@ -89,44 +81,16 @@ pub struct TritonConfig {
 
 impl Default for TritonConfig {
     fn default() -> Self {
-        let onnx = OnnxConfig::default();
         TritonConfig {
             url: "127.0.0.1:8001".into(),
             model_name: String::new(),
             model_version: String::new(),
-            input_name: None,
-            output_name: None,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
             tls: None,
-            layout: onnx.layout,
-            mean: onnx.mean,
-            scale: onnx.scale,
-            color: onnx.color,
-            activation: onnx.activation,
-            labels: onnx.labels,
-            positive: onnx.positive,
+            model: OnnxConfig::default(),
             max_batch: 1,
             in_flight: 4,
-        }
-    }
-}
-
-impl TritonConfig {
-    /// The preprocessing and scoring part, in the form the ONNX helpers take.
-    fn onnx(&self) -> OnnxConfig {
-        OnnxConfig {
-            input_name: self.input_name.clone(),
-            output_name: self.output_name.clone(),
-            layout: self.layout,
-            mean: self.mean,
-            scale: self.scale,
-            color: self.color,
-            activation: self.activation,
-            labels: self.labels.clone(),
-            positive: self.positive.clone(),
-            max_batch: self.max_batch,
-            ..OnnxConfig::default()
         }
     }
 }
@@ -450,8 +414,6 @@ pub struct TritonScorer {
     batch_dim: bool,
     /// The server's limit on clips per request, when it tells.
     server_max_batch: Option<usize>,
-    /// Preprocessing and scoring settings, as the ONNX helpers take them.
-    onnx: OnnxConfig,
     positive: Vec<usize>,
     config: TritonConfig,
     next_id: AtomicU64,
@@ -511,10 +473,9 @@ impl TritonScorer {
             model: config.model_name.clone(),
             reason,
         };
-        let onnx = config.onnx();
-        let (info, batch_dim) = model_info(&probe.metadata, &onnx).map_err(model_err)?;
+        let (info, batch_dim) = model_info(&probe.metadata, &config.model).map_err(model_err)?;
         let batch_dim = batch_dim && probe.max_batch != Some(0);
-        let positive = resolve_positive(&onnx, &info).map_err(|e| match e {
+        let positive = resolve_positive(&config.model, &info).map_err(|e| match e {
             LoadError::Labels { reason, .. } => model_err(format!("labels: {reason}")),
             e => model_err(e.to_string()),
         })?;
@@ -524,7 +485,6 @@ impl TritonScorer {
             info,
             batch_dim,
             server_max_batch: probe.max_batch.filter(|&b| b > 0),
-            onnx,
             positive,
             config,
             next_id: AtomicU64::new(1),
@@ -584,14 +544,14 @@ impl TritonScorer {
         let n = self.info.batch.unwrap_or(clips.len()).max(clips.len());
         let (t, h, w) = (t as usize, h as usize, w as usize);
         let mut data = vec![0f32; n * 3 * t * h * w];
-        onnx::preprocess(clips, &self.onnx, &mut data);
+        onnx::preprocess(clips, &self.config.model, &mut data);
         // KServe raw contents are little-endian: on such machines, the floats' bytes as they are.
         let raw: Vec<u8> = if cfg!(target_endian = "little") {
             bytemuck::cast_slice(&data).to_vec()
         } else {
             data.iter().flat_map(|v| v.to_le_bytes()).collect()
         };
-        let mut shape: Vec<i64> = match self.config.layout {
+        let mut shape: Vec<i64> = match self.config.model.layout {
             Layout::Ncdhw => vec![n, 3, t, h, w],
             Layout::Ndchw => vec![n, t, 3, h, w],
             Layout::Ndhwc => vec![n, t, h, w, 3],
@@ -722,9 +682,9 @@ impl Scorer for TritonScorer {
             .map(|i| {
                 onnx::score_outputs(
                     &values[i * classes..(i + 1) * classes],
-                    self.config.activation,
+                    self.config.model.activation,
                     &self.positive,
-                    &self.config.labels,
+                    &self.config.model.labels,
                 )
             })
             .collect())
