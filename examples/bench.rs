@@ -34,6 +34,9 @@
 //! Run it with `GST_PLUGIN_PATH` unset: the plugin is registered statically, and a second copy
 //! found on the plugin path would clash with it.
 
+#[path = "common/report.rs"]
+mod report;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -51,6 +54,7 @@ use gstiguard::meta;
 use gstiguard::scorer::faults::{Fault, FaultScorer, Gate};
 use gstiguard::scorer::onnx::{OnnxConfig, OnnxScorer};
 use gstiguard::scorer::{Cancel, Score, ScoreError, Scorer};
+use report::{json_num, json_str, show};
 
 const FPS: u64 = 30;
 const PERIOD_NS: u64 = 1_000_000_000 / FPS;
@@ -206,42 +210,6 @@ impl Report {
             .rev()
             .find(|(n, _)| n == name)
             .map(|(_, v)| *v)
-    }
-}
-
-fn show(v: f64) -> String {
-    if !v.is_finite() {
-        "nan".into()
-    } else if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else if v.abs() >= 100.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.3}")
-    }
-}
-
-fn json_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn json_num(v: f64) -> String {
-    if v.is_finite() {
-        show(v)
-    } else {
-        "null".into()
     }
 }
 
@@ -627,6 +595,17 @@ impl Rig {
 }
 
 /// A frame of `format` filled with noise, with a `person` ROI meta (confidence 0.9) if asked.
+/// Endless cheap noise bytes (xorshift32) from `seed`.
+fn noise(seed: u32) -> impl Iterator<Item = u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9) | 1;
+    std::iter::repeat_with(move || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        (x >> 24) as u8
+    })
+}
+
 fn make_frame(
     format: gst_video::VideoFormat,
     width: u32,
@@ -643,13 +622,9 @@ fn make_frame(
         let b = buf.get_mut().expect("writable");
         {
             let mut map = b.map_writable().expect("map");
-            let mut x = seed.wrapping_mul(0x9E37_79B9) | 1;
-            for byte in map.iter_mut() {
-                // xorshift32: cheap noise, so the resize does not see a flat image.
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                *byte = (x >> 24) as u8;
+            // Noise, so the resize does not see a flat image.
+            for (byte, v) in map.iter_mut().zip(noise(seed)) {
+                *byte = v;
             }
         }
         if let Some(rect) = person {
@@ -1375,16 +1350,7 @@ fn live_pipeline(
 }
 
 fn test_clip(id: u64, t: u32, h: u32, w: u32) -> Clip {
-    let n = (t * h * w * 3) as usize;
-    let mut x = (id as u32).wrapping_mul(0x9E37_79B9) | 1;
-    let pixels = (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 24) as u8
-        })
-        .collect();
+    let pixels = noise(id as u32).take((t * h * w * 3) as usize).collect();
     Clip {
         request_id: id,
         source: SourceFrame::default(),

@@ -22,6 +22,8 @@
 
 #[path = "../tests/triton/harness.rs"]
 mod harness;
+#[path = "common/report.rs"]
+mod report;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -34,6 +36,7 @@ use gstiguard::scorer::onnx::{ClassRef, OnnxConfig, OnnxScorer};
 use gstiguard::scorer::triton::{TritonConfig, TritonScorer};
 use gstiguard::scorer::{Cancel, Score, Scorer};
 use harness::{Options, Server, noise_clip, tiny_model};
+use report::{json_num, json_str};
 
 const BATCHES: [usize; 2] = [1, 4];
 
@@ -96,30 +99,6 @@ impl Figures {
         let _ = writeln!(j, "  \"figures\": {{\n{}\n  }}", rows.join(",\n"));
         j.push_str("}\n");
         j
-    }
-}
-
-fn json_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn json_num(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v:.4}")
-    } else {
-        "null".into()
     }
 }
 
