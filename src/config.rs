@@ -28,8 +28,6 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use gst::glib;
-use gst::glib::prelude::*;
 use serde_norway::Value;
 
 /// The section of `config.yaml` read here.
@@ -212,42 +210,83 @@ impl Step2Config {
         Ok(c)
     }
 
-    /// The element properties the section sets, as `(property name, value)` pairs in a fixed
-    /// order; keys that are absent give no pair. `enabled` has no property and gives none.
-    pub fn properties(&self) -> Vec<(&'static str, glib::Value)> {
-        let mut p = Vec::new();
-        if let Some(v) = &self.model_path {
-            p.push(("model-path", v.to_value()));
+    /// What the section sets, as an overlay on the element's settings.
+    pub fn overlay(&self) -> Overlay {
+        Overlay {
+            enabled: self.enabled,
+            model_path: self.model_path.clone(),
+            model_type: self.model_type,
+            threshold: self.verification_threshold,
+            input_width: self.input_size.map(|(w, _)| w),
+            input_height: self.input_size.map(|(_, h)| h),
+            temporal_size: self.temporal_size,
+            async_: self.async_enabled,
+            max_workers: self.max_workers,
+            queue_size: self.queue_size,
+            result_queue_size: self.result_queue_size,
+            worker_timeout: self.worker_timeout_sec,
         }
-        if let Some(v) = self.model_type {
-            p.push(("model-type", v.nick().to_value()));
+    }
+}
+
+/// Values a preset or a config file gives the element's properties; `None` leaves a property
+/// as it is. Applied to a per-run copy of the settings, never to what the application set.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overlay {
+    pub enabled: Option<bool>,
+    pub model_path: Option<String>,
+    pub model_type: Option<ModelType>,
+    pub threshold: Option<f64>,
+    pub input_width: Option<u32>,
+    pub input_height: Option<u32>,
+    pub temporal_size: Option<u32>,
+    pub async_: Option<bool>,
+    pub max_workers: Option<u32>,
+    pub queue_size: Option<u32>,
+    pub result_queue_size: Option<u32>,
+    pub worker_timeout: Option<f64>,
+}
+
+impl Overlay {
+    /// `top` over `self`: a value in `top` wins.
+    pub fn then(self, top: Overlay) -> Overlay {
+        Overlay {
+            enabled: top.enabled.or(self.enabled),
+            model_path: top.model_path.or(self.model_path),
+            model_type: top.model_type.or(self.model_type),
+            threshold: top.threshold.or(self.threshold),
+            input_width: top.input_width.or(self.input_width),
+            input_height: top.input_height.or(self.input_height),
+            temporal_size: top.temporal_size.or(self.temporal_size),
+            async_: top.async_.or(self.async_),
+            max_workers: top.max_workers.or(self.max_workers),
+            queue_size: top.queue_size.or(self.queue_size),
+            result_queue_size: top.result_queue_size.or(self.result_queue_size),
+            worker_timeout: top.worker_timeout.or(self.worker_timeout),
         }
-        if let Some(v) = self.verification_threshold {
-            p.push(("threshold", v.to_value()));
-        }
-        if let Some((w, h)) = self.input_size {
-            p.push(("input-width", w.to_value()));
-            p.push(("input-height", h.to_value()));
-        }
-        if let Some(v) = self.temporal_size {
-            p.push(("temporal-size", v.to_value()));
-        }
-        if let Some(v) = self.async_enabled {
-            p.push(("async", v.to_value()));
-        }
-        if let Some(v) = self.max_workers {
-            p.push(("max-workers", v.to_value()));
-        }
-        if let Some(v) = self.queue_size {
-            p.push(("queue-size", v.to_value()));
-        }
-        if let Some(v) = self.result_queue_size {
-            p.push(("result-queue-size", v.to_value()));
-        }
-        if let Some(v) = self.worker_timeout_sec {
-            p.push(("worker-timeout", v.to_value()));
-        }
-        p
+    }
+
+    /// The element properties this overlay sets, in a fixed order.
+    pub fn property_names(&self) -> Vec<&'static str> {
+        let given = [
+            ("enabled", self.enabled.is_some()),
+            ("model-path", self.model_path.is_some()),
+            ("model-type", self.model_type.is_some()),
+            ("threshold", self.threshold.is_some()),
+            ("input-width", self.input_width.is_some()),
+            ("input-height", self.input_height.is_some()),
+            ("temporal-size", self.temporal_size.is_some()),
+            ("async", self.async_.is_some()),
+            ("max-workers", self.max_workers.is_some()),
+            ("queue-size", self.queue_size.is_some()),
+            ("result-queue-size", self.result_queue_size.is_some()),
+            ("worker-timeout", self.worker_timeout.is_some()),
+        ];
+        given
+            .into_iter()
+            .filter(|(_, g)| *g)
+            .map(|(n, _)| n)
+            .collect()
     }
 }
 
@@ -280,14 +319,15 @@ impl Preset {
         }
     }
 
-    /// The preset as `(property name, value)` pairs.
-    pub fn properties(self) -> Vec<(&'static str, glib::Value)> {
+    /// The preset as an overlay on the element's settings.
+    pub fn overlay(self) -> Overlay {
         let (workers, queue, results) = self.sizes();
-        vec![
-            ("max-workers", workers.to_value()),
-            ("queue-size", queue.to_value()),
-            ("result-queue-size", results.to_value()),
-        ]
+        Overlay {
+            max_workers: Some(workers),
+            queue_size: Some(queue),
+            result_queue_size: Some(results),
+            ..Default::default()
+        }
     }
 }
 
@@ -420,14 +460,12 @@ mod tests {
     }
 
     #[test]
-    fn properties_in_order_with_their_types() {
-        gst::init().unwrap();
-        let c = Step2Config::from_file(SEED).unwrap();
-        let p = c.properties();
-        let names: Vec<_> = p.iter().map(|(n, _)| *n).collect();
+    fn the_overlay_in_order_with_its_values() {
+        let o = Step2Config::from_file(SEED).unwrap().overlay();
         assert_eq!(
-            names,
+            o.property_names(),
             [
+                "enabled",
                 "model-path",
                 "model-type",
                 "threshold",
@@ -441,21 +479,35 @@ mod tests {
                 "worker-timeout"
             ]
         );
-        let get = |name: &str| &p.iter().find(|(n, _)| *n == name).unwrap().1;
         assert_eq!(
-            get("model-path").get::<String>().unwrap(),
-            "models/action_recognition_rgb_3d.onnx"
+            o.model_path.as_deref(),
+            Some("models/action_recognition_rgb_3d.onnx")
         );
-        assert_eq!(get("model-type").get::<String>().unwrap(), "onnx");
-        assert_eq!(get("threshold").get::<f64>().unwrap(), 0.7);
-        assert_eq!(get("input-width").get::<u32>().unwrap(), 224);
-        assert_eq!(get("temporal-size").get::<u32>().unwrap(), 16);
-        assert!(get("async").get::<bool>().unwrap());
-        assert_eq!(get("max-workers").get::<u32>().unwrap(), 2);
-        assert_eq!(get("result-queue-size").get::<u32>().unwrap(), 100);
-        assert_eq!(get("worker-timeout").get::<f64>().unwrap(), 10.0);
+        assert_eq!(o.model_type, Some(ModelType::Onnx));
+        assert_eq!(o.threshold, Some(0.7));
+        assert_eq!((o.input_width, o.input_height), (Some(224), Some(224)));
+        assert_eq!(o.temporal_size, Some(16));
+        assert_eq!(o.async_, Some(true));
+        assert_eq!(o.max_workers, Some(2));
+        assert_eq!(o.result_queue_size, Some(100));
+        assert_eq!(o.worker_timeout, Some(10.0));
 
-        assert!(Step2Config::default().properties().is_empty());
+        assert!(Step2Config::default().overlay().property_names().is_empty());
+    }
+
+    #[test]
+    fn a_later_overlay_wins_key_by_key() {
+        let low = Preset::OrinAgx.overlay();
+        let high = Overlay {
+            queue_size: Some(7),
+            threshold: Some(0.9),
+            ..Default::default()
+        };
+        let o = low.then(high);
+        assert_eq!(o.max_workers, Some(3), "kept from the preset");
+        assert_eq!(o.queue_size, Some(7), "the file wins");
+        assert_eq!(o.threshold, Some(0.9));
+        assert_eq!(o.result_queue_size, Some(120));
     }
 
     #[test]
@@ -468,7 +520,7 @@ mod tests {
                 ..Default::default()
             }
         );
-        assert!(c.properties().is_empty(), "enabled has no property");
+        assert_eq!(c.overlay().property_names(), ["enabled"]);
         let c = Step2Config::from_yaml("step2:\n").unwrap();
         assert_eq!(c, Step2Config::default());
     }
@@ -487,11 +539,9 @@ mod tests {
             step2("input_size:\n  - 160\n  - 128").unwrap().input_size,
             Some((160, 128))
         );
-        let p = step2("input_size: [320, 240]").unwrap().properties();
-        assert_eq!(p[0].0, "input-width");
-        assert_eq!(p[0].1.get::<u32>().unwrap(), 320);
-        assert_eq!(p[1].0, "input-height");
-        assert_eq!(p[1].1.get::<u32>().unwrap(), 240);
+        let o = step2("input_size: [320, 240]").unwrap().overlay();
+        assert_eq!(o.property_names(), ["input-width", "input-height"]);
+        assert_eq!((o.input_width, o.input_height), (Some(320), Some(240)));
     }
 
     #[test]
@@ -501,7 +551,7 @@ mod tests {
         assert_eq!(c.verification_threshold, Some(1.0));
         assert_eq!(c.worker_timeout_sec, Some(30.0));
         assert_eq!(c.model_type, Some(ModelType::Tao));
-        assert_eq!(c.properties()[0].1.get::<String>().unwrap(), "tao");
+        assert_eq!(c.overlay().model_type, Some(ModelType::Tao));
         assert_eq!(
             step2("result_queue_size: 0").unwrap().result_queue_size,
             Some(0)
@@ -689,11 +739,16 @@ mod tests {
 
     #[test]
     fn presets() {
-        gst::init().unwrap();
         let values = |p: Preset| -> Vec<(&str, u32)> {
-            p.properties()
+            let o = p.overlay();
+            assert_eq!(
+                o.property_names(),
+                ["max-workers", "queue-size", "result-queue-size"]
+            );
+            let v = [o.max_workers, o.queue_size, o.result_queue_size];
+            o.property_names()
                 .into_iter()
-                .map(|(n, v)| (n, v.get::<u32>().unwrap()))
+                .zip(v.into_iter().flatten())
                 .collect()
         };
         assert_eq!(

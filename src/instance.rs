@@ -8,26 +8,82 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
-use crate::pool::{Pool, lock};
+use crate::pool::{Pool, PoolConfig, lock};
+use crate::scorer::factory::ScorerSpec;
+
+pub use crate::scorer::factory::Dims;
 
 pub struct Instance {
     /// The shared id, if any.
     pub id: Option<String>,
     pub pool: Pool,
-    /// What was loaded (model path and type), to spot elements that ask for something else.
-    pub model: String,
+    /// What was asked for when it was made, to name what a later element asks differently.
+    pub key: Key,
     /// Clip dims the model fixes: frames, height, width.
     pub dims: Dims,
     users: AtomicUsize,
 }
 
-/// Frames, height and width a model fixes (`None` where it leaves them free).
-pub type Dims = [Option<u32>; 3];
+/// Everything that makes an instance what it is: the scorer and the pool settings.
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub scorer: ScorerSpec,
+    pub pool: PoolConfig,
+}
+
+impl Key {
+    /// Each setting as `(property name, value)`, in one list so that comparing two keys
+    /// cannot miss one.
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        let s = &self.scorer;
+        let p = &self.pool;
+        let show = |v: &dyn std::fmt::Debug| format!("{v:?}");
+        vec![
+            ("model-type", show(&s.kind)),
+            ("model-path", show(&s.model_path)),
+            ("fallback-on-error", show(&s.fallback_on_error)),
+            ("weapon-labels", show(&s.weapon_labels)),
+            ("labels-file", show(&s.labels_file)),
+            ("positive-classes", show(&s.positive_classes)),
+            ("tensor-layout", show(&s.layout)),
+            ("mean", show(&s.mean)),
+            ("scale", show(&s.scale)),
+            ("color-order", show(&s.color)),
+            ("output-activation", show(&s.activation)),
+            ("input-name", show(&s.input_name)),
+            ("output-name", show(&s.output_name)),
+            ("execution-provider", show(&s.provider)),
+            ("engine-cache-dir", show(&s.engine_cache_dir)),
+            ("inference-threads", show(&s.inference_threads)),
+            ("server-url", show(&s.server_url)),
+            ("model-name", show(&s.model_name)),
+            ("model-version", show(&s.model_version)),
+            ("connect-timeout", show(&s.connect_timeout)),
+            ("tls", show(&s.tls)),
+            ("max-workers", show(&p.max_workers)),
+            ("queue-size", show(&p.queue_size)),
+            ("priority", show(&p.priority)),
+            ("worker-timeout", show(&p.timeout)),
+            ("batch-size", show(&p.batch_size)),
+            ("adaptive-workers", show(&p.adaptive)),
+            ("worker-nice", show(&p.nice)),
+        ]
+    }
+
+    /// What `other` asks differently, as `"name: ours vs theirs"`.
+    pub fn differences(&self, other: &Key) -> Vec<String> {
+        self.fields()
+            .into_iter()
+            .zip(other.fields())
+            .filter(|((_, a), (_, b))| a != b)
+            .map(|((name, a), (_, b))| format!("{name}: {a} vs {b}"))
+            .collect()
+    }
+}
 
 /// What `acquire` needs to create an instance.
 pub struct Spec {
     pub pool: Pool,
-    pub model: String,
     pub dims: Dims,
 }
 
@@ -37,58 +93,92 @@ impl Instance {
     }
 }
 
-static SHARED: LazyLock<Mutex<HashMap<String, Weak<Instance>>>> = LazyLock::new(Default::default);
+/// One shared id. Its lock is held while the instance is made, so two elements starting at
+/// once load the model once, while elements of other ids start and stop freely.
+#[derive(Default)]
+struct Slot {
+    instance: Mutex<Weak<Instance>>,
+}
+
+/// The registry of shared ids. Held only to find or drop a slot, never while a model loads.
+static SHARED: LazyLock<Mutex<HashMap<String, Arc<Slot>>>> = LazyLock::new(Default::default);
 
 /// Joins the instance named `id` (creating it with `make` when nobody holds it), or makes a
-/// private one. Returns the instance and whether it already existed. The registry lock is held
-/// while `make` runs, so two elements starting at once load the model once.
+/// private one. Returns the instance and whether it already existed; a joiner compares its
+/// `key` with the instance's own.
 pub fn acquire<E>(
     id: Option<&str>,
+    key: Key,
     make: impl FnOnce() -> Result<Spec, E>,
 ) -> Result<(Arc<Instance>, bool), E> {
-    let new = |id: Option<&str>, spec: Spec| Instance {
+    let new = |id: Option<&str>, key: Key, spec: Spec| Instance {
         id: id.map(String::from),
         pool: spec.pool,
-        model: spec.model,
+        key,
         dims: spec.dims,
         users: AtomicUsize::new(1),
     };
     let Some(id) = id.filter(|i| !i.is_empty()) else {
-        return Ok((Arc::new(new(None, make()?)), false));
+        return Ok((Arc::new(new(None, key, make()?)), false));
     };
-    let mut shared = lock(&SHARED);
-    if let Some(inst) = shared.get(id).and_then(Weak::upgrade) {
+    let slot = lock(&SHARED).entry(id.to_string()).or_default().clone();
+    let mut held = lock(&slot.instance);
+    if let Some(inst) = held.upgrade() {
         inst.users.fetch_add(1, Ordering::SeqCst);
         return Ok((inst, true));
     }
-    let inst = Arc::new(new(Some(id), make()?));
-    shared.insert(id.to_string(), Arc::downgrade(&inst));
+    let inst = Arc::new(new(Some(id), key, make()?));
+    *held = Arc::downgrade(&inst);
     Ok((inst, false))
 }
 
 /// Leaves the instance; the last user shuts its pool down, waiting up to `wait` for the worker
-/// threads. Returns how many threads were left behind (stuck in a scorer).
+/// threads. Returns how many threads were left behind (stuck in a scorer). A private instance
+/// touches no registry lock.
 pub fn release(inst: &Arc<Instance>, wait: Duration) -> usize {
-    let mut shared = lock(&SHARED);
-    if inst.users.fetch_sub(1, Ordering::SeqCst) != 1 {
-        return 0;
-    }
-    if let Some(id) = &inst.id
-        && shared
-            .get(id)
-            .is_some_and(|w| w.as_ptr() == Arc::as_ptr(inst))
+    let Some(id) = &inst.id else {
+        if inst.users.fetch_sub(1, Ordering::SeqCst) != 1 {
+            return 0;
+        }
+        return inst.pool.shutdown("stopped", wait);
+    };
+    let slot = lock(&SHARED).get(id).cloned();
     {
-        shared.remove(id);
+        // Under the slot's lock, so that nobody joins between the last user leaving and the
+        // pool shutting down.
+        let held = slot.as_ref().map(|s| lock(&s.instance));
+        if inst.users.fetch_sub(1, Ordering::SeqCst) != 1 {
+            return 0;
+        }
+        if let Some(mut held) = held
+            && held.as_ptr() == Arc::as_ptr(inst)
+        {
+            *held = Weak::new();
+        }
     }
-    drop(shared);
+    {
+        let mut shared = lock(&SHARED);
+        if let Some(s) = shared.get(id)
+            && slot.as_ref().is_some_and(|mine| Arc::ptr_eq(s, mine))
+            && lock(&s.instance).upgrade().is_none()
+        {
+            shared.remove(id);
+        }
+    }
     inst.pool.shutdown("stopped", wait)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::PoolConfig;
     use crate::scorer::fallback::FallbackScorer;
+
+    fn key() -> Key {
+        Key {
+            scorer: ScorerSpec::default(),
+            pool: PoolConfig::default(),
+        }
+    }
 
     fn make(loads: &AtomicUsize) -> Result<Spec, String> {
         loads.fetch_add(1, Ordering::SeqCst);
@@ -102,7 +192,6 @@ mod tests {
         )?;
         Ok(Spec {
             pool,
-            model: "m".into(),
             dims: [None; 3],
         })
     }
@@ -110,8 +199,8 @@ mod tests {
     #[test]
     fn one_id_one_load_and_the_last_user_shuts_down() {
         let loads = AtomicUsize::new(0);
-        let (a, a_shared) = acquire(Some("cam-group"), || make(&loads)).unwrap();
-        let (b, b_shared) = acquire(Some("cam-group"), || make(&loads)).unwrap();
+        let (a, a_shared) = acquire(Some("cam-group"), key(), || make(&loads)).unwrap();
+        let (b, b_shared) = acquire(Some("cam-group"), key(), || make(&loads)).unwrap();
         assert!(!a_shared && b_shared);
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!((loads.load(Ordering::SeqCst), a.users()), (1, 2));
@@ -120,7 +209,7 @@ mod tests {
         release(&b, Duration::from_secs(1));
         assert_eq!(b.pool.stats().workers, 0);
         // A new start loads again.
-        let (c, c_shared) = acquire(Some("cam-group"), || make(&loads)).unwrap();
+        let (c, c_shared) = acquire(Some("cam-group"), key(), || make(&loads)).unwrap();
         assert!(!c_shared);
         assert_eq!(loads.load(Ordering::SeqCst), 2);
         release(&c, Duration::from_secs(1));
@@ -129,8 +218,8 @@ mod tests {
     #[test]
     fn no_id_is_private() {
         let loads = AtomicUsize::new(0);
-        let (a, _) = acquire(None, || make(&loads)).unwrap();
-        let (b, _) = acquire(Some(""), || make(&loads)).unwrap();
+        let (a, _) = acquire(None, key(), || make(&loads)).unwrap();
+        let (b, _) = acquire(Some(""), key(), || make(&loads)).unwrap();
         assert!(!Arc::ptr_eq(&a, &b));
         assert_eq!(loads.load(Ordering::SeqCst), 2);
         release(&a, Duration::from_secs(1));
@@ -139,11 +228,56 @@ mod tests {
 
     #[test]
     fn a_failed_load_leaves_nothing_behind() {
-        let r = acquire::<String>(Some("broken"), || Err("no".into()));
+        let r = acquire::<String>(Some("broken"), key(), || Err("no".into()));
         assert!(r.is_err());
         let loads = AtomicUsize::new(0);
-        let (a, shared) = acquire(Some("broken"), || make(&loads)).unwrap();
+        let (a, shared) = acquire(Some("broken"), key(), || make(&loads)).unwrap();
         assert!(!shared);
         release(&a, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_load_under_one_id_does_not_hold_up_others() {
+        let loads = AtomicUsize::new(0);
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let slow = std::thread::spawn(move || {
+            let loads = AtomicUsize::new(0);
+            let (i, _) = acquire(Some("slow-id"), key(), || {
+                started_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+                make(&loads)
+            })
+            .unwrap();
+            release(&i, Duration::from_secs(1));
+        });
+        started_rx.recv().unwrap();
+        // While "slow-id" loads: another id starts and stops, and so does a private one.
+        let (a, _) = acquire(Some("other-id"), key(), || make(&loads)).unwrap();
+        release(&a, Duration::from_secs(1));
+        let (p, _) = acquire(None, key(), || make(&loads)).unwrap();
+        release(&p, Duration::from_secs(1));
+        assert_eq!(loads.load(Ordering::SeqCst), 2);
+        go_tx.send(()).unwrap();
+        slow.join().unwrap();
+    }
+
+    #[test]
+    fn differences_name_each_setting() {
+        let a = key();
+        let mut b = key();
+        b.pool.timeout = Duration::from_secs(60);
+        b.pool.queue_size = 7;
+        b.scorer.mean = "0".into();
+        let d = a.differences(&b);
+        assert_eq!(
+            d,
+            [
+                "mean: \"127.5\" vs \"0\"",
+                "queue-size: 50 vs 7",
+                "worker-timeout: 10s vs 60s"
+            ]
+        );
+        assert!(a.differences(&key()).is_empty());
     }
 }

@@ -19,10 +19,12 @@ pub mod geometry;
 pub mod iguardreplay;
 pub mod iguardverify;
 pub mod instance;
+pub mod mailbox;
 pub mod meta;
 pub mod pool;
 pub mod sampler;
 pub mod scorer;
+pub mod sources;
 pub mod verdict;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! `config-file` and `preset` through the element: what the properties read after READY→PAUSED.
+//! `config-file` and `preset` through the element: what is in force after READY→PAUSED
+//! (`effective-settings`), while the properties keep reading what the application set.
 //!
 //! What each test proves: the seed `tests/data/config.yaml` sets the properties at start and
 //! its unknown key is named in a bus WARNING; every `step2` key reaches its property; a property
@@ -50,8 +51,16 @@ fn stop(e: &gst::Element) {
     e.set_state(gst::State::Null).unwrap();
 }
 
+/// A setting in force (`effective-settings`): after a start, the properties layered over the
+/// preset and the file; before one, the properties.
+fn eff<T: for<'a> gst::glib::value::FromValue<'a> + 'static>(e: &gst::Element, name: &str) -> T {
+    let s = e.property::<gst::Structure>("effective-settings");
+    s.get::<T>(name)
+        .unwrap_or_else(|err| panic!("effective-settings {name}: {err:?} in {s}"))
+}
+
 fn u(e: &gst::Element, name: &str) -> u32 {
-    e.property::<u32>(name)
+    eff::<u32>(e, name)
 }
 
 /// The texts of the messages of `kind` on `bus` so far.
@@ -100,7 +109,7 @@ fn the_seed_config_sets_the_properties_at_start_and_names_its_unknown_key() {
     e.set_property_from_str("preset", "orin-nano");
     set_scorer(&e, Arc::new(Recorder::default()));
     assert_eq!(u(&e, "max-workers"), 2);
-    assert_eq!(e.property::<Option<String>>("model-path"), None);
+    assert_eq!(eff::<Option<String>>(&e, "model-path"), None);
     e.set_state(gst::State::Paused).unwrap();
 
     assert_eq!(
@@ -114,17 +123,17 @@ fn the_seed_config_sets_the_properties_at_start_and_names_its_unknown_key() {
         "step2.queue_size, not the preset's 20"
     );
     assert_eq!(u(&e, "result-queue-size"), 100);
-    assert_eq!(e.property::<f64>("threshold"), 0.7);
+    assert_eq!(eff::<f64>(&e, "threshold"), 0.7);
     assert_eq!(u(&e, "temporal-size"), 16);
     assert_eq!((u(&e, "input-width"), u(&e, "input-height")), (224, 224));
-    assert_eq!(e.property::<f64>("worker-timeout"), 10.0);
-    assert!(e.property::<bool>("async"));
-    assert!(e.property::<bool>("enabled"));
+    assert_eq!(eff::<f64>(&e, "worker-timeout"), 10.0);
+    assert!(eff::<bool>(&e, "async"));
+    assert!(eff::<bool>(&e, "enabled"));
     assert_eq!(
-        e.property::<Option<String>>("model-path").as_deref(),
+        eff::<Option<String>>(&e, "model-path").as_deref(),
         Some("models/action_recognition_rgb_3d.onnx")
     );
-    assert_eq!(e.property::<ModelType>("model-type"), ModelType::Onnx);
+    assert_eq!(eff::<ModelType>(&e, "model-type"), ModelType::Onnx);
     let stats = Stats::of(&e);
     assert_eq!((stats.u("max-workers"), stats.u("queue-size")), (2, 50));
 
@@ -147,20 +156,20 @@ fn every_step2_key_reaches_its_property() {
     let file = config("all-keys.yaml", ALL_KEYS);
     let (e, bus, ok) = start(&[("config-file", &path_str(&file))]);
     assert!(ok);
-    assert!(e.property::<bool>("enabled"));
+    assert!(eff::<bool>(&e, "enabled"));
     assert_eq!(
-        e.property::<Option<String>>("model-path").as_deref(),
+        eff::<Option<String>>(&e, "model-path").as_deref(),
         Some("/models/other.onnx")
     );
-    assert_eq!(e.property::<ModelType>("model-type"), ModelType::Fallback);
-    assert_eq!(e.property::<f64>("threshold"), 0.55);
+    assert_eq!(eff::<ModelType>(&e, "model-type"), ModelType::Fallback);
+    assert_eq!(eff::<f64>(&e, "threshold"), 0.55);
     assert_eq!((u(&e, "input-width"), u(&e, "input-height")), (112, 96));
     assert_eq!(u(&e, "temporal-size"), 8);
-    assert!(!e.property::<bool>("async"));
+    assert!(!eff::<bool>(&e, "async"));
     assert_eq!(u(&e, "max-workers"), 3);
     assert_eq!(u(&e, "queue-size"), 7);
     assert_eq!(u(&e, "result-queue-size"), 9);
-    assert_eq!(e.property::<f64>("worker-timeout"), 2.5);
+    assert_eq!(eff::<f64>(&e, "worker-timeout"), 2.5);
     let s = Stats::of(&e);
     assert_eq!(
         (s.u("max-workers"), s.u("queue-size"), s.u("workers")),
@@ -184,7 +193,7 @@ fn explicit_properties_win_over_the_file() {
     ]);
     assert!(ok);
     assert_eq!(u(&e, "temporal-size"), 4);
-    assert_eq!(e.property::<f64>("threshold"), 0.9);
+    assert_eq!(eff::<f64>(&e, "threshold"), 0.9);
     assert_eq!((u(&e, "input-width"), u(&e, "input-height")), (112, 64));
     assert_eq!(u(&e, "queue-size"), 50);
     assert_eq!(u(&e, "max-workers"), 3, "not set explicitly: from the file");
@@ -273,7 +282,7 @@ fn enabled_false_in_the_file_passes_the_video_through() {
         assert!(h.pull().is_ok());
     }
     h.push_event(gst::event::Eos::new());
-    assert!(!e.property::<bool>("enabled"));
+    assert!(!eff::<bool>(&e, "enabled"));
     assert!(rec.clips.lock().unwrap().is_empty());
     assert!(bus_verdicts(&bus).is_empty());
     let s = Stats::of(&e);
@@ -326,4 +335,40 @@ fn a_file_without_step2_is_an_error() {
     let file = config("no-step2.yaml", "step1:\n  enabled: true\n");
     let error = start_error(&[("config-file", &path_str(&file))]);
     assert!(error.contains("no 'step2' section"), "{error}");
+}
+
+#[test]
+fn properties_read_what_was_set_and_nothing_leaks_into_the_next_run() {
+    let file = config(
+        "leak.yaml",
+        "step2:\n  queue_size: 7\n  verification_threshold: 0.3\n",
+    );
+    let (e, _bus) = element(&[("config-file", &path_str(&file))]);
+    e.set_property_from_str("preset", "orin-nano");
+    set_scorer(&e, Arc::new(Recorder::default()));
+    e.set_state(gst::State::Paused).unwrap();
+    assert_eq!((u(&e, "max-workers"), u(&e, "queue-size")), (1, 7));
+    assert_eq!(eff::<f64>(&e, "threshold"), 0.3);
+    // The properties read what the application set, not what the layers put in force.
+    assert_eq!(e.property::<u32>("max-workers"), 2);
+    assert_eq!(e.property::<u32>("queue-size"), 50);
+    assert_eq!(e.property::<f64>("threshold"), 0.7);
+    stop(&e);
+
+    // Unset both: the next run has the defaults again.
+    e.set_property("config-file", None::<String>);
+    e.set_property_from_str("preset", "none");
+    e.set_state(gst::State::Paused).unwrap();
+    assert_eq!(
+        (
+            u(&e, "max-workers"),
+            u(&e, "queue-size"),
+            u(&e, "result-queue-size")
+        ),
+        (2, 50, 100)
+    );
+    assert_eq!(eff::<f64>(&e, "threshold"), 0.7);
+    let stats = e.property::<gst::Structure>("stats");
+    assert_eq!(stats.get::<u32>("queue-size").unwrap(), 50);
+    stop(&e);
 }

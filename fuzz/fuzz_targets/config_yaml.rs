@@ -3,7 +3,7 @@
 //! `iguardverify config-file=...` runs on whatever file it is given.
 //!
 //! Beyond "never panics": every value it accepts is within the range of the property it sets,
-//! and turning the section into property values (`properties`) works for anything accepted.
+//! and its overlay on the element's settings names one property per key given.
 
 #![no_main]
 
@@ -32,9 +32,10 @@ fuzz_target!(|data: &[u8]| {
                 within(Some(w), 1, 4096, "input_size");
                 within(Some(h), 1, 4096, "input_size");
             }
-            let properties = c.properties();
-            // One pair per key given (input_size gives two), none for `enabled`.
+            let names = c.overlay().property_names();
+            // One property per key given (input_size gives two).
             let given = [
+                c.enabled.is_some(),
                 c.model_path.is_some(),
                 c.model_type.is_some(),
                 c.verification_threshold.is_some(),
@@ -47,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
                 c.result_queue_size.is_some(),
                 c.worker_timeout_sec.is_some(),
             ];
-            assert_eq!(properties.len(), given.iter().filter(|g| **g).count());
+            assert_eq!(names.len(), given.iter().filter(|g| **g).count());
         }
         Err(e) => {
             assert!(!e.to_string().is_empty());

@@ -19,8 +19,12 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use crate::scorer::Scorer;
+use crate::scorer::factory::ModelKind;
+use crate::scorer::onnx;
 
 mod imp;
+mod settings;
+mod stats;
 
 glib::wrapper! {
     pub struct IGuardVerify(ObjectSubclass<imp::IGuardVerify>)
@@ -165,6 +169,97 @@ pub enum Preset {
         nick = "orin-agx"
     )]
     OrinAgx = 3,
+}
+
+// Each property enum maps onto the core enum of the module that uses it, here and only here.
+
+impl From<Crop> for crate::clip::CropMode {
+    fn from(c: Crop) -> Self {
+        match c {
+            Crop::Roi => Self::Roi,
+            Crop::Full => Self::Full,
+        }
+    }
+}
+
+impl From<Priority> for crate::pool::Priority {
+    fn from(p: Priority) -> Self {
+        match p {
+            Priority::Fifo => Self::Fifo,
+            Priority::Confidence => Self::Confidence,
+        }
+    }
+}
+
+impl From<ModelType> for ModelKind {
+    fn from(t: ModelType) -> Self {
+        match t {
+            ModelType::Onnx => Self::Onnx,
+            ModelType::Tao => Self::Tao,
+            ModelType::Fallback => Self::Fallback,
+            ModelType::Triton => Self::Triton,
+        }
+    }
+}
+
+impl From<crate::config::ModelType> for ModelType {
+    fn from(t: crate::config::ModelType) -> Self {
+        match t {
+            crate::config::ModelType::Onnx => Self::Onnx,
+            crate::config::ModelType::Tao => Self::Tao,
+            crate::config::ModelType::Fallback => Self::Fallback,
+        }
+    }
+}
+
+impl From<TensorLayout> for onnx::Layout {
+    fn from(l: TensorLayout) -> Self {
+        match l {
+            TensorLayout::Ncdhw => Self::Ncdhw,
+            TensorLayout::Ndchw => Self::Ndchw,
+            TensorLayout::Ndhwc => Self::Ndhwc,
+        }
+    }
+}
+
+impl From<ColorOrder> for onnx::ColorOrder {
+    fn from(c: ColorOrder) -> Self {
+        match c {
+            ColorOrder::Rgb => Self::Rgb,
+            ColorOrder::Bgr => Self::Bgr,
+        }
+    }
+}
+
+impl From<Activation> for onnx::Activation {
+    fn from(a: Activation) -> Self {
+        match a {
+            Activation::None => Self::None,
+            Activation::Softmax => Self::Softmax,
+            Activation::Sigmoid => Self::Sigmoid,
+        }
+    }
+}
+
+impl From<ExecutionProvider> for onnx::Provider {
+    fn from(p: ExecutionProvider) -> Self {
+        match p {
+            ExecutionProvider::Cpu => Self::Cpu,
+            ExecutionProvider::Cuda => Self::Cuda,
+            ExecutionProvider::TensorRt => Self::TensorRt,
+        }
+    }
+}
+
+impl From<Preset> for Option<crate::config::Preset> {
+    fn from(p: Preset) -> Self {
+        match p {
+            Preset::None => None,
+            Preset::OrinNano => Some(crate::config::Preset::OrinNano),
+            Preset::OrinNx => Some(crate::config::Preset::OrinNx),
+            Preset::OrinAgx => Some(crate::config::Preset::OrinAgx),
+        }
+    }
 }
 
 impl IGuardVerify {

@@ -86,6 +86,9 @@ pub struct Reporter {
     threshold: AtomicU64,
     next_id: AtomicU64,
     deliver: Deliver,
+    /// While set, requests submitted to a pool are answered `dropped` with this reason instead
+    /// of queued (a flush or a stop is under way).
+    gate: Mutex<Option<String>>,
 }
 
 impl Reporter {
@@ -96,6 +99,7 @@ impl Reporter {
             threshold: AtomicU64::new(threshold.to_bits()),
             next_id: AtomicU64::new(1),
             deliver: Box::new(deliver),
+            gate: Mutex::new(None),
         })
     }
 
@@ -111,6 +115,22 @@ impl Reporter {
         lock(&self.counters).clone()
     }
 
+    /// Closes (`Some(reason)`) or opens (`None`) the way to the workers: while closed, a
+    /// request handed to a pool is answered `dropped` with `reason` at once, and
+    /// [`Reporter::wait_idle`] returns. The pool checks the gate under its own lock, so a
+    /// request submitted after `cancel_for` cannot slip into the queue.
+    pub fn set_gate(&self, reason: Option<&str>) {
+        *lock(&self.gate) = reason.map(String::from);
+        // Taken so that a thread in `wait_idle` is either before its check or waiting.
+        let _c = lock(&self.counters);
+        self.idle.notify_all();
+    }
+
+    /// Why the way to the workers is closed, if it is.
+    pub fn gate(&self) -> Option<String> {
+        lock(&self.gate).clone()
+    }
+
     /// Opens a request: it counts as submitted and pending until its ticket is finished.
     pub fn open(self: &Arc<Self>, info: RequestInfo) -> Ticket {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -124,13 +144,27 @@ impl Reporter {
     }
 
     /// Waits until nothing is pending. Gives up when no request finished for `stall` (each
-    /// running request has a deadline, so progress only stops when workers are stuck).
-    /// Returns whether everything finished.
+    /// running request has a deadline, so progress only stops when workers are stuck), or at
+    /// once when the gate is closed (a stop does not wait for verdicts). Returns whether
+    /// everything finished.
     pub fn wait_idle(&self, stall: Duration) -> bool {
+        self.wait_until_idle(stall, true)
+    }
+
+    /// Like [`Reporter::wait_idle`], whatever the gate: for a flush, which closed the gate and
+    /// answered every request it could reach, to wait for verdicts a worker was delivering.
+    pub fn wait_settled(&self, stall: Duration) -> bool {
+        self.wait_until_idle(stall, false)
+    }
+
+    fn wait_until_idle(&self, stall: Duration, stop_at_gate: bool) -> bool {
         let mut c = lock(&self.counters);
         let mut finished = c.finished();
         let mut deadline = Instant::now() + stall;
         while c.pending() > 0 || c.delivering > 0 {
+            if stop_at_gate && lock(&self.gate).is_some() {
+                return false;
+            }
             let now = Instant::now();
             if now >= deadline {
                 return false;
@@ -390,6 +424,11 @@ impl Pool {
 
     pub fn scorer_name(&self) -> &str {
         self.shared.scorer.name()
+    }
+
+    /// Whether this pool's scorer reads the clips' pixels (see [`Scorer::needs_pixels`]).
+    pub fn needs_pixels(&self) -> bool {
+        self.shared.scorer.needs_pixels()
     }
 
     pub fn config(&self) -> &PoolConfig {

@@ -151,15 +151,21 @@ impl Shared {
             enqueued: Instant::now(),
         };
         let mut st = lock(&self.state);
-        let stopped = st.shutdown;
+        // Checked under the pool's lock: a flush or stop closes the gate before it takes the
+        // queue, so nothing submitted after that reaches a worker.
+        let refused = match job.ticket.reporter().and_then(|r| r.gate()) {
+            Some(reason) => Some(reason),
+            None if st.shutdown => Some("stopped".to_string()),
+            None => None,
+        };
         let evicted = match st.queue.as_mut() {
-            Some(q) if !stopped => q.push(job, priority),
+            Some(q) if refused.is_none() => q.push(job, priority),
             _ => Some(job),
         };
         drop(st);
         self.work.notify_one();
         if let Some(job) = evicted {
-            let reason = if stopped { "stopped" } else { "queue full" };
+            let reason = refused.unwrap_or_else(|| "queue full".into());
             job.ticket
                 .finish(Outcome::unscored(Status::Dropped, reason));
         }

@@ -69,6 +69,10 @@ impl Scorer for FallbackScorer {
         usize::MAX
     }
 
+    fn needs_pixels(&self) -> bool {
+        false
+    }
+
     fn score(&self, clips: &[&Clip], _cancel: &Cancel) -> Result<Vec<Score>, ScoreError> {
         Ok(clips.iter().map(|c| self.score_one(c)).collect())
     }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::clip::Clip;
 
+pub mod factory;
 pub mod fallback;
 pub mod faults;
 pub mod onnx;
@@ -38,6 +39,12 @@ pub trait Scorer: Send + Sync {
     /// Whether scores come from a model. Verdicts of model scorers are `verified`/`rejected`;
     /// those of a heuristic stand-in are `fallback`.
     fn is_model(&self) -> bool;
+
+    /// Whether [`Scorer::score`] reads the clips' pixels. A scorer that reads only the labels
+    /// seen on each frame says no, and the element skips sampling tiles for it.
+    fn needs_pixels(&self) -> bool {
+        true
+    }
 
     /// The most clips one [`Scorer::score`] call takes.
     fn max_batch(&self) -> usize {

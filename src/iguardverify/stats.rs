@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The `stats` property and `iguard-stats` message: one type, written out in one place.
+
+use crate::pool::{Counters, PoolStats};
+
+/// One snapshot of an element's figures. The request counts come from one snapshot of its
+/// reporter, so `submitted = verified + rejected + fallback + timed_out + dropped + failed +
+/// pending` holds within it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    pub counters: Counters,
+    pub pool: PoolStats,
+    /// The pool's own sizes (shared pools: the first element's).
+    pub max_workers: u32,
+    pub queue_size: u32,
+    pub results_waiting: u32,
+    pub results_overflowed: u64,
+    /// Distinct sources met beyond `max-sources`, whose detections were not followed.
+    pub sources_refused: u64,
+    pub scorer: String,
+    pub pool_name: String,
+    pub model_instance_id: String,
+    pub instance_users: u32,
+}
+
+impl Stats {
+    pub fn to_structure(&self) -> gst::Structure {
+        let c = &self.counters;
+        let p = &self.pool;
+        gst::Structure::builder("iguard-stats")
+            .field("submitted", c.submitted)
+            .field("completed", c.completed())
+            .field("verified", c.verified)
+            .field("rejected", c.rejected)
+            .field("fallback", c.fallback)
+            .field("dropped", c.dropped)
+            .field("timed-out", c.timed_out)
+            .field("failed", c.failed)
+            .field("pending", c.pending())
+            .field("workers-active", p.workers_active as u32)
+            .field("workers", p.workers as u32)
+            .field("workers-stuck", p.workers_stuck as u32)
+            .field("max-workers", self.max_workers)
+            .field("worker-restarts", p.worker_restarts)
+            .field("avg-processing-ms", c.avg_processing_ms())
+            .field("queue-depth", p.queue_depth as u32)
+            .field("queue-size", self.queue_size)
+            .field("results-waiting", self.results_waiting)
+            .field("results-overflowed", self.results_overflowed)
+            .field("sources-refused", self.sources_refused)
+            .field("scorer", self.scorer.as_str())
+            .field("pool", self.pool_name.as_str())
+            .field("model-instance-id", self.model_instance_id.as_str())
+            .field("instance-users", self.instance_users)
+            .build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_once_with_its_type() {
+        gst::init().unwrap();
+        let s = Stats {
+            max_workers: 3,
+            queue_size: 9,
+            scorer: "onnx".into(),
+            ..Default::default()
+        }
+        .to_structure();
+        assert_eq!(s.name(), "iguard-stats");
+        assert_eq!(s.n_fields(), 24);
+        assert_eq!(s.get::<u64>("submitted").unwrap(), 0);
+        assert_eq!(s.get::<u32>("max-workers").unwrap(), 3);
+        assert_eq!(s.get::<u32>("queue-size").unwrap(), 9);
+        assert_eq!(s.get::<f64>("avg-processing-ms").unwrap(), 0.0);
+        assert_eq!(s.get::<&str>("scorer").unwrap(), "onnx");
+        assert_eq!(s.get::<u64>("sources-refused").unwrap(), 0);
+    }
+}
