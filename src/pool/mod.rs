@@ -7,7 +7,7 @@
 //! no pool lock held: callers collect finished [`Ticket`]s and finish them after unlocking.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::clip::Clip;
@@ -18,6 +18,16 @@ pub mod queue;
 mod worker;
 
 pub use queue::Priority;
+
+/// The pool's own debug category (`GST_DEBUG=iguardpool:4`): its threads have no element to
+/// log against, and a pool may serve several elements.
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "iguardpool",
+        gst::DebugColorFlags::empty(),
+        Some("iguard verification pool"),
+    )
+});
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of our locks leaves plain counters behind: keep going.
@@ -410,6 +420,12 @@ impl Pool {
 
     pub fn stats(&self) -> PoolStats {
         self.shared.stats()
+    }
+
+    /// Thread handles not joined yet, the supervisor's included.
+    #[cfg(test)]
+    fn thread_handles(&self) -> usize {
+        self.shared.thread_handles()
     }
 
     /// Answers every request `dropped` (with `reason`), stops the workers and waits up to
