@@ -443,7 +443,8 @@ impl Drop for Pool {
 }
 
 /// Names of the threads of this process whose name starts with `prefix` (Linux; empty
-/// elsewhere). Used by tests and the element's shutdown checks.
+/// elsewhere). For tests (the `testing` feature): they check which threads are left.
+#[cfg(any(test, feature = "testing"))]
 pub fn thread_names(prefix: &str) -> Vec<String> {
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return vec![];
@@ -456,7 +457,9 @@ pub fn thread_names(prefix: &str) -> Vec<String> {
 }
 
 /// The nice value of each thread of this process whose name starts with `prefix` (Linux:
-/// field 19 of `/proc/self/task/<tid>/stat`, counted after the parenthesised name).
+/// field 19 of `/proc/self/task/<tid>/stat`, counted after the parenthesised name). For tests
+/// (the `testing` feature).
+#[cfg(any(test, feature = "testing"))]
 pub fn thread_nice(prefix: &str) -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return vec![];

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use crate::clip::Clip;
 
 pub mod fallback;
+#[cfg(any(test, feature = "testing"))]
 pub mod faults;
 pub mod onnx;
 pub mod triton;
