@@ -94,15 +94,16 @@ demo: build
 
 test: test-rust test-python
 
+# `testing`: the test-only parts of the library (fault scorers, thread helpers; see Cargo.toml).
 test-rust: build
-	$(CARGO) test
+	$(CARGO) test --features testing
 
 test-python: build
 	/usr/bin/python3 tests/python/read_meta.py
 
 lint: deps
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --features testing -- -D warnings
 
 inspect: build
 	gst-inspect-1.0 iguardverify

@@ -18,7 +18,7 @@ BENCH_ENV := GST_PLUGIN_PATH= GST_REGISTRY=$(CURDIR)/target/gst-registry-bench.b
 .PHONY: bench bench-quick bench-build
 
 bench-build:
-	$(CARGO) build --release --example bench --example bench_triton
+	$(CARGO) build --release --features testing --example bench --example bench_triton
 
 bench: models models/r3d18-action.onnx triton-venv bench-build
 	@mkdir -p $(BENCH_DIR)

@@ -26,7 +26,8 @@ FUZZ_ENV := $(if $(filter-out none,$(FUZZ_SANITIZER)),RUSTC_BOOTSTRAP=1)
 # leaks-tracer test runs gst-launch-1.0 on target/release/libgstiguard.so, which `cargo test`
 # builds but leaves in deps/: `cargo build` of the same units (the dev-dependencies change the
 # features, so a plain `cargo build --release` would compile the plugin once more) puts it there.
-LONG_TESTS := --test reliability --test proptests --test faults
+# `testing`: the fault scorers and thread helpers these tests use (see Cargo.toml).
+LONG_TESTS := --features testing --test reliability --test proptests --test faults
 run-long-tests = ( set -o pipefail; $(CARGO) build --release --lib $(LONG_TESTS) \
 	&& $(LONG_ENV) $(CARGO) test --release --no-fail-fast \
 	$(LONG_TESTS) -- --show-output 2>&1 \
@@ -34,7 +35,7 @@ run-long-tests = ( set -o pipefail; $(CARGO) build --release --lib $(LONG_TESTS)
 
 # The storm alone in its own process, whose peak resident memory the kernel reports at exit.
 run-long-storm = ( set -o pipefail; \
-	bin=$$($(CARGO) test --release --test reliability --no-run 2>&1 \
+	bin=$$($(CARGO) test --release --features testing --test reliability --no-run 2>&1 \
 		| sed -n 's/.*Executable tests\/reliability.rs (\(.*\))/\1/p'); \
 	test -x "$$bin" || { echo "cannot find the reliability test binary"; exit 1; }; \
 	$(LONG_ENV) $(VENV_PY) -c 'import resource, subprocess, sys; \

@@ -3,7 +3,7 @@
 //! prints, it asserts nothing about speed.
 //!
 //! ```text
-//! cargo run --release --example bench -- [--quick] [--out PATH] [--clip-model PATH]
+//! cargo run --release --features testing --example bench -- [--quick] [--out PATH] [--clip-model PATH]
 //!     [--sync-model PATH] [--only rss,frame,streams,sync,clips]
 //! ```
 //!

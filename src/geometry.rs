@@ -76,31 +76,32 @@ impl Bounds {
         }
     }
 
-    /// Clamped to the frame and rounded outwards; `None` when nothing is inside it.
+    /// Clamped to the frame and rounded outwards ([`pixel_span`]); `None` when nothing is
+    /// inside it.
     pub fn to_pixels(&self, frame_width: u32, frame_height: u32) -> Option<PixelRect> {
-        if ![self.x0, self.y0, self.x1, self.y1]
-            .iter()
-            .all(|v| v.is_finite())
-            || frame_width == 0
-            || frame_height == 0
-        {
-            return None;
-        }
-        let (fw, fh) = (frame_width as f64, frame_height as f64);
-        let x0 = self.x0.floor().clamp(0.0, fw);
-        let y0 = self.y0.floor().clamp(0.0, fh);
-        let x1 = self.x1.ceil().clamp(0.0, fw);
-        let y1 = self.y1.ceil().clamp(0.0, fh);
-        if x1 <= x0 || y1 <= y0 {
-            return None;
-        }
+        let (x0, x1) = pixel_span(self.x0, self.x1, frame_width)?;
+        let (y0, y1) = pixel_span(self.y0, self.y1, frame_height)?;
         Some(PixelRect {
-            x: x0 as u32,
-            y: y0 as u32,
-            width: (x1 - x0) as u32,
-            height: (y1 - y0) as u32,
+            x: x0,
+            y: y0,
+            width: x1 - x0,
+            height: y1 - y0,
         })
     }
+}
+
+/// The one rounding rule for boxes, used by every reader and the sampler: the span
+/// `[start, end)` clamped to `[0, limit]` and rounded outwards to whole pixels, so the pixels
+/// cover all of the box that is inside the frame. `None` when a value is not finite, the span
+/// is empty (`end <= start`) or nothing is left inside.
+pub fn pixel_span(start: f64, end: f64, limit: u32) -> Option<(u32, u32)> {
+    if !start.is_finite() || !end.is_finite() || end <= start {
+        return None;
+    }
+    let limit = limit as f64;
+    let a = start.floor().clamp(0.0, limit);
+    let b = end.ceil().clamp(0.0, limit);
+    (b > a).then_some((a as u32, b as u32))
 }
 
 impl Rect {
@@ -111,32 +112,6 @@ impl Rect {
             .all(|v| v.is_finite())
             && self.width > 0.0
             && self.height > 0.0
-    }
-
-    /// The smallest box holding both.
-    pub fn union(&self, other: &Rect) -> Rect {
-        let x0 = self.x.min(other.x);
-        let y0 = self.y.min(other.y);
-        let x1 = (self.x + self.width).max(other.x + other.width);
-        let y1 = (self.y + self.height).max(other.y + other.height);
-        Rect {
-            x: x0,
-            y: y0,
-            width: x1 - x0,
-            height: y1 - y0,
-        }
-    }
-
-    /// Grown by `margin` times its size on every side (0.1 = 10 % of the width left and right).
-    pub fn widen(&self, margin: f32) -> Rect {
-        let dx = self.width * margin;
-        let dy = self.height * margin;
-        Rect {
-            x: self.x - dx,
-            y: self.y - dy,
-            width: self.width + 2.0 * dx,
-            height: self.height + 2.0 * dy,
-        }
     }
 
     /// Clamped to a `frame_width`×`frame_height` frame and rounded outwards to whole pixels.
@@ -193,9 +168,33 @@ mod tests {
 
     #[test]
     fn union_and_widen() {
-        let u = r(0.0, 0.0, 10.0, 10.0).union(&r(20.0, 5.0, 10.0, 10.0));
-        assert_eq!(u, r(0.0, 0.0, 30.0, 15.0));
-        assert_eq!(u.widen(0.1), r(-3.0, -1.5, 36.0, 18.0));
+        let u = Bounds::of(&r(0.0, 0.0, 10.0, 10.0)).union(&Bounds::of(&r(20.0, 5.0, 10.0, 10.0)));
+        assert_eq!(u, Bounds::of(&r(0.0, 0.0, 30.0, 15.0)));
+        // A quarter each side: exact in binary, so the comparison can be exact.
+        assert_eq!(u.widen(0.25), Bounds::of(&r(-7.5, -3.75, 45.0, 22.5)));
+    }
+
+    #[test]
+    fn spans_round_outwards_and_clamp() {
+        assert_eq!(pixel_span(10.4, 40.6, 320), Some((10, 41)));
+        assert_eq!(pixel_span(10.0, 40.0, 320), Some((10, 40)));
+        assert_eq!(pixel_span(10.0, 10.3, 320), Some((10, 11)));
+        assert_eq!(pixel_span(-5.5, 3.2, 320), Some((0, 4)));
+        assert_eq!(pixel_span(300.0, 350.0, 320), Some((300, 320)));
+        // Empty or inverted spans (a box shrunk past its centre) cover nothing, even inside
+        // one pixel.
+        for (a, b) in [
+            (10.0, 10.0),
+            (10.75, 10.25),
+            (-9.0, -1.0),
+            (320.0, 400.0),
+            (5.0, 2.0),
+        ] {
+            assert_eq!(pixel_span(a, b, 320), None, "{a}..{b}");
+        }
+        assert_eq!(pixel_span(0.0, 10.0, 0), None);
+        assert_eq!(pixel_span(f64::NAN, 10.0, 320), None);
+        assert_eq!(pixel_span(0.0, f64::INFINITY, 320), None);
     }
 
     #[test]

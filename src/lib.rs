@@ -34,6 +34,9 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     Ok(())
 }
 
+// The license is one of GStreamer's known names: "MIT/X11" stands for the MIT half of our
+// "MIT OR Apache-2.0". The origin should be a URL; the project has no public repository yet, so
+// it is the project's name (set Cargo.toml `repository` and use it here once there is one).
 gst::plugin_define!(
     iguard,
     env!("CARGO_PKG_DESCRIPTION"),
@@ -42,6 +45,6 @@ gst::plugin_define!(
     "MIT/X11",
     env!("CARGO_PKG_NAME"),
     env!("CARGO_PKG_NAME"),
-    env!("CARGO_PKG_REPOSITORY"),
+    "iguardverify",
     env!("BUILD_REL_DATE")
 );

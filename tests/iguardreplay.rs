@@ -135,8 +135,8 @@ fn defaults() {
 }
 
 /// Every buffer gets exactly its frame's detections from `tests/data/sample-detections.txt`:
-/// labels from the default map, boxes rounded, clamped when partly outside and dropped when
-/// fully outside, the confidence and class id, and an object id only for tracked detections.
+/// labels from the default map, boxes rounded outwards, clamped when partly outside and dropped
+/// when fully outside, the confidence and class id, and an object id only for tracked detections.
 #[test]
 fn attaches_each_frames_detections() {
     init();
@@ -149,7 +149,7 @@ fn attaches_each_frames_detections() {
             // frame 1
             vec![
                 roi("person", (10, 20, 30, 40), 0.9, 1, Some(1)),
-                roi("weapon", (100, 51, 21, 10), 0.75, 2, None),
+                roi("weapon", (100, 50, 21, 11), 0.75, 2, None),
             ],
             // frame 2: nothing recorded
             vec![],
@@ -224,8 +224,9 @@ fn demo_expectation(path: &Path, frames: usize) -> Vec<Vec<Roi>> {
             continue;
         }
         let f: Vec<f64> = line.split(',').map(|v| v.trim().parse().unwrap()).collect();
-        let (x0, y0) = (f[2].round(), f[3].round());
-        let (x1, y1) = ((f[2] + f[4]).round(), (f[3] + f[5]).round());
+        // Rounded outwards, like the element's sampler.
+        let (x0, y0) = (f[2].floor(), f[3].floor());
+        let (x1, y1) = ((f[2] + f[4]).ceil(), (f[3] + f[5]).ceil());
         assert!(x0 >= 0.0 && y0 >= 0.0 && x1 <= WIDTH as f64 && y1 <= HEIGHT as f64);
         let label = if f[7] == 1.0 { "person" } else { "weapon" };
         expected[f[0] as usize - 1].push(roi(

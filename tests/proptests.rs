@@ -13,8 +13,9 @@
 //!   non-empty and inside the current frame; only a usable trigger starts a clip, and a usable
 //!   trigger on an idle source does; a source does not re-trigger within `cooldown` frames;
 //! - `Rect::to_pixels` returns exactly the boxes that overlap the frame, clamped and rounded
-//!   outwards by less than a pixel; `union` is the exact bounding box (commutative, associative,
-//!   idempotent); `widen` keeps the centre, scales the size and contains the original;
+//!   outwards by less than a pixel; `Bounds::union` is the exact bounding box (commutative,
+//!   associative, idempotent); `Bounds::widen` keeps the centre, scales the size and contains
+//!   the original;
 //! - the ROI reader turns any set of ROI metas (any u32 rect, any label, a confidence of any
 //!   numeric type, NaN, a string or none) into one frame with one detection per meta, as written;
 //! - the DeepStream reader returns, for any stand-in batch (any ids, timestamps, NaN boxes, null
@@ -792,19 +793,20 @@ fn to_pixels_is_the_clamped_box_exactly_when_it_overlaps_the_frame() {
 #[test]
 fn union_is_the_exact_bounding_box() {
     check(
-        "Rect::union",
+        "Bounds::union",
         1024,
         (grid_rect(), grid_rect(), grid_rect(), frame_size()),
-        |(a, b, c, (w, h))| {
+        |(ra, rb, rc, (w, h))| {
+            let (a, b, c) = (Bounds::of(&ra), Bounds::of(&rb), Bounds::of(&rc));
             let u = a.union(&b);
-            prop_assert_eq!(u.x, a.x.min(b.x));
-            prop_assert_eq!(u.y, a.y.min(b.y));
-            prop_assert_eq!(u.x + u.width, (a.x + a.width).max(b.x + b.width));
-            prop_assert_eq!(u.y + u.height, (a.y + a.height).max(b.y + b.height));
+            prop_assert_eq!(u.x0, a.x0.min(b.x0));
+            prop_assert_eq!(u.y0, a.y0.min(b.y0));
+            prop_assert_eq!(u.x1, a.x1.max(b.x1));
+            prop_assert_eq!(u.y1, a.y1.max(b.y1));
             prop_assert_eq!(u, b.union(&a));
             prop_assert_eq!(a.union(&a), a);
             prop_assert_eq!(u.union(&c), a.union(&b.union(&c)));
-            prop_assert!(u.is_valid());
+            prop_assert!(u.x1 > u.x0 && u.y1 > u.y0);
             for part in [a, b] {
                 if let Some(p) = part.to_pixels(w, h) {
                     let q = u.to_pixels(w, h);
@@ -819,16 +821,18 @@ fn union_is_the_exact_bounding_box() {
 #[test]
 fn widen_keeps_the_centre_and_scales_the_size() {
     check(
-        "Rect::widen",
+        "Bounds::widen",
         1024,
         (grid_rect(), 0u32..=80, frame_size()),
-        |(r, eighths, (w, h))| {
+        |(rect, eighths, (w, h))| {
+            let r = Bounds::of(&rect);
             let m = eighths as f32 / 8.0;
             let g = r.widen(m);
-            prop_assert_eq!(g.width, r.width * (1.0 + 2.0 * m));
-            prop_assert_eq!(g.height, r.height * (1.0 + 2.0 * m));
-            prop_assert_eq!(g.x + g.width / 2.0, r.x + r.width / 2.0, "centre x");
-            prop_assert_eq!(g.y + g.height / 2.0, r.y + r.height / 2.0, "centre y");
+            let scale = 1.0 + 2.0 * m as f64;
+            prop_assert_eq!(g.x1 - g.x0, (r.x1 - r.x0) * scale);
+            prop_assert_eq!(g.y1 - g.y0, (r.y1 - r.y0) * scale);
+            prop_assert_eq!(g.x0 + g.x1, r.x0 + r.x1, "centre x");
+            prop_assert_eq!(g.y0 + g.y1, r.y0 + r.y1, "centre y");
             if let Some(p) = r.to_pixels(w, h) {
                 prop_assert!(g.to_pixels(w, h).is_some_and(|q| contains(q, p)));
             }
@@ -843,10 +847,11 @@ fn widen_keeps_the_centre_and_scales_the_size() {
 #[test]
 fn union_widen_and_to_pixels_never_panic_or_leave_the_frame() {
     check(
-        "Rect chain",
+        "Bounds chain",
         2048,
         (any_rect(), any_rect(), any::<f32>(), frame_size()),
-        |(a, b, m, (w, h))| {
+        |(ra, rb, m, (w, h))| {
+            let (a, b) = (Bounds::of(&ra), Bounds::of(&rb));
             for r in [a.union(&b), a.widen(m), a.union(&b).widen(m)] {
                 if let Some(p) = r.to_pixels(w, h) {
                     prop_assert!(inside(p, (w, h)), "{:?} -> {:?} on {}x{}", r, p, w, h);

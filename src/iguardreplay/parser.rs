@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::geometry::pixel_span;
+
 /// Class id used when a line has no `class` column.
 pub const DEFAULT_CLASS_ID: i32 = 1;
 
@@ -45,30 +47,18 @@ pub struct PixelBox {
 }
 
 impl MotDetection {
-    /// The box with its edges rounded to the nearest pixel and clamped to a
-    /// `frame_width`×`frame_height` frame; `None` when nothing of it is left inside.
+    /// The box clamped to a `frame_width`×`frame_height` frame and rounded outwards, by the
+    /// rule the element's sampler uses ([`pixel_span`]); `None` when nothing of it is left
+    /// inside.
     pub fn pixel_box(&self, frame_width: u32, frame_height: u32) -> Option<PixelBox> {
-        let (x0, x1) = clamp_span(self.left, self.width, frame_width)?;
-        let (y0, y1) = clamp_span(self.top, self.height, frame_height)?;
+        let (x0, x1) = pixel_span(self.left, self.left + self.width, frame_width)?;
+        let (y0, y1) = pixel_span(self.top, self.top + self.height, frame_height)?;
         Some(PixelBox {
             x: x0,
             y: y0,
             width: x1 - x0,
             height: y1 - y0,
         })
-    }
-}
-
-/// Rounds both edges of `[start, start + size)` and clamps them to `[0, limit]`.
-fn clamp_span(start: f64, size: f64, limit: u32) -> Option<(u32, u32)> {
-    let limit = limit as f64;
-    let a = start.round().clamp(0.0, limit);
-    let b = (start + size).round().clamp(0.0, limit);
-    // NaN never reaches here (the parser refuses it), but keep the comparison NaN-safe anyway.
-    if b > a {
-        Some((a as u32, b as u32))
-    } else {
-        None
     }
 }
 
@@ -500,7 +490,7 @@ mod tests {
         );
         assert_eq!(
             det(10.4, 19.6, 30.2, 40.0).pixel_box(320, 240),
-            px(10, 20, 31, 40)
+            px(10, 19, 31, 41)
         );
         assert_eq!(
             det(-10.0, -5.0, 50.0, 20.0).pixel_box(320, 240),
@@ -513,8 +503,45 @@ mod tests {
         assert_eq!(det(400.0, 10.0, 10.0, 10.0).pixel_box(320, 240), None);
         assert_eq!(det(-50.0, 10.0, 40.0, 10.0).pixel_box(320, 240), None);
         assert_eq!(det(10.0, 10.0, 0.0, 10.0).pixel_box(320, 240), None);
-        assert_eq!(det(10.0, 10.0, 0.3, 10.0).pixel_box(320, 240), None);
+        // A sliver still covers the pixel it is in.
+        assert_eq!(
+            det(10.0, 10.0, 0.3, 10.0).pixel_box(320, 240),
+            px(10, 10, 1, 10)
+        );
         assert_eq!(det(10.0, 10.0, 10.0, 10.0).pixel_box(0, 0), None);
+    }
+
+    /// The replayed box and the box the element crops for the same detection are the same
+    /// pixels: one rounding rule for both.
+    #[test]
+    fn replayed_boxes_round_like_the_sampler() {
+        use crate::geometry::{PixelRect, Rect};
+        // Quarter pixels, exact in f32 and f64, around and across the edges of a 64×48 frame.
+        let values: Vec<f64> = (-12..=280).step_by(7).map(|q| q as f64 / 4.0).collect();
+        let sizes: Vec<f64> = (1..=120).step_by(9).map(|q| q as f64 / 4.0).collect();
+        let mut compared = 0;
+        for &left in &values {
+            for &width in &sizes {
+                let (top, height) = (left / 2.0 - 3.0, width + 0.5);
+                let replayed = det(left, top, width, height).pixel_box(64, 48);
+                let rect = Rect {
+                    x: left as f32,
+                    y: top as f32,
+                    width: width as f32,
+                    height: height as f32,
+                };
+                let sampled = rect.to_pixels(64, 48);
+                let replayed = replayed.map(|b| PixelRect {
+                    x: b.x,
+                    y: b.y,
+                    width: b.width,
+                    height: b.height,
+                });
+                assert_eq!(replayed, sampled, "{left}, {top}, {width}x{height}");
+                compared += usize::from(sampled.is_some());
+            }
+        }
+        assert!(compared > 100, "only {compared} boxes inside the frame");
     }
 
     #[test]

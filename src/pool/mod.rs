@@ -7,7 +7,7 @@
 //! no pool lock held: callers collect finished [`Ticket`]s and finish them after unlocking.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::clip::Clip;
@@ -18,6 +18,16 @@ pub mod queue;
 mod worker;
 
 pub use queue::Priority;
+
+/// The pool's own debug category (`GST_DEBUG=iguardpool:4`): its threads have no element to
+/// log against, and a pool may serve several elements.
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "iguardpool",
+        gst::DebugColorFlags::empty(),
+        Some("iguard verification pool"),
+    )
+});
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of our locks leaves plain counters behind: keep going.
@@ -451,6 +461,12 @@ impl Pool {
         self.shared.stats()
     }
 
+    /// Thread handles not joined yet, the supervisor's included.
+    #[cfg(test)]
+    fn thread_handles(&self) -> usize {
+        self.shared.thread_handles()
+    }
+
     /// Answers every request `dropped` (with `reason`), stops the workers and waits up to
     /// `wait` for their threads to end. Threads stuck in a scorer that ignores cancellation are
     /// left behind (their results are discarded); returns how many.
@@ -466,7 +482,8 @@ impl Drop for Pool {
 }
 
 /// Names of the threads of this process whose name starts with `prefix` (Linux; empty
-/// elsewhere). Used by tests and the element's shutdown checks.
+/// elsewhere). For tests (the `testing` feature): they check which threads are left.
+#[cfg(any(test, feature = "testing"))]
 pub fn thread_names(prefix: &str) -> Vec<String> {
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return vec![];
@@ -479,7 +496,9 @@ pub fn thread_names(prefix: &str) -> Vec<String> {
 }
 
 /// The nice value of each thread of this process whose name starts with `prefix` (Linux:
-/// field 19 of `/proc/self/task/<tid>/stat`, counted after the parenthesised name).
+/// field 19 of `/proc/self/task/<tid>/stat`, counted after the parenthesised name). For tests
+/// (the `testing` feature).
+#[cfg(any(test, feature = "testing"))]
 pub fn thread_nice(prefix: &str) -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return vec![];

@@ -450,3 +450,182 @@ fn workers_run_at_the_configured_nice_value() {
     assert!(rig.reporter.wait_idle(Duration::from_secs(10)));
     rig.assert_settled();
 }
+
+/// Hundreds of threads that end (after a panic here) must not leave their handles behind:
+/// exited threads are joined as they go, not only at shutdown.
+#[test]
+fn hundreds_of_respawns_leave_threads_and_handles_flat() {
+    let scorer = Arc::new(FaultScorer::new(|_| Fault::Panic));
+    let rig = Rig::new(
+        PoolConfig {
+            name: "rs".into(),
+            ..config(2, 400)
+        },
+        scorer,
+    );
+    for _ in 0..300 {
+        rig.submit(0.9);
+    }
+    assert!(rig.reporter.wait_idle(Duration::from_secs(30)));
+    rig.assert_settled();
+    assert_eq!(rig.reporter.counters().failed, 300);
+    assert_eq!(rig.pool.stats().worker_restarts, 300);
+    assert_eq!(rig.pool.stats().workers, 2);
+    // Two workers and the supervisor: one handle each, one thread each.
+    rig.wait_until("the exited threads to be joined", |r| {
+        r.pool.thread_handles() == 3
+    });
+    assert_eq!(thread_names("iguard-wrs-").len(), 2);
+    assert_eq!(thread_names("iguard-srs").len(), 1);
+}
+
+#[test]
+fn hundreds_of_grow_and_retire_cycles_leave_threads_and_handles_flat() {
+    let gate = Arc::new(Gate::default());
+    let scorer = Arc::new(FaultScorer::new(|_| Fault::None).with_gate(gate.clone()));
+    let rig = Rig::new(
+        PoolConfig {
+            name: "cy".into(),
+            adaptive: true,
+            grow_after: Duration::from_millis(1),
+            shrink_after: Duration::from_millis(1),
+            ..config(2, 20)
+        },
+        scorer,
+    );
+    let mut most_handles = 0;
+    for cycle in 0..200 {
+        gate.close();
+        rig.submit(0.9);
+        rig.submit(0.9);
+        rig.wait_until("a second worker", |r| r.pool.stats().workers_active == 2);
+        gate.open();
+        rig.wait_until("the retirement", |r| {
+            r.reporter.counters().pending() == 0 && r.pool.stats().workers == 1
+        });
+        rig.wait_until("the retired thread to end", |_| {
+            thread_names("iguard-wcy-").len() == 1
+        });
+        most_handles = most_handles.max(rig.pool.thread_handles());
+        assert!(
+            rig.pool.stats().worker_restarts == 0,
+            "cycle {cycle}: a retirement is not a restart"
+        );
+    }
+    rig.assert_settled();
+    rig.wait_until("the retired threads to be joined", |r| {
+        r.pool.thread_handles() == 2
+    });
+    // At most the live ones and one that is ending.
+    assert!(most_handles <= 4, "up to {most_handles} handles at once");
+}
+
+/// A scorer stuck in a call that ignores cancellation (a hung native call) for clips labelled
+/// `hang`, until released; other clips score 0.9 at once.
+#[derive(Default)]
+struct Stubborn {
+    entered: std::sync::atomic::AtomicUsize,
+    released: Mutex<bool>,
+    cv: std::sync::Condvar,
+}
+
+impl Stubborn {
+    fn entered(&self) -> usize {
+        self.entered.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn release(&self, released: bool) {
+        *self.released.lock().unwrap() = released;
+        self.cv.notify_all();
+    }
+}
+
+impl Scorer for Stubborn {
+    fn name(&self) -> &str {
+        "stubborn"
+    }
+
+    fn is_model(&self) -> bool {
+        true
+    }
+
+    fn score(
+        &self,
+        clips: &[&Clip],
+        _cancel: &crate::scorer::Cancel,
+    ) -> Result<Vec<crate::scorer::Score>, crate::scorer::ScoreError> {
+        if clips.iter().any(|c| c.trigger_label == "hang") {
+            self.entered
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut released = self.released.lock().unwrap();
+            while !*released {
+                released = self.cv.wait(released).unwrap();
+            }
+        }
+        Ok(clips
+            .iter()
+            .map(|_| crate::scorer::Score {
+                score: 0.9,
+                label: "x".into(),
+            })
+            .collect())
+    }
+}
+
+/// A flush takes the tickets of running batches; their scorer calls still get the deadline, so
+/// a call that ignores cancellation is abandoned and replaced instead of holding its worker.
+#[test]
+fn flushed_batches_still_get_their_deadline() {
+    let scorer = Arc::new(Stubborn::default());
+    let rig = Rig::new(
+        PoolConfig {
+            name: "fl".into(),
+            timeout: Duration::from_millis(100),
+            ..config(2, 20)
+        },
+        scorer.clone(),
+    );
+    let stuck_bound = worker::max_stuck(rig.pool.config());
+    let mut hung = 0;
+    for round in 0..3 {
+        // More hung-then-flushed calls than there are workers.
+        for _ in 0..stuck_bound {
+            let mut c = clip(0.9);
+            c.trigger_label = "hang".into();
+            let ticket = rig
+                .reporter
+                .open(RequestInfo::from_clip(&c, rig.pool.scorer_name()));
+            rig.pool.submit(ticket, c);
+            hung += 1;
+            rig.wait_until("a worker to take the clip", |_| scorer.entered() == hung);
+            rig.pool.cancel_for(&rig.reporter, "flushing");
+        }
+        // New requests are still served.
+        for _ in 0..5 {
+            rig.submit(0.9);
+        }
+        assert!(
+            rig.reporter.wait_idle(Duration::from_secs(10)),
+            "round {round}: {:?}",
+            rig.pool.stats()
+        );
+        let stats = rig.pool.stats();
+        assert_eq!(stats.workers, 2, "round {round}: {stats:?}");
+        assert!(
+            stats.workers_stuck <= stuck_bound,
+            "round {round}: {stats:?}"
+        );
+        rig.assert_settled();
+        let c = rig.reporter.counters();
+        assert_eq!(c.dropped, hung as u64, "{c:?}");
+        assert_eq!(c.verified, 5 * (round + 1), "{c:?}");
+        // The hung calls return: their results are discarded, the threads end or rejoin.
+        scorer.release(true);
+        rig.wait_until("the stuck threads to return", |r| {
+            r.pool.stats().workers_stuck == 0
+        });
+        scorer.release(false);
+        assert_eq!(rig.pool.stats().workers, 2);
+    }
+    rig.assert_settled();
+}

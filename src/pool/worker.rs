@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::queue::JobQueue;
-use super::{Outcome, PoolConfig, PoolStats, Reporter, Ticket, elapsed_ms, lock};
+use super::{CAT, Outcome, PoolConfig, PoolStats, Reporter, Ticket, elapsed_ms, lock};
 use crate::clip::Clip;
 use crate::scorer::{Cancel, Score, Scorer};
 use crate::verdict::Status;
@@ -33,6 +33,7 @@ struct InFlight {
 #[derive(Default)]
 struct State {
     queue: Option<JobQueue<Job>>,
+    /// Running batches by id; only the worker running one removes it.
     in_flight: HashMap<u64, InFlight>,
     next_batch: u64,
     next_worker: u64,
@@ -48,7 +49,12 @@ struct State {
     busy_since: Option<Instant>,
     idle_since: Option<Instant>,
     shutdown: bool,
-    handles: Vec<thread::JoinHandle<()>>,
+    supervisor: Option<thread::JoinHandle<()>>,
+    /// Worker threads not joined yet, by worker number.
+    workers: HashMap<u64, thread::JoinHandle<()>>,
+    /// Workers whose thread has passed its last statement of ours: the supervisor joins them
+    /// (a respawn or an adaptive retirement ends a thread; shutdown is not the only end).
+    exited: Vec<u64>,
 }
 
 pub(super) struct Shared {
@@ -61,22 +67,25 @@ pub(super) struct Shared {
     pub(super) config: PoolConfig,
 }
 
-/// How often the supervisor reconsiders the worker count in adaptive mode.
-const ADAPT_TICK: Duration = Duration::from_millis(100);
+/// How often the supervisor reconsiders the worker count in adaptive mode (shorter in unit
+/// tests, which run hundreds of grow/retire cycles).
+const ADAPT_TICK: Duration = Duration::from_millis(if cfg!(test) { 10 } else { 100 });
 
 /// Threads abandoned in a scorer that ignores cancellation are not replaced past this many,
 /// so a scorer that hangs forever cannot make the pool spawn without bound.
-fn max_stuck(config: &PoolConfig) -> usize {
+pub(super) fn max_stuck(config: &PoolConfig) -> usize {
     (2 * config.max_workers).max(4)
 }
 
-/// Decrements the thread count when a worker thread ends, however it ends.
-struct ThreadGuard(Arc<Shared>);
+/// Decrements the thread count when a worker thread ends, however it ends, and hands its
+/// number to the supervisor to be joined.
+struct ThreadGuard(Arc<Shared>, u64);
 
 impl Drop for ThreadGuard {
     fn drop(&mut self) {
         let mut st = lock(&self.0.state);
         st.threads -= 1;
+        st.exited.push(self.1);
         drop(st);
         self.0.changed.notify_all();
     }
@@ -111,7 +120,7 @@ impl Shared {
                 .name(format!("iguard-s{}", shared.config.name))
                 .spawn(move || sup.supervise())
                 .map_err(|e| format!("cannot start the supervisor thread: {e}"))?;
-            st.handles.push(handle);
+            st.supervisor = Some(handle);
             let initial = if shared.config.adaptive {
                 1
             } else {
@@ -126,20 +135,22 @@ impl Shared {
 
     fn spawn_worker(self: &Arc<Self>, st: &mut State) -> Result<(), String> {
         st.next_worker += 1;
+        let id = st.next_worker;
         let me = self.clone();
         let nice = self.config.nice;
         let handle = thread::Builder::new()
-            .name(format!("iguard-w{}-{}", self.config.name, st.next_worker))
+            .name(format!("iguard-w{}-{}", self.config.name, id))
             .spawn(move || {
                 lower_priority(nice);
-                let guard = ThreadGuard(me.clone());
+                let guard = ThreadGuard(me.clone(), id);
                 me.work_loop();
                 drop(guard);
             })
             .map_err(|e| format!("cannot start a worker thread: {e}"))?;
         st.threads += 1;
         st.serving += 1;
-        st.handles.push(handle);
+        // The thread's guard takes the lock we hold, so the handle is in before it can exit.
+        st.workers.insert(id, handle);
         Ok(())
     }
 
@@ -239,11 +250,12 @@ impl Shared {
             drop(refs);
 
             let mut st = lock(&self.state);
-            let Some(batch) = st.in_flight.remove(&id) else {
-                // Only shutdown removes a batch it does not own; it has answered it.
-                st.serving -= 1;
-                return;
-            };
+            // Nothing else removes a batch: a flush, a stop or the deadline only take its
+            // tickets (and the deadline marks it abandoned), and ids are never reused.
+            let batch = st
+                .in_flight
+                .remove(&id)
+                .expect("a running batch is removed only by its worker");
             let panicked = result.is_err();
             let mut exit = false;
             if batch.abandoned {
@@ -263,7 +275,7 @@ impl Shared {
                 if !st.shutdown
                     && let Err(e) = self.spawn_worker(&mut st)
                 {
-                    eprintln!("iguard: {e}");
+                    gst::warning!(CAT, "pool {}: {e}", self.config.name);
                 }
             }
             drop(st);
@@ -335,11 +347,24 @@ impl Shared {
             if st.shutdown {
                 return;
             }
+            if !st.exited.is_empty() {
+                let ids = std::mem::take(&mut st.exited);
+                let ended: Vec<_> = ids.iter().filter_map(|id| st.workers.remove(id)).collect();
+                drop(st);
+                // Each has left our code; the join only waits for the thread to be gone.
+                for h in ended {
+                    let _ = h.join();
+                }
+                st = lock(&self.state);
+                continue;
+            }
             let now = Instant::now();
             let mut expired = Vec::new();
             let mut next: Option<Instant> = None;
+            // Batches a flush took every ticket from are included: their call still holds a
+            // worker, and a call that ignores cancellation must be abandoned like any other.
             for (id, b) in st.in_flight.iter() {
-                if b.abandoned || b.tickets.iter().all(Option::is_none) {
+                if b.abandoned {
                     continue;
                 }
                 if b.deadline <= now {
@@ -376,7 +401,7 @@ impl Shared {
                 if st.stuck <= max_stuck(&self.config) {
                     st.restarts += 1;
                     if let Err(e) = self.spawn_worker(&mut st) {
-                        eprintln!("iguard: {e}");
+                        gst::warning!(CAT, "pool {}: {e}", self.config.name);
                     }
                 }
             }
@@ -409,7 +434,7 @@ impl Shared {
             let since = *st.busy_since.get_or_insert(now);
             if now - since >= self.config.grow_after && st.serving < self.config.max_workers {
                 if let Err(e) = self.spawn_worker(st) {
-                    eprintln!("iguard: {e}");
+                    gst::warning!(CAT, "pool {}: {e}", self.config.name);
                 }
                 st.busy_since = None;
             }
@@ -465,6 +490,13 @@ impl Shared {
         }
     }
 
+    /// Thread handles not joined yet, the supervisor's included.
+    #[cfg(test)]
+    pub(super) fn thread_handles(&self) -> usize {
+        let st = lock(&self.state);
+        st.workers.len() + usize::from(st.supervisor.is_some())
+    }
+
     pub(super) fn stats(&self) -> PoolStats {
         let st = lock(&self.state);
         PoolStats {
@@ -483,7 +515,7 @@ impl Shared {
     pub(super) fn shutdown(&self, reason: &str, wait: Duration) -> usize {
         {
             let mut st = lock(&self.state);
-            if st.shutdown && st.handles.is_empty() {
+            if st.shutdown && st.supervisor.is_none() && st.workers.is_empty() {
                 return st.threads;
             }
             st.shutdown = true;
@@ -506,17 +538,20 @@ impl Shared {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        let handles = std::mem::take(&mut st.handles);
+        let supervisor = st.supervisor.take();
+        let workers = std::mem::take(&mut st.workers);
+        let exited = std::mem::take(&mut st.exited);
         let left = st.threads;
         drop(st);
-        for h in handles {
-            // With every worker past its last statement (left == 0) a join is immediate.
-            // Otherwise unfinished threads are stuck in the scorer: they are detached, end on
-            // their own and discard their results.
-            if left == 0
-                || h.is_finished()
-                || h.thread().name().is_some_and(|n| n.starts_with("iguard-s"))
-            {
+        // The supervisor ends at the shutdown flag.
+        if let Some(h) = supervisor {
+            let _ = h.join();
+        }
+        for (id, h) in workers {
+            // A worker past its last statement (all of them when left == 0) joins at once.
+            // The others are stuck in the scorer: they are detached, end on their own and
+            // discard their results.
+            if left == 0 || exited.contains(&id) || h.is_finished() {
                 let _ = h.join();
             }
         }

@@ -9,6 +9,7 @@ use crate::clip::Clip;
 
 pub mod factory;
 pub mod fallback;
+#[cfg(any(test, feature = "testing"))]
 pub mod faults;
 pub mod onnx;
 pub mod triton;

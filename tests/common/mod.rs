@@ -238,6 +238,7 @@ impl Drop for StopOnDrop {
 
 /// Names of the threads starting with `prefix` still listed after up to 5 s: a joined thread
 /// can stay in /proc/self/task for a moment on a loaded machine.
+#[cfg(feature = "testing")]
 pub fn threads_left(prefix: &str) -> Vec<String> {
     let start = Instant::now();
     while !gstiguard::pool::thread_names(prefix).is_empty()
