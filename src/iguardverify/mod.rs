@@ -23,6 +23,7 @@ use crate::scorer::factory::ModelKind;
 use crate::scorer::onnx;
 
 mod imp;
+mod properties;
 mod settings;
 mod stats;
 

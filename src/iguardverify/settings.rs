@@ -601,8 +601,10 @@ mod tests {
 
     #[test]
     fn layers_apply_to_a_copy_and_explicit_properties_win() {
-        let mut user = Settings::default();
-        user.max_workers = 5;
+        let mut user = Settings {
+            max_workers: 5,
+            ..Default::default()
+        };
         user.mark_explicit("max-workers");
         let layers = RunLayers {
             overlay: Overlay {
