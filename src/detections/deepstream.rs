@@ -277,24 +277,17 @@ impl ClassLabels {
     /// Reads the text of an `nvinfer` labels file: one label a line (line N is class N, an empty
     /// line leaves its class unlabelled), or all labels `;`-separated on a single line.
     pub fn from_labels_text(text: &str) -> Self {
-        let lines: Vec<&str> = text.lines().collect();
-        let mut non_empty = lines.iter().filter(|l| !l.trim().is_empty());
-        if let (Some(only), None) = (non_empty.next(), non_empty.next())
-            && only.contains(';')
-        {
-            return Self::from_list(only.split(';'));
-        }
-        Self::from_list(lines.into_iter())
+        let names = crate::labels::parse_labels_text(text);
+        Self::from_list(names.iter().map(String::as_str))
     }
 
-    /// Reads an `nvinfer` labels file (see [`ClassLabels::from_labels_text`]).
+    /// Reads an `nvinfer` labels file (see [`crate::labels::read_labels_file`]).
     pub fn from_labels_file(path: impl AsRef<Path>) -> Result<Self, LabelsError> {
-        let path = path.as_ref();
-        std::fs::read_to_string(path)
-            .map(|t| Self::from_labels_text(&t))
-            .map_err(|source| LabelsError::File {
-                path: path.to_path_buf(),
-                source,
+        crate::labels::read_labels_file(path.as_ref())
+            .map(|names| Self::from_list(names.iter().map(String::as_str)))
+            .map_err(|e| LabelsError::File {
+                path: e.path,
+                source: e.source,
             })
     }
 
