@@ -9,6 +9,7 @@
 //! an application may read `stats` from a bus sync handler.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -31,9 +32,9 @@ use crate::meta;
 use crate::pool::{self, Outcome, Pool, PoolConfig, Reporter, RequestInfo, Ticket};
 use crate::sampler::Sampler;
 use crate::scorer::Scorer;
-use crate::scorer::fallback::FallbackScorer;
-use crate::scorer::onnx::{self, ClassRef, OnnxConfig, OnnxScorer};
-use crate::scorer::triton::{TlsConfig, TritonConfig, TritonScorer};
+use crate::scorer::factory::{self, ModelKind, Problem, ScorerSpec, TlsFiles};
+use crate::scorer::model_io;
+use crate::scorer::onnx::Provider;
 use crate::verdict::{Status, Verdict};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -72,10 +73,6 @@ const DEFAULT_CONNECT_TIMEOUT: f64 = 5.0;
 
 /// How long `stop()` waits for worker threads to end once every request is answered.
 const STOP_JOIN_WAIT: Duration = Duration::from_secs(2);
-/// How much later than `worker-timeout` the remote scorer's own deadline falls. The pool answers
-/// `timeout` at `worker-timeout` and cancels the call; were the scorer's deadline first (the
-/// pool's supervisor thread delayed on a busy machine), the verdict would read `dropped`.
-const REMOTE_DEADLINE_GRACE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -471,88 +468,64 @@ impl IGuardVerify {
         lock(&self.running).clone()
     }
 
-    /// The ONNX scorer settings, or an error naming the bad value.
-    fn onnx_config(settings: &Settings) -> Result<OnnxConfig, String> {
-        let bad =
-            |what: &str, value: &str, hint: &str| format!("{what} {value:?} is not valid: {hint}");
-        let triple = |name: &str, value: &str| -> Result<[f32; 3], String> {
-            let v: Result<Vec<f32>, _> =
-                value.split(',').map(|x| x.trim().parse::<f32>()).collect();
-            match v.as_deref() {
-                Ok([a]) if a.is_finite() => Ok([*a; 3]),
-                Ok([a, b, c]) if [a, b, c].iter().all(|x| x.is_finite()) => Ok([*a, *b, *c]),
-                _ => Err(bad(
-                    name,
-                    value,
-                    "give one number, or three comma-separated (R,G,B)",
-                )),
-            }
-        };
-        let tao = settings.model_type == ModelType::Tao;
-        let labels = match &settings.labels_file {
-            Some(path) if !path.is_empty() => {
-                onnx::read_labels(std::path::Path::new(path)).map_err(|e| e.to_string())?
-            }
-            _ => Vec::new(),
-        };
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = match settings.inference_threads {
-            0 => (cores / settings.max_workers.max(1) as usize).max(1),
-            n => n as usize,
-        };
-        let name = |n: &Option<String>, tao_name: &str| match n {
-            Some(n) if !n.is_empty() => Some(n.clone()),
-            _ if tao => Some(tao_name.to_string()),
-            _ => None,
-        };
-        Ok(OnnxConfig {
-            model_path: settings.model_path.clone().unwrap_or_default().into(),
-            input_name: name(&settings.input_name, onnx::TAO_INPUT),
-            output_name: name(&settings.output_name, onnx::TAO_OUTPUT),
-            layout: match (tao, settings.tensor_layout) {
-                (true, _) | (_, TensorLayout::Ncdhw) => onnx::Layout::Ncdhw,
-                (_, TensorLayout::Ndchw) => onnx::Layout::Ndchw,
-                (_, TensorLayout::Ndhwc) => onnx::Layout::Ndhwc,
+    /// The scorer settings in plain types.
+    fn scorer_spec(settings: &Settings) -> ScorerSpec {
+        let path = |p: &Option<String>| p.clone().filter(|p| !p.is_empty()).map(PathBuf::from);
+        let text = |p: &Option<String>| p.clone().filter(|p| !p.is_empty());
+        ScorerSpec {
+            kind: match settings.model_type {
+                ModelType::Onnx => ModelKind::Onnx,
+                ModelType::Tao => ModelKind::Tao,
+                ModelType::Fallback => ModelKind::Fallback,
+                ModelType::Triton => ModelKind::Triton,
             },
-            mean: if tao {
-                [127.5; 3]
-            } else {
-                triple("mean", &settings.mean)?
+            model_path: path(&settings.model_path),
+            fallback_on_error: settings.fallback_on_error,
+            weapon_labels: label_list(&settings.weapon_labels),
+            labels_file: path(&settings.labels_file),
+            positive_classes: settings.positive_classes.clone(),
+            layout: match settings.tensor_layout {
+                TensorLayout::Ncdhw => model_io::Layout::Ncdhw,
+                TensorLayout::Ndchw => model_io::Layout::Ndchw,
+                TensorLayout::Ndhwc => model_io::Layout::Ndhwc,
             },
-            scale: if tao {
-                [1.0 / 127.5; 3]
-            } else {
-                triple("scale", &settings.scale)?
-            },
-            color: match (tao, settings.color_order) {
-                (true, _) | (_, ColorOrder::Rgb) => onnx::ColorOrder::Rgb,
-                (_, ColorOrder::Bgr) => onnx::ColorOrder::Bgr,
+            mean: settings.mean.clone(),
+            scale: settings.scale.clone(),
+            color: match settings.color_order {
+                ColorOrder::Rgb => model_io::ColorOrder::Rgb,
+                ColorOrder::Bgr => model_io::ColorOrder::Bgr,
             },
             activation: match settings.output_activation {
-                Activation::None => onnx::Activation::None,
-                Activation::Softmax => onnx::Activation::Softmax,
-                Activation::Sigmoid => onnx::Activation::Sigmoid,
+                Activation::None => model_io::Activation::None,
+                Activation::Softmax => model_io::Activation::Softmax,
+                Activation::Sigmoid => model_io::Activation::Sigmoid,
             },
-            labels,
-            positive: ClassRef::parse_list(&settings.positive_classes),
+            input_name: text(&settings.input_name),
+            output_name: text(&settings.output_name),
             provider: match settings.execution_provider {
-                ExecutionProvider::Cpu => onnx::Provider::Cpu,
-                ExecutionProvider::Cuda => onnx::Provider::Cuda,
-                ExecutionProvider::TensorRt => onnx::Provider::TensorRt,
+                ExecutionProvider::Cpu => Provider::Cpu,
+                ExecutionProvider::Cuda => Provider::Cuda,
+                ExecutionProvider::TensorRt => Provider::TensorRt,
             },
-            trt_cache_dir: settings
-                .engine_cache_dir
-                .clone()
-                .filter(|d| !d.is_empty())
-                .map(Into::into),
-            threads,
-            sessions: settings.max_workers as usize,
-            max_batch: settings.batch_size as usize,
-        })
+            engine_cache_dir: path(&settings.engine_cache_dir),
+            inference_threads: settings.inference_threads,
+            max_workers: settings.max_workers,
+            batch_size: settings.batch_size,
+            worker_timeout: Duration::from_secs_f64(settings.worker_timeout),
+            server_url: settings.server_url.clone(),
+            model_name: text(&settings.model_name),
+            model_version: text(&settings.model_version),
+            connect_timeout: Duration::from_secs_f64(settings.connect_timeout),
+            tls: TlsFiles {
+                ca_file: path(&settings.tls_ca_file),
+                domain: text(&settings.tls_domain),
+                cert_file: path(&settings.tls_cert_file),
+                key_file: path(&settings.tls_key_file),
+            },
+        }
     }
 
-    /// The scorer for this run: the application's, the model, or the label-based fallback
-    /// (when no model is asked for, or it fails to load and `fallback-on-error` allows).
+    /// The scorer for this run: the application's, or what [`factory::build`] makes.
     /// Returns it with the clip dims the model fixes.
     fn make_scorer(
         &self,
@@ -561,169 +534,40 @@ impl IGuardVerify {
         if let Some(s) = lock(&self.custom_scorer).clone() {
             return Ok((s, [None; 3]));
         }
-        let fallback = || -> Arc<dyn Scorer> {
-            Arc::new(FallbackScorer::new(label_list(&settings.weapon_labels)))
-        };
-        if settings.model_type == ModelType::Triton {
-            return self.connect_triton(settings, &fallback);
-        }
-        let model = settings.model_path.as_deref().unwrap_or("");
-        if settings.model_type == ModelType::Fallback || model.is_empty() {
-            if settings.model_type != ModelType::Fallback {
-                gst::info!(
-                    CAT,
-                    imp = self,
-                    "no model-path: verifying with the label-based fallback"
-                );
-            }
-            return Ok((fallback(), [None; 3]));
-        }
-        let loaded = Self::onnx_config(settings)
-            .and_then(|config| OnnxScorer::load(config).map_err(|e| e.to_string()))
-            .map_err(|e| format!("Cannot use model-path={model:?}: {e}"));
-        match loaded {
-            Ok(scorer) => {
-                for w in &scorer.warnings {
-                    gst::element_imp_warning!(self, gst::LibraryError::Init, ("{}", w));
+        let built = factory::build(&Self::scorer_spec(settings)).map_err(|e| match e.problem {
+            Problem::Model => gst::error_msg!(gst::LibraryError::Init, ("{}", e.message)),
+            Problem::Server => gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e.message)),
+        })?;
+        for w in &built.warnings {
+            match w.problem {
+                Problem::Model => {
+                    gst::element_imp_warning!(self, gst::LibraryError::Init, ("{}", w.message))
                 }
-                let i = scorer.info().clone();
-                gst::info!(
-                    CAT,
-                    imp = self,
-                    "model {model:?} loaded: {i:?}, provider {}",
-                    scorer.provider().as_str()
-                );
-                Ok((Arc::new(scorer), [i.frames, i.height, i.width]))
+                Problem::Server => {
+                    gst::element_imp_warning!(self, gst::ResourceError::OpenRead, ("{}", w.message))
+                }
             }
-            Err(e) if settings.fallback_on_error => {
-                gst::element_imp_warning!(
-                    self,
-                    gst::LibraryError::Init,
-                    (
-                        "{}; verifying with the label-based fallback instead (fallback-on-error=true)",
-                        e
-                    )
-                );
-                Ok((fallback(), [None; 3]))
-            }
-            Err(e) => Err(gst::error_msg!(gst::LibraryError::Init, ("{}", e))),
         }
+        gst::info!(CAT, imp = self, "{}", built.description);
+        Ok((built.scorer, built.dims))
     }
 
-    /// The remote scorer, or the fallback when the server cannot be used and
-    /// `fallback-on-error` allows.
-    fn connect_triton(
-        &self,
-        settings: &Settings,
-        fallback: &dyn Fn() -> Arc<dyn Scorer>,
-    ) -> Result<(Arc<dyn Scorer>, instance::Dims), gst::ErrorMessage> {
-        let path = |p: &Option<String>| {
-            p.clone()
-                .filter(|p| !p.is_empty())
-                .map(std::path::PathBuf::from)
-        };
-        let tls = [
-            &settings.tls_ca_file,
-            &settings.tls_domain,
-            &settings.tls_cert_file,
-            &settings.tls_key_file,
-        ]
-        .iter()
-        .any(|v| v.as_deref().is_some_and(|v| !v.is_empty()))
-        .then(|| TlsConfig {
-            ca_file: path(&settings.tls_ca_file),
-            domain: settings.tls_domain.clone().filter(|d| !d.is_empty()),
-            cert_file: path(&settings.tls_cert_file),
-            key_file: path(&settings.tls_key_file),
-        });
-        let name = settings.model_name.clone().unwrap_or_default();
-        let connected = Self::onnx_config(settings).and_then(|o| {
-            if name.is_empty() {
-                return Err(
-                    "model-type=triton needs model-name (the model's name on the server)".into(),
-                );
-            }
-            TritonScorer::connect(TritonConfig {
-                url: settings.server_url.clone(),
-                model_name: name.clone(),
-                model_version: settings.model_version.clone().unwrap_or_default(),
-                connect_timeout: Duration::from_secs_f64(settings.connect_timeout),
-                request_timeout: Duration::from_secs_f64(settings.worker_timeout)
-                    + REMOTE_DEADLINE_GRACE,
-                tls,
-                model: o,
-                max_batch: settings.batch_size as usize,
-                // One RPC in flight per worker: the workers are the concurrency.
-                in_flight: settings.max_workers.max(1) as usize,
-            })
-            .map_err(|e| e.to_string())
-        });
-        match connected {
-            Ok(scorer) => {
-                let i = scorer.info().clone();
-                gst::info!(
-                    CAT,
-                    imp = self,
-                    "Triton model {name:?} at {}: {i:?}",
-                    settings.server_url
-                );
-                Ok((Arc::new(scorer), [i.frames, i.height, i.width]))
-            }
-            Err(e) if settings.fallback_on_error => {
-                gst::element_imp_warning!(
-                    self,
-                    gst::ResourceError::OpenRead,
-                    (
-                        "Cannot use server-url={:?} model-name={:?}: {}; verifying with the \
-                         label-based fallback instead (fallback-on-error=true)",
-                        settings.server_url,
-                        name,
-                        e
-                    )
-                );
-                Ok((fallback(), [None; 3]))
-            }
-            Err(e) => Err(gst::error_msg!(
-                gst::ResourceError::OpenRead,
-                (
-                    "Cannot use server-url={:?} model-name={:?}: {}",
-                    settings.server_url,
-                    name,
-                    e
-                )
-            )),
-        }
-    }
-
-    /// The clip shape: what the model fixes wins over the properties, unless the application
-    /// set a property to something else, which is an error.
+    /// The clip shape: see [`factory::clip_shape`].
     fn clip_shape(settings: &mut Settings, dims: instance::Dims) -> Result<(), gst::ErrorMessage> {
-        let explicit = settings.explicit.clone();
-        let fields: [(&str, &mut u32, Option<u32>); 3] = [
-            ("temporal-size", &mut settings.temporal_size, dims[0]),
-            ("input-height", &mut settings.input_height, dims[1]),
-            ("input-width", &mut settings.input_width, dims[2]),
+        let explicit = ["temporal-size", "input-height", "input-width"]
+            .map(|name| settings.explicit.contains(&name));
+        let requested = [
+            settings.temporal_size,
+            settings.input_height,
+            settings.input_width,
         ];
-        for (name, value, fixed) in fields {
-            match fixed {
-                Some(f) if f != *value && explicit.contains(&name) => {
-                    return Err(gst::error_msg!(
-                        gst::LibraryError::Settings,
-                        (
-                            "{}={} conflicts with the model, which takes {}; unset {} or use a \
-                             model exported for {}",
-                            name,
-                            *value,
-                            f,
-                            name,
-                            *value
-                        )
-                    ));
-                }
-                Some(f) => *value = f,
-                None => (),
-            }
-        }
+        let [t, h, w] = factory::clip_shape(requested, explicit, dims)
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
+        (
+            settings.temporal_size,
+            settings.input_height,
+            settings.input_width,
+        ) = (t, h, w);
         Ok(())
     }
 

@@ -7,8 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use crate::clip::Clip;
 
+pub mod factory;
 pub mod fallback;
 pub mod faults;
+pub mod model_io;
 pub mod onnx;
 pub mod triton;
 
