@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Labels files, as `nvinfer` and TAO write them: one class name a line (line N names class N),
-//! or all names on a single line separated by `;`. The one reader of them, for the model's
-//! labels (`labels-file`) and the detector's (`class-labels-file`).
+//! Class labels from the user: labels files, as `nvinfer` and TAO write them (one class name a
+//! line, line N naming class N, or all names on a single line separated by `;`), and
+//! `id=label` pair lists (`"1=person,2=weapon"`). The one reader of each, for the model's labels
+//! (`labels-file`), the detector's (`class-labels`, `class-labels-file`) and the replayed
+//! detections' (`iguardreplay class-labels`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// A labels file that could not be read.
@@ -43,9 +46,127 @@ pub fn read_labels_file(path: &Path) -> Result<Vec<String>, LabelsFileError> {
         })
 }
 
+/// What is wrong with an `id=label` list; each caller words it for its property.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PairError {
+    /// An entry without `=`.
+    NotAPair {
+        entry: String,
+    },
+    /// An entry whose id is not an integer.
+    BadId {
+        entry: String,
+        id: String,
+    },
+    EmptyLabel {
+        id: i32,
+    },
+    /// A label with `=` in it: a wrong separator, as in `1=person;2=weapon`.
+    EqualsInLabel {
+        entry: String,
+        id: i32,
+        label: String,
+    },
+    Duplicate {
+        id: i32,
+        first: String,
+        second: String,
+    },
+}
+
+/// Parses `"1=person, 2=weapon"`: entries separated by `,`, ids in any order, spaces around ids
+/// and labels ignored, empty entries (a trailing comma) skipped; an empty list maps nothing.
+pub fn parse_id_labels(s: &str) -> Result<BTreeMap<i32, String>, PairError> {
+    let mut map = BTreeMap::new();
+    for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((id, label)) = entry.split_once('=') else {
+            return Err(PairError::NotAPair {
+                entry: entry.to_string(),
+            });
+        };
+        let (id, label) = (id.trim(), label.trim());
+        let id: i32 = id.parse().map_err(|_| PairError::BadId {
+            entry: entry.to_string(),
+            id: id.to_string(),
+        })?;
+        if label.is_empty() {
+            return Err(PairError::EmptyLabel { id });
+        }
+        if label.contains('=') {
+            return Err(PairError::EqualsInLabel {
+                entry: entry.to_string(),
+                id,
+                label: label.to_string(),
+            });
+        }
+        if let Some(first) = map.insert(id, label.to_string()) {
+            return Err(PairError::Duplicate {
+                id,
+                first,
+                second: label.to_string(),
+            });
+        }
+    }
+    Ok(map)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn id_label_pairs() {
+        let m = parse_id_labels(" 3 = knife , 0=car,").unwrap();
+        assert_eq!(
+            m.into_iter().collect::<Vec<_>>(),
+            [(0, "car".to_string()), (3, "knife".to_string())]
+        );
+        assert_eq!(parse_id_labels("-1=x").unwrap()[&-1], "x");
+        assert!(parse_id_labels("").unwrap().is_empty());
+        assert!(parse_id_labels(" , ").unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_pairs_say_which_entry() {
+        let e = |s: &str| parse_id_labels(s).unwrap_err();
+        assert_eq!(
+            e("1=person,weapon"),
+            PairError::NotAPair {
+                entry: "weapon".into()
+            }
+        );
+        assert_eq!(
+            e("x = person"),
+            PairError::BadId {
+                entry: "x = person".into(),
+                id: "x".into()
+            }
+        );
+        assert_eq!(
+            e("99999999999=a"),
+            PairError::BadId {
+                entry: "99999999999=a".into(),
+                id: "99999999999".into()
+            }
+        );
+        assert_eq!(e("2= "), PairError::EmptyLabel { id: 2 });
+        assert_eq!(
+            e("1=person;2=weapon"),
+            PairError::EqualsInLabel {
+                entry: "1=person;2=weapon".into(),
+                id: 1,
+                label: "person;2=weapon".into()
+            }
+        );
+        assert_eq!(
+            e("1=a, 1=b"),
+            PairError::Duplicate {
+                id: 1,
+                first: "a".into(),
+                second: "b".into()
+            }
+        );
+    }
 
     #[test]
     fn one_name_a_line() {

@@ -250,28 +250,20 @@ impl ClassLabels {
             }
             return Ok(Self::from_list(s.split(';')));
         }
-        let mut map = BTreeMap::new();
-        for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let (id, label) = entry
-                .split_once('=')
-                .ok_or_else(|| LabelsError::NotAPair(entry.to_string()))?;
-            let id: i32 = id
-                .trim()
-                .parse()
-                .map_err(|_| LabelsError::BadId(entry.to_string()))?;
-            let label = label.trim();
-            if label.is_empty() {
-                return Err(LabelsError::EmptyLabel(id));
-            }
-            if let Some(first) = map.insert(id, label.to_string()) {
-                return Err(LabelsError::Duplicate {
-                    id,
-                    first,
-                    second: label.to_string(),
-                });
-            }
-        }
-        Ok(ClassLabels(map))
+        use crate::labels::PairError;
+        crate::labels::parse_id_labels(s)
+            .map(ClassLabels)
+            .map_err(|e| match e {
+                // A label with '=' in it: pairs joined by something other than ','.
+                PairError::NotAPair { entry } | PairError::EqualsInLabel { entry, .. } => {
+                    LabelsError::NotAPair(entry)
+                }
+                PairError::BadId { entry, .. } => LabelsError::BadId(entry),
+                PairError::EmptyLabel { id } => LabelsError::EmptyLabel(id),
+                PairError::Duplicate { id, first, second } => {
+                    LabelsError::Duplicate { id, first, second }
+                }
+            })
     }
 
     /// Reads the text of an `nvinfer` labels file: one label a line (line N is class N, an empty
@@ -957,6 +949,8 @@ mod tests {
         assert!(e("0=person,0=bag").contains("class 0 twice"));
         assert!(e("3=").contains("class 3"));
         assert!(e("person,bag").contains("'person,bag'"));
+        // Pairs joined by ';': one entry, and its label would hold '='.
+        assert!(e("0=person;1=bag").contains("'0=person;1=bag' is not 'id=label'"));
     }
 
     #[test]
