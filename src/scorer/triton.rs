@@ -270,12 +270,13 @@ impl Link {
         }
     }
 
-    /// One inference call. `timeout` goes to the server as `grpc-timeout`; waiting for a slot or
-    /// a connection is bounded by the caller's cancel and `connect_timeout`.
+    /// One inference call that stops being useful at `deadline`. What is left of it when the
+    /// request goes out is its `grpc-timeout`; the wait for a slot or a connection before that
+    /// ends with the caller's cancel (or, connecting, at `connect_timeout`).
     async fn infer(
         self: &Arc<Self>,
         request: ModelInferRequest,
-        timeout: Duration,
+        deadline: Instant,
     ) -> Result<ModelInferResponse, ScoreError> {
         let _slot = self
             .in_flight
@@ -285,14 +286,19 @@ impl Link {
         let (mut client, generation) = self.client().await.map_err(|reason| {
             ScoreError::Failed(format!("inference server {}: {reason}", self.url))
         })?;
-        let sent = Instant::now();
-        match client.model_infer(with_timeout(request, timeout)).await {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ScoreError::Cancelled);
+        }
+        match client.model_infer(with_timeout(request, left)).await {
             Ok(response) => {
                 self.failures.store(0, Ordering::Relaxed);
                 Ok(response.into_inner())
             }
             // The deadline, not a broken link: the connection stays.
-            Err(_) if sent.elapsed() >= timeout => Err(ScoreError::Cancelled),
+            Err(status) if Instant::now() >= deadline || is_deadline(&status) => {
+                Err(ScoreError::Cancelled)
+            }
             Err(status) => {
                 let reason = describe(&status);
                 if is_link_failure(&status) {
@@ -643,11 +649,11 @@ impl Scorer for TritonScorer {
             return Err(ScoreError::Cancelled);
         }
         let (request, n) = self.request(clips)?;
-        let timeout = self.config.request_timeout;
+        let deadline = Instant::now() + self.config.request_timeout;
         let link = self.link.clone();
         let response = run(
             &self.handle,
-            async move { link.infer(request, timeout).await },
+            async move { link.infer(request, deadline).await },
             Some(cancel),
         );
         // `None`: aborted by `cancel`.
@@ -755,6 +761,14 @@ fn tls_config(tls: &TlsConfig) -> Result<ClientTlsConfig, TritonError> {
         }
     }
     Ok(c)
+}
+
+/// Whether a failed call ran out of time: the server's deadline, or tonic's on our side (the
+/// `grpc-timeout` value is rounded, so the clock alone may read just short of the deadline).
+fn is_deadline(status: &tonic::Status) -> bool {
+    use tonic::Code;
+    status.code() == Code::DeadlineExceeded
+        || (status.code() == Code::Cancelled && status.message() == "Timeout expired")
 }
 
 /// Whether a failed call says the connection is gone (drop it and reconnect), rather than the
@@ -991,6 +1005,36 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("both"), "{e}");
+    }
+
+    #[test]
+    fn metadata_dims_beyond_u32_are_errors_naming_the_value() {
+        let huge = 1i64 << 40;
+        let m = meta(
+            vec![tensor("input_rgb", &[-1, 3, 16, huge, 112])],
+            vec![tensor("fc_pred", &[-1, 2])],
+        );
+        let e = model_info(&m, &ModelIo::default()).unwrap_err();
+        assert!(e.contains("height") && e.contains(&huge.to_string()), "{e}");
+    }
+
+    #[test]
+    fn requests_carry_their_timeout() {
+        let r = with_timeout((), Duration::from_millis(400));
+        let header = r.metadata().get("grpc-timeout").expect("grpc-timeout");
+        assert!(header.to_str().unwrap().starts_with("400"), "{header:?}");
+    }
+
+    #[test]
+    fn deadlines_are_told_from_broken_links() {
+        let local = tonic::Status::cancelled("Timeout expired");
+        let server = tonic::Status::deadline_exceeded("Deadline Exceeded");
+        let reset = tonic::Status::cancelled("h2 protocol error: stream reset");
+        assert!(is_deadline(&local) && is_deadline(&server));
+        assert!(!is_deadline(&reset) && is_link_failure(&reset));
+        assert!(!is_deadline(&tonic::Status::unavailable(
+            "connection refused"
+        )));
     }
 
     #[test]
