@@ -719,6 +719,8 @@ fn endpoint(config: &TritonConfig) -> Result<Endpoint, TritonError> {
     };
     let mut endpoint = Endpoint::from_shared(uri.clone())
         .map_err(|e| url_err(error_chain(&e)))?
+        // Our connects have their own limit (`Link::attempt`, handshakes included); this one
+        // bounds the TCP connect of a reconnect that tonic makes by itself inside a call.
         .connect_timeout(config.connect_timeout)
         .tcp_nodelay(true);
     let tls = match (&config.tls, uri.starts_with("https://")) {
