@@ -32,7 +32,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use gstiguard::clip::Clip;
-use gstiguard::scorer::onnx::{ClassRef, OnnxConfig, OnnxScorer};
+use gstiguard::scorer::model_io::{ClassRef, ModelIo};
+use gstiguard::scorer::onnx::{OnnxConfig, OnnxScorer};
 use gstiguard::scorer::triton::{TritonConfig, TritonScorer};
 use gstiguard::scorer::{Cancel, Score, Scorer};
 use harness::{Options, Server, noise_clip, tiny_model};
@@ -134,7 +135,7 @@ fn run(opts: &Opts, figures: &mut Figures) -> Result<(), String> {
     let remote = TritonScorer::connect(TritonConfig {
         url: server.url(),
         model_name: "tiny-action".into(),
-        model: OnnxConfig {
+        io: ModelIo {
             positive: vec![ClassRef::Index(1)],
             ..Default::default()
         },
@@ -145,7 +146,10 @@ fn run(opts: &Opts, figures: &mut Figures) -> Result<(), String> {
     .map_err(|e| format!("connect: {e}"))?;
     let local = OnnxScorer::load(OnnxConfig {
         model_path: tiny_model(),
-        positive: vec![ClassRef::Index(1)],
+        io: ModelIo {
+            positive: vec![ClassRef::Index(1)],
+            ..Default::default()
+        },
         threads: 1,
         sessions: 1,
         max_batch,

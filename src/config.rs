@@ -30,6 +30,8 @@ use std::str::FromStr;
 
 use serde_norway::Value;
 
+use crate::scorer::factory::ModelKind;
+
 /// The section of `config.yaml` read here.
 pub const SECTION: &str = "step2";
 
@@ -70,44 +72,14 @@ pub enum ConfigError {
     },
 }
 
-/// The model family `model_type` names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ModelType {
-    Onnx,
-    Tao,
-    Fallback,
-}
-
-impl ModelType {
-    /// The name used in `config.yaml` and as the `model-type` property nick.
-    pub fn nick(self) -> &'static str {
-        match self {
-            ModelType::Onnx => "onnx",
-            ModelType::Tao => "tao",
-            ModelType::Fallback => "fallback",
-        }
-    }
-}
-
-impl fmt::Display for ModelType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.nick())
-    }
-}
-
-impl FromStr for ModelType {
-    type Err = String;
-
-    /// Case-insensitive `onnx`, `tao` or `fallback`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "onnx" => Ok(ModelType::Onnx),
-            "tao" => Ok(ModelType::Tao),
-            "fallback" => Ok(ModelType::Fallback),
-            _ => Err(format!(
-                "unknown model type '{s}': expected onnx, tao or fallback"
-            )),
-        }
+/// The model families a config file may name: case-insensitive `onnx`, `tao` or `fallback`
+/// (a remote server needs settings the seed's `step2` section has no keys for).
+fn model_kind(s: &str) -> Option<ModelKind> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "onnx" => Some(ModelKind::Onnx),
+        "tao" => Some(ModelKind::Tao),
+        "fallback" => Some(ModelKind::Fallback),
+        _ => None,
     }
 }
 
@@ -118,7 +90,7 @@ pub struct Step2Config {
     /// the element in the pipeline.
     pub enabled: Option<bool>,
     pub model_path: Option<String>,
-    pub model_type: Option<ModelType>,
+    pub model_type: Option<ModelKind>,
     pub verification_threshold: Option<f64>,
     /// Width and height (`input_size: 224` means 224×224).
     pub input_size: Option<(u32, u32)>,
@@ -188,7 +160,8 @@ impl Step2Config {
                 "model_type" => {
                     let expected = "one of onnx, tao, fallback";
                     let s = string(key, value, expected)?;
-                    c.model_type = Some(s.parse().map_err(|_| invalid(key, value, expected))?);
+                    c.model_type =
+                        Some(model_kind(s).ok_or_else(|| invalid(key, value, expected))?);
                 }
                 "verification_threshold" => {
                     c.verification_threshold = Some(number(key, value, THRESHOLD_RANGE)?)
@@ -235,7 +208,7 @@ impl Step2Config {
 pub struct Overlay {
     pub enabled: Option<bool>,
     pub model_path: Option<String>,
-    pub model_type: Option<ModelType>,
+    pub model_type: Option<ModelKind>,
     pub threshold: Option<f64>,
     pub input_width: Option<u32>,
     pub input_height: Option<u32>,
@@ -445,7 +418,7 @@ mod tests {
             Step2Config {
                 enabled: Some(true),
                 model_path: Some("models/action_recognition_rgb_3d.onnx".into()),
-                model_type: Some(ModelType::Onnx),
+                model_type: Some(ModelKind::Onnx),
                 verification_threshold: Some(0.7),
                 input_size: Some((224, 224)),
                 temporal_size: Some(16),
@@ -483,7 +456,7 @@ mod tests {
             o.model_path.as_deref(),
             Some("models/action_recognition_rgb_3d.onnx")
         );
-        assert_eq!(o.model_type, Some(ModelType::Onnx));
+        assert_eq!(o.model_type, Some(ModelKind::Onnx));
         assert_eq!(o.threshold, Some(0.7));
         assert_eq!((o.input_width, o.input_height), (Some(224), Some(224)));
         assert_eq!(o.temporal_size, Some(16));
@@ -550,8 +523,8 @@ mod tests {
             step2("verification_threshold: 1\nworker_timeout_sec: 30\nmodel_type: TAO").unwrap();
         assert_eq!(c.verification_threshold, Some(1.0));
         assert_eq!(c.worker_timeout_sec, Some(30.0));
-        assert_eq!(c.model_type, Some(ModelType::Tao));
-        assert_eq!(c.overlay().model_type, Some(ModelType::Tao));
+        assert_eq!(c.model_type, Some(ModelKind::Tao));
+        assert_eq!(c.overlay().model_type, Some(ModelKind::Tao));
         assert_eq!(
             step2("result_queue_size: 0").unwrap().result_queue_size,
             Some(0)

@@ -32,52 +32,36 @@ pub struct Key {
 }
 
 impl Key {
-    /// Each setting as `(property name, value)`, in one list so that comparing two keys
-    /// cannot miss one.
-    fn fields(&self) -> Vec<(&'static str, String)> {
-        let s = &self.scorer;
-        let p = &self.pool;
-        let show = |v: &dyn std::fmt::Debug| format!("{v:?}");
-        vec![
-            ("model-type", show(&s.kind)),
-            ("model-path", show(&s.model_path)),
-            ("fallback-on-error", show(&s.fallback_on_error)),
-            ("weapon-labels", show(&s.weapon_labels)),
-            ("labels-file", show(&s.labels_file)),
-            ("positive-classes", show(&s.positive_classes)),
-            ("tensor-layout", show(&s.layout)),
-            ("mean", show(&s.mean)),
-            ("scale", show(&s.scale)),
-            ("color-order", show(&s.color)),
-            ("output-activation", show(&s.activation)),
-            ("input-name", show(&s.input_name)),
-            ("output-name", show(&s.output_name)),
-            ("execution-provider", show(&s.provider)),
-            ("engine-cache-dir", show(&s.engine_cache_dir)),
-            ("inference-threads", show(&s.inference_threads)),
-            ("server-url", show(&s.server_url)),
-            ("model-name", show(&s.model_name)),
-            ("model-version", show(&s.model_version)),
-            ("connect-timeout", show(&s.connect_timeout)),
-            ("tls", show(&s.tls)),
-            ("max-workers", show(&p.max_workers)),
-            ("queue-size", show(&p.queue_size)),
-            ("priority", show(&p.priority)),
-            ("worker-timeout", show(&p.timeout)),
-            ("batch-size", show(&p.batch_size)),
-            ("adaptive-workers", show(&p.adaptive)),
-            ("worker-nice", show(&p.nice)),
-        ]
-    }
-
-    /// What `other` asks differently, as `"name: ours vs theirs"`.
+    /// What `other` asks differently, as `"name: ours vs theirs"` in property names: the
+    /// scorer's settings, then those only the pool has.
     pub fn differences(&self, other: &Key) -> Vec<String> {
-        self.fields()
-            .into_iter()
-            .zip(other.fields())
-            .filter(|((_, a), (_, b))| a != b)
-            .map(|((name, a), (_, b))| format!("{name}: {a} vs {b}"))
-            .collect()
+        let (a, b) = (&self.pool, &other.pool);
+        let pool_only = [
+            (
+                "queue-size",
+                a.queue_size.to_string(),
+                b.queue_size.to_string(),
+            ),
+            (
+                "priority",
+                format!("{:?}", a.priority),
+                format!("{:?}", b.priority),
+            ),
+            (
+                "adaptive-workers",
+                a.adaptive.to_string(),
+                b.adaptive.to_string(),
+            ),
+            ("worker-nice", a.nice.to_string(), b.nice.to_string()),
+        ];
+        let mut d = self.scorer.differences(&other.scorer);
+        d.extend(
+            pool_only
+                .into_iter()
+                .filter(|(_, a, b)| a != b)
+                .map(|(name, a, b)| format!("{name}: {a} vs {b}")),
+        );
+        d
     }
 }
 
@@ -266,7 +250,7 @@ mod tests {
     fn differences_name_each_setting() {
         let a = key();
         let mut b = key();
-        b.pool.timeout = Duration::from_secs(60);
+        b.scorer.worker_timeout = Duration::from_secs(60);
         b.pool.queue_size = 7;
         b.scorer.mean = "0".into();
         let d = a.differences(&b);
@@ -274,8 +258,8 @@ mod tests {
             d,
             [
                 "mean: \"127.5\" vs \"0\"",
-                "queue-size: 50 vs 7",
-                "worker-timeout: 10s vs 60s"
+                "worker-timeout: 10 vs 60",
+                "queue-size: 50 vs 7"
             ]
         );
         assert!(a.differences(&key()).is_empty());

@@ -19,6 +19,7 @@ pub mod geometry;
 pub mod iguardreplay;
 pub mod iguardverify;
 pub mod instance;
+pub mod labels;
 pub mod mailbox;
 pub mod meta;
 pub mod pool;

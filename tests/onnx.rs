@@ -19,7 +19,8 @@ use common::*;
 use gst::prelude::*;
 use gstiguard::clip::Clip;
 use gstiguard::meta;
-use gstiguard::scorer::onnx::{Activation, ClassRef, OnnxConfig, OnnxScorer};
+use gstiguard::scorer::model_io::{Activation, ClassRef, ModelIo};
+use gstiguard::scorer::onnx::{OnnxConfig, OnnxScorer};
 use gstiguard::scorer::{Cancel, Scorer};
 use gstiguard::verdict::{Status, Verdict};
 
@@ -267,8 +268,11 @@ fn a_batch_of_n_gives_the_scores_of_n_single_calls() {
     init();
     let config = OnnxConfig {
         model_path: model("tiny-action.onnx"),
-        positive: vec![ClassRef::Index(1)],
-        activation: Activation::Softmax,
+        io: ModelIo {
+            positive: vec![ClassRef::Index(1)],
+            activation: Activation::Softmax,
+            ..Default::default()
+        },
         max_batch: 4,
         ..Default::default()
     };

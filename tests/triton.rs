@@ -38,7 +38,8 @@ use std::time::{Duration, Instant};
 use common::{Stats, with_watchdog};
 use gst::prelude::*;
 use gstiguard::clip::Clip;
-use gstiguard::scorer::onnx::{ClassRef, OnnxConfig, OnnxScorer};
+use gstiguard::scorer::model_io::{ClassRef, ModelIo};
+use gstiguard::scorer::onnx::{OnnxConfig, OnnxScorer};
 use gstiguard::scorer::triton::{TlsConfig, TritonConfig, TritonError, TritonScorer};
 use gstiguard::scorer::{Cancel, Score, ScoreError, Scorer};
 use gstiguard::verdict::{Status, Verdict};
@@ -48,7 +49,7 @@ fn config(server: &Server) -> TritonConfig {
     TritonConfig {
         url: server.url(),
         model_name: "tiny-action".into(),
-        model: OnnxConfig {
+        io: ModelIo {
             positive: vec![ClassRef::Index(1)],
             ..Default::default()
         },
@@ -65,7 +66,10 @@ fn connect(config: TritonConfig) -> TritonScorer {
 fn local(max_batch: usize) -> OnnxScorer {
     OnnxScorer::load(OnnxConfig {
         model_path: tiny_model(),
-        positive: vec![ClassRef::Index(1)],
+        io: ModelIo {
+            positive: vec![ClassRef::Index(1)],
+            ..Default::default()
+        },
         max_batch,
         ..Default::default()
     })
@@ -118,9 +122,9 @@ fn scores_equal_the_local_onnx_scorers() {
         assert!(e.to_string().contains("\"no-such-model\""), "{e}");
         let base = config(&server);
         let e = TritonScorer::connect(TritonConfig {
-            model: OnnxConfig {
+            io: ModelIo {
                 labels: vec!["a".into(), "b".into(), "c".into()],
-                ..base.model.clone()
+                ..base.io.clone()
             },
             ..base.clone()
         })
@@ -133,9 +137,9 @@ fn scores_equal_the_local_onnx_scorers() {
             "{e}"
         );
         let e = TritonScorer::connect(TritonConfig {
-            model: OnnxConfig {
+            io: ModelIo {
                 input_name: Some("frames".into()),
-                ..base.model.clone()
+                ..base.io.clone()
             },
             ..base
         })

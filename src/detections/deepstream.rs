@@ -250,51 +250,36 @@ impl ClassLabels {
             }
             return Ok(Self::from_list(s.split(';')));
         }
-        let mut map = BTreeMap::new();
-        for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let (id, label) = entry
-                .split_once('=')
-                .ok_or_else(|| LabelsError::NotAPair(entry.to_string()))?;
-            let id: i32 = id
-                .trim()
-                .parse()
-                .map_err(|_| LabelsError::BadId(entry.to_string()))?;
-            let label = label.trim();
-            if label.is_empty() {
-                return Err(LabelsError::EmptyLabel(id));
-            }
-            if let Some(first) = map.insert(id, label.to_string()) {
-                return Err(LabelsError::Duplicate {
-                    id,
-                    first,
-                    second: label.to_string(),
-                });
-            }
-        }
-        Ok(ClassLabels(map))
+        use crate::labels::PairError;
+        crate::labels::parse_id_labels(s)
+            .map(ClassLabels)
+            .map_err(|e| match e {
+                // A label with '=' in it: pairs joined by something other than ','.
+                PairError::NotAPair { entry } | PairError::EqualsInLabel { entry, .. } => {
+                    LabelsError::NotAPair(entry)
+                }
+                PairError::BadId { entry, .. } => LabelsError::BadId(entry),
+                PairError::EmptyLabel { id } => LabelsError::EmptyLabel(id),
+                PairError::Duplicate { id, first, second } => {
+                    LabelsError::Duplicate { id, first, second }
+                }
+            })
     }
 
     /// Reads the text of an `nvinfer` labels file: one label a line (line N is class N, an empty
     /// line leaves its class unlabelled), or all labels `;`-separated on a single line.
     pub fn from_labels_text(text: &str) -> Self {
-        let lines: Vec<&str> = text.lines().collect();
-        let mut non_empty = lines.iter().filter(|l| !l.trim().is_empty());
-        if let (Some(only), None) = (non_empty.next(), non_empty.next())
-            && only.contains(';')
-        {
-            return Self::from_list(only.split(';'));
-        }
-        Self::from_list(lines.into_iter())
+        let names = crate::labels::parse_labels_text(text);
+        Self::from_list(names.iter().map(String::as_str))
     }
 
-    /// Reads an `nvinfer` labels file (see [`ClassLabels::from_labels_text`]).
+    /// Reads an `nvinfer` labels file (see [`crate::labels::read_labels_file`]).
     pub fn from_labels_file(path: impl AsRef<Path>) -> Result<Self, LabelsError> {
-        let path = path.as_ref();
-        std::fs::read_to_string(path)
-            .map(|t| Self::from_labels_text(&t))
-            .map_err(|source| LabelsError::File {
-                path: path.to_path_buf(),
-                source,
+        crate::labels::read_labels_file(path.as_ref())
+            .map(|names| Self::from_list(names.iter().map(String::as_str)))
+            .map_err(|e| LabelsError::File {
+                path: e.path,
+                source: e.source,
             })
     }
 
@@ -964,6 +949,8 @@ mod tests {
         assert!(e("0=person,0=bag").contains("class 0 twice"));
         assert!(e("3=").contains("class 3"));
         assert!(e("person,bag").contains("'person,bag'"));
+        // Pairs joined by ';': one entry, and its label would hold '='.
+        assert!(e("0=person;1=bag").contains("'0=person;1=bag' is not 'id=label'"));
     }
 
     #[test]

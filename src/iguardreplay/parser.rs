@@ -260,31 +260,25 @@ impl ClassLabels {
     /// Parses `"1=person, 2=weapon"`. Whitespace around ids and labels is ignored, as are empty
     /// entries (a trailing comma); an empty value maps nothing.
     pub fn parse(value: &str) -> Result<Self, ClassLabelsError> {
-        let error = |message: String| ClassLabelsError {
-            value: value.to_string(),
-            message,
-        };
-        let mut map = BTreeMap::new();
-        for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (id, label) = pair
-                .split_once('=')
-                .ok_or_else(|| error(format!("{pair:?} has no '='")))?;
-            let (id, label) = (id.trim(), label.trim());
-            let id: i32 = id
-                .parse()
-                .map_err(|_| error(format!("class id {id:?} in {pair:?} is not an integer")))?;
-            if label.is_empty() {
-                return Err(error(format!("class {id} has an empty label")));
+        use crate::labels::PairError;
+        let message = |e: PairError| match e {
+            PairError::NotAPair { entry } => format!("{entry:?} has no '='"),
+            PairError::BadId { entry, id } => {
+                format!("class id {id:?} in {entry:?} is not an integer")
             }
+            PairError::EmptyLabel { id } => format!("class {id} has an empty label"),
             // Catches a wrong separator such as "1=person;2=weapon".
-            if label.contains('=') {
-                return Err(error(format!("label {label:?} of class {id} contains '='")));
+            PairError::EqualsInLabel { id, label, .. } => {
+                format!("label {label:?} of class {id} contains '='")
             }
-            if map.insert(id, label.to_string()).is_some() {
-                return Err(error(format!("class {id} is mapped twice")));
-            }
-        }
-        Ok(ClassLabels { map })
+            PairError::Duplicate { id, .. } => format!("class {id} is mapped twice"),
+        };
+        crate::labels::parse_id_labels(value)
+            .map(|map| ClassLabels { map })
+            .map_err(|e| ClassLabelsError {
+                value: value.to_string(),
+                message: message(e),
+            })
     }
 
     /// The label of `class_id`: the mapped one, or `class-<id>` when it is not mapped.

@@ -20,7 +20,7 @@ use gst::subclass::prelude::*;
 
 use crate::scorer::Scorer;
 use crate::scorer::factory::ModelKind;
-use crate::scorer::onnx;
+use crate::scorer::{model_io, onnx};
 
 mod imp;
 mod properties;
@@ -203,17 +203,18 @@ impl From<ModelType> for ModelKind {
     }
 }
 
-impl From<crate::config::ModelType> for ModelType {
-    fn from(t: crate::config::ModelType) -> Self {
+impl From<ModelKind> for ModelType {
+    fn from(t: ModelKind) -> Self {
         match t {
-            crate::config::ModelType::Onnx => Self::Onnx,
-            crate::config::ModelType::Tao => Self::Tao,
-            crate::config::ModelType::Fallback => Self::Fallback,
+            ModelKind::Onnx => Self::Onnx,
+            ModelKind::Tao => Self::Tao,
+            ModelKind::Fallback => Self::Fallback,
+            ModelKind::Triton => Self::Triton,
         }
     }
 }
 
-impl From<TensorLayout> for onnx::Layout {
+impl From<TensorLayout> for model_io::Layout {
     fn from(l: TensorLayout) -> Self {
         match l {
             TensorLayout::Ncdhw => Self::Ncdhw,
@@ -223,7 +224,7 @@ impl From<TensorLayout> for onnx::Layout {
     }
 }
 
-impl From<ColorOrder> for onnx::ColorOrder {
+impl From<ColorOrder> for model_io::ColorOrder {
     fn from(c: ColorOrder) -> Self {
         match c {
             ColorOrder::Rgb => Self::Rgb,
@@ -232,7 +233,7 @@ impl From<ColorOrder> for onnx::ColorOrder {
     }
 }
 
-impl From<Activation> for onnx::Activation {
+impl From<Activation> for model_io::Activation {
     fn from(a: Activation) -> Self {
         match a {
             Activation::None => Self::None,

@@ -1,18 +1,20 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Builds the scorer an element's settings ask for: ONNX Runtime, a Triton server or the
-//! label-based fallback, with the clip dims the model fixes and the warnings to post. No
-//! GObject types here: the element maps its properties into a [`ScorerSpec`] and posts the
-//! warnings itself, with no lock held.
+//! The scorer for a run, from the element's settings in plain types: a local ONNX model, a
+//! model on an inference server, or the label-based fallback (when no model is asked for, or
+//! it cannot be used and `fallback-on-error` allows). Also the clip shape the model leaves.
+//!
+//! Messages name properties as the application sets them (`model-path=...`); the element
+//! turns a [`Problem`] into its GStreamer error domain and posts the warnings itself, after
+//! releasing its locks.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::Scorer;
 use super::fallback::FallbackScorer;
-use super::onnx::{
-    self, Activation, ClassRef, ColorOrder, Layout, OnnxConfig, OnnxScorer, Provider,
-};
+use super::model_io::{Activation, ClassRef, ColorOrder, Layout, ModelIo, TAO_INPUT, TAO_OUTPUT};
+use super::onnx::{OnnxConfig, OnnxScorer, Provider};
 use super::triton::{TlsConfig, TritonConfig, TritonScorer};
 
 /// Frames, height and width a model fixes (`None` where it leaves them free).
@@ -23,18 +25,32 @@ pub type Dims = [Option<u32>; 3];
 /// pool's supervisor thread delayed on a busy machine), the verdict would read `dropped`.
 const REMOTE_DEADLINE_GRACE: Duration = Duration::from_secs(1);
 
-/// Which scorer verifies clips.
+/// Which scorer (`model-type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ModelKind {
+    /// An ONNX model, I/O as the spec says.
     #[default]
     Onnx,
+    /// An ONNX export of TAO ActionRecognitionNet: TAO names, layout and normalisation.
     Tao,
     Fallback,
     Triton,
 }
 
-/// TLS files for an `https://` server.
-#[derive(Debug, Clone, Default, PartialEq)]
+impl ModelKind {
+    /// The `model-type` nick.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Onnx => "onnx",
+            ModelKind::Tao => "tao",
+            ModelKind::Fallback => "fallback",
+            ModelKind::Triton => "triton",
+        }
+    }
+}
+
+/// TLS towards the inference server; all `None` = none asked for (plain, unless `https://`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TlsFiles {
     pub ca_file: Option<PathBuf>,
     pub domain: Option<String>,
@@ -42,18 +58,20 @@ pub struct TlsFiles {
     pub key_file: Option<PathBuf>,
 }
 
-/// Everything that decides which scorer is built and how.
+/// What the scorer is made from: the element's scorer properties. Empty strings and paths
+/// count as unset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScorerSpec {
     pub kind: ModelKind,
     pub model_path: Option<PathBuf>,
     pub fallback_on_error: bool,
+    /// For the fallback scorer.
     pub weapon_labels: Vec<String>,
     pub labels_file: Option<PathBuf>,
-    /// Names or indices, comma-separated; empty = every class but the first.
+    /// `"armed,2"`: names or indices; empty = every class but the first.
     pub positive_classes: String,
     pub layout: Layout,
-    /// One number, or three comma-separated in the model's channel order.
+    /// One number or three comma-separated (R,G,B).
     pub mean: String,
     pub scale: String,
     pub color: ColorOrder,
@@ -62,7 +80,7 @@ pub struct ScorerSpec {
     pub output_name: Option<String>,
     pub provider: Provider,
     pub engine_cache_dir: Option<PathBuf>,
-    /// Threads per session; 0 = cores / max_workers, at least 1.
+    /// Intra-op threads per session; 0 = the cores shared out among the workers.
     pub inference_threads: u32,
     pub max_workers: u32,
     pub batch_size: u32,
@@ -107,34 +125,25 @@ impl Default for ScorerSpec {
     }
 }
 
-/// Which part failed: the element reports a model as a library problem and a server as a
-/// resource it could not open.
+/// Which side a message is about: the model (GStreamer's library domain) or the inference
+/// server (the resource domain).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Problem {
     Model,
     Server,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// Something the application should hear about; the scorer was built anyway.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
     pub problem: Problem,
     pub message: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct BuildError {
-    pub problem: Problem,
-    pub message: String,
-}
-
-impl std::fmt::Display for BuildError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
+/// A scorer ready for a pool.
 pub struct Built {
     pub scorer: Arc<dyn Scorer>,
+    /// Clip dims the model fixes: frames, height, width.
     pub dims: Dims,
     pub warnings: Vec<Warning>,
     /// What was built, for the log.
@@ -152,41 +161,141 @@ impl std::fmt::Debug for Built {
     }
 }
 
-fn non_empty<T: AsRef<std::ffi::OsStr> + Clone>(v: &Option<T>) -> Option<T> {
-    v.clone().filter(|v| !v.as_ref().is_empty())
+/// No scorer: the model cannot be used and `fallback-on-error=false`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct BuildError {
+    pub problem: Problem,
+    pub message: String,
 }
 
-/// The ONNX scorer settings, or an error naming the bad value.
-fn onnx_config(spec: &ScorerSpec) -> Result<OnnxConfig, String> {
+fn given_path(p: &Option<PathBuf>) -> Option<&Path> {
+    p.as_deref().filter(|p| !p.as_os_str().is_empty())
+}
+
+fn given_str(s: &Option<String>) -> Option<&str> {
+    s.as_deref().filter(|s| !s.is_empty())
+}
+
+/// The scorer `spec` asks for (see the module doc).
+pub fn build(spec: &ScorerSpec) -> Result<Built, BuildError> {
+    let fallback = |description: String, warnings: Vec<Warning>| Built {
+        scorer: Arc::new(FallbackScorer::new(spec.weapon_labels.clone())),
+        dims: [None; 3],
+        warnings,
+        description,
+    };
+    // The fallback in place of a model that cannot be used, or the error.
+    let instead = |problem: Problem, message: String| {
+        if spec.fallback_on_error {
+            let message = format!(
+                "{message}; verifying with the label-based fallback instead (fallback-on-error=true)"
+            );
+            Ok(fallback(
+                "the label-based fallback (the model cannot be used)".into(),
+                vec![Warning { problem, message }],
+            ))
+        } else {
+            Err(BuildError { problem, message })
+        }
+    };
+    match spec.kind {
+        ModelKind::Fallback => Ok(fallback("the label-based fallback".into(), vec![])),
+        ModelKind::Triton => {
+            let name = given_str(&spec.model_name).unwrap_or("");
+            match connect_triton(spec, name) {
+                Ok(scorer) => {
+                    let i = scorer.info().clone();
+                    Ok(Built {
+                        description: format!("Triton model {name:?} at {}: {i:?}", spec.server_url),
+                        scorer: Arc::new(scorer),
+                        dims: [i.frames, i.height, i.width],
+                        warnings: vec![],
+                    })
+                }
+                Err(e) => instead(
+                    Problem::Server,
+                    format!(
+                        "Cannot use server-url={:?} model-name={name:?}: {e}",
+                        spec.server_url
+                    ),
+                ),
+            }
+        }
+        ModelKind::Onnx | ModelKind::Tao => {
+            let Some(model) = given_path(&spec.model_path) else {
+                return Ok(fallback(
+                    "no model-path: verifying with the label-based fallback".into(),
+                    vec![],
+                ));
+            };
+            let loaded = onnx_config(spec, model)
+                .and_then(|config| OnnxScorer::load(config).map_err(|e| e.to_string()));
+            match loaded {
+                Ok(scorer) => {
+                    let i = scorer.info().clone();
+                    Ok(Built {
+                        description: format!(
+                            "model {model:?} loaded: {i:?}, provider {}",
+                            scorer.provider().as_str()
+                        ),
+                        warnings: scorer
+                            .warnings
+                            .iter()
+                            .map(|w| Warning {
+                                problem: Problem::Model,
+                                message: w.clone(),
+                            })
+                            .collect(),
+                        dims: [i.frames, i.height, i.width],
+                        scorer: Arc::new(scorer),
+                    })
+                }
+                Err(e) => instead(
+                    Problem::Model,
+                    format!("Cannot use model-path={model:?}: {e}"),
+                ),
+            }
+        }
+    }
+}
+
+/// The model I/O: names, layout, normalisation, labels, positive classes. Errors name the bad
+/// value.
+pub fn model_io(spec: &ScorerSpec) -> Result<ModelIo, String> {
+    let bad =
+        |what: &str, value: &str, hint: &str| format!("{what} {value:?} is not valid: {hint}");
     let triple = |name: &str, value: &str| -> Result<[f32; 3], String> {
         let v: Result<Vec<f32>, _> = value.split(',').map(|x| x.trim().parse::<f32>()).collect();
         match v.as_deref() {
             Ok([a]) if a.is_finite() => Ok([*a; 3]),
             Ok([a, b, c]) if [a, b, c].iter().all(|x| x.is_finite()) => Ok([*a, *b, *c]),
-            _ => Err(format!(
-                "{name} {value:?} is not valid: give one number, or three comma-separated (R,G,B)"
+            _ => Err(bad(
+                name,
+                value,
+                "give one number, or three comma-separated (R,G,B)",
             )),
         }
     };
     let tao = spec.kind == ModelKind::Tao;
-    let labels = match non_empty(&spec.labels_file) {
-        Some(path) => onnx::read_labels(&path).map_err(|e| e.to_string())?,
+    let labels = match given_path(&spec.labels_file) {
+        Some(path) => {
+            let labels = crate::labels::read_labels_file(path).map_err(|e| e.to_string())?;
+            if labels.is_empty() {
+                return Err(format!("labels file {path:?}: it is empty"));
+            }
+            labels
+        }
         None => Vec::new(),
     };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = match spec.inference_threads {
-        0 => (cores / spec.max_workers.max(1) as usize).max(1),
-        n => n as usize,
-    };
-    let name = |n: &Option<String>, tao_name: &str| match non_empty(n) {
-        Some(n) => Some(n),
+    let name = |n: &Option<String>, tao_name: &str| match given_str(n) {
+        Some(n) => Some(n.to_string()),
         None if tao => Some(tao_name.to_string()),
         None => None,
     };
-    Ok(OnnxConfig {
-        model_path: spec.model_path.clone().unwrap_or_default(),
-        input_name: name(&spec.input_name, onnx::TAO_INPUT),
-        output_name: name(&spec.output_name, onnx::TAO_OUTPUT),
+    Ok(ModelIo {
+        input_name: name(&spec.input_name, TAO_INPUT),
+        output_name: name(&spec.output_name, TAO_OUTPUT),
         layout: if tao { Layout::Ncdhw } else { spec.layout },
         mean: if tao {
             [127.5; 3]
@@ -202,155 +311,56 @@ fn onnx_config(spec: &ScorerSpec) -> Result<OnnxConfig, String> {
         activation: spec.activation,
         labels,
         positive: ClassRef::parse_list(&spec.positive_classes),
+    })
+}
+
+fn onnx_config(spec: &ScorerSpec, model: &Path) -> Result<OnnxConfig, String> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = match spec.inference_threads {
+        0 => (cores / spec.max_workers.max(1) as usize).max(1),
+        n => n as usize,
+    };
+    Ok(OnnxConfig {
+        model_path: model.to_path_buf(),
+        io: model_io(spec)?,
         provider: spec.provider,
-        trt_cache_dir: non_empty(&spec.engine_cache_dir),
+        trt_cache_dir: given_path(&spec.engine_cache_dir).map(Path::to_path_buf),
         threads,
         sessions: spec.max_workers as usize,
         max_batch: spec.batch_size as usize,
     })
 }
 
-/// The scorer `spec` asks for, or the label-based fallback (no model asked for, or one that
-/// cannot be used while `fallback_on_error` allows it).
-pub fn build(spec: &ScorerSpec) -> Result<Built, BuildError> {
-    let fallback = |warnings: Vec<Warning>, description: &str| Built {
-        scorer: Arc::new(FallbackScorer::new(spec.weapon_labels.clone())),
-        dims: [None; 3],
-        warnings,
-        description: description.to_string(),
-    };
-    if spec.kind == ModelKind::Triton {
-        return connect_triton(spec, &fallback);
+fn connect_triton(spec: &ScorerSpec, name: &str) -> Result<TritonScorer, String> {
+    let io = model_io(spec)?;
+    if name.is_empty() {
+        return Err("model-type=triton needs model-name (the model's name on the server)".into());
     }
-    let model = spec.model_path.clone().unwrap_or_default();
-    if spec.kind == ModelKind::Fallback || model.as_os_str().is_empty() {
-        return Ok(fallback(
-            Vec::new(),
-            if spec.kind == ModelKind::Fallback {
-                "label-based fallback (model-type=fallback)"
-            } else {
-                "label-based fallback (no model-path)"
-            },
-        ));
-    }
-    let model = model.display().to_string();
-    let loaded = onnx_config(spec)
-        .and_then(|config| OnnxScorer::load(config).map_err(|e| e.to_string()))
-        .map_err(|e| format!("Cannot use model-path={model:?}: {e}"));
-    match loaded {
-        Ok(scorer) => {
-            let warnings = scorer
-                .warnings
-                .iter()
-                .map(|w| Warning {
-                    problem: Problem::Model,
-                    message: w.clone(),
-                })
-                .collect();
-            let i = scorer.info().clone();
-            let description = format!(
-                "model {model:?} loaded: {i:?}, provider {}",
-                scorer.provider().as_str()
-            );
-            Ok(Built {
-                dims: [i.frames, i.height, i.width],
-                scorer: Arc::new(scorer),
-                warnings,
-                description,
-            })
-        }
-        Err(e) if spec.fallback_on_error => {
-            let w = Warning {
-                problem: Problem::Model,
-                message: format!(
-                    "{e}; verifying with the label-based fallback instead (fallback-on-error=true)"
-                ),
-            };
-            Ok(fallback(vec![w], "label-based fallback (the model failed)"))
-        }
-        Err(message) => Err(BuildError {
-            problem: Problem::Model,
-            message,
-        }),
-    }
-}
-
-/// The remote scorer, or the fallback when the server cannot be used and `fallback_on_error`
-/// allows.
-fn connect_triton(
-    spec: &ScorerSpec,
-    fallback: &dyn Fn(Vec<Warning>, &str) -> Built,
-) -> Result<Built, BuildError> {
     let t = &spec.tls;
-    let tls = (non_empty(&t.ca_file).is_some()
-        || non_empty(&t.domain).is_some()
-        || non_empty(&t.cert_file).is_some()
-        || non_empty(&t.key_file).is_some())
-    .then(|| TlsConfig {
-        ca_file: non_empty(&t.ca_file),
-        domain: non_empty(&t.domain),
-        cert_file: non_empty(&t.cert_file),
-        key_file: non_empty(&t.key_file),
-    });
-    let name = spec.model_name.clone().unwrap_or_default();
-    let connected = onnx_config(spec).and_then(|o| {
-        if name.is_empty() {
-            return Err(
-                "model-type=triton needs model-name (the model's name on the server)".into(),
-            );
-        }
-        TritonScorer::connect(TritonConfig {
-            url: spec.server_url.clone(),
-            model_name: name.clone(),
-            model_version: spec.model_version.clone().unwrap_or_default(),
-            connect_timeout: spec.connect_timeout,
-            request_timeout: spec.worker_timeout + REMOTE_DEADLINE_GRACE,
-            tls,
-            model: o,
-            max_batch: spec.batch_size as usize,
-            // One RPC in flight per worker: the workers are the concurrency.
-            in_flight: spec.max_workers.max(1) as usize,
-        })
-        .map_err(|e| e.to_string())
-    });
-    let what = format!(
-        "Cannot use server-url={:?} model-name={:?}",
-        spec.server_url, name
-    );
-    match connected {
-        Ok(scorer) => {
-            let i = scorer.info().clone();
-            let description = format!("Triton model {name:?} at {}: {i:?}", spec.server_url);
-            Ok(Built {
-                dims: [i.frames, i.height, i.width],
-                scorer: Arc::new(scorer),
-                warnings: Vec::new(),
-                description,
-            })
-        }
-        Err(e) if spec.fallback_on_error => {
-            let w = Warning {
-                problem: Problem::Server,
-                message: format!(
-                    "{what}: {e}; verifying with the label-based fallback instead \
-                     (fallback-on-error=true)"
-                ),
-            };
-            Ok(fallback(
-                vec![w],
-                "label-based fallback (the server failed)",
-            ))
-        }
-        Err(e) => Err(BuildError {
-            problem: Problem::Server,
-            message: format!("{what}: {e}"),
-        }),
-    }
+    let tls = TlsConfig {
+        ca_file: given_path(&t.ca_file).map(Path::to_path_buf),
+        domain: given_str(&t.domain).map(String::from),
+        cert_file: given_path(&t.cert_file).map(Path::to_path_buf),
+        key_file: given_path(&t.key_file).map(Path::to_path_buf),
+    };
+    TritonScorer::connect(TritonConfig {
+        url: spec.server_url.clone(),
+        model_name: name.to_string(),
+        model_version: given_str(&spec.model_version).unwrap_or("").to_string(),
+        connect_timeout: spec.connect_timeout,
+        request_timeout: spec.worker_timeout + REMOTE_DEADLINE_GRACE,
+        tls: (tls != TlsConfig::default()).then_some(tls),
+        io,
+        max_batch: spec.batch_size as usize,
+        // One RPC in flight per worker: the workers are the concurrency.
+        in_flight: spec.max_workers.max(1) as usize,
+    })
+    .map_err(|e| e.to_string())
 }
 
-/// The clip shape `[temporal-size, input-height, input-width]`: what the model fixes wins over
-/// the requested values, unless the application set that value itself (`explicit`) to something
-/// else, which is an error naming both.
+/// The clip shape: what the model fixes wins over the properties, unless the application set
+/// a property to something else, which is an error. `requested` = [temporal-size,
+/// input-height, input-width]; `explicit` = which of them the application set.
 pub fn clip_shape(
     requested: [u32; 3],
     explicit: [bool; 3],
@@ -361,11 +371,10 @@ pub fn clip_shape(
     for i in 0..3 {
         match dims[i] {
             Some(f) if f != requested[i] && explicit[i] => {
+                let (name, value) = (NAMES[i], requested[i]);
                 return Err(format!(
-                    "{name}={value} conflicts with the model, which takes {f}; unset {name} or use \
-                     a model exported for {value}",
-                    name = NAMES[i],
-                    value = requested[i],
+                    "{name}={value} conflicts with the model, which takes {f}; unset {name} or \
+                     use a model exported for {value}"
                 ));
             }
             Some(f) => shape[i] = f,
@@ -375,20 +384,159 @@ pub fn clip_shape(
     Ok(shape)
 }
 
+impl ScorerSpec {
+    /// The settings in which `other` differs from this spec, one `"property: ours vs theirs"`
+    /// entry each, named as the element's properties are.
+    pub fn differences(&self, other: &ScorerSpec) -> Vec<String> {
+        fn opt<T: std::fmt::Debug>(v: &Option<T>) -> String {
+            v.as_ref().map_or("unset".into(), |v| format!("{v:?}"))
+        }
+        fn lower<T: std::fmt::Debug>(v: &T) -> String {
+            format!("{v:?}").to_lowercase()
+        }
+        let secs = |d: &Duration| d.as_secs_f64().to_string();
+        let (a, b) = (self, other);
+        let fields: [(&str, String, String); 27] = [
+            ("model-type", a.kind.as_str().into(), b.kind.as_str().into()),
+            ("model-path", opt(&a.model_path), opt(&b.model_path)),
+            (
+                "fallback-on-error",
+                a.fallback_on_error.to_string(),
+                b.fallback_on_error.to_string(),
+            ),
+            (
+                "weapon-labels",
+                format!("{:?}", a.weapon_labels.join(",")),
+                format!("{:?}", b.weapon_labels.join(",")),
+            ),
+            ("labels-file", opt(&a.labels_file), opt(&b.labels_file)),
+            (
+                "positive-classes",
+                format!("{:?}", a.positive_classes),
+                format!("{:?}", b.positive_classes),
+            ),
+            ("tensor-layout", lower(&a.layout), lower(&b.layout)),
+            ("mean", format!("{:?}", a.mean), format!("{:?}", b.mean)),
+            ("scale", format!("{:?}", a.scale), format!("{:?}", b.scale)),
+            ("color-order", lower(&a.color), lower(&b.color)),
+            (
+                "output-activation",
+                lower(&a.activation),
+                lower(&b.activation),
+            ),
+            ("input-name", opt(&a.input_name), opt(&b.input_name)),
+            ("output-name", opt(&a.output_name), opt(&b.output_name)),
+            (
+                "execution-provider",
+                a.provider.as_str().into(),
+                b.provider.as_str().into(),
+            ),
+            (
+                "engine-cache-dir",
+                opt(&a.engine_cache_dir),
+                opt(&b.engine_cache_dir),
+            ),
+            (
+                "inference-threads",
+                a.inference_threads.to_string(),
+                b.inference_threads.to_string(),
+            ),
+            (
+                "max-workers",
+                a.max_workers.to_string(),
+                b.max_workers.to_string(),
+            ),
+            (
+                "batch-size",
+                a.batch_size.to_string(),
+                b.batch_size.to_string(),
+            ),
+            (
+                "worker-timeout",
+                secs(&a.worker_timeout),
+                secs(&b.worker_timeout),
+            ),
+            (
+                "server-url",
+                format!("{:?}", a.server_url),
+                format!("{:?}", b.server_url),
+            ),
+            ("model-name", opt(&a.model_name), opt(&b.model_name)),
+            (
+                "model-version",
+                opt(&a.model_version),
+                opt(&b.model_version),
+            ),
+            (
+                "connect-timeout",
+                secs(&a.connect_timeout),
+                secs(&b.connect_timeout),
+            ),
+            ("tls-ca-file", opt(&a.tls.ca_file), opt(&b.tls.ca_file)),
+            ("tls-domain", opt(&a.tls.domain), opt(&b.tls.domain)),
+            (
+                "tls-cert-file",
+                opt(&a.tls.cert_file),
+                opt(&b.tls.cert_file),
+            ),
+            ("tls-key-file", opt(&a.tls.key_file), opt(&b.tls.key_file)),
+        ];
+        fields
+            .into_iter()
+            .filter(|(_, x, y)| x != y)
+            .map(|(name, x, y)| format!("{name}: {x} vs {y}"))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn no_model_is_the_fallback_without_a_word() {
-        let b = build(&ScorerSpec::default()).unwrap();
-        assert_eq!(b.scorer.name(), "fallback");
-        assert!(b.warnings.is_empty());
-        assert_eq!(b.dims, [None; 3]);
+    /// The tiny model `make models` generates (copied into the worktree for tests).
+    fn tiny_model() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny-action.onnx")
+    }
+
+    /// Whether ONNX Runtime is there; a test environment that names one must load it.
+    fn onnx_runtime() -> bool {
+        let loaded = crate::scorer::onnx::runtime();
+        if std::env::var_os("ORT_DYLIB_PATH").is_some() {
+            loaded.unwrap_or_else(|e| panic!("{e}"));
+            return true;
+        }
+        loaded.is_ok()
     }
 
     #[test]
-    fn a_missing_model_warns_or_fails_by_fallback_on_error() {
+    fn no_model_or_fallback_kind_gives_the_fallback() {
+        let b = build(&ScorerSpec::default()).unwrap();
+        assert_eq!(b.scorer.name(), "fallback");
+        assert!(!b.scorer.is_model());
+        assert_eq!(b.dims, [None; 3]);
+        assert!(b.warnings.is_empty());
+        assert!(b.description.contains("no model-path"), "{}", b.description);
+
+        let b = build(&ScorerSpec {
+            model_path: Some(PathBuf::new()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(b.scorer.name(), "fallback", "an empty path is no path");
+
+        // model-type=fallback ignores a model path, even a missing one.
+        let b = build(&ScorerSpec {
+            kind: ModelKind::Fallback,
+            model_path: Some("/nonexistent/model.onnx".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(b.scorer.name(), "fallback");
+        assert!(b.warnings.is_empty());
+    }
+
+    #[test]
+    fn a_missing_model_warns_and_falls_back_or_is_an_error() {
         let spec = ScorerSpec {
             model_path: Some("/nonexistent/model.onnx".into()),
             ..Default::default()
@@ -400,71 +548,320 @@ mod tests {
         assert_eq!(w.problem, Problem::Model);
         assert!(
             w.message
-                .contains("Cannot use model-path=\"/nonexistent/model.onnx\"")
-        );
-        assert!(
-            w.message.contains("fallback-on-error=true"),
+                .starts_with("Cannot use model-path=\"/nonexistent/model.onnx\": ")
+                && w.message.ends_with(
+                    "; verifying with the label-based fallback instead (fallback-on-error=true)"
+                ),
             "{}",
             w.message
         );
+
         let e = build(&ScorerSpec {
             fallback_on_error: false,
             ..spec
         })
         .unwrap_err();
-        assert!(e.message.contains("/nonexistent/model.onnx"), "{e}");
-        assert!(!e.message.contains("fallback"), "{e}");
+        assert_eq!(e.problem, Problem::Model);
+        assert!(
+            e.message
+                .starts_with("Cannot use model-path=\"/nonexistent/model.onnx\": ")
+                && e.message.contains("does not exist")
+                && !e.message.contains("fallback"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
-    fn bad_mean_and_triton_without_a_name_are_named() {
+    fn bad_mean_or_scale_name_the_value() {
+        for (mean, scale, what) in [
+            ("1,2", "1", "mean \"1,2\""),
+            ("x", "1", "mean \"x\""),
+            ("1", "inf", "scale \"inf\""),
+            ("1", "1,2,3,4", "scale \"1,2,3,4\""),
+        ] {
+            let spec = ScorerSpec {
+                model_path: Some(tiny_model()),
+                mean: mean.into(),
+                scale: scale.into(),
+                fallback_on_error: false,
+                ..Default::default()
+            };
+            let e = build(&spec).unwrap_err();
+            assert_eq!(
+                e.message,
+                format!(
+                    "Cannot use model-path={:?}: {what} is not valid: give one number, or three \
+                     comma-separated (R,G,B)",
+                    tiny_model()
+                )
+            );
+        }
+        let io = model_io(&ScorerSpec {
+            mean: " 1, 2 ,3".into(),
+            scale: "0.5".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!((io.mean, io.scale), ([1.0, 2.0, 3.0], [0.5; 3]));
+    }
+
+    #[test]
+    fn tao_fixes_names_layout_and_normalisation() {
+        let odd = ScorerSpec {
+            kind: ModelKind::Tao,
+            layout: Layout::Ndhwc,
+            mean: "not a number".into(),
+            scale: "1".into(),
+            color: ColorOrder::Bgr,
+            activation: Activation::Sigmoid,
+            ..Default::default()
+        };
+        let io = model_io(&odd).unwrap();
+        assert_eq!(io.input_name.as_deref(), Some(TAO_INPUT));
+        assert_eq!(io.output_name.as_deref(), Some(TAO_OUTPUT));
+        assert_eq!(io.layout, Layout::Ncdhw);
+        assert_eq!((io.mean, io.scale), ([127.5; 3], [1.0 / 127.5; 3]));
+        assert_eq!(io.color, ColorOrder::Rgb);
+        assert_eq!(
+            io.activation,
+            Activation::Sigmoid,
+            "the activation is the spec's"
+        );
+        // Names the application gives win, also for TAO.
+        let io = model_io(&ScorerSpec {
+            input_name: Some("clip".into()),
+            ..odd.clone()
+        })
+        .unwrap();
+        assert_eq!(io.input_name.as_deref(), Some("clip"));
+        // Not TAO: no names unless given; the spec's layout and colours.
+        let io = model_io(&ScorerSpec {
+            layout: Layout::Ndhwc,
+            color: ColorOrder::Bgr,
+            input_name: Some(String::new()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!((io.input_name, io.output_name), (None, None));
+        assert_eq!((io.layout, io.color), (Layout::Ndhwc, ColorOrder::Bgr));
+        assert_eq!(io.mean, [127.5; 3]);
+        assert!((io.scale[0] - 1.0 / 127.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn labels_files_are_read_and_an_empty_one_refused() {
+        let dir = std::env::temp_dir().join(format!("iguard-factory-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("labels.txt");
+        std::fs::write(&path, "normal\narmed\n").unwrap();
         let spec = ScorerSpec {
-            mean: "1,2".into(),
-            model_path: Some("/x.onnx".into()),
+            labels_file: Some(path.clone()),
+            positive_classes: "armed, 0".into(),
+            ..Default::default()
+        };
+        let io = model_io(&spec).unwrap();
+        assert_eq!(io.labels, ["normal", "armed"]);
+        assert_eq!(
+            io.positive,
+            [ClassRef::Name("armed".into()), ClassRef::Index(0)]
+        );
+        std::fs::write(&path, "\n\n").unwrap();
+        let e = model_io(&spec).unwrap_err();
+        assert_eq!(e, format!("labels file {path:?}: it is empty"));
+        std::fs::remove_dir_all(&dir).unwrap();
+        let e = model_io(&spec).unwrap_err();
+        assert!(e.starts_with(&format!("labels file {path:?}: ")), "{e}");
+    }
+
+    #[test]
+    fn the_tiny_model_loads_with_its_dims() {
+        if !onnx_runtime() {
+            eprintln!("skipped: no ONNX Runtime (set ORT_DYLIB_PATH)");
+            return;
+        }
+        let b = build(&ScorerSpec {
+            model_path: Some(tiny_model()),
+            kind: ModelKind::Tao,
+            fallback_on_error: false,
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(b.scorer.name(), "onnx");
+        assert!(b.dims.iter().all(Option::is_some), "{:?}", b.dims);
+        assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+        assert!(
+            b.description.contains("tiny-action.onnx"),
+            "{}",
+            b.description
+        );
+    }
+
+    #[test]
+    fn the_model_wins_unless_the_application_asked_otherwise() {
+        let dims = [Some(16), Some(112), None];
+        assert_eq!(
+            clip_shape([8, 224, 320], [false; 3], dims).unwrap(),
+            [16, 112, 320]
+        );
+        assert_eq!(
+            clip_shape([16, 224, 320], [true, false, true], dims).unwrap(),
+            [16, 112, 320],
+            "an explicit value the model agrees with is fine"
+        );
+        assert_eq!(
+            clip_shape([8, 224, 320], [true; 3], [None; 3]).unwrap(),
+            [8, 224, 320]
+        );
+        let e = clip_shape([8, 224, 320], [true, false, false], dims).unwrap_err();
+        assert_eq!(
+            e,
+            "temporal-size=8 conflicts with the model, which takes 16; unset temporal-size or \
+             use a model exported for 8"
+        );
+        let e = clip_shape([16, 224, 320], [false, true, false], dims).unwrap_err();
+        assert!(
+            e.starts_with("input-height=224 conflicts with the model, which takes 112"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn triton_without_model_name_says_so() {
+        let spec = ScorerSpec {
+            kind: ModelKind::Triton,
+            server_url: "127.0.0.1:1".into(),
             fallback_on_error: false,
             ..Default::default()
         };
         let e = build(&spec).unwrap_err();
-        assert!(e.message.contains("mean \"1,2\" is not valid"), "{e}");
-        let e = build(&ScorerSpec {
-            kind: ModelKind::Triton,
-            fallback_on_error: false,
-            ..Default::default()
-        })
-        .unwrap_err();
         assert_eq!(e.problem, Problem::Server);
-        assert!(e.message.contains("needs model-name"), "{e}");
+        assert_eq!(
+            e.message,
+            "Cannot use server-url=\"127.0.0.1:1\" model-name=\"\": model-type=triton needs \
+             model-name (the model's name on the server)"
+        );
+        let b = build(&ScorerSpec {
+            fallback_on_error: true,
+            model_name: Some(String::new()),
+            ..spec
+        })
+        .unwrap();
+        assert_eq!(b.scorer.name(), "fallback");
+        assert_eq!(b.warnings.len(), 1);
+        assert_eq!(b.warnings[0].problem, Problem::Server);
+        assert!(
+            b.warnings[0].message.contains("needs model-name")
+                && b.warnings[0].message.contains("(fallback-on-error=true)"),
+            "{:?}",
+            b.warnings
+        );
     }
 
     #[test]
-    fn tao_uses_its_names_and_normalisation() {
-        let c = onnx_config(&ScorerSpec {
-            kind: ModelKind::Tao,
-            mean: "0".into(),
-            color: ColorOrder::Bgr,
+    fn an_unreachable_server_falls_back_with_a_server_warning() {
+        // Nothing listens on port 1 of loopback: refused at once.
+        let b = build(&ScorerSpec {
+            kind: ModelKind::Triton,
+            server_url: "127.0.0.1:1".into(),
+            model_name: Some("m".into()),
+            connect_timeout: Duration::from_secs(2),
             ..Default::default()
         })
         .unwrap();
-        assert_eq!(c.input_name.as_deref(), Some("input_rgb"));
-        assert_eq!(c.output_name.as_deref(), Some("fc_pred"));
-        assert_eq!((c.mean, c.color), ([127.5; 3], ColorOrder::Rgb));
+        assert_eq!(b.scorer.name(), "fallback");
+        let w = &b.warnings[0];
+        assert_eq!(w.problem, Problem::Server);
+        assert!(
+            w.message
+                .starts_with("Cannot use server-url=\"127.0.0.1:1\" model-name=\"m\": "),
+            "{}",
+            w.message
+        );
     }
 
     #[test]
-    fn the_model_wins_unless_a_value_was_set_explicitly() {
-        let dims = [Some(8), None, Some(112)];
+    fn differences_name_each_property_that_differs() {
+        let a = ScorerSpec::default();
+        assert!(a.differences(&a.clone()).is_empty());
+        let b = ScorerSpec {
+            worker_timeout: Duration::from_secs(60),
+            kind: ModelKind::Tao,
+            model_path: Some("/m.onnx".into()),
+            layout: Layout::Ndhwc,
+            provider: Provider::TensorRt,
+            connect_timeout: Duration::from_millis(1500),
+            tls: TlsFiles {
+                domain: Some("example".into()),
+                ..Default::default()
+            },
+            ..a.clone()
+        };
         assert_eq!(
-            clip_shape([16, 224, 224], [false; 3], dims),
-            Ok([8, 224, 112])
+            a.differences(&b),
+            [
+                "model-type: onnx vs tao",
+                "model-path: unset vs \"/m.onnx\"",
+                "tensor-layout: ncdhw vs ndhwc",
+                "execution-provider: cpu vs tensorrt",
+                "worker-timeout: 10 vs 60",
+                "connect-timeout: 5 vs 1.5",
+                "tls-domain: unset vs \"example\"",
+            ]
         );
+        assert_eq!(b.differences(&a).len(), 7);
+        let c = ScorerSpec {
+            weapon_labels: vec!["gun".into()],
+            mean: "1".into(),
+            max_workers: 4,
+            ..a.clone()
+        };
         assert_eq!(
-            clip_shape([8, 224, 224], [true, true, false], dims),
-            Ok([8, 224, 112])
+            a.differences(&c),
+            [
+                "weapon-labels: \"weapon,gun,pistol,rifle,knife\" vs \"gun\"",
+                "mean: \"127.5\" vs \"1\"",
+                "max-workers: 2 vs 4",
+            ]
         );
-        let e = clip_shape([16, 224, 224], [true, false, false], dims).unwrap_err();
-        assert!(
-            e.contains("temporal-size=16 conflicts with the model, which takes 8"),
-            "{e}"
-        );
+    }
+
+    #[test]
+    fn every_field_is_compared() {
+        // A spec differing everywhere from the default: one entry per property.
+        let a = ScorerSpec::default();
+        let b = ScorerSpec {
+            kind: ModelKind::Triton,
+            model_path: Some("/m".into()),
+            fallback_on_error: false,
+            weapon_labels: vec![],
+            labels_file: Some("/l".into()),
+            positive_classes: "1".into(),
+            layout: Layout::Ndchw,
+            mean: "0".into(),
+            scale: "1".into(),
+            color: ColorOrder::Bgr,
+            activation: Activation::None,
+            input_name: Some("i".into()),
+            output_name: Some("o".into()),
+            provider: Provider::Cuda,
+            engine_cache_dir: Some("/c".into()),
+            inference_threads: 3,
+            max_workers: 5,
+            batch_size: 6,
+            worker_timeout: Duration::from_secs(7),
+            server_url: "h:1".into(),
+            model_name: Some("n".into()),
+            model_version: Some("2".into()),
+            connect_timeout: Duration::from_secs(8),
+            tls: TlsFiles {
+                ca_file: Some("/ca".into()),
+                domain: Some("d".into()),
+                cert_file: Some("/cert".into()),
+                key_file: Some("/key".into()),
+            },
+        };
+        assert_eq!(a.differences(&b).len(), 27, "{:#?}", a.differences(&b));
+        assert_ne!(a, b);
     }
 }

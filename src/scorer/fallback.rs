@@ -65,12 +65,13 @@ impl Scorer for FallbackScorer {
         false
     }
 
-    fn max_batch(&self) -> usize {
-        usize::MAX
-    }
-
+    /// Labels only: the tiles are never read.
     fn needs_pixels(&self) -> bool {
         false
+    }
+
+    fn max_batch(&self) -> usize {
+        usize::MAX
     }
 
     fn score(&self, clips: &[&Clip], _cancel: &Cancel) -> Result<Vec<Score>, ScoreError> {
@@ -137,6 +138,18 @@ mod tests {
         let s = score(&clip(&[both, knife, knife]));
         assert!((s.score - (0.7 + 0.9 + 0.9) / 3.0).abs() < 1e-9);
         assert_eq!(s.label, "knife");
+    }
+
+    #[test]
+    fn labels_only_so_no_pixels() {
+        let s = FallbackScorer::new(vec!["weapon".into()]);
+        assert!(!s.needs_pixels());
+        // The score does not depend on the pixels.
+        let w: &[(&str, f64)] = &[("weapon", 0.8)];
+        let mut a = clip(&[w, w]);
+        let before = s.score(&[&a], &Cancel::new()).unwrap();
+        a.pixels.iter_mut().for_each(|p| *p = 255);
+        assert_eq!(s.score(&[&a], &Cancel::new()).unwrap(), before);
     }
 
     #[test]

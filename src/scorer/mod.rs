@@ -11,6 +11,7 @@ pub mod factory;
 pub mod fallback;
 #[cfg(any(test, feature = "testing"))]
 pub mod faults;
+pub mod model_io;
 pub mod onnx;
 pub mod triton;
 
@@ -41,8 +42,8 @@ pub trait Scorer: Send + Sync {
     /// those of a heuristic stand-in are `fallback`.
     fn is_model(&self) -> bool;
 
-    /// Whether [`Scorer::score`] reads the clips' pixels. A scorer that reads only the labels
-    /// seen on each frame says no, and the element skips sampling tiles for it.
+    /// Whether the scorer reads the clips' pixels. One that does not (it scores from the
+    /// labels the detector saw) lets the element skip sampling tiles.
     fn needs_pixels(&self) -> bool {
         true
     }
@@ -116,6 +117,28 @@ impl std::fmt::Debug for Cancel {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
+
+    struct Model;
+
+    impl Scorer for Model {
+        fn name(&self) -> &str {
+            "model"
+        }
+        fn is_model(&self) -> bool {
+            true
+        }
+        fn score(&self, _: &[&Clip], _: &Cancel) -> Result<Vec<Score>, ScoreError> {
+            Ok(vec![])
+        }
+    }
+
+    #[test]
+    fn scorers_need_pixels_unless_they_say_otherwise() {
+        assert!(Model.needs_pixels());
+        assert_eq!(Model.max_batch(), 1);
+        let fallback: &dyn Scorer = &fallback::FallbackScorer::new(vec![]);
+        assert!(!fallback.needs_pixels());
+    }
 
     #[test]
     fn hooks_run_once_and_late_hooks_run_at_once() {

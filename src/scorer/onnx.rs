@@ -5,11 +5,10 @@
 //! system's `libonnxruntime.so`. The same build runs the PyPI wheel's CPU library here and
 //! NVIDIA's build (CUDA, TensorRT) on a Jetson.
 //!
-//! Defaults follow NVIDIA TAO ActionRecognitionNet (3D, RGB): input `input_rgb`
-//! `[N, 3, T, H, W]`, pixels scaled to [-1, 1] (mean 127.5, scale 1/127.5), output `fc_pred`
-//! `[N, classes]` logits. The input's static dims (T, H, W, N) are read from the model.
+//! The model's I/O (tensor names, layout, normalisation, scores) is [`super::model_io`]'s,
+//! shared with the remote scorer. The input's static dims (T, H, W, N) are read from the model.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, TryLockError};
 
@@ -17,48 +16,12 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{RunOptions, Session};
 use ort::value::Tensor;
 
+use super::model_io::{
+    self, ClassError, ModelInfo, ModelIo, TAO_INPUT, TAO_OUTPUT, info_from_shapes, pick_name,
+    resolve_positive,
+};
 use super::{Cancel, Score, ScoreError, Scorer};
 use crate::clip::Clip;
-
-/// Memory order of the model's input tensor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Layout {
-    /// `[N, C, T, H, W]` (TAO, PyTorch video models).
-    #[default]
-    Ncdhw,
-    /// `[N, T, C, H, W]`.
-    Ndchw,
-    /// `[N, T, H, W, C]` (TensorFlow/Keras).
-    Ndhwc,
-}
-
-impl Layout {
-    /// Positions of (T, C, H, W) in the 5-D input shape.
-    fn axes(self) -> (usize, usize, usize, usize) {
-        match self {
-            Layout::Ncdhw => (2, 1, 3, 4),
-            Layout::Ndchw => (1, 2, 3, 4),
-            Layout::Ndhwc => (1, 4, 2, 3),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ColorOrder {
-    #[default]
-    Rgb,
-    Bgr,
-}
-
-/// What turns the model's output into probabilities.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Activation {
-    /// The outputs are probabilities already.
-    None,
-    #[default]
-    Softmax,
-    Sigmoid,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Provider {
@@ -78,42 +41,12 @@ impl Provider {
     }
 }
 
-/// A class counted into the score, by name (needs labels) or index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClassRef {
-    Index(usize),
-    Name(String),
-}
-
-impl ClassRef {
-    /// Parses `"1,3"` or `"armed,fighting"` (mixed is fine). Empty = every class but the first.
-    pub fn parse_list(s: &str) -> Vec<ClassRef> {
-        s.split(',')
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .map(|c| match c.parse::<usize>() {
-                Ok(i) => ClassRef::Index(i),
-                Err(_) => ClassRef::Name(c.to_string()),
-            })
-            .collect()
-    }
-}
-
+/// What loading a model into ONNX Runtime takes: the model and its I/O, and how the runtime
+/// runs it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OnnxConfig {
     pub model_path: PathBuf,
-    /// Input and output names; `None` = the TAO names when the model has them, else the
-    /// model's first input and output.
-    pub input_name: Option<String>,
-    pub output_name: Option<String>,
-    pub layout: Layout,
-    /// Per channel in model order (R, G, B unless `color` is BGR).
-    pub mean: [f32; 3],
-    pub scale: [f32; 3],
-    pub color: ColorOrder,
-    pub activation: Activation,
-    pub labels: Vec<String>,
-    pub positive: Vec<ClassRef>,
+    pub io: ModelIo,
     pub provider: Provider,
     pub trt_cache_dir: Option<PathBuf>,
     /// Intra-op threads per session.
@@ -127,15 +60,7 @@ impl Default for OnnxConfig {
     fn default() -> Self {
         OnnxConfig {
             model_path: PathBuf::new(),
-            input_name: None,
-            output_name: None,
-            layout: Layout::Ncdhw,
-            mean: [127.5; 3],
-            scale: [1.0 / 127.5; 3],
-            color: ColorOrder::Rgb,
-            activation: Activation::Softmax,
-            labels: Vec::new(),
-            positive: Vec::new(),
+            io: ModelIo::default(),
             provider: Provider::Cpu,
             trt_cache_dir: None,
             threads: 1,
@@ -143,22 +68,6 @@ impl Default for OnnxConfig {
             max_batch: 1,
         }
     }
-}
-
-pub const TAO_INPUT: &str = "input_rgb";
-pub const TAO_OUTPUT: &str = "fc_pred";
-
-/// What the model says about itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelInfo {
-    pub input_name: String,
-    pub output_name: String,
-    /// Static dims; `None` where the model leaves them free.
-    pub batch: Option<usize>,
-    pub frames: Option<u32>,
-    pub height: Option<u32>,
-    pub width: Option<u32>,
-    pub classes: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -180,10 +89,8 @@ pub enum LoadError {
     Model { path: PathBuf, reason: String },
     #[error("model {path:?}: {reason}")]
     Io { path: PathBuf, reason: String },
-    #[error("labels file {path:?}: {reason}")]
-    Labels { path: PathBuf, reason: String },
-    #[error("positive-classes: {0}")]
-    Positive(String),
+    #[error(transparent)]
+    Classes(#[from] ClassError),
 }
 
 static RUNTIME: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
@@ -215,200 +122,6 @@ pub fn runtime() -> Result<&'static ort::environment::Environment, LoadError> {
         })
 }
 
-/// Reads a labels file: one class name a line (blank lines kept as unnamed classes only when
-/// followed by a name), or one line of `;`-separated names.
-pub fn read_labels(path: &Path) -> Result<Vec<String>, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|e| LoadError::Labels {
-        path: path.into(),
-        reason: e.to_string(),
-    })?;
-    let lines: Vec<&str> = text.lines().map(str::trim).collect();
-    let lines: Vec<&str> = match lines.iter().rposition(|l| !l.is_empty()) {
-        Some(last) => lines[..=last].to_vec(),
-        None => {
-            return Err(LoadError::Labels {
-                path: path.into(),
-                reason: "it is empty".into(),
-            });
-        }
-    };
-    if lines.len() == 1 && lines[0].contains(';') {
-        return Ok(lines[0].split(';').map(|l| l.trim().to_string()).collect());
-    }
-    Ok(lines.into_iter().map(String::from).collect())
-}
-
-/// Fills `out` (len = clips × 3 × T × H × W) with the normalised clips in `layout`.
-pub fn preprocess(clips: &[&Clip], config: &OnnxConfig, out: &mut [f32]) {
-    let Some(first) = clips.first() else { return };
-    let (t, h, w) = (
-        first.frames as usize,
-        first.height as usize,
-        first.width as usize,
-    );
-    let per_clip = 3 * t * h * w;
-    // Source channel (in the RGB tile) for each model channel.
-    let src = match config.color {
-        ColorOrder::Rgb => [0, 1, 2],
-        ColorOrder::Bgr => [2, 1, 0],
-    };
-    let lut: Vec<[f32; 256]> = (0..3)
-        .map(|c| {
-            let mut l = [0f32; 256];
-            for (v, x) in l.iter_mut().enumerate() {
-                *x = (v as f32 - config.mean[c]) * config.scale[c];
-            }
-            l
-        })
-        .collect();
-    for (n, clip) in clips.iter().enumerate() {
-        let dst = &mut out[n * per_clip..(n + 1) * per_clip];
-        for f in 0..t {
-            let tile = clip.tile(f);
-            match config.layout {
-                Layout::Ndhwc => {
-                    let d = &mut dst[f * h * w * 3..(f + 1) * h * w * 3];
-                    for (px, o) in tile.chunks_exact(3).zip(d.chunks_exact_mut(3)) {
-                        for c in 0..3 {
-                            o[c] = lut[c][px[src[c]] as usize];
-                        }
-                    }
-                }
-                Layout::Ncdhw | Layout::Ndchw => {
-                    for c in 0..3 {
-                        let start = match config.layout {
-                            Layout::Ncdhw => (c * t + f) * h * w,
-                            _ => (f * 3 + c) * h * w,
-                        };
-                        let d = &mut dst[start..start + h * w];
-                        for (px, o) in tile.chunks_exact(3).zip(d.iter_mut()) {
-                            *o = lut[c][px[src[c]] as usize];
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Turns one clip's outputs into a score and the top class's name.
-pub fn score_outputs(
-    logits: &[f32],
-    activation: Activation,
-    positive: &[usize],
-    labels: &[String],
-) -> Score {
-    let probs: Vec<f64> = match activation {
-        Activation::None => logits.iter().map(|&v| v as f64).collect(),
-        Activation::Sigmoid => logits
-            .iter()
-            .map(|&v| 1.0 / (1.0 + (-(v as f64)).exp()))
-            .collect(),
-        Activation::Softmax => {
-            let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-            let exps: Vec<f64> = logits.iter().map(|&v| (v as f64 - max).exp()).collect();
-            let sum: f64 = exps.iter().sum();
-            exps.into_iter().map(|e| e / sum).collect()
-        }
-    };
-    let score: f64 = positive.iter().filter_map(|&i| probs.get(i)).sum();
-    // The first of equal maxima.
-    let top = (0..probs.len()).fold(0, |best, i| if probs[i] > probs[best] { i } else { best });
-    let label = labels
-        .get(top)
-        .cloned()
-        .unwrap_or_else(|| format!("class-{top}"));
-    // NaN stays NaN (the pool answers it `error`); rounding beyond [0, 1] is clamped.
-    let score = if score.is_nan() {
-        score
-    } else {
-        score.clamp(0.0, 1.0)
-    };
-    Score { score, label }
-}
-
-/// A clip model's [`ModelInfo`] from its input shape (5-D, in `layout`) and output shape
-/// (`[batch, classes]`); dims ≤ 0 are free. Errors are reasons, for a message.
-pub fn info_from_shapes(
-    input_name: String,
-    output_name: String,
-    shape: &[i64],
-    out_shape: &[i64],
-    layout: Layout,
-) -> Result<ModelInfo, String> {
-    if shape.len() != 5 {
-        return Err(format!(
-            "input {input_name:?} has shape {shape:?}: a clip model takes a 5-D tensor \
-             (batch, channels, frames, height, width in some order)"
-        ));
-    }
-    let (t, c, h, w) = layout.axes();
-    if shape[c] > 0 && shape[c] != 3 {
-        return Err(format!(
-            "input {input_name:?} has shape {shape:?}: with tensor-layout {layout:?} dimension {c} \
-             should be 3 colour channels; is the layout right?"
-        ));
-    }
-    if out_shape.len() != 2 {
-        return Err(format!(
-            "output {output_name:?} has shape {out_shape:?}; expected [batch, classes]"
-        ));
-    }
-    Ok(ModelInfo {
-        input_name,
-        output_name,
-        batch: dim(shape[0]).map(|b| b as usize),
-        frames: dim(shape[t]),
-        height: dim(shape[h]),
-        width: dim(shape[w]),
-        classes: dim(out_shape[1]).map(|c| c as usize),
-    })
-}
-
-/// The indices of the positive classes (see [`OnnxConfig::positive`]) of a model.
-pub fn resolve_positive(config: &OnnxConfig, info: &ModelInfo) -> Result<Vec<usize>, LoadError> {
-    if let (Some(n), false) = (info.classes, config.labels.is_empty())
-        && n != config.labels.len()
-    {
-        return Err(LoadError::Labels {
-            path: PathBuf::new(),
-            reason: format!(
-                "{} labels for a model with {n} classes",
-                config.labels.len()
-            ),
-        });
-    }
-    let classes = info
-        .classes
-        .or((!config.labels.is_empty()).then_some(config.labels.len()));
-    if config.positive.is_empty() {
-        // Every class but the first, which TAO-style models keep for "nothing happening".
-        return match classes {
-            Some(n) if n >= 2 => Ok((1..n).collect()),
-            _ => Err(LoadError::Positive(
-                "the model's class count is not fixed: name the positive classes".into(),
-            )),
-        };
-    }
-    config
-        .positive
-        .iter()
-        .map(|c| match c {
-            ClassRef::Index(i) if classes.is_none_or(|n| *i < n) => Ok(*i),
-            ClassRef::Index(i) => Err(LoadError::Positive(format!(
-                "class index {i} is out of range for a model with {} classes",
-                classes.unwrap_or(0)
-            ))),
-            ClassRef::Name(name) => config.labels.iter().position(|l| l == name).ok_or_else(|| {
-                LoadError::Positive(format!(
-                    "no class named {name:?} (labels: {:?}); give labels-file or use indices",
-                    config.labels
-                ))
-            }),
-        })
-        .collect()
-}
-
 pub struct OnnxScorer {
     sessions: Vec<Mutex<Session>>,
     next: AtomicUsize,
@@ -424,10 +137,6 @@ pub struct OnnxScorer {
 /// Whether the loaded runtime was built with this provider.
 fn available<E: ort::ep::ExecutionProvider>(_ep: &E) -> bool {
     E::is_available().unwrap_or(false)
-}
-
-fn dim(v: i64) -> Option<u32> {
-    (v > 0).then_some(v as u32)
 }
 
 impl OnnxScorer {
@@ -518,7 +227,7 @@ impl OnnxScorer {
             &sessions[0].lock().unwrap_or_else(|e| e.into_inner()),
             &config,
         )?;
-        let positive = resolve_positive(&config, &info)?;
+        let positive = resolve_positive(&config.io, &info)?;
         Ok(OnnxScorer {
             sessions,
             next: AtomicUsize::new(0),
@@ -536,31 +245,27 @@ impl OnnxScorer {
             path: path.clone(),
             reason,
         };
-        let pick =
-            |outlets: &[ort::value::Outlet], wanted: &Option<String>, tao: &str, what: &str| {
-                let names: Vec<&str> = outlets.iter().map(|o| o.name()).collect();
-                match wanted {
-                    Some(n) if names.contains(&n.as_str()) => Ok(n.clone()),
-                    Some(n) => Err(io(format!("has no {what} named {n:?} (it has {names:?})"))),
-                    None if names.contains(&tao) => Ok(tao.to_string()),
-                    None => names
-                        .first()
-                        .map(|s| s.to_string())
-                        .ok_or_else(|| io(format!("has no {what}"))),
-                }
-            };
-        let input_name = pick(session.inputs(), &config.input_name, TAO_INPUT, "input")?;
-        let output_name = pick(session.outputs(), &config.output_name, TAO_OUTPUT, "output")?;
+        let names = |outlets: &[ort::value::Outlet]| -> Vec<String> {
+            outlets.iter().map(|o| o.name().to_string()).collect()
+        };
+        let (inputs, outputs) = (names(session.inputs()), names(session.outputs()));
+        let pick = |names: &[String], wanted: &Option<String>, tao: &str, what: &str| {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            pick_name(&names, wanted.as_deref(), tao, what).map_err(io)
+        };
+        let input_name = pick(&inputs, &config.io.input_name, TAO_INPUT, "input")?;
+        let output_name = pick(&outputs, &config.io.output_name, TAO_OUTPUT, "output")?;
+        let lost = |name: &str| io(format!("lost tensor {name:?}"));
         let input = session
             .inputs()
             .iter()
             .find(|o| o.name() == input_name)
-            .expect("picked");
+            .ok_or_else(|| lost(&input_name))?;
         let output = session
             .outputs()
             .iter()
             .find(|o| o.name() == output_name)
-            .expect("picked");
+            .ok_or_else(|| lost(&output_name))?;
         if input.dtype().tensor_type() != Some(ort::value::TensorElementType::Float32) {
             return Err(io(format!(
                 "input {input_name:?} is {:?}, not a float32 tensor",
@@ -577,7 +282,14 @@ impl OnnxScorer {
             .tensor_shape()
             .map(|s| s.to_vec())
             .unwrap_or_default();
-        info_from_shapes(input_name, output_name, &shape, &out_shape, config.layout).map_err(io)
+        info_from_shapes(
+            input_name,
+            output_name,
+            &shape,
+            &out_shape,
+            config.io.layout,
+        )
+        .map_err(io)
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -623,34 +335,16 @@ impl Scorer for OnnxScorer {
     }
 
     fn score(&self, clips: &[&Clip], cancel: &Cancel) -> Result<Vec<Score>, ScoreError> {
-        let Some(first) = clips.first() else {
+        if clips.is_empty() {
             return Ok(vec![]);
-        };
-        let (t, h, w) = (
-            first.frames as usize,
-            first.height as usize,
-            first.width as usize,
-        );
-        if clips
-            .iter()
-            .any(|c| (c.frames as usize, c.height as usize, c.width as usize) != (t, h, w))
-        {
-            return Err(ScoreError::Failed(
-                "clips of one batch differ in shape".into(),
-            ));
         }
-        // A model with a fixed batch larger than the clips at hand gets zero padding.
-        let n = self.info.batch.unwrap_or(clips.len()).max(clips.len());
-        let per_clip = 3 * t * h * w;
-        let mut data = vec![0f32; n * per_clip];
-        preprocess(clips, &self.config, &mut data);
-        let shape = match self.config.layout {
-            Layout::Ncdhw => [n, 3, t, h, w],
-            Layout::Ndchw => [n, t, 3, h, w],
-            Layout::Ndhwc => [n, t, h, w, 3],
+        let model = |reason: String| {
+            ScoreError::Failed(format!("model {:?}: {reason}", self.config.model_path))
         };
+        let batch = model_io::prepare(clips, &self.config.io, &self.info).map_err(model)?;
+        let n = batch.rows();
         let failed = |e: ort::Error| ScoreError::Failed(e.to_string());
-        let tensor = Tensor::from_array((shape, data)).map_err(failed)?;
+        let tensor = Tensor::from_array((batch.shape, batch.data)).map_err(failed)?;
         let options = Arc::new(RunOptions::new().map_err(failed)?);
         let o = options.clone();
         cancel.on_cancel(move || {
@@ -675,130 +369,18 @@ impl Scorer for OnnxScorer {
         let (out_shape, values) = outputs[self.info.output_name.as_str()]
             .try_extract_tensor::<f32>()
             .map_err(failed)?;
-        let classes = out_shape.get(1).copied().unwrap_or(0).max(0) as usize;
-        if out_shape.first().copied() != Some(n as i64) || classes == 0 {
-            return Err(ScoreError::Failed(format!(
-                "model output has shape {out_shape:?} for a batch of {n}"
+        if out_shape.len() != 2 || out_shape[0] != n as i64 {
+            return Err(model(format!(
+                "output has shape {out_shape:?} for a batch of {n}"
             )));
         }
-        Ok((0..clips.len())
-            .map(|i| {
-                score_outputs(
-                    &values[i * classes..(i + 1) * classes],
-                    self.config.activation,
-                    &self.positive,
-                    &self.config.labels,
-                )
-            })
-            .collect())
+        model_io::scores(values, n, batch.clips, &self.config.io, &self.positive).map_err(model)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detections::SourceFrame;
-    use crate::geometry::PixelRect;
-
-    fn clip(t: u32, h: u32, w: u32, fill: impl Fn(usize) -> u8) -> Clip {
-        let n = (t * h * w * 3) as usize;
-        Clip {
-            request_id: 1,
-            source: SourceFrame::default(),
-            width: w,
-            height: h,
-            frames: t,
-            real_frames: t,
-            pixels: (0..n).map(fill).collect(),
-            frame_labels: vec![vec![]; t as usize],
-            region: PixelRect::full(w, h),
-            trigger_label: String::new(),
-            trigger_confidence: 1.0,
-            start_pts: None,
-            end_pts: None,
-        }
-    }
-
-    #[test]
-    fn preprocess_lays_out_and_normalises() {
-        // 2 frames of 1×2 pixels; byte i has value i.
-        let c = clip(2, 1, 2, |i| i as u8);
-        let cfg = OnnxConfig {
-            mean: [0.0; 3],
-            scale: [1.0; 3],
-            ..Default::default()
-        };
-        let mut out = vec![0.0; 12];
-        preprocess(&[&c], &cfg, &mut out);
-        // NCDHW: channel R of frame 0 = bytes 0, 3; frame 1 = 6, 9; then G ...
-        assert_eq!(out, vec![0., 3., 6., 9., 1., 4., 7., 10., 2., 5., 8., 11.]);
-
-        let mut out = vec![0.0; 12];
-        preprocess(
-            &[&c],
-            &OnnxConfig {
-                layout: Layout::Ndchw,
-                ..cfg.clone()
-            },
-            &mut out,
-        );
-        assert_eq!(out, vec![0., 3., 1., 4., 2., 5., 6., 9., 7., 10., 8., 11.]);
-
-        let mut out = vec![0.0; 12];
-        preprocess(
-            &[&c],
-            &OnnxConfig {
-                layout: Layout::Ndhwc,
-                color: ColorOrder::Bgr,
-                ..cfg
-            },
-            &mut out,
-        );
-        assert_eq!(out, vec![2., 1., 0., 5., 4., 3., 8., 7., 6., 11., 10., 9.]);
-    }
-
-    #[test]
-    fn tao_normalisation_maps_to_minus_one_one() {
-        let c = clip(1, 1, 1, |i| [0u8, 255, 128][i]);
-        let mut out = vec![0.0; 3];
-        preprocess(&[&c], &OnnxConfig::default(), &mut out);
-        assert!((out[0] + 1.0).abs() < 1e-6 && (out[1] - 1.0).abs() < 1e-6 && out[2].abs() < 0.01);
-    }
-
-    #[test]
-    fn activations_and_positive_classes() {
-        let labels: Vec<String> = ["normal", "armed", "fighting"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let s = score_outputs(&[0.0, 0.0, 0.0], Activation::Softmax, &[1, 2], &labels);
-        assert!((s.score - 2.0 / 3.0).abs() < 1e-9);
-        let s = score_outputs(&[0.0, 5.0, 0.0], Activation::Softmax, &[1], &labels);
-        assert!(s.score > 0.98 && s.label == "armed");
-        let s = score_outputs(&[0.0, 0.0], Activation::Sigmoid, &[0, 1], &[]);
-        assert_eq!(s.score, 1.0, "clamped");
-        assert_eq!(s.label, "class-0");
-        let s = score_outputs(&[0.2, 0.3], Activation::None, &[1], &[]);
-        assert!((s.score - 0.3).abs() < 1e-6);
-        assert!(
-            score_outputs(&[f32::NAN, 0.0], Activation::Softmax, &[1], &[])
-                .score
-                .is_nan()
-        );
-    }
-
-    #[test]
-    fn class_lists_parse() {
-        assert_eq!(
-            ClassRef::parse_list(" 1, armed ,,3"),
-            vec![
-                ClassRef::Index(1),
-                ClassRef::Name("armed".into()),
-                ClassRef::Index(3)
-            ]
-        );
-        assert!(ClassRef::parse_list("").is_empty());
-    }
 
     #[test]
     fn engine_files_and_missing_models_are_refused_before_loading_anything() {
@@ -816,25 +398,11 @@ mod tests {
     }
 
     #[test]
-    fn labels_files_one_a_line_or_semicolons() {
-        let dir = std::env::temp_dir().join(format!("iguard-labels-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let a = dir.join("a.txt");
-        std::fs::write(&a, "normal\narmed\n\n").unwrap();
-        assert_eq!(read_labels(&a).unwrap(), vec!["normal", "armed"]);
-        std::fs::write(&a, "normal;armed;fighting\n").unwrap();
+    fn class_errors_read_as_they_are() {
+        let e = LoadError::from(ClassError::Positive("class index 7 is out of range".into()));
         assert_eq!(
-            read_labels(&a).unwrap(),
-            vec!["normal", "armed", "fighting"]
+            e.to_string(),
+            "positive-classes: class index 7 is out of range"
         );
-        std::fs::write(&a, "\n").unwrap();
-        assert!(read_labels(&a).is_err());
-        assert!(
-            read_labels(&dir.join("none"))
-                .unwrap_err()
-                .to_string()
-                .contains("none")
-        );
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

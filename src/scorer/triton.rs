@@ -2,9 +2,9 @@
 //! The remote scorer: a Triton-compatible inference server over the KServe v2 (Open Inference
 //! Protocol) gRPC API, the one DeepStream's `nvinferserver` speaks.
 //!
-//! Clips are normalised here exactly as the ONNX scorer does ([`onnx::preprocess`]), sent as raw
-//! FP32 bytes, and the server's logits go through the same [`onnx::score_outputs`]: a model
-//! served remotely scores the same clips the same way as when it runs locally.
+//! Clips are laid out and normalised by the same [`model_io`] code as the ONNX scorer's, sent as
+//! raw FP32 bytes, and the server's logits become scores there too: a model served remotely
+//! scores the same clips the same way as when it runs locally.
 //!
 //! Concurrency: the scorer owns a small tokio runtime (two named threads) that drives one HTTP/2
 //! connection. Each [`Scorer::score`] call normalises its clips on the calling (pool worker)
@@ -13,6 +13,10 @@
 //! needs to be inside or outside any particular async context. Cancelling aborts the task, which
 //! drops the RPC (HTTP/2 resets the stream). A failed connection is dropped and re-made with
 //! back-off by later calls; while backing off, calls fail at once instead of waiting.
+//!
+//! One deadline per call, in two places: the pool's cancel at `worker-timeout` aborts the task,
+//! and the request's `grpc-timeout` tells the server when the answer stops being useful (tonic
+//! also ends the call there on our side, so a scorer used without a pool still returns).
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -23,9 +27,8 @@ use std::time::{Duration, Instant};
 
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-use super::onnx::{
-    self, Layout, LoadError, ModelInfo, OnnxConfig, TAO_INPUT, TAO_OUTPUT, info_from_shapes,
-    resolve_positive,
+use super::model_io::{
+    self, ModelInfo, ModelIo, TAO_INPUT, TAO_OUTPUT, info_from_shapes, pick_name, resolve_positive,
 };
 use super::{Cancel, Score, ScoreError, Scorer};
 use crate::clip::Clip;
@@ -66,13 +69,14 @@ pub struct TritonConfig {
     pub model_version: String,
     /// Limit on making the TCP (and TLS) connection, at connect and at each reconnect.
     pub connect_timeout: Duration,
-    /// Limit on one scoring call, waiting included: the pool's `worker-timeout`.
+    /// The `grpc-timeout` of each call (and of the checks at connect): a little over the
+    /// pool's `worker-timeout`, whose cancel ends calls first.
     pub request_timeout: Duration,
     /// TLS settings; `None` = plain, unless the URL says `https://`.
     pub tls: Option<TlsConfig>,
     /// The model's input and output names, preprocessing, labels and positive classes, as
-    /// for the ONNX scorer (its path, provider, threads and batch size are not used here).
-    pub model: OnnxConfig,
+    /// for the ONNX scorer.
+    pub io: ModelIo,
     /// Most clips in one request (also bounded by the model's own limit).
     pub max_batch: usize,
     /// Most requests in flight at once; more wait (within their deadline).
@@ -88,7 +92,7 @@ impl Default for TritonConfig {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
             tls: None,
-            model: OnnxConfig::default(),
+            io: ModelIo::default(),
             max_batch: 1,
             in_flight: 4,
         }
@@ -135,8 +139,6 @@ const MAX_MESSAGE: usize = 1 << 30;
 /// Reconnect back-off: first wait, and the longest.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
-/// How much longer than its deadline a caller waits for an aborted task to report back.
-const ABORT_GRACE: Duration = Duration::from_millis(200);
 
 /// The connection and what we know about its health.
 #[derive(Default)]
@@ -268,45 +270,46 @@ impl Link {
         }
     }
 
-    /// One inference call, within `deadline` (waiting for a slot and connecting included).
+    /// One inference call that stops being useful at `deadline`. What is left of it when the
+    /// request goes out is its `grpc-timeout`; the wait for a slot or a connection before that
+    /// ends with the caller's cancel (or, connecting, at `connect_timeout`).
     async fn infer(
         self: &Arc<Self>,
         request: ModelInferRequest,
-        deadline: tokio::time::Instant,
+        deadline: Instant,
     ) -> Result<ModelInferResponse, ScoreError> {
-        let call = async {
-            let _slot = self
-                .in_flight
-                .acquire()
-                .await
-                .map_err(|_| ScoreError::Failed("the scorer is closing".into()))?;
-            let (mut client, generation) = self.client().await.map_err(|reason| {
-                ScoreError::Failed(format!("inference server {}: {reason}", self.url))
-            })?;
-            let mut request = tonic::Request::new(request);
-            // Tells the server when the answer stops being useful (grpc-timeout).
-            request.set_timeout(deadline.saturating_duration_since(tokio::time::Instant::now()));
-            match client.model_infer(request).await {
-                Ok(response) => {
-                    self.failures.store(0, Ordering::Relaxed);
-                    Ok(response.into_inner())
-                }
-                Err(_) if tokio::time::Instant::now() >= deadline => Err(ScoreError::Cancelled),
-                Err(status) => {
-                    let reason = describe(&status);
-                    if is_link_failure(&status) {
-                        self.broken(generation, &reason);
-                    }
-                    Err(ScoreError::Failed(format!(
-                        "inference server {}: {reason}",
-                        self.url
-                    )))
-                }
-            }
-        };
-        tokio::time::timeout_at(deadline, call)
+        let _slot = self
+            .in_flight
+            .acquire()
             .await
-            .unwrap_or(Err(ScoreError::Cancelled))
+            .map_err(|_| ScoreError::Failed("the scorer is closing".into()))?;
+        let (mut client, generation) = self.client().await.map_err(|reason| {
+            ScoreError::Failed(format!("inference server {}: {reason}", self.url))
+        })?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ScoreError::Cancelled);
+        }
+        match client.model_infer(with_timeout(request, left)).await {
+            Ok(response) => {
+                self.failures.store(0, Ordering::Relaxed);
+                Ok(response.into_inner())
+            }
+            // The deadline, not a broken link: the connection stays.
+            Err(status) if Instant::now() >= deadline || is_deadline(&status) => {
+                Err(ScoreError::Cancelled)
+            }
+            Err(status) => {
+                let reason = describe(&status);
+                if is_link_failure(&status) {
+                    self.broken(generation, &reason);
+                }
+                Err(ScoreError::Failed(format!(
+                    "inference server {}: {reason}",
+                    self.url
+                )))
+            }
+        }
     }
 
     /// The checks and reads of [`TritonScorer::connect`].
@@ -314,8 +317,19 @@ impl Link {
         let url = || self.url.clone();
         let unreachable = |reason: String| TritonError::Unreachable { url: url(), reason };
         let (mut client, _) = self.client().await.map_err(unreachable)?;
+        // The checks together get one request_timeout, as one call would.
+        let limit = config.request_timeout;
+        let deadline = Instant::now() + limit;
+        let left = || deadline.saturating_duration_since(Instant::now());
+        let describe = |status: &tonic::Status| {
+            if Instant::now() >= deadline {
+                format!("no answer within {:.1} s", limit.as_secs_f64())
+            } else {
+                describe(status)
+            }
+        };
         let live = client
-            .server_live(ServerLiveRequest {})
+            .server_live(with_timeout(ServerLiveRequest {}, left()))
             .await
             .map_err(|s| unreachable(describe(&s)))?
             .into_inner()
@@ -327,7 +341,7 @@ impl Link {
             });
         }
         let ready = client
-            .server_ready(ServerReadyRequest {})
+            .server_ready(with_timeout(ServerReadyRequest {}, left()))
             .await
             .map_err(|s| unreachable(describe(&s)))?
             .into_inner()
@@ -349,10 +363,13 @@ impl Link {
             reason,
         };
         let model_ready = client
-            .model_ready(ModelReadyRequest {
-                name: config.model_name.clone(),
-                version: config.model_version.clone(),
-            })
+            .model_ready(with_timeout(
+                ModelReadyRequest {
+                    name: config.model_name.clone(),
+                    version: config.model_version.clone(),
+                },
+                left(),
+            ))
             .await
             .map_err(|s| not_ready(format!(" ({})", describe(&s))))?
             .into_inner()
@@ -361,10 +378,13 @@ impl Link {
             return Err(not_ready(String::new()));
         }
         let metadata = client
-            .model_metadata(ModelMetadataRequest {
-                name: config.model_name.clone(),
-                version: config.model_version.clone(),
-            })
+            .model_metadata(with_timeout(
+                ModelMetadataRequest {
+                    name: config.model_name.clone(),
+                    version: config.model_version.clone(),
+                },
+                left(),
+            ))
             .await
             .map_err(|s| TritonError::Model {
                 url: url(),
@@ -374,10 +394,13 @@ impl Link {
             .into_inner();
         // Triton's extension; other servers may not have it, and then the limit is unknown.
         let max_batch = client
-            .model_config(ModelConfigRequest {
-                name: config.model_name.clone(),
-                version: config.model_version.clone(),
-            })
+            .model_config(with_timeout(
+                ModelConfigRequest {
+                    name: config.model_name.clone(),
+                    version: config.model_version.clone(),
+                },
+                left(),
+            ))
             .await
             .ok()
             .and_then(|r| r.into_inner().config)
@@ -456,16 +479,15 @@ impl TritonScorer {
         let handle = runtime.0.as_ref().expect("just built").handle().clone();
         let link = Arc::new(Link::new(&config, endpoint));
 
-        let limit = config.connect_timeout + config.request_timeout;
         let probe = {
             let (link, config) = (link.clone(), config.clone());
             async move { link.probe(&config).await }
         };
-        let probe = run(&handle, probe, limit, None).unwrap_or_else(|| {
-            Err(TritonError::Unreachable {
-                url: config.url.clone(),
-                reason: format!("no answer within {:.1} s", limit.as_secs_f64()),
-            })
+        // Bounded by connect_timeout and the checks' grpc-timeout; never aborted.
+        let probe = run(&handle, probe, None).unwrap_or_else(|| {
+            Err(TritonError::Runtime(
+                "the connection task ended early".into(),
+            ))
         })?;
 
         let model_err = |reason: String| TritonError::Model {
@@ -473,12 +495,9 @@ impl TritonScorer {
             model: config.model_name.clone(),
             reason,
         };
-        let (info, batch_dim) = model_info(&probe.metadata, &config.model).map_err(model_err)?;
+        let (info, batch_dim) = model_info(&probe.metadata, &config.io).map_err(model_err)?;
         let batch_dim = batch_dim && probe.max_batch != Some(0);
-        let positive = resolve_positive(&config.model, &info).map_err(|e| match e {
-            LoadError::Labels { reason, .. } => model_err(format!("labels: {reason}")),
-            e => model_err(e.to_string()),
-        })?;
+        let positive = resolve_positive(&config.io, &info).map_err(|e| model_err(e.to_string()))?;
         Ok(TritonScorer {
             handle,
             link,
@@ -510,29 +529,8 @@ impl TritonScorer {
         self.server_max_batch
     }
 
+    /// The request for `clips`, and its rows (the clips and any padding).
     fn request(&self, clips: &[&Clip]) -> Result<(ModelInferRequest, usize), ScoreError> {
-        let first = clips[0];
-        let (t, h, w) = (first.frames, first.height, first.width);
-        if clips
-            .iter()
-            .any(|c| (c.frames, c.height, c.width) != (t, h, w))
-        {
-            return Err(ScoreError::Failed(
-                "clips of one batch differ in shape".into(),
-            ));
-        }
-        let wanted = [
-            ("frames", self.info.frames, t),
-            ("height", self.info.height, h),
-            ("width", self.info.width, w),
-        ];
-        if let Some((what, Some(m), c)) = wanted.iter().find(|(_, m, c)| m.is_some_and(|m| m != *c))
-        {
-            return Err(ScoreError::Failed(format!(
-                "clips have {what} {c}; model {:?} takes {m}",
-                self.config.model_name
-            )));
-        }
         if !self.batch_dim && clips.len() > 1 {
             return Err(ScoreError::Failed(format!(
                 "model {:?} takes one clip per request, not {}",
@@ -540,25 +538,16 @@ impl TritonScorer {
                 clips.len()
             )));
         }
-        // A model with a fixed batch larger than the clips at hand gets zero padding.
-        let n = self.info.batch.unwrap_or(clips.len()).max(clips.len());
-        let (t, h, w) = (t as usize, h as usize, w as usize);
-        let mut data = vec![0f32; n * 3 * t * h * w];
-        onnx::preprocess(clips, &self.config.model, &mut data);
+        let batch = model_io::prepare(clips, &self.config.io, &self.info)
+            .map_err(|e| ScoreError::Failed(format!("model {:?}: {e}", self.config.model_name)))?;
+        let data = batch.data;
         // KServe raw contents are little-endian: on such machines, the floats' bytes as they are.
         let raw: Vec<u8> = if cfg!(target_endian = "little") {
             bytemuck::cast_slice(&data).to_vec()
         } else {
             data.iter().flat_map(|v| v.to_le_bytes()).collect()
         };
-        let mut shape: Vec<i64> = match self.config.model.layout {
-            Layout::Ncdhw => vec![n, 3, t, h, w],
-            Layout::Ndchw => vec![n, t, 3, h, w],
-            Layout::Ndhwc => vec![n, t, h, w, 3],
-        }
-        .into_iter()
-        .map(|d| d as i64)
-        .collect();
+        let mut shape: Vec<i64> = batch.shape.iter().map(|&d| d as i64).collect();
         if !self.batch_dim {
             shape.remove(0);
         }
@@ -577,7 +566,7 @@ impl TritonScorer {
             }],
             raw_input_contents: vec![raw],
         };
-        Ok((request, n))
+        Ok((request, batch.shape[0]))
     }
 
     /// The logits of `n` clips from a response, `n × classes` values.
@@ -660,43 +649,31 @@ impl Scorer for TritonScorer {
             return Err(ScoreError::Cancelled);
         }
         let (request, n) = self.request(clips)?;
-        let timeout = self.config.request_timeout;
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = Instant::now() + self.config.request_timeout;
         let link = self.link.clone();
         let response = run(
             &self.handle,
             async move { link.infer(request, deadline).await },
-            timeout + ABORT_GRACE,
             Some(cancel),
         );
-        // `None`: aborted by `cancel`, or (a backstop) not back within its deadline.
+        // `None`: aborted by `cancel`.
         let response = response.ok_or(ScoreError::Cancelled)??;
-        let values = self.logits(&response, n).map_err(|reason| {
+        let failed = |reason: String| {
             ScoreError::Failed(format!(
                 "inference server {}, model {:?}: {reason}",
                 self.link.url, self.config.model_name
             ))
-        })?;
-        let classes = values.len() / n;
-        Ok((0..clips.len())
-            .map(|i| {
-                onnx::score_outputs(
-                    &values[i * classes..(i + 1) * classes],
-                    self.config.model.activation,
-                    &self.positive,
-                    &self.config.model.labels,
-                )
-            })
-            .collect())
+        };
+        let values = self.logits(&response, n).map_err(failed)?;
+        model_io::scores(&values, n, clips.len(), &self.config.io, &self.positive).map_err(failed)
     }
 }
 
-/// Runs `task` on the runtime and waits for it on this thread, at most `limit`. `cancel` aborts
-/// it. `None` when it was aborted or did not answer in time.
+/// Runs `task` on the runtime and waits for it on this thread; `cancel` aborts it. `None` when
+/// it was aborted.
 fn run<T: Send + 'static>(
     handle: &tokio::runtime::Handle,
     task: impl Future<Output = T> + Send + 'static,
-    limit: Duration,
     cancel: Option<&Cancel>,
 ) -> Option<T> {
     let (tx, rx) = mpsc::sync_channel(1);
@@ -708,14 +685,17 @@ fn run<T: Send + 'static>(
         cancel.on_cancel(move || abort.abort());
     }
     // An aborted task drops its sender: the wait ends at once.
-    let result = rx.recv_timeout(limit).ok();
-    if result.is_none() {
-        task.abort();
-    }
-    result
+    rx.recv().ok()
 }
 
-/// The endpoint for `config.url`: scheme, TLS, timeouts.
+/// `message` as a request the server (and tonic, on our side) gives up on after `timeout`.
+fn with_timeout<T>(message: T, timeout: Duration) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(timeout);
+    request
+}
+
+/// The endpoint for `config.url`: scheme, TLS, connect timeout.
 fn endpoint(config: &TritonConfig) -> Result<Endpoint, TritonError> {
     let url = config.url.trim();
     let url_err = |reason: String| TritonError::Url {
@@ -739,9 +719,9 @@ fn endpoint(config: &TritonConfig) -> Result<Endpoint, TritonError> {
     };
     let mut endpoint = Endpoint::from_shared(uri.clone())
         .map_err(|e| url_err(error_chain(&e)))?
+        // Our connects have their own limit (`Link::attempt`, handshakes included); this one
+        // bounds the TCP connect of a reconnect that tonic makes by itself inside a call.
         .connect_timeout(config.connect_timeout)
-        // A backstop: every call also has its own deadline.
-        .timeout(config.request_timeout)
         .tcp_nodelay(true);
     let tls = match (&config.tls, uri.starts_with("https://")) {
         (Some(tls), _) => Some(tls.clone()),
@@ -783,6 +763,14 @@ fn tls_config(tls: &TlsConfig) -> Result<ClientTlsConfig, TritonError> {
         }
     }
     Ok(c)
+}
+
+/// Whether a failed call ran out of time: the server's deadline, or tonic's on our side (the
+/// `grpc-timeout` value is rounded, so the clock alone may read just short of the deadline).
+fn is_deadline(status: &tonic::Status) -> bool {
+    use tonic::Code;
+    status.code() == Code::DeadlineExceeded
+        || (status.code() == Code::Cancelled && status.message() == "Timeout expired")
 }
 
 /// Whether a failed call says the connection is gone (drop it and reconnect), rather than the
@@ -827,32 +815,19 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// The model's I/O from its metadata; also whether its input has a batch dimension.
-fn model_info(
-    meta: &ModelMetadataResponse,
-    config: &OnnxConfig,
-) -> Result<(ModelInfo, bool), String> {
-    let pick = |tensors: &[proto::model_metadata_response::TensorMetadata],
-                wanted: &Option<String>,
-                tao: &str,
-                what: &str| {
+fn model_info(meta: &ModelMetadataResponse, io: &ModelIo) -> Result<(ModelInfo, bool), String> {
+    type Tensor = proto::model_metadata_response::TensorMetadata;
+    let pick = |tensors: &[Tensor], wanted: &Option<String>, tao: &str, what: &str| {
         let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
-        let name = match wanted {
-            Some(n) if names.contains(&n.as_str()) => n.as_str(),
-            Some(n) => return Err(format!("has no {what} named {n:?} (it has {names:?})")),
-            None if names.contains(&tao) => tao,
-            None => names
-                .first()
-                .copied()
-                .ok_or_else(|| format!("has no {what}"))?,
-        };
-        Ok(tensors
+        let name = pick_name(&names, wanted.as_deref(), tao, what)?;
+        tensors
             .iter()
             .find(|t| t.name == name)
-            .expect("picked")
-            .clone())
+            .cloned()
+            .ok_or_else(|| format!("lost {what} {name:?}"))
     };
-    let input = pick(&meta.inputs, &config.input_name, TAO_INPUT, "input")?;
-    let output = pick(&meta.outputs, &config.output_name, TAO_OUTPUT, "output")?;
+    let input = pick(&meta.inputs, &io.input_name, TAO_INPUT, "input")?;
+    let output = pick(&meta.outputs, &io.output_name, TAO_OUTPUT, "output")?;
     for t in [&input, &output] {
         if t.datatype != "FP32" {
             return Err(format!(
@@ -875,7 +850,7 @@ fn model_info(
         output.name.clone(),
         &with_batch(&input.shape),
         &with_batch(&output.shape),
-        config.layout,
+        io.layout,
     )?;
     Ok((info, batch_dim))
 }
@@ -911,7 +886,7 @@ mod tests {
             vec![tensor("input_rgb", &[-1, 3, 16, 112, 112])],
             vec![tensor("fc_pred", &[-1, 2])],
         );
-        let (info, batch_dim) = model_info(&m, &OnnxConfig::default()).unwrap();
+        let (info, batch_dim) = model_info(&m, &ModelIo::default()).unwrap();
         assert!(batch_dim);
         assert_eq!(
             info,
@@ -933,8 +908,8 @@ mod tests {
             vec![tensor("clip", &[16, 224, 224, 3])],
             vec![tensor("logits", &[5])],
         );
-        let cfg = OnnxConfig {
-            layout: Layout::Ndhwc,
+        let cfg = ModelIo {
+            layout: model_io::Layout::Ndhwc,
             ..Default::default()
         };
         let (info, batch_dim) = model_info(&m, &cfg).unwrap();
@@ -953,7 +928,7 @@ mod tests {
         input.datatype = "UINT8".into();
         let e = model_info(
             &meta(vec![input], vec![tensor("fc_pred", &[-1, 2])]),
-            &OnnxConfig::default(),
+            &ModelIo::default(),
         )
         .unwrap_err();
         assert!(e.contains("UINT8") && e.contains("FP32"), "{e}");
@@ -963,7 +938,7 @@ mod tests {
                 vec![tensor("input_rgb", &[-1, 16, 112, 112, 3])],
                 vec![tensor("fc_pred", &[-1, 2])],
             ),
-            &OnnxConfig::default(),
+            &ModelIo::default(),
         )
         .unwrap_err();
         assert!(e.contains("layout"), "{e}");
@@ -973,7 +948,7 @@ mod tests {
                 vec![tensor("input_rgb", &[-1, 3, 16, 112, 112])],
                 vec![tensor("fc_pred", &[-1, 2])],
             ),
-            &OnnxConfig {
+            &ModelIo {
                 output_name: Some("scores".into()),
                 ..Default::default()
             },
@@ -1032,6 +1007,36 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("both"), "{e}");
+    }
+
+    #[test]
+    fn metadata_dims_beyond_u32_are_errors_naming_the_value() {
+        let huge = 1i64 << 40;
+        let m = meta(
+            vec![tensor("input_rgb", &[-1, 3, 16, huge, 112])],
+            vec![tensor("fc_pred", &[-1, 2])],
+        );
+        let e = model_info(&m, &ModelIo::default()).unwrap_err();
+        assert!(e.contains("height") && e.contains(&huge.to_string()), "{e}");
+    }
+
+    #[test]
+    fn requests_carry_their_timeout() {
+        let r = with_timeout((), Duration::from_millis(400));
+        let header = r.metadata().get("grpc-timeout").expect("grpc-timeout");
+        assert!(header.to_str().unwrap().starts_with("400"), "{header:?}");
+    }
+
+    #[test]
+    fn deadlines_are_told_from_broken_links() {
+        let local = tonic::Status::cancelled("Timeout expired");
+        let server = tonic::Status::deadline_exceeded("Deadline Exceeded");
+        let reset = tonic::Status::cancelled("h2 protocol error: stream reset");
+        assert!(is_deadline(&local) && is_deadline(&server));
+        assert!(!is_deadline(&reset) && is_link_failure(&reset));
+        assert!(!is_deadline(&tonic::Status::unavailable(
+            "connection refused"
+        )));
     }
 
     #[test]
