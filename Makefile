@@ -94,7 +94,7 @@ demo: build
 
 test: test-rust test-python
 
-test-rust: build
+test-rust: build deepstream-libs
 	$(CARGO) test
 
 test-python: build
@@ -115,6 +115,9 @@ include long.mk
 
 # Benchmarks (make bench, make bench-quick).
 include bench.mk
+
+# NVIDIA's DeepStream libraries for the DeepStream tests (make deepstream-libs).
+include deepstream.mk
 
 # The remote scorer's server for tests (make triton-venv, test-triton, bench-triton).
 include triton.mk
