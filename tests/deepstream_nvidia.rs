@@ -61,7 +61,8 @@ fn three_sources() -> Vec<Frame> {
         Frame::new(0, 2, 1).at(3, 40_000_000),
         Frame::new(7, 0, 2)
             .at(-1, u64::MAX)
-            .object(Object::new(5, 0.125, [1.5, 2.5, 3.5, 4.5], "caméra").id(1 << 40)),
+            .object(Object::new(5, 0.125, [1.5, 2.5, 3.5, 4.5], "caméra").id(1 << 40))
+            .object(Object::new(9, 1.0, [-4.0, 1070.0, 50.0, 50.0], "").id(0)),
     ]
 }
 
@@ -83,7 +84,10 @@ fn expected(frames: &[Frame]) -> Vec<FrameDetections> {
                 .rev()
                 .map(|o| Detection {
                     class_id: o.class_id,
-                    label: o.label.clone(),
+                    label: match o.label.as_str() {
+                        "" => format!("class-{}", o.class_id),
+                        l => l.to_string(),
+                    },
                     confidence: o.confidence as f64,
                     rect: rect(o.rect),
                     object_id: (o.object_id != UNTRACKED).then_some(o.object_id),
@@ -157,21 +161,25 @@ fn obj_label_is_read_at_344_with_deepstream_9_only() {
     };
     let v9: DeepStreamLayout = "9.0".parse().unwrap();
     // Objects come in reverse order of adding (NVIDIA prepends).
-    assert_eq!(labels(v9, ""), ["bag", "weapon", "person", "caméra"]);
+    // An empty obj_label falls back on the class id.
+    assert_eq!(
+        labels(v9, ""),
+        ["bag", "weapon", "person", "class-9", "caméra"]
+    );
     assert_eq!(
         labels(v9, "2=gun"),
-        ["bag", "gun", "person", "caméra"],
+        ["bag", "gun", "person", "class-9", "caméra"],
         "class-labels wins"
     );
+    let by_class = ["class-1", "class-2", "class-0", "class-9", "class-5"];
     assert_eq!(
         labels(DeepStreamLayout::Unknown, ""),
-        ["class-1", "class-2", "class-0", "class-5"],
+        by_class,
         "no layout, no obj_label"
     );
-    let v8 = labels(DeepStreamLayout::V5toV8, "");
     assert_eq!(
-        v8,
-        ["class-1", "class-2", "class-0", "class-5"],
+        labels(DeepStreamLayout::V5toV8, ""),
+        by_class,
         "336 is not obj_label in 9.x"
     );
 }
