@@ -356,3 +356,64 @@ pub fn user_metas(frame: *mut NvDsFrameMeta) -> Vec<(i32, *const u8)> {
         .map(|u| (meta_type(u), get(u, USER_META_DATA)))
         .collect()
 }
+
+/// The stand-in's builder interface (`standin::Batch` / `standin::Frame`) over NVIDIA's
+/// library, so the element tests read the same with either.
+pub mod compat {
+    /// The objects of one frame, built by the closure given to [`Batch::frame`].
+    #[derive(Default)]
+    pub struct Frame(Vec<super::Object>);
+
+    impl Frame {
+        /// Adds an untracked object with `label` as `obj_label` ("" for none).
+        pub fn object(
+            mut self,
+            class_id: i32,
+            confidence: f32,
+            rect: (f32, f32, f32, f32),
+            label: &str,
+        ) -> Self {
+            let r = [rect.0, rect.1, rect.2, rect.3];
+            self.0
+                .push(super::Object::new(class_id, confidence, r, label));
+            self
+        }
+
+        /// Sets the tracker id of the last object added.
+        pub fn id(mut self, object_id: u64) -> Self {
+            self.0.last_mut().expect("an object").object_id = object_id;
+            self
+        }
+    }
+
+    /// A batch meta to make with NVIDIA's functions.
+    #[derive(Default)]
+    pub struct Batch(Vec<super::Frame>);
+
+    impl Batch {
+        pub fn new() -> Self {
+            Self::default()
+        }
+
+        /// Adds a frame meta; its `batch_id` is its place among the frames added so far.
+        pub fn frame(
+            mut self,
+            source_id: u32,
+            pad_index: u32,
+            frame_num: i32,
+            pts: u64,
+            objects: impl FnOnce(Frame) -> Frame,
+        ) -> Self {
+            let mut f = super::Frame::new(source_id, pad_index, self.0.len() as u32)
+                .at(frame_num, pts)
+                .size(crate::common::W, crate::common::H);
+            f.objects = objects(Frame::default()).0;
+            self.0.push(f);
+            self
+        }
+
+        pub fn attach(self, buffer: &mut gst::BufferRef) {
+            super::attach(buffer, &self.0);
+        }
+    }
+}
