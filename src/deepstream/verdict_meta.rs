@@ -528,6 +528,38 @@ mod tests {
     }
 
     #[test]
+    fn the_object_layout_is_9x_by_pool_size_else_only_the_configured_5_to_8() {
+        let mut pool = [0u64; 4];
+        let mut batch = [0u64; 16];
+        let pool_ptr = pool.as_mut_ptr().cast::<u8>();
+        let b = batch.as_mut_ptr().cast::<u8>();
+        let layout_with = |size: u32, configured| {
+            // SAFETY: both blocks are large enough for the fields written and read.
+            unsafe {
+                put(pool_ptr, layout::pool::ELEMENT_SIZE, size);
+                put(b, layout::batch::OBJ_META_POOL, pool_ptr);
+                object_layout(b, configured)
+            }
+        };
+        use DeepStreamLayout::*;
+        assert_eq!(layout_with(552, Unknown), V9);
+        assert_eq!(layout_with(552, V5toV8), V9, "the library knows better");
+        assert_eq!(layout_with(544, V5toV8), V5toV8);
+        assert_eq!(
+            layout_with(544, V9),
+            Unknown,
+            "9.x configured, not 9.x-sized"
+        );
+        assert_eq!(layout_with(544, Unknown), Unknown);
+        // SAFETY: as above.
+        let none = unsafe {
+            put(b, layout::batch::OBJ_META_POOL, std::ptr::null_mut::<u8>());
+            object_layout(b, V9)
+        };
+        assert_eq!(none, Unknown, "no object pool");
+    }
+
+    #[test]
     fn strings_are_cut_at_a_character_boundary_and_a_nul() {
         let mut a = [1 as c_char; 5];
         assert!(put_str(&mut a, "abc"));
