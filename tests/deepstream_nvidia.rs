@@ -121,6 +121,11 @@ fn nvidias_libraries_open_and_register_the_meta_api() {
     let again =
         unsafe { (l.get_user_meta_type)(layout::VERDICT_USER_META_NAME.as_ptr().cast_mut()) };
     assert_eq!(again, user_type, "stable within the process");
+
+    // Inside a DeepStream pipeline the copy nvinfer loaded is found first, by name.
+    use gstiguard::deepstream::loader::{NvLib, Place, open};
+    let loaded = open(NvLib::NvdsMeta, &[Place::Loaded]).expect("found as already loaded");
+    assert!(loaded.from.contains("already loaded"), "{}", loaded.from);
 }
 
 #[test]
