@@ -95,7 +95,7 @@ demo: build
 test: test-rust test-python
 
 # `testing`: the test-only parts of the library (fault scorers, thread helpers; see Cargo.toml).
-test-rust: build
+test-rust: build deepstream-libs
 	$(CARGO) test --features testing
 
 test-python: build
@@ -116,6 +116,9 @@ include long.mk
 
 # Benchmarks (make bench, make bench-quick).
 include bench.mk
+
+# NVIDIA's DeepStream libraries for the DeepStream tests (make deepstream-libs).
+include deepstream.mk
 
 # The remote scorer's server for tests (make triton-venv, test-triton, bench-triton).
 include triton.mk

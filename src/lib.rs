@@ -14,6 +14,7 @@ use gst::glib;
 
 pub mod clip;
 pub mod config;
+pub mod deepstream;
 pub mod detections;
 pub mod geometry;
 pub mod iguardreplay;

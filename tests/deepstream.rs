@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The DeepStream reader against batch metas built by a stand-in for DeepStream (see
-//! `standin/mod.rs`): frames and objects as written, labels, the layouts' `obj_label`, and
-//! garbage that must yield nothing rather than a crash.
+//! The DeepStream reader against batch metas built by a stand-in for DeepStream
+//! (`standin/mod.rs`), kept only for what NVIDIA's real 9.0 library cannot give here: the
+//! object layout of DeepStream 5.x–8.x (`obj_label` at 336; tests `standin_ds5_to_8_*`), and
+//! malformed metas NVIDIA's functions never make (wrong `meta_type`, null pointers, circular
+//! lists, unterminated labels, nonsense boxes; tests `standin_garbage_*`). Everything 9.x, and
+//! several frames and objects per batch, is tested against NVIDIA's own library in
+//! `deepstream_nvidia.rs`.
 
 mod standin;
 
@@ -11,8 +15,7 @@ use gstiguard::detections::deepstream::{
     ClassLabels, DeepStreamLayout, DeepStreamReader, MAX_FRAMES_PER_BUFFER, MAX_OBJECTS_PER_BUFFER,
     carries_batch_meta,
 };
-use gstiguard::detections::{Detection, DetectionReader, FrameDetections, SourceFrame};
-use gstiguard::geometry::Rect;
+use gstiguard::detections::{DetectionReader, FrameDetections};
 use standin::{Batch, Release, UNTRACKED};
 
 fn init() {
@@ -22,8 +25,6 @@ fn init() {
         gstiguard::plugin_register_static().expect("register the iguard plugin");
     });
 }
-
-const MS: u64 = 1_000_000;
 
 fn read_with(reader: &mut DeepStreamReader, buffer: &gst::BufferRef) -> Vec<FrameDetections> {
     let mut out = Vec::new();
@@ -52,117 +53,8 @@ fn labels_with(layout: DeepStreamLayout, batch: Batch) -> Vec<String> {
         .collect()
 }
 
-fn rect(x: f32, y: f32, width: f32, height: f32) -> Rect {
-    Rect {
-        x,
-        y,
-        width,
-        height,
-    }
-}
-
 #[test]
-fn three_sources_interleaved_in_one_batch() {
-    let buffer = buffer_with(
-        Batch::new()
-            .frame(2, 2, 120, 4_000 * MS, |f| {
-                f.object(0, 0.91, (10.0, 20.0, 30.0, 60.0), "")
-                    .id(7)
-                    .object(2, 0.55, (100.5, 50.25, 40.0, 40.0), "")
-            })
-            .frame(0, 0, 118, 4_040 * MS, |f| f)
-            .frame(1, 1, 3, 4_033 * MS, |f| {
-                f.object(1, 0.3, (0.0, 0.0, 1920.0, 1080.0), "")
-                    .id(1 << 40)
-                    .object(7, 1.0, (5.0, 6.0, 7.0, 8.0), "")
-                    .object(0, 0.125, (-4.0, 1070.0, 50.0, 50.0), "")
-                    .id(0)
-            }),
-    );
-    let labels = ClassLabels::parse("0=person,1=bag,2=face").unwrap();
-    let mut reader = DeepStreamReader::new(DeepStreamLayout::Unknown, labels);
-    let out = read_with(&mut reader, &buffer);
-
-    let det = |class_id, label: &str, confidence: f32, r: Rect, object_id| Detection {
-        class_id,
-        label: label.to_string(),
-        confidence: confidence as f64,
-        rect: r,
-        object_id,
-    };
-    let frame = |source_id, batch_index, frame_num, pts, detections| FrameDetections {
-        source: SourceFrame {
-            source_id,
-            pad_index: source_id,
-            batch_index,
-            frame_num: Some(frame_num),
-            pts: Some(pts),
-        },
-        detections,
-    };
-    assert_eq!(
-        out,
-        vec![
-            frame(
-                2,
-                0,
-                120,
-                4_000 * MS,
-                vec![
-                    det(0, "person", 0.91, rect(10.0, 20.0, 30.0, 60.0), Some(7)),
-                    det(2, "face", 0.55, rect(100.5, 50.25, 40.0, 40.0), None),
-                ]
-            ),
-            frame(0, 1, 118, 4_040 * MS, vec![]),
-            frame(
-                1,
-                2,
-                3,
-                4_033 * MS,
-                vec![
-                    det(1, "bag", 0.3, rect(0.0, 0.0, 1920.0, 1080.0), Some(1 << 40)),
-                    det(7, "class-7", 1.0, rect(5.0, 6.0, 7.0, 8.0), None),
-                    det(0, "person", 0.125, rect(-4.0, 1070.0, 50.0, 50.0), Some(0)),
-                ]
-            ),
-        ]
-    );
-    assert_eq!(reader.skipped(), 0);
-    assert!(carries_batch_meta(&buffer));
-}
-
-#[test]
-fn pad_index_and_source_id_are_read_separately() {
-    let buffer =
-        buffer_with(
-            Batch::new()
-                .frame(9, 4, -1, u64::MAX, |f| f)
-                .frame(3, 0, 0, 0, |f| f),
-        );
-    let out = read(&buffer);
-    assert_eq!(
-        out.iter().map(|f| f.source).collect::<Vec<_>>(),
-        [
-            SourceFrame {
-                source_id: 9,
-                pad_index: 4,
-                batch_index: 0,
-                frame_num: None,
-                pts: None,
-            },
-            SourceFrame {
-                source_id: 3,
-                pad_index: 0,
-                batch_index: 1,
-                frame_num: Some(0),
-                pts: Some(0),
-            },
-        ]
-    );
-}
-
-#[test]
-fn class_labels_win_over_obj_label() {
+fn standin_ds5_to_8_class_labels_win_over_obj_label_at_336() {
     let buffer = buffer_with(Batch::new().frame(0, 0, 1, 0, |f| {
         f.object(0, 0.9, (1.0, 1.0, 2.0, 2.0), "Person")
             .object(1, 0.9, (1.0, 1.0, 2.0, 2.0), "Bag")
@@ -179,7 +71,7 @@ fn class_labels_win_over_obj_label() {
 }
 
 #[test]
-fn obj_label_at_336_is_read_with_the_v5_to_v8_layout() {
+fn standin_ds5_to_8_obj_label_at_336_is_read_with_the_v5_to_v8_layout() {
     let batch = || {
         Batch::new().release(Release::Ds8).frame(0, 0, 1, 0, |f| {
             f.object(0, 0.9, (1.0, 1.0, 2.0, 2.0), "person").object(
@@ -207,33 +99,7 @@ fn obj_label_at_336_is_read_with_the_v5_to_v8_layout() {
 }
 
 #[test]
-fn obj_label_at_344_is_read_with_the_v9_layout() {
-    let batch = || {
-        Batch::new().release(Release::Ds9).frame(0, 0, 1, 0, |f| {
-            f.object(0, 0.9, (1.0, 1.0, 2.0, 2.0), "person").object(
-                3,
-                0.9,
-                (1.0, 1.0, 2.0, 2.0),
-                "knife",
-            )
-        })
-    };
-    assert_eq!(
-        labels_with(DeepStreamLayout::V9, batch()),
-        ["person", "knife"]
-    );
-    assert_eq!(
-        labels_with(DeepStreamLayout::V5toV8, batch()),
-        ["class-0", "class-3"]
-    );
-    assert_eq!(
-        labels_with(DeepStreamLayout::Unknown, batch()),
-        ["class-0", "class-3"]
-    );
-}
-
-#[test]
-fn obj_label_must_be_terminated_utf8_within_its_128_bytes() {
+fn standin_garbage_obj_label_must_be_terminated_utf8_within_its_128_bytes() {
     let batch = Batch::new().frame(0, 0, 1, 0, |f| {
         f.object(0, 0.9, (1.0, 1.0, 2.0, 2.0), "")
             .raw_label(&[b'a'; 128])
@@ -249,7 +115,7 @@ fn obj_label_must_be_terminated_utf8_within_its_128_bytes() {
 }
 
 #[test]
-fn a_wrong_meta_type_is_not_a_batch() {
+fn standin_garbage_a_wrong_meta_type_is_not_a_batch() {
     let buffer = buffer_with(
         Batch::new()
             .meta_type(4096)
@@ -260,7 +126,7 @@ fn a_wrong_meta_type_is_not_a_batch() {
 }
 
 #[test]
-fn only_the_batch_meta_among_other_metas_is_read() {
+fn standin_garbage_only_the_batch_meta_among_other_metas_is_read() {
     init();
     let mut buffer = gst::Buffer::new();
     {
@@ -281,7 +147,7 @@ fn only_the_batch_meta_among_other_metas_is_read() {
 }
 
 #[test]
-fn null_meta_data_yields_nothing() {
+fn standin_garbage_null_meta_data_yields_nothing() {
     let buffer = buffer_with(
         Batch::new()
             .null_meta_data()
@@ -293,7 +159,7 @@ fn null_meta_data_yields_nothing() {
 }
 
 #[test]
-fn empty_lists_yield_no_frames_or_no_detections() {
+fn standin_garbage_empty_lists_yield_no_frames_or_no_detections() {
     assert!(read(&buffer_with(Batch::new())).is_empty());
     let out = read(&buffer_with(Batch::new().frame(4, 4, 1, 0, |f| f)));
     assert_eq!(out.len(), 1);
@@ -301,7 +167,7 @@ fn empty_lists_yield_no_frames_or_no_detections() {
 }
 
 #[test]
-fn null_list_data_is_skipped() {
+fn standin_garbage_null_list_data_is_skipped() {
     let buffer = buffer_with(
         Batch::new()
             .null_frame()
@@ -324,7 +190,7 @@ fn null_list_data_is_skipped() {
 }
 
 #[test]
-fn circular_lists_end_at_the_bounds() {
+fn standin_garbage_circular_lists_end_at_the_bounds() {
     let buffer = buffer_with(
         Batch::new()
             .frame(0, 0, 1, 0, |f| {
@@ -342,7 +208,7 @@ fn circular_lists_end_at_the_bounds() {
 }
 
 #[test]
-fn nonsense_boxes_are_passed_on_as_they_are() {
+fn standin_garbage_nonsense_boxes_are_passed_on_as_they_are() {
     let buffer = buffer_with(Batch::new().frame(0, 0, 1, 0, |f| {
         f.object(
             0,
@@ -363,7 +229,7 @@ fn nonsense_boxes_are_passed_on_as_they_are() {
 }
 
 #[test]
-fn the_batch_memory_is_freed_with_the_buffer() {
+fn standin_the_batch_memory_is_freed_with_the_buffer() {
     init();
     let mut buffer = gst::Buffer::new();
     let attached = Batch::new()

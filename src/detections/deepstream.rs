@@ -23,7 +23,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::OnceLock;
 
 use gst::glib;
 
@@ -35,164 +34,8 @@ pub const MAX_FRAMES_PER_BUFFER: usize = 1024;
 /// Object metas read from one buffer at most, over all its frames.
 pub const MAX_OBJECTS_PER_BUFFER: usize = 65536;
 
-pub mod layout {
-    //! Where DeepStream keeps what the reader reads: byte offsets into its C structures on LP64
-    //! targets (x86_64, aarch64), as we know them for DeepStream 5.0 to 9.x.
-    //!
-    //! These are facts about someone else's ABI. They must be checked against the headers of the
-    //! DeepStream one builds for (`nvdsmeta.h`, `gstnvdsmeta.h`) before a new release is trusted;
-    //! when one moves, add a [`super::DeepStreamLayout`] variant rather than editing a value
-    //! in place.
-
-    /// The name DeepStream registers its GstMeta API type under (with the tag `nvdsmeta`).
-    pub const META_API_NAME: &str = "NvDsMetaAPI";
-    /// The tag DeepStream registers the API with.
-    pub const META_API_TAG: &str = "nvdsmeta";
-    /// `NvDsMeta.meta_type` of the batch meta: the first custom GstMeta type (4096) + 1.
-    pub const BATCH_META_TYPE: i32 = 4097;
-
-    /// `NvDsMeta`, the GstMeta DeepStream attaches: `GstMeta` (16 bytes), then `meta_data`,
-    /// `user_data` (pointers) and `meta_type` (gint), then fields we do not read.
-    /// DeepStream 5.0–9.x.
-    pub mod meta {
-        /// `gpointer meta_data`: the `NvDsBatchMeta` for the batch type.
-        pub const META_DATA: usize = 16;
-        /// `gpointer user_data`.
-        pub const USER_DATA: usize = 24;
-        /// `gint meta_type`.
-        pub const META_TYPE: usize = 32;
-        /// The registered size of the meta must be at least this for us to read it.
-        pub const MIN_SIZE: usize = META_TYPE + 4;
-    }
-
-    /// `NvDsBatchMeta` (begins with the 40-byte `NvDsBaseMeta`). DeepStream 5.0–9.x.
-    pub mod batch {
-        /// `GList *frame_meta_list` of `NvDsFrameMeta *`.
-        pub const FRAME_META_LIST: usize = 96;
-    }
-
-    /// `NvDsFrameMeta` (begins with `NvDsBaseMeta`). DeepStream 5.0–9.x.
-    pub mod frame {
-        /// `guint pad_index`: the `nvstreammux` sink pad.
-        pub const PAD_INDEX: usize = 40;
-        /// `guint batch_id`: the frame's place in the batch.
-        pub const BATCH_ID: usize = 44;
-        /// `gint frame_num`.
-        pub const FRAME_NUM: usize = 48;
-        /// `guint64 buf_pts`: the source buffer's PTS in ns.
-        pub const BUF_PTS: usize = 56;
-        /// `guint source_id`.
-        pub const SOURCE_ID: usize = 72;
-        /// `guint source_frame_width`.
-        pub const SOURCE_FRAME_WIDTH: usize = 80;
-        /// `guint source_frame_height`.
-        pub const SOURCE_FRAME_HEIGHT: usize = 84;
-        /// `GList *obj_meta_list` of `NvDsObjectMeta *`.
-        pub const OBJ_META_LIST: usize = 104;
-    }
-
-    /// `NvDsObjectMeta` (begins with `NvDsBaseMeta`). DeepStream 5.0–9.x unless noted.
-    pub mod object {
-        /// `gint class_id`.
-        pub const CLASS_ID: usize = 52;
-        /// `guint64 object_id`: the tracker's id.
-        pub const OBJECT_ID: usize = 56;
-        /// `object_id` of an object no tracker has seen (all bits set).
-        pub const UNTRACKED_OBJECT_ID: u64 = u64::MAX;
-        /// `gfloat confidence`.
-        pub const CONFIDENCE: usize = 96;
-        /// `rect_params.left`, `.top`, `.width`, `.height`: gfloats in frame pixels.
-        pub const RECT_LEFT: usize = 104;
-        pub const RECT_TOP: usize = 108;
-        pub const RECT_WIDTH: usize = 112;
-        pub const RECT_HEIGHT: usize = 116;
-        /// `gchar obj_label[128]` in DeepStream 5.0 to 8.x.
-        pub const OBJ_LABEL_V5_TO_V8: usize = 336;
-        /// `gchar obj_label[128]` in DeepStream 9.x (the rect params grew a rotation angle).
-        pub const OBJ_LABEL_V9: usize = 344;
-        /// Length of the `obj_label` array.
-        pub const OBJ_LABEL_LEN: usize = 128;
-    }
-}
-
-/// Which DeepStream's `NvDsObjectMeta` layout to assume for the fields that moved between
-/// releases (only `obj_label` so far). With `Unknown`, those fields are never read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum DeepStreamLayout {
-    /// DeepStream 5.0 to 8.x.
-    V5toV8,
-    /// DeepStream 9.x.
-    V9,
-    /// Not known: read only the fields that are the same in every supported release.
-    #[default]
-    Unknown,
-}
-
-impl DeepStreamLayout {
-    /// The layout of a DeepStream major version; `Unknown` for versions we have no facts for.
-    pub fn for_major_version(major: u32) -> Self {
-        match major {
-            5..=8 => DeepStreamLayout::V5toV8,
-            9 => DeepStreamLayout::V9,
-            _ => DeepStreamLayout::Unknown,
-        }
-    }
-
-    /// Where `obj_label` is in an `NvDsObjectMeta`, if known.
-    pub fn obj_label_offset(self) -> Option<usize> {
-        match self {
-            DeepStreamLayout::V5toV8 => Some(layout::object::OBJ_LABEL_V5_TO_V8),
-            DeepStreamLayout::V9 => Some(layout::object::OBJ_LABEL_V9),
-            DeepStreamLayout::Unknown => None,
-        }
-    }
-
-    /// The short name [`FromStr`] accepts: `v5-v8`, `v9` or `unknown`.
-    pub fn nick(self) -> &'static str {
-        match self {
-            DeepStreamLayout::V5toV8 => "v5-v8",
-            DeepStreamLayout::V9 => "v9",
-            DeepStreamLayout::Unknown => "unknown",
-        }
-    }
-}
-
-impl fmt::Display for DeepStreamLayout {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.nick())
-    }
-}
-
-/// A DeepStream layout name that is neither a nick nor a supported version.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown DeepStream layout '{0}': expected v5-v8, v9, unknown, or a DeepStream version from 5 \
-     to 9 (e.g. 6.4)"
-)]
-pub struct LayoutError(pub String);
-
-impl FromStr for DeepStreamLayout {
-    type Err = LayoutError;
-
-    /// Accepts a nick (`v5-v8`, `v9`, `unknown`) or a DeepStream version (`6.4`, `9`, `9.0`).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = s.trim().to_ascii_lowercase();
-        match t.as_str() {
-            "v5-v8" => return Ok(DeepStreamLayout::V5toV8),
-            "v9" => return Ok(DeepStreamLayout::V9),
-            "unknown" => return Ok(DeepStreamLayout::Unknown),
-            _ => {}
-        }
-        let major = t.split('.').next().unwrap_or_default();
-        match major
-            .parse::<u32>()
-            .map(DeepStreamLayout::for_major_version)
-        {
-            Ok(l) if l != DeepStreamLayout::Unknown => Ok(l),
-            _ => Err(LayoutError(s.to_string())),
-        }
-    }
-}
+pub use crate::deepstream::{DeepStreamLayout, LayoutError, layout, meta_api};
+use crate::deepstream::{batch_meta_data, field};
 
 /// A class-labels string or labels file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -334,18 +177,6 @@ impl fmt::Display for ClassLabels {
     }
 }
 
-/// The DeepStream GstMeta API type, if DeepStream (or a stand-in) has registered it in this
-/// process. Only a found type is cached: DeepStream registers it lazily, when its first meta is
-/// made, which may be after our first buffer.
-pub fn meta_api() -> Option<glib::Type> {
-    static API: OnceLock<glib::Type> = OnceLock::new();
-    if let Some(t) = API.get() {
-        return Some(*t);
-    }
-    let t = glib::Type::from_name(layout::META_API_NAME)?;
-    Some(*API.get_or_init(|| t))
-}
-
 /// Whether `buffer` carries at least one DeepStream batch meta (a cheap test for choosing a
 /// reader).
 pub fn carries_batch_meta(buffer: &gst::BufferRef) -> bool {
@@ -356,50 +187,6 @@ pub fn carries_batch_meta(buffer: &gst::BufferRef) -> bool {
     buffer
         .iter_meta::<gst::Meta>()
         .any(|m| batch_meta_data(&m, api, &mut skipped).is_some())
-}
-
-/// Reads `T` at `base + offset` without any alignment requirement.
-///
-/// # Safety
-/// `base + offset .. base + offset + size_of::<T>()` must be readable memory and any bit pattern
-/// must be a valid `T` (true for the integers, floats and raw pointers read here).
-unsafe fn field<T: Copy>(base: *const u8, offset: usize) -> T {
-    // SAFETY: guaranteed by the caller.
-    unsafe { base.add(offset).cast::<T>().read_unaligned() }
-}
-
-/// The `meta_data` pointer of a DeepStream batch meta, or `None` when `meta` is another meta,
-/// another DeepStream meta type, too small to be an `NvDsMeta`, or has no data (counted in
-/// `skipped`).
-fn batch_meta_data(
-    meta: &gst::MetaRef<'_, gst::Meta>,
-    api: glib::Type,
-    skipped: &mut u64,
-) -> Option<*const u8> {
-    if meta.api() != api {
-        return None;
-    }
-    let raw = meta.as_ptr();
-    // SAFETY: `raw` is a live GstMeta of the buffer we borrow; GStreamer sets its `info` (a
-    // static registration) when the meta is added.
-    let size = unsafe { (*(*raw).info).size };
-    if size < layout::meta::MIN_SIZE {
-        *skipped += 1;
-        return None;
-    }
-    let base = raw.cast::<u8>();
-    // SAFETY: the meta was allocated with its registered size, which covers `MIN_SIZE` bytes.
-    let meta_type: i32 = unsafe { field(base, layout::meta::META_TYPE) };
-    if meta_type != layout::BATCH_META_TYPE {
-        return None;
-    }
-    // SAFETY: as above.
-    let data: *const u8 = unsafe { field(base, layout::meta::META_DATA) };
-    if data.is_null() {
-        *skipped += 1;
-        return None;
-    }
-    Some(data)
 }
 
 /// How many more list nodes a read may visit.

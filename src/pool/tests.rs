@@ -475,7 +475,10 @@ fn hundreds_of_respawns_leave_threads_and_handles_flat() {
     rig.wait_until("the exited threads to be joined", |r| {
         r.pool.thread_handles() == 3
     });
-    assert_eq!(thread_names("iguard-wrs-").len(), 2);
+    // A joined thread can stay in /proc/self/task for a moment on a loaded machine.
+    rig.wait_until("the exited threads to leave the task list", |_| {
+        thread_names("iguard-wrs-").len() == 2
+    });
     assert_eq!(thread_names("iguard-srs").len(), 1);
 }
 

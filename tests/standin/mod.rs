@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! A test-only stand-in for DeepStream's batch metadata.
+//! A test-only stand-in for DeepStream's batch metadata, kept for what NVIDIA's real
+//! DeepStream 9.0 library (`tests/nvidia/`, used by `deepstream_nvidia.rs`) cannot give on a
+//! machine without a GPU: the object layout of DeepStream 5.x–8.x, and malformed metas.
 //!
-//! DeepStream cannot be installed here, so this registers a GstMeta API under DeepStream's name
+//! Only one of the two can register `NvDsMetaAPI` in a process, so the tests using the stand-in
+//! live in binaries of their own. This registers a GstMeta API under DeepStream's name
 //! (`NvDsMetaAPI`, tag `nvdsmeta`) and attaches batch / frame / object metas built in zeroed heap
 //! blocks, with each field written at the byte offset DeepStream uses (DESIGN.md, "DeepStream
 //! facts"). The offsets are written out here on purpose rather than taken from the crate's
