@@ -22,6 +22,9 @@ use gst_base::subclass::prelude::*;
 use super::settings::*;
 use super::stats::Stats;
 use crate::clip::{Clip, ClipAssembler};
+use crate::deepstream::DeepStreamLayout;
+use crate::deepstream::verdict_meta::{AttachError, Target, attach_verdict};
+use crate::detections::deepstream::carries_batch_meta;
 use crate::detections::{AutoReader, DetectionReader, FrameDetections};
 use crate::instance::{self, Instance};
 use crate::mailbox::VerdictMailbox;
@@ -106,6 +109,10 @@ struct State {
     needs_pixels: bool,
     /// A batch of several frames in one system-memory buffer was reported once.
     warned_batched: bool,
+    /// Where DeepStream verdict metas go (the object layout, `unique-id`).
+    ds_layout: DeepStreamLayout,
+    /// Writing DeepStream verdict metas failed once and was reported.
+    warned_ds_meta: bool,
     last_stats: Instant,
 }
 
@@ -335,6 +342,43 @@ impl IGuardVerify {
         finished
     }
 
+    /// Writes `v` as DeepStream metadata (classifier meta on the tracked object, IGUARD.VERDICT
+    /// user meta on its frame). Returns the first failure worth telling the user, once a run.
+    fn attach_deepstream(
+        &self,
+        state: &mut State,
+        buf: &mut gst::BufferRef,
+        v: &Verdict,
+    ) -> Option<String> {
+        let target = Target {
+            object_id: None,
+            class_id: None,
+            unique_id: state.run.unique_id as i32,
+            layout: state.ds_layout,
+        };
+        match attach_verdict(buf, v, &target) {
+            Ok(a) => {
+                gst::log!(
+                    CAT,
+                    imp = self,
+                    "verdict {} as DeepStream meta: {a:?}",
+                    v.request_id
+                );
+                None
+            }
+            Err(AttachError::SourceNotInBatch(_)) => None,
+            Err(e) => {
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "verdict {} not as DeepStream meta: {e}",
+                    v.request_id
+                );
+                (!std::mem::replace(&mut state.warned_ds_meta, true)).then(|| e.to_string())
+            }
+        }
+    }
+
     /// EOS: completes partial clips, waits for every pending verdict (bounded by
     /// `worker-timeout` without progress), then answers what is left `dropped`. A stop on the
     /// way (the gate closes) ends the wait at once.
@@ -513,6 +557,7 @@ impl BaseTransformImpl for IGuardVerify {
         let mut layers = layered.layers;
         let run = user.layered(&layers);
         let reader: AutoReader = run.reader().map_err(settings_error)?;
+        let ds_layout = run.deepstream_layout().map_err(settings_error)?;
 
         let key = instance::Key {
             scorer: run.scorer_spec(),
@@ -625,6 +670,8 @@ impl BaseTransformImpl for IGuardVerify {
             settings_generation: user.generation,
             run,
             warned_batched: false,
+            ds_layout,
+            warned_ds_meta: false,
             last_stats: Instant::now(),
         });
         *lock(&self.running) = Some(running);
@@ -758,6 +805,8 @@ impl BaseTransformImpl for IGuardVerify {
                 .filter_map(|f| mailbox.pop(f.source.source_id))
                 .collect()
         };
+        let deepstream = !attach.is_empty() && carries_batch_meta(buf);
+        let mut ds_error = None;
         for v in &attach {
             if let Err(e) = meta::add(buf, v) {
                 gst::warning!(
@@ -766,6 +815,9 @@ impl BaseTransformImpl for IGuardVerify {
                     "cannot attach verdict {}: {e}",
                     v.request_id
                 );
+            }
+            if deepstream {
+                ds_error = ds_error.or(self.attach_deepstream(state, buf, v));
             }
         }
         state.frames = frames;
@@ -779,6 +831,14 @@ impl BaseTransformImpl for IGuardVerify {
         };
         let max_sources = state.run.max_sources;
         drop(guard);
+        if let Some(e) = ds_error {
+            gst::element_imp_warning!(
+                self,
+                gst::LibraryError::Failed,
+                ("Cannot write verdicts as DeepStream metadata: {}", e),
+                ["the verdicts still go out as IGuardVerificationMeta and bus messages"]
+            );
+        }
         if let Some(source) = warn_refused {
             gst::element_imp_warning!(
                 self,

@@ -403,6 +403,16 @@ pub fn list() -> Vec<glib::ParamSpec> {
             .default_value(DEFAULT_MAX_SOURCES)
             .mutable_ready()
             .build(),
+        glib::ParamSpecUInt::builder("unique-id")
+            .nick("Unique id")
+            .blurb(
+                "With DeepStream metadata: unique_component_id of the classifier metas that \
+                 carry verdicts on tracked objects (as nvinfer's gie-unique-id)",
+            )
+            .maximum(i32::MAX as u32)
+            .default_value(DEFAULT_UNIQUE_ID)
+            .mutable_ready()
+            .build(),
         glib::ParamSpecBoxed::builder::<gst::Structure>("effective-settings")
             .nick("Effective settings")
             .blurb(

@@ -48,6 +48,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: f64 = 5.0;
 /// Sources (cameras) one element follows at most; metadata naming more is refused, so a
 /// corrupt batch meta cannot open a clip for each of thousands of made-up sources.
 pub const DEFAULT_MAX_SOURCES: u32 = 256;
+/// `unique_component_id` of the DeepStream classifier metas the element writes, as nvinfer's
+/// `gie-unique-id`; away from the small ids GIEs usually take.
+pub const DEFAULT_UNIQUE_ID: u32 = 101;
 /// The largest clip the element collects (tiles × RGB bytes).
 pub const MAX_CLIP_BYTES: u64 = 512 << 20;
 
@@ -105,6 +108,7 @@ pub struct Settings {
     pub config_file: Option<String>,
     pub preset: Preset,
     pub max_sources: u32,
+    pub unique_id: u32,
     /// Properties the application set, to tell a deliberate choice from a default.
     pub explicit: Vec<&'static str>,
     /// Bumped on every change of a property, so the streaming thread copies what changed
@@ -167,6 +171,7 @@ impl Default for Settings {
             config_file: None,
             preset: Preset::None,
             max_sources: DEFAULT_MAX_SOURCES,
+            unique_id: DEFAULT_UNIQUE_ID,
             explicit: Vec::new(),
             generation: 0,
         }
@@ -270,6 +275,7 @@ impl Settings {
             "config-file" => s.config_file = v.get().unwrap_or(None),
             "preset" => s.preset = v.get().unwrap_or(s.preset),
             "max-sources" => s.max_sources = v.get().unwrap_or(s.max_sources),
+            "unique-id" => s.unique_id = v.get().unwrap_or(s.unique_id),
             _ => return,
         }
         s.generation += 1;
@@ -331,6 +337,7 @@ impl Settings {
             "config-file" => s.config_file.to_send_value(),
             "preset" => s.preset.to_send_value(),
             "max-sources" => s.max_sources.to_send_value(),
+            "unique-id" => s.unique_id.to_send_value(),
             _ => return None,
         })
     }
@@ -549,16 +556,20 @@ impl Settings {
             }
             _ => ClassLabels::default(),
         };
-        let layout = match given(&self.deepstream_version) {
-            None => DeepStreamLayout::Unknown,
-            Some(v) => v
-                .parse::<DeepStreamLayout>()
-                .map_err(|e| format!("deepstream-version: {e}"))?,
-        };
         Ok(AutoReader {
             roi: RoiReader,
-            deepstream: DeepStreamReader::new(layout, labels),
+            deepstream: DeepStreamReader::new(self.deepstream_layout()?, labels),
         })
+    }
+
+    /// The DeepStream object layout `deepstream-version` names (unknown when unset).
+    pub fn deepstream_layout(&self) -> Result<DeepStreamLayout, String> {
+        match given(&self.deepstream_version) {
+            None => Ok(DeepStreamLayout::Unknown),
+            Some(v) => v
+                .parse::<DeepStreamLayout>()
+                .map_err(|e| format!("deepstream-version: {e}")),
+        }
     }
 
     /// Every setting by property name, as a structure (`effective-settings`).
