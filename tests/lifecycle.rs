@@ -478,6 +478,9 @@ fn sources_beyond_max_sources_are_refused_warned_once_and_counted() {
                 gst::MessageView::Warning(w) => Some(w.error().to_string()),
                 _ => None,
             })
+            // (Without NVIDIA's libraries a warning also says verdicts cannot be written as
+            // DeepStream metadata on the stand-in's batches.)
+            .filter(|w| w.contains("max-sources"))
             .collect();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(

@@ -28,6 +28,9 @@ pub mod meta {
     pub const USER_DATA: usize = 24;
     /// `gint meta_type`.
     pub const META_TYPE: usize = 32;
+    /// `NvDsMetaCopyFunc copyfunc`: for a batch meta NVIDIA's own `nvds_batch_meta_copy_func`
+    /// (checked against 9.0.2: `deepstream_nvidia` tests).
+    pub const COPY_FUNC: usize = 40;
     /// The registered size of the meta must be at least this for us to read it.
     pub const MIN_SIZE: usize = META_TYPE + 4;
 }

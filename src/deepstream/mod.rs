@@ -171,6 +171,29 @@ pub fn batch_meta_data(
     Some(data)
 }
 
+/// The batch metas on `buffer` that the library whose `nvds_batch_meta_copy_func` is
+/// `copy_func` made (its copy function is in their `NvDsMeta`), in meta order. Only those may be
+/// changed with that library's functions: a meta of another origin (a test stand-in, a
+/// corrupt producer) is left alone.
+pub fn batch_metas_made_by(buffer: &gst::BufferRef, copy_func: usize) -> Vec<*const u8> {
+    let Some(api) = meta_api() else {
+        return Vec::new();
+    };
+    let mut skipped = 0;
+    buffer
+        .iter_meta::<gst::Meta>()
+        .filter(|m| {
+            let raw = m.as_ptr();
+            // SAFETY: a live GstMeta of the buffer we borrow, with its static registration.
+            let size = unsafe { (*(*raw).info).size };
+            // SAFETY: within the meta's registered size.
+            size >= layout::meta::COPY_FUNC + 8
+                && unsafe { field::<usize>(raw.cast(), layout::meta::COPY_FUNC) } == copy_func
+        })
+        .filter_map(|m| batch_meta_data(&m, api, &mut skipped))
+        .collect()
+}
+
 /// The batch metas (`NvDsBatchMeta *`) on `buffer`, in meta order; unreadable DeepStream metas
 /// are counted in `skipped`.
 pub fn batch_metas(buffer: &gst::BufferRef, skipped: &mut u64) -> Vec<*const u8> {

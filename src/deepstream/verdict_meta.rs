@@ -24,7 +24,7 @@ use super::nvds::{
     NvDsBatchMeta, NvDsClassifierMeta, NvDsFrameMeta, NvDsLabelInfo, NvDsObjectMeta, NvDsUserMeta,
     NvdsMetaLib, nvds_meta,
 };
-use super::{DeepStreamLayout, batch_metas, field, layout};
+use super::{DeepStreamLayout, batch_metas, batch_metas_made_by, field, layout};
 use crate::detections::deepstream::{MAX_FRAMES_PER_BUFFER, MAX_OBJECTS_PER_BUFFER};
 use crate::verdict::{Status, Verdict};
 
@@ -221,6 +221,11 @@ pub enum AttachError {
     NotWritable,
     #[error("the buffer carries no DeepStream batch meta")]
     NoBatchMeta,
+    #[error(
+        "the buffer's DeepStream batch meta was not made by the loaded libnvds_meta.so ({0}): \
+         it is left alone"
+    )]
+    ForeignBatchMeta(String),
     #[error("no frame meta of source {0} in the buffer's batch")]
     SourceNotInBatch(u32),
     #[error("DeepStream's {0} pool returned no meta")]
@@ -347,10 +352,14 @@ pub fn attach_verdict(
         return Err(AttachError::NotWritable);
     }
     let mut skipped = 0;
-    let Some(&batch) = batch_metas(buffer, &mut skipped).first() else {
+    if batch_metas(buffer, &mut skipped).is_empty() {
         return Err(AttachError::NoBatchMeta);
-    };
+    }
     let lib = nvds_meta().map_err(|e| AttachError::Library(e.clone()))?;
+    let Some(&batch) = batch_metas_made_by(buffer, lib.batch_meta_copy_func as usize).first()
+    else {
+        return Err(AttachError::ForeignBatchMeta(lib.from().to_string()));
+    };
     let batch = batch.cast_mut();
     let user_type = lib.verdict_user_meta_type();
     let _lock = MetaLock::new(lib, batch.cast());

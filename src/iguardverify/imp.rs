@@ -367,6 +367,11 @@ impl IGuardVerify {
                 None
             }
             Err(AttachError::SourceNotInBatch(_)) => None,
+            // Not NVIDIA's batch meta (a stand-in, another producer): not ours to change.
+            Err(e @ AttachError::ForeignBatchMeta(_)) => {
+                gst::debug!(CAT, imp = self, "verdict {}: {e}", v.request_id);
+                None
+            }
             Err(e) => {
                 gst::debug!(
                     CAT,
