@@ -21,6 +21,7 @@ pub mod iguardverify;
 pub mod instance;
 pub mod meta;
 pub mod pool;
+pub mod publish;
 pub mod sampler;
 pub mod scorer;
 pub mod verdict;
