@@ -9,6 +9,7 @@
 //! verifies it on an internal worker pool and reports a verdict as a bus message and as an
 //! `IGuardVerificationMeta` on a later buffer of the same source, without ever stalling the video.
 //! `iguardreplay` attaches recorded detections from a file, for demos, tests and offline replays.
+//! `iguardpublish` sends every verdict to a JSON Lines event log and MQTT.
 
 use gst::glib;
 
@@ -16,6 +17,7 @@ pub mod clip;
 pub mod config;
 pub mod detections;
 pub mod geometry;
+pub mod iguardpublish;
 pub mod iguardreplay;
 pub mod iguardverify;
 pub mod instance;
@@ -30,6 +32,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();
     iguardverify::register(plugin)?;
     iguardreplay::register(plugin)?;
+    iguardpublish::register(plugin)?;
     Ok(())
 }
 

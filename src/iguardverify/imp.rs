@@ -4,9 +4,9 @@
 //! `detections` and `meta`.
 //!
 //! Locks, in the order they may be taken: `state` (streaming thread) → `running` → the pool's
-//! and reporter's own locks → `results`. `settings` is only held to copy values out. Verdicts
-//! are delivered (message posted, meta queued) without `state` or `running` being needed, so
-//! an application may read `stats` from a bus sync handler.
+//! and reporter's own locks → `results` / `outbox` (leaves). `settings` is only held to copy
+//! values out. Verdicts are delivered (message posted, meta queued) without `state` or
+//! `running` being needed, so an application may read `stats` from a bus sync handler.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
@@ -29,6 +29,7 @@ use crate::detections::{DetectionReader, FrameDetections};
 use crate::instance::{self, Instance};
 use crate::meta;
 use crate::pool::{self, Outcome, Pool, PoolConfig, Reporter, RequestInfo, Ticket};
+use crate::publish::wire;
 use crate::sampler::Sampler;
 use crate::scorer::Scorer;
 use crate::scorer::fallback::FallbackScorer;
@@ -341,6 +342,9 @@ struct Running {
     reporter: Arc<Reporter>,
     instance: Arc<Instance>,
     results: Arc<Mutex<Results>>,
+    /// Verdicts for `iguardpublish`, pushed downstream as `iguard-verdict` events by the
+    /// streaming thread (before each buffer, and before EOS after the drain).
+    outbox: Arc<Mutex<wire::Outbox>>,
     queue_size: u32,
     max_workers: u32,
 }
@@ -421,6 +425,7 @@ impl IGuardVerify {
                 .field("queue-size", settings.queue_size)
                 .field("results-waiting", 0u32)
                 .field("results-overflowed", 0u64)
+                .field("publish-overflowed", 0u64)
                 .field("scorer", "")
                 .field("pool", "")
                 .field("model-instance-id", "")
@@ -434,6 +439,7 @@ impl IGuardVerify {
             let res = lock(&r.results);
             (res.waiting, res.overflowed)
         };
+        let publish_overflowed = lock(&r.outbox).overflowed;
         gst::Structure::builder("iguard-stats")
             .field("submitted", c.submitted)
             .field("completed", c.completed())
@@ -454,6 +460,7 @@ impl IGuardVerify {
             .field("queue-size", r.queue_size)
             .field("results-waiting", waiting as u32)
             .field("results-overflowed", overflowed)
+            .field("publish-overflowed", publish_overflowed)
             .field("scorer", r.pool().scorer_name())
             .field("pool", r.pool().config().name.as_str())
             .field("model-instance-id", r.instance.id.as_deref().unwrap_or(""))
@@ -1453,8 +1460,12 @@ impl BaseTransformImpl for IGuardVerify {
         }));
         let weak = self.obj().downgrade();
         let res = results.clone();
+        let outbox = Arc::new(Mutex::new(wire::Outbox::new(wire::OUTBOX_CAPACITY)));
+        let out = outbox.clone();
+        let (run_id, name) = (wire::run_id(), self.obj().name().to_string());
         let reporter = Reporter::new(settings.threshold, move |v: &Verdict| {
             lock(&res).push(v.clone());
+            lock(&out).push(wire::verdict_event(v, &run_id, &name));
             let Some(obj) = weak.upgrade() else { return };
             gst::log!(CAT, obj = obj, "verdict {:?}", v);
             let s = meta::to_structure(meta::MESSAGE_NAME, v);
@@ -1521,6 +1532,7 @@ impl BaseTransformImpl for IGuardVerify {
             reporter,
             instance,
             results,
+            outbox,
             queue_size: settings.queue_size,
             max_workers: settings.max_workers,
         };
@@ -1643,7 +1655,12 @@ impl BaseTransformImpl for IGuardVerify {
                     lock(&state.running.results).clear();
                 }
             }
-            gst::EventView::Eos(_) => self.drain(),
+            gst::EventView::Eos(_) => {
+                self.drain();
+                if let Some(r) = self.running() {
+                    self.push_verdict_events(&r);
+                }
+            }
             _ => (),
         }
         self.parent_sink_event(event)
@@ -1783,7 +1800,9 @@ impl BaseTransformImpl for IGuardVerify {
             }
             _ => None,
         };
+        let running = state.running.clone();
         drop(guard);
+        self.push_verdict_events(&running);
         if let Some(r) = post {
             self.post_stats(&r);
         }
@@ -1794,6 +1813,18 @@ impl BaseTransformImpl for IGuardVerify {
 static POOL_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl IGuardVerify {
+    /// Pushes the verdicts waiting for `iguardpublish` downstream, oldest first, with no lock
+    /// held (downstream may block or query).
+    fn push_verdict_events(&self, running: &Running) {
+        use gst_base::prelude::BaseTransformExtManual;
+        let events = lock(&running.outbox).take();
+        let obj = self.obj();
+        let pad = obj.src_pad();
+        for ev in events {
+            let _ = pad.push_event(ev);
+        }
+    }
+
     /// EOS: completes partial clips, waits for every pending verdict (bounded by
     /// `worker-timeout` without progress), then answers what is left `dropped`.
     fn drain(&self) {

@@ -213,9 +213,10 @@ enum Job {
 
 /// The running outputs of one element.
 pub struct Publisher {
-    tx: Option<SyncSender<Job>>,
+    /// `None` once stopped.
+    tx: Mutex<Option<SyncSender<Job>>>,
     shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
     has_mqtt: bool,
 }
 
@@ -347,9 +348,9 @@ impl Publisher {
             }
         }
         Ok(Publisher {
-            tx: Some(tx),
+            tx: Mutex::new(Some(tx)),
             shared,
-            threads,
+            threads: Mutex::new(threads),
             has_mqtt,
         })
     }
@@ -358,15 +359,12 @@ impl Publisher {
     pub fn submit(&self, fields: Map<String, Value>, origin: Origin) {
         let c = &self.shared.counters;
         c.received.fetch_add(1, Ordering::Relaxed);
-        let Some(tx) = &self.tx else {
-            c.queue_dropped.fetch_add(1, Ordering::Relaxed);
-            return;
+        let sent = match lock(&self.tx).as_ref() {
+            Some(tx) => tx.try_send(Job::Event(fields, origin)).is_ok(),
+            None => false,
         };
-        match tx.try_send(Job::Event(fields, origin)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                c.queue_dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        if !sent {
+            c.queue_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -374,7 +372,9 @@ impl Publisher {
     /// `timeout`. Returns whether everything got out.
     pub fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let Some(tx) = &self.tx else { return false };
+        let Some(tx) = lock(&self.tx).clone() else {
+            return false;
+        };
         let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
         let mut job = Job::Barrier(done_tx);
         loop {
@@ -414,12 +414,13 @@ impl Publisher {
 
     /// Stops the threads (waiting at most `join_wait` for each) and saves what the spool
     /// still holds to its folder. Returns the final figures.
-    pub fn stop(mut self, join_wait: Duration) -> Stats {
-        self.tx = None;
+    pub fn stop(&self, join_wait: Duration) -> Stats {
+        lock(&self.tx).take();
         self.shared.stopping.store(true, Ordering::Relaxed);
         self.shared.stop.notify_one();
         let deadline = Instant::now() + join_wait;
-        for t in self.threads.drain(..) {
+        let threads = std::mem::take(&mut *lock(&self.threads));
+        for t in threads {
             while !t.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(2));
             }
@@ -428,6 +429,7 @@ impl Publisher {
             }
             // else: left behind (a connect that hangs); it ends on its own at its timeout.
         }
+        // Only once: a second stop finds the folder closed.
         let saved = lock(&self.shared.spool).close();
         if let Err(reason) = saved {
             (self.shared.notice)(Notice::Warning {
