@@ -94,7 +94,7 @@ demo: build
 
 test: test-rust test-python
 
-test-rust: build
+test-rust: build mqtt-deps
 	$(CARGO) test
 
 test-python: build
@@ -118,3 +118,6 @@ include bench.mk
 
 # The remote scorer's server for tests (make triton-venv, test-triton, bench-triton).
 include triton.mk
+
+# The MQTT broker iguardpublish's tests run (make mqtt-deps).
+include publish.mk

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use gst::glib;
 use gst::prelude::*;
-use gst_base::prelude::*;
 use gst::subclass::prelude::*;
+use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use crate::publish::file::FileConfig;
@@ -273,7 +273,11 @@ impl ObjectImpl for IGuardPublish {
                     .default_value(Some(DEFAULT_TOPIC_PREFIX))
                     .mutable_ready()
                     .build(),
-                string("mqtt-user", "MQTT user", "User name for the broker; unset = none"),
+                string(
+                    "mqtt-user",
+                    "MQTT user",
+                    "User name for the broker; unset = none",
+                ),
                 glib::ParamSpecString::builder("mqtt-password")
                     .nick("MQTT password")
                     .blurb("Password for the broker (write-only)")
@@ -406,7 +410,11 @@ impl ObjectImpl for IGuardPublish {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = lock(&self.settings);
-        let string = || value.get::<Option<String>>().expect("type checked upstream");
+        let string = || {
+            value
+                .get::<Option<String>>()
+                .expect("type checked upstream")
+        };
         match pspec.name() {
             "file-path" => s.file_path = string(),
             "max-bytes" => s.max_bytes = value.get().expect("type checked upstream"),

@@ -57,10 +57,19 @@ impl Sink {
 /// What the outputs tell the element (posted as warnings and `iguard-publish-state`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Notice {
-    Down { sink: Sink, reason: String },
-    Up { sink: Sink, detail: String },
+    Down {
+        sink: Sink,
+        reason: String,
+    },
+    Up {
+        sink: Sink,
+        detail: String,
+    },
     /// A problem that does not take the output down (the spool folder failed: memory only).
-    Warning { sink: Sink, reason: String },
+    Warning {
+        sink: Sink,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -547,7 +556,15 @@ mod tests {
         let n = lock(&notices);
         let downs = n
             .iter()
-            .filter(|n| matches!(n, Notice::Down { sink: Sink::File, .. }))
+            .filter(|n| {
+                matches!(
+                    n,
+                    Notice::Down {
+                        sink: Sink::File,
+                        ..
+                    }
+                )
+            })
             .count();
         assert_eq!(downs, 1, "{n:?}");
     }

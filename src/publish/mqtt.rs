@@ -167,7 +167,10 @@ fn options(config: &MqttConfig) -> Result<MqttOptions, String> {
 enum End {
     Shutdown,
     /// The connection failed; whether it had been up (the back-off starts over then).
-    Lost { was_up: bool, reason: String },
+    Lost {
+        was_up: bool,
+        reason: String,
+    },
 }
 
 enum Wake {
@@ -308,7 +311,13 @@ impl Session<'_> {
                     )?;
                     parts += 1;
                 }
-                self.publish(format!("{prefix}/{src}/last"), q, true, payload, Some(o.seq))?;
+                self.publish(
+                    format!("{prefix}/{src}/last"),
+                    q,
+                    true,
+                    payload,
+                    Some(o.seq),
+                )?;
                 parts += 1;
             }
             self.events.insert(
@@ -560,7 +569,13 @@ mod tests {
             parse_url("mqtts://[::1]").unwrap(),
             ("::1".into(), 8883, true)
         );
-        for bad in ["http://x", "mqtt://", "mqtt://h:0", "mqtt://h:99999", "mqtt://h:p"] {
+        for bad in [
+            "http://x",
+            "mqtt://",
+            "mqtt://h:0",
+            "mqtt://h:99999",
+            "mqtt://h:p",
+        ] {
             let e = parse_url(bad).unwrap_err();
             assert!(e.contains(bad), "{e}");
         }

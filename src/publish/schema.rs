@@ -286,7 +286,8 @@ pub(crate) mod tests {
         assert_eq!(e.event_id, "00c0ffee-7");
         assert_eq!(e.source, "3");
         assert!(e.is_verified());
-        let v: Value = serde_json::from_str(&e.render(false, origin().unix_us + 2_500_000)).unwrap();
+        let v: Value =
+            serde_json::from_str(&e.render(false, origin().unix_us + 2_500_000)).unwrap();
         assert_eq!(v["schema"], VERDICT_SCHEMA);
         assert_eq!(v["time"], "2025-12-01T09:30:00.123456Z");
         assert_eq!(v["unix_ms"], 1_764_581_400_123i64);

@@ -66,7 +66,10 @@ fn segment_path(dir: &Path, id: u64) -> PathBuf {
 }
 
 fn segment_id(name: &str) -> Option<u64> {
-    name.strip_prefix("seg-")?.strip_suffix(".jsonl")?.parse().ok()
+    name.strip_prefix("seg-")?
+        .strip_suffix(".jsonl")?
+        .parse()
+        .ok()
 }
 
 impl Disk {
@@ -378,7 +381,9 @@ impl Spool {
         let dir = disk.dir.clone();
         let result = (|| -> std::io::Result<usize> {
             let old = Disk::segments(&dir)?;
-            let id = old.last().map_or(disk.next_id, |l| (l + 1).max(disk.next_id));
+            let id = old
+                .last()
+                .map_or(disk.next_id, |l| (l + 1).max(disk.next_id));
             let kept = self.entries.iter().filter(|e| !e.event.gap).count();
             if kept > 0 {
                 let tmp = dir.join(format!(".seg-{id:010}.tmp"));

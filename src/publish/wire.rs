@@ -90,7 +90,8 @@ fn json_value(name: &str, v: &gst::glib::SendValue) -> Value {
             .flatten()
             .map_or(Value::Null, Value::String)
     } else {
-        v.serialize().map_or(Value::Null, |s| Value::String(s.into()))
+        v.serialize()
+            .map_or(Value::Null, |s| Value::String(s.into()))
     }
 }
 
