@@ -516,17 +516,50 @@ struct Outage {
     produced: usize,
     delivered: usize,
     replayed: usize,
+    /// Second copies of events that were in flight when the broker went (QoS 1 is at least
+    /// once both ways): sent again by the publisher, whose PUBACK never came, or delivered
+    /// again by the broker (DUP) to the subscriber, whose PUBACK it never got.
+    resent: usize,
+    redelivered: usize,
+    /// What arrived on `o/verdicts`, each event_id once (the first copy).
+    events: Vec<Value>,
 }
 
+/// Verdicts on `o/verdicts` so far, each request once.
+fn distinct_verdicts(m: &[Received]) -> usize {
+    let events: Vec<Value> = on(m, "o/verdicts").iter().map(|m| m.json()).collect();
+    request_ids(&events)
+        .into_iter()
+        .collect::<HashSet<_>>()
+        .len()
+}
+
+/// Checks what arrived on `o/verdicts` after an outage: by event_id, every event once, except
+/// that an event in flight when the broker went may arrive a second time, marked replayed
+/// (consumers drop it by event_id); in order per source.
 fn check_outage_run(run: &Run, msgs: &[Received], expect_gap: bool) -> Outage {
-    let events: Vec<Value> = on(msgs, "o/verdicts").iter().map(|m| m.json()).collect();
-    let ids = request_ids(&events);
-    // No duplicates by event_id.
-    let mut seen = HashSet::new();
-    for e in &events {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut events = Vec::new();
+    let (mut resent, mut redelivered) = (0, 0);
+    for m in on(msgs, "o/verdicts") {
+        let e = m.json();
         let id = e["event_id"].as_str().unwrap().to_string();
-        assert!(seen.insert(id.clone()), "{id} arrived twice");
+        let n = seen.entry(id.clone()).or_default();
+        *n += 1;
+        if *n == 1 {
+            events.push(e);
+        } else if m.dup {
+            redelivered += 1;
+        } else {
+            resent += 1;
+            assert_eq!(e["replayed"], true, "a second copy is a replay: {e}");
+        }
+        assert!(*n <= 3, "{id} arrived {n} times");
     }
+    assert!(
+        resent + redelivered <= 2 * gstiguard::publish::mqtt::WINDOW,
+        "{resent} resent, {redelivered} redelivered: more than were in flight"
+    );
     // In order per source.
     let mut by_source: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for e in events.iter().filter(|e| e["schema"] == "iguard.verdict/1") {
@@ -554,8 +587,11 @@ fn check_outage_run(run: &Run, msgs: &[Received], expect_gap: bool) -> Outage {
         .count();
     Outage {
         produced: run.verdicts.len(),
-        delivered: ids.len(),
+        delivered: request_ids(&events).len(),
         replayed,
+        resent,
+        redelivered,
+        events,
     }
 }
 
@@ -604,22 +640,13 @@ fn a_broker_outage_loses_nothing_and_never_stalls_the_video() {
     sub.wait(
         "every verdict after the outage",
         Duration::from_secs(60),
-        |m| {
-            request_ids(
-                &on(m, "o/verdicts")
-                    .iter()
-                    .map(|m| m.json())
-                    .collect::<Vec<_>>(),
-            )
-            .len()
-                >= n
-        },
+        |m| distinct_verdicts(m) >= n,
     );
     std::thread::sleep(Duration::from_millis(500));
     let msgs = sub.messages();
     let o = check_outage_run(&run, &msgs, false);
-    let events: Vec<Value> = on(&msgs, "o/verdicts").iter().map(|m| m.json()).collect();
-    assert_once("after the outage", &request_ids(&events), &run.verdicts);
+    let events = &o.events;
+    assert_once("after the outage", &request_ids(events), &run.verdicts);
     // Events produced while the broker was down arrived marked replayed.
     let during: Vec<&Value> = events
         .iter()
@@ -658,10 +685,24 @@ fn a_broker_outage_loses_nothing_and_never_stalls_the_video() {
         run.max_gap
     );
 
+    // Of that latency, the part before the MQTT thread sent the event (age_ms at sending):
+    // iguardverify pushes verdicts with its next buffer.
+    let mut ages: Vec<i64> = events
+        .iter()
+        .filter(|e| e["replayed"] == false)
+        .filter_map(|e| e["age_ms"].as_i64())
+        .collect();
+    ages.sort_unstable();
+    let age = |p: f64| {
+        ages.get(((ages.len().max(1) - 1) as f64 * p) as usize)
+            .copied()
+    };
     println!(
         "outage {:.1} s: events produced {}, delivered {}, replayed {}, dropped {}; largest \
          buffer delay through iguardpublish {:.3} ms, largest gap between buffers {:.1} ms; \
-         verdict→PUBACK latency (live events) p50 {:.2} ms, p99 {:.2} ms",
+         verdict→PUBACK latency (live events) p50 {:.2} ms, p99 {:.2} ms; verdict→sent p50 \
+         {:?} ms, p99 {:?} ms; second copies of events in flight at the cut: {} resent by \
+         iguardpublish, {} redelivered by the broker (both dropped by event_id)",
         (up - down).as_secs_f64(),
         o.produced,
         o.delivered,
@@ -671,6 +712,10 @@ fn a_broker_outage_loses_nothing_and_never_stalls_the_video() {
         run.max_gap.as_secs_f64() * 1000.0,
         p.get::<f64>("latency-p50-ms").unwrap(),
         p.get::<f64>("latency-p99-ms").unwrap(),
+        age(0.5),
+        age(0.99),
+        o.resent,
+        o.redelivered,
     );
     drop(sub);
     drop(broker);
@@ -710,14 +755,7 @@ fn a_spool_smaller_than_the_outage_drops_exactly_what_it_counts_and_says_so() {
     assert!(dropped > 0, "the bound was never hit: {p}");
     let n = run.verdicts.len() as u64;
     sub.wait("the survivors", Duration::from_secs(60), |m| {
-        (request_ids(
-            &on(m, "o/verdicts")
-                .iter()
-                .map(|m| m.json())
-                .collect::<Vec<_>>(),
-        )
-        .len() as u64)
-            >= n - dropped
+        distinct_verdicts(m) as u64 >= n - dropped
     });
     std::thread::sleep(Duration::from_millis(500));
     let msgs = sub.messages();
@@ -728,9 +766,9 @@ fn a_spool_smaller_than_the_outage_drops_exactly_what_it_counts_and_says_so() {
         "missing = counted"
     );
     assert_eq!(u(p, "mqtt-delivered") - u(p, "gaps"), n - dropped, "{p}");
-    let gaps: Vec<Value> = on(&msgs, "o/verdicts")
+    let gaps: Vec<&Value> = o
+        .events
         .iter()
-        .map(|m| m.json())
         .filter(|e| e["schema"] == "iguard.gap/1")
         .collect();
     let told: u64 = gaps.iter().map(|g| g["dropped"].as_u64().unwrap()).sum();
@@ -822,12 +860,13 @@ fn what_the_broker_never_acknowledged_is_sent_at_the_next_start() {
     assert!(n > 0);
     assert_eq!(u(&first.publisher, "spool-events"), n);
     // Second run: the broker is up; the first run's events arrive, replayed, before this
-    // run's own.
+    // run's own. They are older than max-alert-age: nobody is woken for them.
     let mut broker = Broker::start("restart");
     broker.stop();
     broker.port = port;
     broker.resume();
-    let sub = Subscriber::start(port, "sub-restart", "r/verdicts", false);
+    let sub = Subscriber::start(port, "sub-restart", "r/#", false);
+    std::thread::sleep(Duration::from_millis(2500));
     let second = with_watchdog(Duration::from_secs(120), {
         let (dir, spool) = (dir.clone(), spool.clone());
         move || {
@@ -838,7 +877,7 @@ fn what_the_broker_never_acknowledged_is_sent_at_the_next_start() {
                 1,
                 &format!(
                     "mqtt-url=mqtt://127.0.0.1:{port} topic-prefix=r spool-dir={} \
-                     flush-timeout=20000",
+                     flush-timeout=20000 max-alert-age=1",
                     spool.display()
                 ),
                 |_| false,
@@ -847,9 +886,11 @@ fn what_the_broker_never_acknowledged_is_sent_at_the_next_start() {
     });
     let m = second.verdicts.len() as u64;
     sub.wait("both runs", Duration::from_secs(30), |msgs| {
-        msgs.len() as u64 >= n + m
+        on(msgs, "r/verdicts").len() as u64 >= n + m
     });
-    let events: Vec<Value> = sub.messages().iter().map(|m| m.json()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let msgs = sub.messages();
+    let events: Vec<Value> = on(&msgs, "r/verdicts").iter().map(|m| m.json()).collect();
     assert_eq!(events.len() as u64, n + m);
     let (old, new) = events.split_at(n as usize);
     assert!(old.iter().all(|e| e["replayed"] == true));
@@ -860,6 +901,29 @@ fn what_the_broker_never_acknowledged_is_sent_at_the_next_start() {
         .map(|e| e["event_id"].as_str().unwrap().split('-').next().unwrap())
         .collect();
     assert_eq!(runs.len(), 2, "each run has its own event ids");
+    let verified = |evs: &[Value]| -> Vec<u64> {
+        evs.iter()
+            .filter(|e| e["status"] == "verified")
+            .map(|e| e["request_id"].as_u64().unwrap())
+            .collect()
+    };
+    let alerts: Vec<String> = on(&msgs, "r/0/verified")
+        .iter()
+        .map(|m| m.json()["event_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!verified(old).is_empty());
+    for e in old {
+        assert!(
+            !alerts.contains(&e["event_id"].as_str().unwrap().to_string()),
+            "a stale replay woke somebody: {e}"
+        );
+    }
+    assert!(!verified(new).is_empty());
+    assert!(
+        new.iter()
+            .any(|e| alerts.contains(&e["event_id"].as_str().unwrap().to_string())),
+        "fresh verified events still alert"
+    );
     assert_eq!(u(&second.publisher, "spool-events"), 0);
     std::fs::remove_dir_all(dir).unwrap();
 }

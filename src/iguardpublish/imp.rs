@@ -330,7 +330,7 @@ impl ObjectImpl for IGuardPublish {
                          0 = no limit",
                     )
                     .default_value(DEFAULT_MAX_ALERT_AGE)
-                    .mutable_playing()
+                    .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("flush-timeout")
                     .nick("Flush timeout")

@@ -39,6 +39,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// An output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sink {
+    /// What reaches the element (a verdict event that is not valid).
+    Input,
     File,
     Mqtt,
     Spool,
@@ -47,6 +49,7 @@ pub enum Sink {
 impl Sink {
     pub fn as_str(self) -> &'static str {
         match self {
+            Sink::Input => "input",
             Sink::File => "file",
             Sink::Mqtt => "mqtt",
             Sink::Spool => "spool",
@@ -250,7 +253,7 @@ fn dispatch(shared: Arc<Shared>, rx: Receiver<Job>, file: Option<FileConfig>, mq
                 c.invalid.fetch_add(1, Ordering::Relaxed);
                 c.processed.fetch_add(1, Ordering::Relaxed);
                 (shared.notice)(Notice::Warning {
-                    sink: Sink::File,
+                    sink: Sink::Input,
                     reason: format!("a verdict event was not valid: {reason}"),
                 });
                 continue;

@@ -248,12 +248,22 @@ impl Session<'_> {
             b"online".to_vec(),
             None,
         )?;
+        lock(&self.shared.spool).down = false;
+        (self.shared.notice)(Notice::Up {
+            sink: Sink::Mqtt,
+            detail: format!("connected to {}:{}", self.config.host, self.config.port),
+        });
+        Ok(())
+    }
+
+    /// Puts a gap event first when the bound dropped events since the last one: after a
+    /// reconnect, and also while connected (the bound counts events in flight too).
+    fn report_gap(&mut self) {
         let gap = {
             let mut spool = lock(&self.shared.spool);
-            spool.connected = true;
             let gap = spool.take_gap();
             if let Some(g) = gap {
-                let n = c.gaps.fetch_add(1, Ordering::Relaxed) + 1;
+                let n = self.shared.counters.gaps.fetch_add(1, Ordering::Relaxed) + 1;
                 spool.push_front(Event::gap(
                     format!("{}-gap-{n}", self.config.client_id),
                     g.dropped,
@@ -265,21 +275,22 @@ impl Session<'_> {
             }
             gap
         };
-        (self.shared.notice)(Notice::Up {
-            sink: Sink::Mqtt,
-            detail: match gap {
-                Some(g) => format!(
-                    "connected to {}:{}; {} events were dropped while it was down",
-                    self.config.host, self.config.port, g.dropped
+        if let Some(g) = gap {
+            (self.shared.notice)(Notice::Warning {
+                sink: Sink::Spool,
+                reason: format!(
+                    "spool-max-bytes reached: {} events produced from {} to {} were dropped",
+                    g.dropped,
+                    schema::rfc3339(g.first_us),
+                    schema::rfc3339(g.last_us)
                 ),
-                None => format!("connected to {}:{}", self.config.host, self.config.port),
-            },
-        });
-        Ok(())
+            });
+        }
     }
 
     /// Sends from the spool while the window has room.
     fn pump(&mut self) -> Result<(), String> {
+        self.report_gap();
         let prefix = self.config.topic_prefix.clone();
         let q = qos(self.config.qos);
         while self.events.len() < WINDOW {
@@ -499,8 +510,11 @@ pub fn run(shared: Arc<Shared>, config: MqttConfig) {
     loop {
         let end = rt.block_on(session(&shared, &config));
         shared.mqtt_up.store(false, Ordering::Relaxed);
-        lock(&shared.spool).connected = false;
-        lock(&shared.spool).rewind();
+        {
+            let mut spool = lock(&shared.spool);
+            spool.down = true;
+            spool.rewind();
+        }
         let (was_up, reason) = match end {
             End::Shutdown => return,
             End::Lost { was_up, reason } => (was_up, reason),

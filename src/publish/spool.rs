@@ -144,8 +144,9 @@ pub struct Spool {
     pub dropped: u64,
     /// Failed writes to the folder (the spool then keeps to memory).
     pub disk_errors: u64,
-    /// Whether the receiver is connected: events pushed while it is not are replays.
-    pub connected: bool,
+    /// Whether the receiver is known to be down (a connection failed and none succeeded
+    /// since): events pushed meanwhile are sent late, as replays.
+    pub down: bool,
     disk: Option<Disk>,
 }
 
@@ -161,7 +162,7 @@ impl Spool {
             gap: None,
             dropped: 0,
             disk_errors: 0,
-            connected: false,
+            down: false,
             disk: None,
         };
         let mut problems = Vec::new();
@@ -254,7 +255,7 @@ impl Spool {
             }
             None => None,
         };
-        let replay = !self.connected;
+        let replay = self.down;
         self.insert(event, replay, segment, bytes);
         self.enforce_bound();
         result
@@ -441,7 +442,6 @@ mod tests {
             dir: None,
         });
         assert!(p.is_empty());
-        s.connected = true;
         for i in 1..=3 {
             s.push(event(i)).unwrap();
         }
@@ -468,6 +468,7 @@ mod tests {
             max_bytes: one * 3 + one / 2,
             dir: None,
         });
+        s.down = true;
         s.push(event(1)).unwrap();
         let first = s.next_unsent().unwrap(); // in flight: never dropped
         for i in 2..=6 {
@@ -509,7 +510,6 @@ mod tests {
             let (mut s, p) = Spool::open(&config);
             assert!(p.is_empty(), "{p:?}");
             assert!(s.has_disk());
-            s.connected = true;
             for i in 1..=5 {
                 s.push(event(i)).unwrap();
             }
@@ -546,7 +546,6 @@ mod tests {
             max_bytes: 64 * 1024 * 8,
             dir: Some(dir.clone()),
         });
-        s.connected = true;
         let n = 64 * 1024 / event(1).stored().len() + 10;
         for i in 0..n as u64 * 3 {
             s.push(event(i + 1)).unwrap();

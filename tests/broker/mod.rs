@@ -134,6 +134,8 @@ impl Drop for Broker {
 pub struct Received {
     pub topic: String,
     pub retain: bool,
+    /// The broker sent it again (a delivery to us it was not sure of, e.g. across its restart).
+    pub dup: bool,
     pub payload: Vec<u8>,
     pub at: Instant,
 }
@@ -188,6 +190,7 @@ impl Subscriber {
                         g.lock().unwrap().push(Received {
                             topic: p.topic.clone(),
                             retain: p.retain,
+                            dup: p.dup,
                             payload: p.payload.to_vec(),
                             at: Instant::now(),
                         })
