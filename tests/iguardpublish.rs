@@ -927,3 +927,141 @@ fn what_the_broker_never_acknowledged_is_sent_at_the_next_start() {
     assert_eq!(u(&second.publisher, "spool-events"), 0);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, and a certificate it signs for localhost.
+fn certificates(dir: &Path) {
+    for ca in ["ca", "other-ca"] {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=iguard test {ca}"),
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+            ],
+        );
+    }
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    std::fs::write(dir.join("san.txt"), "subjectAltName=DNS:localhost\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.txt",
+            "-out",
+            "server.pem",
+        ],
+    );
+}
+
+#[test]
+fn mqtts_needs_the_right_ca_and_a_wrong_one_only_warns() {
+    let dir = tmpdir("tls");
+    certificates(&dir);
+    let tls_port = broker::free_port();
+    let certs = dir.clone();
+    let _broker = Broker::start_with("tls", move |_| {
+        format!(
+            "listener {tls_port} 127.0.0.1\ncafile {0}/ca.pem\ncertfile {0}/server.pem\n\
+             keyfile {0}/server.key\n",
+            certs.display()
+        )
+    });
+    let run_with = |ca: &str, flush_ms: u32| {
+        let (dir, ca) = (dir.clone(), dir.join(ca));
+        with_watchdog(Duration::from_secs(120), move || {
+            run_pipeline(
+                &dir,
+                60,
+                false,
+                1,
+                &format!(
+                    "mqtt-url=mqtts://localhost:{tls_port} tls-ca-file={} \
+                     flush-timeout={flush_ms} reconnect-delay=50 reconnect-max-delay=200",
+                    ca.display()
+                ),
+                |_| false,
+            )
+        })
+    };
+    let good = run_with("ca.pem", 20_000);
+    let n = good.verdicts.len() as u64;
+    assert!(n > 0);
+    assert_eq!(
+        u(&good.publisher, "mqtt-delivered"),
+        n,
+        "{}",
+        good.publisher
+    );
+    assert!(good.warnings.is_empty(), "{:?}", good.warnings);
+
+    let bad = run_with("other-ca.pem", 500);
+    let p = &bad.publisher;
+    assert_eq!(u(p, "mqtt-delivered"), 0);
+    assert_eq!(u(p, "received"), bad.verdicts.len() as u64);
+    assert_eq!(
+        u(p, "spool-events") + u(p, "spool-dropped"),
+        bad.verdicts.len() as u64
+    );
+    let down: Vec<_> = bad
+        .states
+        .iter()
+        .filter(|(s, st, _)| s == "mqtt" && st == "down")
+        .collect();
+    assert_eq!(down.len(), 1, "one warning per outage: {:?}", bad.states);
+    println!("wrong CA: {}", down[0].2);
+    assert!(
+        down[0].2.to_lowercase().contains("certificate")
+            || down[0].2.to_lowercase().contains("tls"),
+        "{}",
+        down[0].2
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

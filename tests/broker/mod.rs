@@ -24,6 +24,8 @@ pub fn installed() -> bool {
 pub struct Broker {
     pub port: u16,
     pub dir: PathBuf,
+    /// More configuration (e.g. a TLS listener), appended.
+    extra: String,
     child: Option<Child>,
 }
 
@@ -35,6 +37,11 @@ pub fn free_port() -> u16 {
 
 impl Broker {
     pub fn start(name: &str) -> Broker {
+        Broker::start_with(name, |_| String::new())
+    }
+
+    /// A broker whose configuration ends with `extra(folder)`.
+    pub fn start_with(name: &str, extra: impl FnOnce(&std::path::Path) -> String) -> Broker {
         assert!(
             installed(),
             "{MOSQUITTO} is missing: `make mqtt-deps` installs Debian's mosquitto"
@@ -45,9 +52,11 @@ impl Broker {
             free_port()
         ));
         std::fs::create_dir_all(&dir).unwrap();
+        let extra = extra(&dir);
         let mut b = Broker {
             port: free_port(),
             dir,
+            extra,
             child: None,
         };
         b.resume();
@@ -67,9 +76,10 @@ impl Broker {
             format!(
                 "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\n\
                  persistence_location {}/\nuser root\nmax_queued_messages 1000000\n\
-                 max_inflight_messages 100\n",
+                 max_inflight_messages 100\n{}",
                 self.port,
-                self.dir.display()
+                self.dir.display(),
+                self.extra
             ),
         )
         .unwrap();
