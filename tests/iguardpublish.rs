@@ -1065,3 +1065,39 @@ fn mqtts_needs_the_right_ca_and_a_wrong_one_only_warns() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn qos_0_and_2_deliver_every_verdict_too() {
+    let broker = Broker::start("qos");
+    for qos in [0u32, 2] {
+        let dir = tmpdir(&format!("qos{qos}"));
+        let sub = Subscriber::start(broker.port, &format!("sub-qos{qos}"), "q/verdicts", false);
+        let url = broker.url();
+        let run = with_watchdog(Duration::from_secs(120), {
+            let dir = dir.clone();
+            move || {
+                run_pipeline(
+                    &dir,
+                    60,
+                    false,
+                    1,
+                    &format!("mqtt-url={url} topic-prefix=q mqtt-qos={qos} flush-timeout=20000"),
+                    |_| false,
+                )
+            }
+        });
+        let n = run.verdicts.len();
+        assert!(n > 0);
+        assert_eq!(u(&run.publisher, "mqtt-delivered"), n as u64, "qos {qos}");
+        assert_eq!(u(&run.publisher, "spool-events"), 0, "qos {qos}");
+        sub.wait("every verdict", Duration::from_secs(30), |m| m.len() >= n);
+        std::thread::sleep(Duration::from_millis(200));
+        let ids: Vec<u64> = sub
+            .messages()
+            .iter()
+            .filter_map(|m| m.json()["request_id"].as_u64())
+            .collect();
+        assert_once(&format!("qos {qos}"), &ids, &run.verdicts);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
