@@ -468,6 +468,7 @@ fn plugin_dir() -> PathBuf {
 fn the_will_says_offline_when_the_publisher_dies() {
     let broker = Broker::start("will");
     let sub = Subscriber::start(broker.port, "sub-will", "w/available", false);
+    let registry = std::env::temp_dir().join(format!("iguard-will-{}.bin", broker.port));
     let mut child = std::process::Command::new("gst-launch-1.0")
         .args([
             "-q",
@@ -482,10 +483,7 @@ fn the_will_says_offline_when_the_publisher_dies() {
             "fakesink",
         ])
         .env("GST_PLUGIN_PATH", plugin_dir())
-        .env(
-            "GST_REGISTRY",
-            std::env::temp_dir().join(format!("iguard-will-{}.bin", broker.port)),
-        )
+        .env("GST_REGISTRY", &registry)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -504,6 +502,7 @@ fn the_will_says_offline_when_the_publisher_dies() {
     sub.wait("the will", Duration::from_secs(30), |m| {
         m.iter().any(|m| m.text() == "offline")
     });
+    let _ = std::fs::remove_file(&registry);
     let late = Subscriber::start(broker.port, "sub-will-late", "w/available", false);
     late.wait("retained will", Duration::from_secs(10), |m| !m.is_empty());
     let m = late.messages();
