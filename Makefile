@@ -95,7 +95,7 @@ demo: build
 test: test-rust test-python
 
 # `testing`: the test-only parts of the library (fault scorers, thread helpers; see Cargo.toml).
-test-rust: build deepstream-libs
+test-rust: build deepstream-libs mqtt-deps
 	$(CARGO) test --features testing
 
 test-python: build
@@ -122,3 +122,6 @@ include deepstream.mk
 
 # The remote scorer's server for tests (make triton-venv, test-triton, bench-triton).
 include triton.mk
+
+# The MQTT broker iguardpublish's tests run (make mqtt-deps).
+include publish.mk

@@ -9,6 +9,7 @@
 //! verifies it on an internal worker pool and reports a verdict as a bus message and as an
 //! `IGuardVerificationMeta` on a later buffer of the same source, without ever stalling the video.
 //! `iguardreplay` attaches recorded detections from a file, for demos, tests and offline replays.
+//! `iguardpublish` sends every verdict to a JSON Lines event log and MQTT.
 
 use gst::glib;
 
@@ -17,6 +18,7 @@ pub mod config;
 pub mod deepstream;
 pub mod detections;
 pub mod geometry;
+pub mod iguardpublish;
 pub mod iguardreplay;
 pub mod iguardverify;
 pub mod instance;
@@ -24,6 +26,7 @@ pub mod labels;
 pub mod mailbox;
 pub mod meta;
 pub mod pool;
+pub mod publish;
 pub mod sampler;
 pub mod scorer;
 pub mod sources;
@@ -33,6 +36,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();
     iguardverify::register(plugin)?;
     iguardreplay::register(plugin)?;
+    iguardpublish::register(plugin)?;
     Ok(())
 }
 

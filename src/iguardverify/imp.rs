@@ -4,7 +4,8 @@
 //! checks), `clip`, `sampler`, `pool`, `scorer::factory`, `detections`, `mailbox` and `meta`.
 //!
 //! Locks, in the order they may be taken: `state` (streaming thread) → `settings` →
-//! `effective`; `running` alone; the pool's and reporter's own locks → the mailbox. `settings`
+//! `effective`; `running` alone; the pool's and reporter's own locks → the mailbox / the
+//! outbox (leaves). `settings`
 //! is only held to copy values out. Verdicts are delivered (message posted, mailbox filled)
 //! without `state` or `running`, and nothing is posted while one of our locks is held, so an
 //! application may read any property from a bus sync handler.
@@ -30,6 +31,7 @@ use crate::instance::{self, Instance};
 use crate::mailbox::VerdictMailbox;
 use crate::meta;
 use crate::pool::{Outcome, Pool, Reporter, RequestInfo, Ticket};
+use crate::publish::wire;
 use crate::sampler::Sampler;
 use crate::scorer::Scorer;
 use crate::scorer::factory::{self, Problem};
@@ -60,6 +62,9 @@ struct Running {
     reporter: Arc<Reporter>,
     instance: Arc<Instance>,
     mailbox: Arc<Mutex<VerdictMailbox>>,
+    /// Verdicts for `iguardpublish`, pushed downstream as `iguard-verdict` events by the
+    /// streaming thread (before each buffer, and before EOS after the drain).
+    outbox: Arc<Mutex<wire::Outbox>>,
     sources_refused: Arc<AtomicU64>,
 }
 
@@ -81,6 +86,7 @@ impl Running {
             queue_size: config.queue_size as u32,
             results_waiting,
             results_overflowed,
+            publish_overflowed: lock(&self.outbox).overflowed,
             sources_refused: self.sources_refused.load(Ordering::Relaxed),
             scorer: self.pool().scorer_name().to_string(),
             pool_name: config.name.clone(),
@@ -384,6 +390,16 @@ impl IGuardVerify {
         }
     }
 
+    /// Pushes the verdicts waiting for `iguardpublish` downstream, oldest first, with no lock
+    /// held (downstream may block or query).
+    fn push_verdict_events(&self, running: &Running) {
+        let events = lock(&running.outbox).take();
+        let pad = gst_base::prelude::BaseTransformExtManual::src_pad(&*self.obj()).clone();
+        for ev in events {
+            let _ = pad.push_event(ev);
+        }
+    }
+
     /// EOS: completes partial clips, waits for every pending verdict (bounded by
     /// `worker-timeout` without progress), then answers what is left `dropped`. A stop on the
     /// way (the gate closes) ends the wait at once.
@@ -637,10 +653,13 @@ impl BaseTransformImpl for IGuardVerify {
         let mailbox = Arc::new(Mutex::new(VerdictMailbox::new(
             run.result_queue_size as usize,
         )));
+        let outbox = Arc::new(Mutex::new(wire::Outbox::new(wire::OUTBOX_CAPACITY)));
         let weak = self.obj().downgrade();
-        let mb = mailbox.clone();
+        let (mb, out) = (mailbox.clone(), outbox.clone());
+        let (run_id, name) = (wire::run_id(), self.obj().name().to_string());
         let reporter = Reporter::new(run.threshold, move |v: &Verdict| {
             lock(&mb).push(v.clone());
+            lock(&out).push(wire::verdict_event(v, &run_id, &name));
             let Some(obj) = weak.upgrade() else { return };
             gst::log!(CAT, obj = obj, "verdict {:?}", v);
             let s = meta::to_structure(meta::MESSAGE_NAME, v);
@@ -650,6 +669,7 @@ impl BaseTransformImpl for IGuardVerify {
             reporter,
             instance,
             mailbox,
+            outbox,
             sources_refused: Arc::new(AtomicU64::new(0)),
         };
         gst::info!(
@@ -754,7 +774,12 @@ impl BaseTransformImpl for IGuardVerify {
         match event.view() {
             gst::EventView::FlushStart(_) => self.flush_start(),
             gst::EventView::FlushStop(_) => self.flush_stop(),
-            gst::EventView::Eos(_) => self.drain(),
+            gst::EventView::Eos(_) => {
+                self.drain();
+                if let Some(r) = self.running() {
+                    self.push_verdict_events(&r);
+                }
+            }
             _ => (),
         }
         self.parent_sink_event(event)
@@ -835,7 +860,9 @@ impl BaseTransformImpl for IGuardVerify {
             _ => None,
         };
         let max_sources = state.run.max_sources;
+        let running = state.running.clone();
         drop(guard);
+        self.push_verdict_events(&running);
         if let Some(e) = ds_error {
             gst::element_imp_warning!(
                 self,

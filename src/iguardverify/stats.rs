@@ -15,6 +15,8 @@ pub struct Stats {
     pub queue_size: u32,
     pub results_waiting: u32,
     pub results_overflowed: u64,
+    /// Verdicts that found the `iguardpublish` outbox full.
+    pub publish_overflowed: u64,
     /// Distinct sources met beyond `max-sources`, whose detections were not followed.
     pub sources_refused: u64,
     pub scorer: String,
@@ -47,6 +49,7 @@ impl Stats {
             .field("queue-size", self.queue_size)
             .field("results-waiting", self.results_waiting)
             .field("results-overflowed", self.results_overflowed)
+            .field("publish-overflowed", self.publish_overflowed)
             .field("sources-refused", self.sources_refused)
             .field("scorer", self.scorer.as_str())
             .field("pool", self.pool_name.as_str())
@@ -71,7 +74,7 @@ mod tests {
         }
         .to_structure();
         assert_eq!(s.name(), "iguard-stats");
-        assert_eq!(s.n_fields(), 24);
+        assert_eq!(s.n_fields(), 25);
         assert_eq!(s.get::<u64>("submitted").unwrap(), 0);
         assert_eq!(s.get::<u32>("max-workers").unwrap(), 3);
         assert_eq!(s.get::<u32>("queue-size").unwrap(), 9);

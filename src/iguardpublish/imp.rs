@@ -1,0 +1,604 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! GObject glue of `iguardpublish`: properties, the `iguard-verdict` events, EOS flushing and
+//! the outputs' notices turned into warnings and messages. The outputs live in
+//! [`crate::publish`].
+//!
+//! Locks: `settings` is only held to copy values out; `state` is held only to reach the
+//! publisher, never while posting.
+
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::Duration;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::prelude::*;
+
+use crate::publish::file::FileConfig;
+use crate::publish::mqtt::{self, MqttConfig};
+use crate::publish::spool::SpoolConfig;
+use crate::publish::{self, Config, Notice, Publisher, Stats, wire};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "iguardpublish",
+        gst::DebugColorFlags::empty(),
+        Some("iGuard verdict publishing"),
+    )
+});
+
+const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
+const DEFAULT_MAX_FILES: u32 = 5;
+const DEFAULT_TOPIC_PREFIX: &str = "iguard";
+const DEFAULT_MQTT_QOS: u32 = 1;
+const DEFAULT_SPOOL_MAX_BYTES: u64 = 64 * 1024 * 1024;
+const DEFAULT_MAX_ALERT_AGE: u32 = 300;
+const DEFAULT_FLUSH_TIMEOUT: u32 = 5000;
+const DEFAULT_QUEUE_SIZE: u32 = 1000;
+const DEFAULT_STATS_INTERVAL: u32 = 10_000;
+const DEFAULT_RECONNECT_DELAY: u32 = 500;
+const DEFAULT_RECONNECT_MAX_DELAY: u32 = 30_000;
+const DEFAULT_KEEP_ALIVE: u32 = 10;
+const DEFAULT_CONNECT_TIMEOUT: u32 = 5;
+/// How long `stop()` waits for each output thread.
+const STOP_JOIN_WAIT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone)]
+struct Settings {
+    file_path: Option<String>,
+    max_bytes: u64,
+    max_files: u32,
+    mqtt_url: Option<String>,
+    topic_prefix: String,
+    mqtt_user: Option<String>,
+    mqtt_password: Option<String>,
+    mqtt_qos: u32,
+    mqtt_client_id: Option<String>,
+    tls_ca_file: Option<String>,
+    spool_dir: Option<String>,
+    spool_max_bytes: u64,
+    max_alert_age: u32,
+    flush_timeout: u32,
+    queue_size: u32,
+    stats_interval: u32,
+    reconnect_delay: u32,
+    reconnect_max_delay: u32,
+    keep_alive: u32,
+    connect_timeout: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            file_path: None,
+            max_bytes: DEFAULT_MAX_BYTES,
+            max_files: DEFAULT_MAX_FILES,
+            mqtt_url: None,
+            topic_prefix: DEFAULT_TOPIC_PREFIX.into(),
+            mqtt_user: None,
+            mqtt_password: None,
+            mqtt_qos: DEFAULT_MQTT_QOS,
+            mqtt_client_id: None,
+            tls_ca_file: None,
+            spool_dir: None,
+            spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+            max_alert_age: DEFAULT_MAX_ALERT_AGE,
+            flush_timeout: DEFAULT_FLUSH_TIMEOUT,
+            queue_size: DEFAULT_QUEUE_SIZE,
+            stats_interval: DEFAULT_STATS_INTERVAL,
+            reconnect_delay: DEFAULT_RECONNECT_DELAY,
+            reconnect_max_delay: DEFAULT_RECONNECT_MAX_DELAY,
+            keep_alive: DEFAULT_KEEP_ALIVE,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+}
+
+fn non_empty(s: &Option<String>) -> Option<String> {
+    s.clone().filter(|s| !s.is_empty())
+}
+
+/// Runtime data, created in `start()` and dropped in `stop()`.
+struct State {
+    publisher: Arc<Publisher>,
+    flush_timeout: Duration,
+}
+
+#[derive(Default)]
+pub struct IGuardPublish {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+    /// The last run's figures, kept readable after stop.
+    last_stats: Mutex<Option<Stats>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn stats_structure(s: &Stats) -> gst::Structure {
+    gst::Structure::builder("iguard-publish-stats")
+        .field("received", s.received)
+        .field("queue-dropped", s.queue_dropped)
+        .field("invalid", s.invalid)
+        .field("queued", s.queued)
+        .field("file-written", s.file_written)
+        .field("file-failed", s.file_failed)
+        .field("mqtt-connected", s.mqtt_connected)
+        .field("mqtt-delivered", s.mqtt_delivered)
+        .field("mqtt-replayed", s.mqtt_replayed)
+        .field("mqtt-connects", s.mqtt_connects)
+        .field("mqtt-disconnects", s.mqtt_disconnects)
+        .field("spool-events", s.spool_events)
+        .field("spool-bytes", s.spool_bytes)
+        .field("spool-dropped", s.spool_dropped)
+        .field("spool-disk", s.spool_disk)
+        .field("spool-disk-errors", s.spool_disk_errors)
+        .field("gaps", s.gaps)
+        .field("latency-p50-ms", s.latency_p50_ms)
+        .field("latency-p99-ms", s.latency_p99_ms)
+        .build()
+}
+
+impl IGuardPublish {
+    fn config(&self, settings: &Settings, run: &str) -> Result<Config, gst::ErrorMessage> {
+        let name = self.obj().name().to_string();
+        let bad = |msg: String| gst::error_msg!(gst::LibraryError::Settings, ["{}", msg]);
+        let mqtt = match non_empty(&settings.mqtt_url) {
+            None => None,
+            Some(url) => {
+                let (host, port, tls) = mqtt::parse_url(&url).map_err(bad)?;
+                let prefix = settings.topic_prefix.trim_end_matches('/').to_string();
+                if prefix.is_empty() || prefix.contains(['+', '#']) {
+                    return Err(bad(format!(
+                        "topic-prefix {:?} is not valid: give a topic without wildcards, e.g. \
+                         \"iguard\"",
+                        settings.topic_prefix
+                    )));
+                }
+                Some(MqttConfig {
+                    host,
+                    port,
+                    tls,
+                    ca_file: non_empty(&settings.tls_ca_file),
+                    user: non_empty(&settings.mqtt_user),
+                    password: settings.mqtt_password.clone(),
+                    qos: settings.mqtt_qos as u8,
+                    topic_prefix: prefix,
+                    client_id: non_empty(&settings.mqtt_client_id)
+                        .unwrap_or_else(|| publish::default_client_id(&name, run)),
+                    max_alert_age: Duration::from_secs(settings.max_alert_age as u64),
+                    stats_interval: Duration::from_millis(settings.stats_interval as u64),
+                    reconnect_min: Duration::from_millis(settings.reconnect_delay as u64),
+                    reconnect_max: Duration::from_millis(settings.reconnect_max_delay as u64),
+                    keep_alive: Duration::from_secs(settings.keep_alive as u64),
+                    connect_timeout: Duration::from_secs(settings.connect_timeout as u64),
+                })
+            }
+        };
+        Ok(Config {
+            name,
+            queue_size: settings.queue_size as usize,
+            file: non_empty(&settings.file_path).map(|p| FileConfig {
+                path: p.into(),
+                max_bytes: settings.max_bytes,
+                max_files: settings.max_files,
+            }),
+            mqtt,
+            spool: SpoolConfig {
+                max_bytes: settings.spool_max_bytes,
+                dir: publish::dir(settings.spool_dir.as_deref()),
+            },
+        })
+    }
+
+    /// Turns an output's notice into a message (and a warning when something failed). Runs
+    /// on the output threads; posting needs no lock of ours.
+    fn notify(obj: &super::IGuardPublish, notice: Notice) {
+        let (sink, state, reason) = match &notice {
+            Notice::Down { sink, reason } => (*sink, "down", reason.as_str()),
+            Notice::Up { sink, detail } => (*sink, "up", detail.as_str()),
+            Notice::Warning { sink, reason } => (*sink, "degraded", reason.as_str()),
+        };
+        match notice {
+            Notice::Up { .. } => gst::info!(CAT, obj = obj, "{}: {reason}", sink.as_str()),
+            _ => gst::element_warning!(
+                obj,
+                gst::ResourceError::Write,
+                ("iguardpublish {} output: {}", sink.as_str(), reason)
+            ),
+        }
+        let s = gst::Structure::builder(super::STATE_MESSAGE)
+            .field("sink", sink.as_str())
+            .field("state", state)
+            .field("reason", reason)
+            .build();
+        let _ = obj.post_message(gst::message::Element::builder(s).src(obj).build());
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for IGuardPublish {
+    const NAME: &'static str = "GstIGuardPublish";
+    type Type = super::IGuardPublish;
+    type ParentType = gst_base::BaseTransform;
+}
+
+impl ObjectImpl for IGuardPublish {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let string = |name: &str, nick: &str, blurb: &str| {
+                glib::ParamSpecString::builder(name)
+                    .nick(nick)
+                    .blurb(blurb)
+                    .mutable_ready()
+                    .build()
+            };
+            vec![
+                string(
+                    "file-path",
+                    "Event log",
+                    "Path of the JSON Lines event log (one iguard.verdict/1 object a line, \
+                     appended); unset = no log",
+                ),
+                glib::ParamSpecUInt64::builder("max-bytes")
+                    .nick("Event log size")
+                    .blurb(
+                        "Bytes after which the event log is rotated (log → log.1 → log.2 ...); \
+                         0 = never rotate",
+                    )
+                    .default_value(DEFAULT_MAX_BYTES)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-files")
+                    .nick("Rotated logs kept")
+                    .blurb("Rotated event logs kept beside the current one (log.1 … log.N)")
+                    .maximum(1000)
+                    .default_value(DEFAULT_MAX_FILES)
+                    .mutable_ready()
+                    .build(),
+                string(
+                    "mqtt-url",
+                    "MQTT broker",
+                    "Broker to publish to: mqtt://host[:port] (1883), mqtts://host[:port] for \
+                     TLS (8883); unset = no MQTT",
+                ),
+                glib::ParamSpecString::builder("topic-prefix")
+                    .nick("Topic prefix")
+                    .blurb(
+                        "First level of every topic: <prefix>/available, <prefix>/verdicts, \
+                         <prefix>/<source>/verified, <prefix>/<source>/last, <prefix>/stats",
+                    )
+                    .default_value(Some(DEFAULT_TOPIC_PREFIX))
+                    .mutable_ready()
+                    .build(),
+                string(
+                    "mqtt-user",
+                    "MQTT user",
+                    "User name for the broker; unset = none",
+                ),
+                glib::ParamSpecString::builder("mqtt-password")
+                    .nick("MQTT password")
+                    .blurb("Password for the broker (write-only)")
+                    .write_only()
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("mqtt-qos")
+                    .nick("MQTT QoS")
+                    .blurb(
+                        "QoS of verdict publishes: 1 = at least once (an event leaves the \
+                         spool on its PUBACK), 2 = exactly once per connection, 0 = fire and \
+                         forget (nothing waits for the broker)",
+                    )
+                    .maximum(2)
+                    .default_value(DEFAULT_MQTT_QOS)
+                    .mutable_ready()
+                    .build(),
+                string(
+                    "mqtt-client-id",
+                    "MQTT client id",
+                    "Client id at the broker; unset = iguard-<element name>-<random>",
+                ),
+                string(
+                    "tls-ca-file",
+                    "TLS CA file",
+                    "PEM file of the CAs that sign the broker's certificate (mqtts://); unset \
+                     = the system's (/etc/ssl/certs/ca-certificates.crt)",
+                ),
+                string(
+                    "spool-dir",
+                    "Spool folder",
+                    "Folder for MQTT events not yet acknowledged (append-only JSON Lines \
+                     segments), kept for the next start; unset = memory only",
+                ),
+                glib::ParamSpecUInt64::builder("spool-max-bytes")
+                    .nick("Spool size")
+                    .blurb(
+                        "Bytes of events the spool holds (memory and folder); beyond it the \
+                         oldest are dropped, counted and reported by a gap event",
+                    )
+                    .minimum(1)
+                    .default_value(DEFAULT_SPOOL_MAX_BYTES)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-alert-age")
+                    .nick("Maximum alert age")
+                    .blurb(
+                        "Seconds after which a late (replayed) verified event no longer goes \
+                         to <prefix>/<source>/verified (still to verdicts, last and the log); \
+                         0 = no limit",
+                    )
+                    .default_value(DEFAULT_MAX_ALERT_AGE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("flush-timeout")
+                    .nick("Flush timeout")
+                    .blurb(
+                        "Milliseconds EOS waits for the outputs (log written, MQTT \
+                         acknowledged); the rest stays in the spool folder",
+                    )
+                    .maximum(600_000)
+                    .default_value(DEFAULT_FLUSH_TIMEOUT)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("queue-size")
+                    .nick("Queue size")
+                    .blurb(
+                        "Verdicts waiting for the output thread; beyond it new ones are \
+                         dropped and counted (queue-dropped), never waited for",
+                    )
+                    .minimum(1)
+                    .maximum(1_000_000)
+                    .default_value(DEFAULT_QUEUE_SIZE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("stats-interval")
+                    .nick("Stats interval")
+                    .blurb("Milliseconds between <prefix>/stats publishes; 0 = never")
+                    .default_value(DEFAULT_STATS_INTERVAL)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("reconnect-delay")
+                    .nick("Reconnect delay")
+                    .blurb(
+                        "Milliseconds before the first reconnect attempt; doubled after each \
+                         failure up to reconnect-max-delay, each wait a random 50–100 % of it",
+                    )
+                    .minimum(10)
+                    .default_value(DEFAULT_RECONNECT_DELAY)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("reconnect-max-delay")
+                    .nick("Reconnect maximum delay")
+                    .blurb("Milliseconds the reconnect back-off grows to at most")
+                    .minimum(10)
+                    .default_value(DEFAULT_RECONNECT_MAX_DELAY)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("keep-alive")
+                    .nick("MQTT keep-alive")
+                    .blurb("Seconds between MQTT pings; a broker silent for 1.5× that is gone")
+                    .minimum(1)
+                    .maximum(3600)
+                    .default_value(DEFAULT_KEEP_ALIVE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("connect-timeout")
+                    .nick("Connect timeout")
+                    .blurb("Seconds one connection attempt may take (TCP and TLS)")
+                    .minimum(1)
+                    .maximum(600)
+                    .default_value(DEFAULT_CONNECT_TIMEOUT)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb(
+                        "iguard-publish-stats: received, queue-dropped, invalid, queued, \
+                         file-written, file-failed, mqtt-connected, mqtt-delivered, \
+                         mqtt-replayed, mqtt-connects, mqtt-disconnects, spool-events, \
+                         spool-bytes, spool-dropped, spool-disk, spool-disk-errors, gaps, \
+                         latency-p50-ms, latency-p99-ms (verdict to PUBACK, live events)",
+                    )
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = lock(&self.settings);
+        let string = || {
+            value
+                .get::<Option<String>>()
+                .expect("type checked upstream")
+        };
+        match pspec.name() {
+            "file-path" => s.file_path = string(),
+            "max-bytes" => s.max_bytes = value.get().expect("type checked upstream"),
+            "max-files" => s.max_files = value.get().expect("type checked upstream"),
+            "mqtt-url" => s.mqtt_url = string(),
+            "topic-prefix" => s.topic_prefix = string().unwrap_or_default(),
+            "mqtt-user" => s.mqtt_user = string(),
+            "mqtt-password" => s.mqtt_password = string(),
+            "mqtt-qos" => s.mqtt_qos = value.get().expect("type checked upstream"),
+            "mqtt-client-id" => s.mqtt_client_id = string(),
+            "tls-ca-file" => s.tls_ca_file = string(),
+            "spool-dir" => s.spool_dir = string(),
+            "spool-max-bytes" => s.spool_max_bytes = value.get().expect("type checked upstream"),
+            "max-alert-age" => s.max_alert_age = value.get().expect("type checked upstream"),
+            "flush-timeout" => s.flush_timeout = value.get().expect("type checked upstream"),
+            "queue-size" => s.queue_size = value.get().expect("type checked upstream"),
+            "stats-interval" => s.stats_interval = value.get().expect("type checked upstream"),
+            "reconnect-delay" => s.reconnect_delay = value.get().expect("type checked upstream"),
+            "reconnect-max-delay" => {
+                s.reconnect_max_delay = value.get().expect("type checked upstream")
+            }
+            "keep-alive" => s.keep_alive = value.get().expect("type checked upstream"),
+            "connect-timeout" => s.connect_timeout = value.get().expect("type checked upstream"),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if pspec.name() == "stats" {
+            let live = lock(&self.state).as_ref().map(|st| st.publisher.stats());
+            let stats = live
+                .or_else(|| lock(&self.last_stats).clone())
+                .unwrap_or_default();
+            return stats_structure(&stats).to_value();
+        }
+        let s = lock(&self.settings);
+        match pspec.name() {
+            "file-path" => s.file_path.to_value(),
+            "max-bytes" => s.max_bytes.to_value(),
+            "max-files" => s.max_files.to_value(),
+            "mqtt-url" => s.mqtt_url.to_value(),
+            "topic-prefix" => s.topic_prefix.to_value(),
+            "mqtt-user" => s.mqtt_user.to_value(),
+            "mqtt-password" => None::<String>.to_value(),
+            "mqtt-qos" => s.mqtt_qos.to_value(),
+            "mqtt-client-id" => s.mqtt_client_id.to_value(),
+            "tls-ca-file" => s.tls_ca_file.to_value(),
+            "spool-dir" => s.spool_dir.to_value(),
+            "spool-max-bytes" => s.spool_max_bytes.to_value(),
+            "max-alert-age" => s.max_alert_age.to_value(),
+            "flush-timeout" => s.flush_timeout.to_value(),
+            "queue-size" => s.queue_size.to_value(),
+            "stats-interval" => s.stats_interval.to_value(),
+            "reconnect-delay" => s.reconnect_delay.to_value(),
+            "reconnect-max-delay" => s.reconnect_max_delay.to_value(),
+            "keep-alive" => s.keep_alive.to_value(),
+            "connect-timeout" => s.connect_timeout.to_value(),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        self.obj().set_passthrough(true);
+    }
+}
+
+impl GstObjectImpl for IGuardPublish {}
+
+impl ElementImpl for IGuardPublish {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "iGuard verdict publisher",
+                "Filter/Analyzer",
+                "Publishes the verdicts of iguardverify elements upstream to a JSON Lines event \
+                 log and MQTT, spooling what the broker has not acknowledged",
+                "iguardverify developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst::Caps::new_any();
+            vec![
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .expect("valid src template"),
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .expect("valid sink template"),
+            ]
+        });
+        PAD_TEMPLATES.as_ref()
+    }
+}
+
+impl BaseTransformImpl for IGuardPublish {
+    const MODE: gst_base::subclass::BaseTransformMode =
+        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = true;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = lock(&self.settings).clone();
+        let run = wire::run_id();
+        let config = self.config(&settings, &run)?;
+        if config.file.is_none() && config.mqtt.is_none() {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "neither file-path nor mqtt-url is set: verdicts are counted, not published"
+            );
+        }
+        let weak = self.obj().downgrade();
+        let publisher = Publisher::start(
+            config,
+            Box::new(move |n| {
+                if let Some(obj) = weak.upgrade() {
+                    Self::notify(&obj, n);
+                }
+            }),
+        )
+        .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["{}", e]))?;
+        gst::info!(CAT, imp = self, "started");
+        *lock(&self.state) = Some(State {
+            publisher: Arc::new(publisher),
+            flush_timeout: Duration::from_millis(settings.flush_timeout as u64),
+        });
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        let state = lock(&self.state).take();
+        if let Some(state) = state {
+            let stats = state.publisher.stop(STOP_JOIN_WAIT);
+            gst::info!(CAT, imp = self, "stopped: {stats:?}");
+            *lock(&self.last_stats) = Some(stats);
+        }
+        Ok(())
+    }
+
+    fn transform_ip_passthrough(
+        &self,
+        _buf: &gst::Buffer,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        if let Some(s) = wire::verdict_structure(&event) {
+            let name = self.obj().name();
+            let (fields, origin) = wire::read(s, &name);
+            if let Some(st) = lock(&self.state).as_ref() {
+                st.publisher.submit(fields, origin);
+            }
+        } else if let gst::EventView::Eos(_) = event.view() {
+            let running = lock(&self.state)
+                .as_ref()
+                .map(|st| (st.publisher.clone(), st.flush_timeout));
+            if let Some((publisher, timeout)) = running {
+                // The stream ends here anyway; bounded by flush-timeout.
+                if !publisher.flush(timeout) {
+                    let s = publisher.stats();
+                    gst::info!(
+                        CAT,
+                        imp = self,
+                        "EOS: flush-timeout reached with {} events spooled, {} queued",
+                        s.spool_events,
+                        s.queued
+                    );
+                }
+            }
+        }
+        self.parent_sink_event(event)
+    }
+}

@@ -1,0 +1,574 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Publishing verdicts: the event schema, the outputs and their spool, run on threads of their
+//! own. No GObject here; `iguardpublish` wires it to a pipeline.
+//!
+//! ```text
+//! streaming thread ──try_send──▶ [bounded queue] ──▶ "iguardpub-io": file log, spool push
+//!                                                               │
+//!                                              "iguardpub-mqtt": spool ──▶ broker, PUBACK ──▶ spool
+//! ```
+//! The streaming thread only converts the verdict and tries to queue it; a full queue drops
+//! and counts. Locks: `spool` and `latencies` are never held together, nor while calling
+//! `notice`.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+pub mod file;
+pub mod mqtt;
+pub mod schema;
+pub mod spool;
+pub mod wire;
+
+use file::{FileConfig, JsonlFile};
+use mqtt::MqttConfig;
+use schema::{Event, Origin};
+use spool::{Spool, SpoolConfig};
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sink {
+    /// What reaches the element (a verdict event that is not valid).
+    Input,
+    File,
+    Mqtt,
+    Spool,
+}
+
+impl Sink {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sink::Input => "input",
+            Sink::File => "file",
+            Sink::Mqtt => "mqtt",
+            Sink::Spool => "spool",
+        }
+    }
+}
+
+/// What the outputs tell the element (posted as warnings and `iguard-publish-state`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    Down {
+        sink: Sink,
+        reason: String,
+    },
+    Up {
+        sink: Sink,
+        detail: String,
+    },
+    /// A problem that does not take the output down (the spool folder failed: memory only).
+    Warning {
+        sink: Sink,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The publishing element's name (in events and the MQTT client id).
+    pub name: String,
+    pub queue_size: usize,
+    pub file: Option<FileConfig>,
+    pub mqtt: Option<MqttConfig>,
+    pub spool: SpoolConfig,
+}
+
+#[derive(Default)]
+pub struct Counters {
+    pub received: AtomicU64,
+    pub queue_dropped: AtomicU64,
+    pub invalid: AtomicU64,
+    pub processed: AtomicU64,
+    pub file_written: AtomicU64,
+    pub file_failed: AtomicU64,
+    pub mqtt_delivered: AtomicU64,
+    pub mqtt_replayed: AtomicU64,
+    pub mqtt_connects: AtomicU64,
+    pub mqtt_disconnects: AtomicU64,
+    pub gaps: AtomicU64,
+}
+
+/// A snapshot of the figures (the `stats` property, `<prefix>/stats`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    pub received: u64,
+    pub queue_dropped: u64,
+    pub invalid: u64,
+    pub queued: u64,
+    pub file_written: u64,
+    pub file_failed: u64,
+    pub mqtt_connected: bool,
+    pub mqtt_delivered: u64,
+    pub mqtt_replayed: u64,
+    pub mqtt_connects: u64,
+    pub mqtt_disconnects: u64,
+    pub spool_events: u64,
+    pub spool_bytes: u64,
+    pub spool_dropped: u64,
+    pub spool_disk: bool,
+    pub spool_disk_errors: u64,
+    pub gaps: u64,
+    /// Verdict produced → PUBACK, live (not replayed) events, over the last [`LATENCY_SAMPLES`].
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+}
+
+impl Stats {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "received": self.received, "queue_dropped": self.queue_dropped,
+            "invalid": self.invalid, "queued": self.queued,
+            "file_written": self.file_written, "file_failed": self.file_failed,
+            "mqtt_connected": self.mqtt_connected, "mqtt_delivered": self.mqtt_delivered,
+            "mqtt_replayed": self.mqtt_replayed, "mqtt_connects": self.mqtt_connects,
+            "mqtt_disconnects": self.mqtt_disconnects, "spool_events": self.spool_events,
+            "spool_bytes": self.spool_bytes, "spool_dropped": self.spool_dropped,
+            "spool_disk": self.spool_disk, "spool_disk_errors": self.spool_disk_errors,
+            "gaps": self.gaps, "latency_p50_ms": self.latency_p50_ms,
+            "latency_p99_ms": self.latency_p99_ms,
+        })
+    }
+}
+
+pub const LATENCY_SAMPLES: usize = 4096;
+
+/// What the threads share.
+pub struct Shared {
+    pub name: String,
+    pub counters: Counters,
+    pub spool: Mutex<Spool>,
+    /// Wakes the MQTT thread for new events.
+    pub wake: tokio::sync::Notify,
+    /// Wakes the MQTT thread to stop.
+    pub stop: tokio::sync::Notify,
+    pub stopping: AtomicBool,
+    pub mqtt_up: AtomicBool,
+    latencies: Mutex<VecDeque<f64>>,
+    pub notice: Box<dyn Fn(Notice) + Send + Sync>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+impl Shared {
+    pub fn record_latency(&self, ms: f64) {
+        let mut l = lock(&self.latencies);
+        if l.len() >= LATENCY_SAMPLES {
+            l.pop_front();
+        }
+        l.push_back(ms.max(0.0));
+    }
+
+    pub fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (spool_events, spool_bytes, spool_dropped, spool_disk, spool_disk_errors) = {
+            let s = lock(&self.spool);
+            (
+                s.len() as u64,
+                s.bytes(),
+                s.dropped,
+                s.has_disk(),
+                s.disk_errors,
+            )
+        };
+        let mut lat: Vec<f64> = lock(&self.latencies).iter().copied().collect();
+        lat.sort_by(f64::total_cmp);
+        let received = get(&c.received);
+        let dropped = get(&c.queue_dropped);
+        Stats {
+            received,
+            queue_dropped: dropped,
+            invalid: get(&c.invalid),
+            queued: received.saturating_sub(dropped + get(&c.processed)),
+            file_written: get(&c.file_written),
+            file_failed: get(&c.file_failed),
+            mqtt_connected: self.mqtt_up.load(Ordering::Relaxed),
+            mqtt_delivered: get(&c.mqtt_delivered),
+            mqtt_replayed: get(&c.mqtt_replayed),
+            mqtt_connects: get(&c.mqtt_connects),
+            mqtt_disconnects: get(&c.mqtt_disconnects),
+            spool_events,
+            spool_bytes,
+            spool_dropped,
+            spool_disk,
+            spool_disk_errors,
+            gaps: get(&c.gaps),
+            latency_p50_ms: percentile(&lat, 0.5),
+            latency_p99_ms: percentile(&lat, 0.99),
+        }
+    }
+}
+
+enum Job {
+    Event(Map<String, Value>, Origin),
+    /// Answered once every job before it is done.
+    Barrier(SyncSender<()>),
+}
+
+/// The running outputs of one element.
+pub struct Publisher {
+    /// `None` once stopped.
+    tx: Mutex<Option<SyncSender<Job>>>,
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    has_mqtt: bool,
+}
+
+fn dispatch(shared: Arc<Shared>, rx: Receiver<Job>, file: Option<FileConfig>, mqtt: bool) {
+    let mut file = file.map(JsonlFile::new);
+    let mut file_up = true;
+    for job in rx {
+        let (fields, origin) = match job {
+            Job::Barrier(done) => {
+                if let Some(f) = file.as_mut() {
+                    let _ = f.flush();
+                }
+                let _ = done.try_send(());
+                continue;
+            }
+            Job::Event(f, o) => (f, o),
+        };
+        let c = &shared.counters;
+        let event = match Event::from_fields(fields, &origin) {
+            Ok(e) => e,
+            Err(reason) => {
+                c.invalid.fetch_add(1, Ordering::Relaxed);
+                c.processed.fetch_add(1, Ordering::Relaxed);
+                (shared.notice)(Notice::Warning {
+                    sink: Sink::Input,
+                    reason: format!("a verdict event was not valid: {reason}"),
+                });
+                continue;
+            }
+        };
+        if let Some(f) = file.as_mut() {
+            match f.write_line(&event.render(false, schema::now_us())) {
+                Ok(()) => {
+                    c.file_written.fetch_add(1, Ordering::Relaxed);
+                    if !file_up {
+                        file_up = true;
+                        (shared.notice)(Notice::Up {
+                            sink: Sink::File,
+                            detail: format!("writing {} again", f.path().display()),
+                        });
+                    }
+                }
+                Err(e) => {
+                    c.file_failed.fetch_add(1, Ordering::Relaxed);
+                    if file_up {
+                        file_up = false;
+                        (shared.notice)(Notice::Down {
+                            sink: Sink::File,
+                            reason: format!("cannot write {}: {e}", f.path().display()),
+                        });
+                    }
+                }
+            }
+        }
+        if mqtt {
+            let r = lock(&shared.spool).push(event);
+            if let Err(reason) = r {
+                (shared.notice)(Notice::Warning {
+                    sink: Sink::Spool,
+                    reason,
+                });
+            }
+            shared.wake.notify_one();
+        }
+        c.processed.fetch_add(1, Ordering::Relaxed);
+    }
+    if let Some(f) = file.as_mut() {
+        let _ = f.flush();
+    }
+}
+
+impl Publisher {
+    /// Starts the threads. Problems that leave the outputs running (an unusable spool folder)
+    /// are reported through `notice`; an error means nothing could start.
+    pub fn start(
+        config: Config,
+        notice: Box<dyn Fn(Notice) + Send + Sync>,
+    ) -> Result<Publisher, String> {
+        if let Some(m) = &config.mqtt {
+            mqtt::validate(m)?;
+        }
+        let spool_config = SpoolConfig {
+            dir: config.mqtt.as_ref().and(config.spool.dir.clone()),
+            ..config.spool.clone()
+        };
+        let (spool, problems) = Spool::open(&spool_config);
+        let shared = Arc::new(Shared {
+            name: config.name.clone(),
+            counters: Counters::default(),
+            spool: Mutex::new(spool),
+            wake: tokio::sync::Notify::new(),
+            stop: tokio::sync::Notify::new(),
+            stopping: AtomicBool::new(false),
+            mqtt_up: AtomicBool::new(false),
+            latencies: Mutex::new(VecDeque::new()),
+            notice,
+        });
+        for reason in problems {
+            (shared.notice)(Notice::Warning {
+                sink: Sink::Spool,
+                reason,
+            });
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(config.queue_size.max(1));
+        let mut threads = Vec::new();
+        let has_mqtt = config.mqtt.is_some();
+        let sh = shared.clone();
+        let file = config.file.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("iguardpub-io".into())
+                .spawn(move || dispatch(sh, rx, file, has_mqtt))
+                .map_err(|e| format!("cannot start the publishing thread: {e}"))?,
+        );
+        if let Some(m) = config.mqtt.clone() {
+            let sh = shared.clone();
+            match std::thread::Builder::new()
+                .name("iguardpub-mqtt".into())
+                .spawn(move || mqtt::run(sh, m))
+            {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    drop(tx);
+                    for t in threads {
+                        let _ = t.join();
+                    }
+                    return Err(format!("cannot start the MQTT thread: {e}"));
+                }
+            }
+        }
+        Ok(Publisher {
+            tx: Mutex::new(Some(tx)),
+            shared,
+            threads: Mutex::new(threads),
+            has_mqtt,
+        })
+    }
+
+    /// Hands a verdict to the outputs without waiting; a full queue drops it (counted).
+    pub fn submit(&self, fields: Map<String, Value>, origin: Origin) {
+        let c = &self.shared.counters;
+        c.received.fetch_add(1, Ordering::Relaxed);
+        let sent = match lock(&self.tx).as_ref() {
+            Some(tx) => tx.try_send(Job::Event(fields, origin)).is_ok(),
+            None => false,
+        };
+        if !sent {
+            c.queue_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Waits until everything submitted is written and, with MQTT, acknowledged, or until
+    /// `timeout`. Returns whether everything got out.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let Some(tx) = lock(&self.tx).clone() else {
+            return false;
+        };
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
+        let mut job = Job::Barrier(done_tx);
+        loop {
+            match tx.try_send(job) {
+                Ok(()) => break,
+                Err(TrySendError::Full(j)) => {
+                    if Instant::now() >= deadline {
+                        return false;
+                    }
+                    job = j;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(TrySendError::Disconnected(_)) => return false,
+            }
+        }
+        match done_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(()) => {}
+            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => return false,
+        }
+        if !self.has_mqtt {
+            return true;
+        }
+        loop {
+            if lock(&self.shared.spool).is_empty() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// Stops the threads (waiting at most `join_wait` for each) and saves what the spool
+    /// still holds to its folder. Returns the final figures.
+    pub fn stop(&self, join_wait: Duration) -> Stats {
+        lock(&self.tx).take();
+        self.shared.stopping.store(true, Ordering::Relaxed);
+        self.shared.stop.notify_one();
+        let deadline = Instant::now() + join_wait;
+        let threads = std::mem::take(&mut *lock(&self.threads));
+        for t in threads {
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
+            // else: left behind (a connect that hangs); it ends on its own at its timeout.
+        }
+        // Only once: a second stop finds the folder closed.
+        let saved = lock(&self.shared.spool).close();
+        if let Err(reason) = saved {
+            (self.shared.notice)(Notice::Warning {
+                sink: Sink::Spool,
+                reason,
+            });
+        }
+        self.shared.stats()
+    }
+}
+
+/// Paths used by the element's defaults.
+pub fn default_client_id(name: &str, run: &str) -> String {
+    format!("iguard-{name}-{}", &run[..run.len().min(8)])
+}
+
+/// The spool folder as a path, `None` when unset or empty.
+pub fn dir(path: Option<&str>) -> Option<PathBuf> {
+    path.filter(|p| !p.is_empty()).map(PathBuf::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::schema::tests::{fields, origin};
+
+    fn tmp(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!(
+            "iguard-pub-{name}-{}-{}",
+            std::process::id(),
+            schema::now_us()
+        ))
+    }
+
+    #[test]
+    fn every_event_lands_in_the_file_once_and_flush_waits_for_it() {
+        let d = tmp("file");
+        std::fs::create_dir_all(&d).unwrap();
+        let path = d.join("events.jsonl");
+        let notices = Arc::new(Mutex::new(Vec::new()));
+        let n2 = notices.clone();
+        let p = Publisher::start(
+            Config {
+                name: "p".into(),
+                queue_size: 1000,
+                file: Some(FileConfig {
+                    path: path.clone(),
+                    max_bytes: 0,
+                    max_files: 0,
+                }),
+                mqtt: None,
+                spool: SpoolConfig {
+                    max_bytes: 1 << 20,
+                    dir: None,
+                },
+            },
+            Box::new(move |n| lock(&n2).push(n)),
+        )
+        .unwrap();
+        for i in 1..=200 {
+            p.submit(fields(i, 0, "rejected"), origin());
+        }
+        assert!(p.flush(Duration::from_secs(30)));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let ids: Vec<String> = text
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                v["event_id"].as_str().unwrap().to_string()
+            })
+            .collect();
+        let want: Vec<String> = (1..=200).map(|i| format!("00c0ffee-{i}")).collect();
+        assert_eq!(ids, want);
+        let s = p.stop(Duration::from_secs(5));
+        assert_eq!((s.received, s.file_written, s.queue_dropped), (200, 200, 0));
+        assert!(lock(&notices).is_empty());
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_and_a_dead_file_warns_once() {
+        let notices = Arc::new(Mutex::new(Vec::new()));
+        let n2 = notices.clone();
+        let p = Publisher::start(
+            Config {
+                name: "p".into(),
+                queue_size: 1,
+                file: Some(FileConfig {
+                    path: "/nonexistent-iguard/x.jsonl".into(),
+                    max_bytes: 0,
+                    max_files: 0,
+                }),
+                mqtt: None,
+                spool: SpoolConfig {
+                    max_bytes: 1 << 20,
+                    dir: None,
+                },
+            },
+            Box::new(move |n| lock(&n2).push(n)),
+        )
+        .unwrap();
+        for i in 1..=500 {
+            p.submit(fields(i, 0, "rejected"), origin());
+        }
+        p.flush(Duration::from_secs(30));
+        let s = p.stop(Duration::from_secs(5));
+        assert_eq!(s.received, 500);
+        assert_eq!(
+            s.queue_dropped + s.file_failed + s.file_written,
+            500,
+            "{s:?}"
+        );
+        assert_eq!(s.file_written, 0);
+        assert!(s.file_failed >= 1);
+        let n = lock(&notices);
+        let downs = n
+            .iter()
+            .filter(|n| {
+                matches!(
+                    n,
+                    Notice::Down {
+                        sink: Sink::File,
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(downs, 1, "{n:?}");
+    }
+}

@@ -1,0 +1,1102 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `iguardpublish` in real pipelines: the JSON Lines log, and MQTT through a real broker
+//! (Debian's mosquitto, started by the tests on a loopback port): every verdict once, topics,
+//! retain flags, the will, a broker outage, the spool bound, bad outputs.
+
+mod broker;
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use gstiguard::clip::Clip;
+use gstiguard::meta;
+use gstiguard::scorer::{Cancel, Score, ScoreError, Scorer};
+use serde_json::Value;
+
+use broker::{Broker, Received, Subscriber};
+use common::{StopOnDrop, init, with_watchdog};
+
+/// Scores each clip after `delay`, alternately high (verified) and low (rejected), so verdicts
+/// keep coming after the last buffer (the EOS drain) and both statuses appear.
+struct Slow {
+    delay: Duration,
+    n: AtomicU64,
+}
+
+impl Slow {
+    fn new(ms: u64) -> Arc<Slow> {
+        Arc::new(Slow {
+            delay: Duration::from_millis(ms),
+            n: AtomicU64::new(0),
+        })
+    }
+}
+
+impl Scorer for Slow {
+    fn name(&self) -> &str {
+        "slow"
+    }
+    fn is_model(&self) -> bool {
+        true
+    }
+    fn score(&self, clips: &[&Clip], _cancel: &Cancel) -> Result<Vec<Score>, ScoreError> {
+        std::thread::sleep(self.delay);
+        Ok(clips
+            .iter()
+            .map(|_| {
+                let n = self.n.fetch_add(1, Ordering::Relaxed);
+                Score {
+                    score: if n.is_multiple_of(2) { 0.9 } else { 0.1 },
+                    label: "weapon".into(),
+                }
+            })
+            .collect())
+    }
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "iguard-publish-{name}-{}-{}",
+        std::process::id(),
+        broker::free_port()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A person in every frame, so with temporal-size=4 and cooldown=0 a clip ends every 4 frames.
+fn detections(dir: &Path, frames: u32) -> PathBuf {
+    let p = dir.join("detections.txt");
+    let mut s = String::new();
+    for f in 1..=frames {
+        s.push_str(&format!("{f},1,100,60,60,120,0.9,1\n"));
+    }
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+struct Run {
+    /// Request ids of the verdicts posted on the bus, in order.
+    verdicts: Vec<u64>,
+    /// iguard-publish-state messages: (sink, state, reason).
+    states: Vec<(String, String, String)>,
+    warnings: Vec<String>,
+    /// When the last buffer left the publisher (ms since the epoch).
+    last_buffer_ms: i64,
+    /// Largest delay of a buffer through the publisher, and largest gap between buffers.
+    max_delay: Duration,
+    max_gap: Duration,
+    publisher: gst::Structure,
+    verifier: gst::Structure,
+}
+
+/// Largest delay through the publisher, largest gap between buffers, the last buffer's
+/// Instant and wall-clock ms.
+type Timing = (Duration, Duration, Option<Instant>, i64);
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Runs `videotestsrc → iguardreplay → iguardverify → iguardpublish <props> → fakesink` for
+/// `frames` frames (live at 30 fps when `live`) to EOS; `during` runs alongside on the test
+/// thread with the elapsed time, until it returns false.
+fn run_pipeline(
+    dir: &Path,
+    frames: u32,
+    live: bool,
+    scorer_ms: u64,
+    props: &str,
+    mut during: impl FnMut(Duration) -> bool,
+) -> Run {
+    init();
+    let det = detections(dir, frames);
+    let desc = format!(
+        "videotestsrc num-buffers={frames} is-live={live} \
+         ! video/x-raw,format=RGBA,width=320,height=240,framerate=30/1 \
+         ! iguardreplay location={} \
+         ! iguardverify name=v cooldown=0 temporal-size=4 input-width=32 input-height=32 \
+           result-queue-size=1 max-workers=1 queue-size=1000 model-type=fallback \
+         ! iguardpublish name=p {props} ! fakesink name=sink sync={live}",
+        det.display()
+    );
+    let pipeline = gst::parse::launch(&desc).unwrap();
+    let guard = StopOnDrop(pipeline.clone());
+    let bin = pipeline.downcast_ref::<gst::Bin>().unwrap();
+    let v = bin.by_name("v").unwrap();
+    common::set_scorer(&v, Slow::new(scorer_ms));
+    let p = bin.by_name("p").unwrap();
+
+    // Per-buffer delay through the publisher, keyed by PTS.
+    let entered: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let timing: Arc<Mutex<Timing>> = Arc::default();
+    let e2 = entered.clone();
+    p.static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(b) = info.buffer() {
+                e2.lock()
+                    .unwrap()
+                    .insert(b.pts().map_or(0, |t| t.nseconds()), Instant::now());
+            }
+            gst::PadProbeReturn::Ok
+        });
+    let (e3, t3) = (entered.clone(), timing.clone());
+    p.static_pad("src")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(b) = info.buffer() {
+                let now = Instant::now();
+                let pts = b.pts().map_or(0, |t| t.nseconds());
+                let mut t = t3.lock().unwrap();
+                if let Some(at) = e3.lock().unwrap().remove(&pts) {
+                    t.0 = t.0.max(now - at);
+                }
+                if let Some(prev) = t.2 {
+                    t.1 = t.1.max(now - prev);
+                }
+                t.2 = Some(now);
+                t.3 = now_ms();
+            }
+            gst::PadProbeReturn::Ok
+        });
+
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let start = Instant::now();
+    let mut run = Run {
+        verdicts: Vec::new(),
+        states: Vec::new(),
+        warnings: Vec::new(),
+        last_buffer_ms: 0,
+        max_delay: Duration::ZERO,
+        max_gap: Duration::ZERO,
+        publisher: gst::Structure::new_empty("none"),
+        verifier: gst::Structure::new_empty("none"),
+    };
+    let mut during_on = true;
+    loop {
+        if during_on {
+            during_on = during(start.elapsed());
+        }
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(20)) else {
+            continue;
+        };
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("pipeline error: {} ({:?})", e.error(), e.debug()),
+            gst::MessageView::Warning(w) => run.warnings.push(w.error().to_string()),
+            gst::MessageView::Element(_) => {
+                let s = msg.structure().unwrap();
+                if s.name() == meta::MESSAGE_NAME {
+                    run.verdicts.push(s.get("request-id").unwrap());
+                } else if s.name() == "iguard-publish-state" {
+                    run.states.push((
+                        s.get("sink").unwrap(),
+                        s.get("state").unwrap(),
+                        s.get("reason").unwrap(),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    while during_on {
+        during_on = during(start.elapsed());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run.verifier = v.property("stats");
+    pipeline.set_state(gst::State::Null).unwrap();
+    // Messages posted by the outputs up to the stop.
+    while let Some(msg) = bus.pop() {
+        if let gst::MessageView::Warning(w) = msg.view() {
+            run.warnings.push(w.error().to_string());
+        }
+        if let Some(s) = msg.structure()
+            && s.name() == "iguard-publish-state"
+        {
+            run.states.push((
+                s.get("sink").unwrap(),
+                s.get("state").unwrap(),
+                s.get("reason").unwrap(),
+            ));
+        }
+    }
+    run.publisher = p.property("stats");
+    let t = timing.lock().unwrap();
+    run.max_delay = t.0;
+    run.max_gap = t.1;
+    run.last_buffer_ms = t.3;
+    drop(guard);
+    run
+}
+
+fn u(s: &gst::Structure, f: &str) -> u64 {
+    s.get::<u64>(f)
+        .unwrap_or_else(|e| panic!("{f}: {e} in {s}"))
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn request_ids(events: &[Value]) -> Vec<u64> {
+    events
+        .iter()
+        .filter(|e| e["schema"] == "iguard.verdict/1")
+        .map(|e| e["request_id"].as_u64().unwrap())
+        .collect()
+}
+
+fn assert_once(what: &str, got: &[u64], want: &[u64]) {
+    let mut sorted = got.to_vec();
+    sorted.sort_unstable();
+    let mut w = want.to_vec();
+    w.sort_unstable();
+    let dups: Vec<_> = sorted.windows(2).filter(|p| p[0] == p[1]).collect();
+    assert!(dups.is_empty(), "{what}: published twice: {dups:?}");
+    assert_eq!(sorted, w, "{what}: not every verdict once");
+}
+
+#[test]
+fn the_event_log_has_every_verdict_once_including_those_finished_at_eos() {
+    let dir = tmpdir("file");
+    let log = dir.join("events.jsonl");
+    let run = with_watchdog(Duration::from_secs(120), {
+        let (dir, log) = (dir.clone(), log.clone());
+        move || {
+            run_pipeline(
+                &dir,
+                120,
+                false,
+                15,
+                &format!("file-path={}", log.display()),
+                |_| false,
+            )
+        }
+    });
+    let events = lines(&log);
+    assert!(run.verdicts.len() >= 25, "{} verdicts", run.verdicts.len());
+    assert_once("log", &request_ids(&events), &run.verdicts);
+    // Most verdicts found no buffer to ride on (result-queue-size=1), and some were finished
+    // after the last buffer, by the EOS drain: both reached the log.
+    assert!(
+        u(&run.verifier, "results-overflowed") > 0,
+        "{}",
+        run.verifier
+    );
+    let after_last = events
+        .iter()
+        .filter(|e| e["unix_ms"].as_i64().unwrap() > run.last_buffer_ms)
+        .count();
+    assert!(
+        after_last > 0,
+        "no verdict was finished after the last buffer"
+    );
+    for e in &events {
+        assert_eq!(e["schema"], "iguard.verdict/1");
+        assert_eq!(e["element"], "v");
+        assert_eq!(e["publisher"], "p");
+        assert_eq!(e["replayed"], false);
+        assert!(
+            e["event_id"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("-{}", e["request_id"]))
+        );
+    }
+    assert_eq!(u(&run.publisher, "received"), run.verdicts.len() as u64);
+    assert_eq!(u(&run.publisher, "file-written"), run.verdicts.len() as u64);
+    assert!(run.warnings.is_empty(), "{:?}", run.warnings);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_event_log_rotates_by_size() {
+    let dir = tmpdir("rotate");
+    let log = dir.join("events.jsonl");
+    let run = with_watchdog(Duration::from_secs(120), {
+        let (dir, log) = (dir.clone(), log.clone());
+        move || {
+            run_pipeline(
+                &dir,
+                120,
+                false,
+                1,
+                &format!("file-path={} max-bytes=4000 max-files=100", log.display()),
+                |_| false,
+            )
+        }
+    });
+    let mut all = Vec::new();
+    let mut files = 0;
+    for n in (1..=100).rev() {
+        let p = PathBuf::from(format!("{}.{n}", log.display()));
+        if p.exists() {
+            files += 1;
+            assert!(std::fs::metadata(&p).unwrap().len() <= 4000);
+            all.extend(lines(&p));
+        }
+    }
+    all.extend(lines(&log));
+    assert!(files >= 2, "{files} rotated files");
+    let ids = request_ids(&all);
+    assert_once("rotated logs", &ids, &run.verdicts);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "oldest file first");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The messages on `topic`.
+fn on<'a>(msgs: &'a [Received], topic: &str) -> Vec<&'a Received> {
+    msgs.iter().filter(|m| m.topic == topic).collect()
+}
+
+fn ids_on(msgs: &[Received], topic: &str) -> Vec<u64> {
+    on(msgs, topic)
+        .iter()
+        .filter_map(|m| m.json()["request_id"].as_u64())
+        .collect()
+}
+
+#[test]
+fn mqtt_gets_every_verdict_once_on_the_right_topics() {
+    if !broker::installed() {
+        panic!("mosquitto is missing: run `make mqtt-deps`");
+    }
+    let dir = tmpdir("mqtt");
+    let broker = Broker::start("topics");
+    let sub = Subscriber::start(broker.port, "sub-topics", "t/#", false);
+    let url = broker.url();
+    let run = with_watchdog(Duration::from_secs(120), {
+        let dir = dir.clone();
+        move || {
+            run_pipeline(
+                &dir,
+                120,
+                false,
+                15,
+                &format!("mqtt-url={url} topic-prefix=t stats-interval=100"),
+                |_| false,
+            )
+        }
+    });
+    let n = run.verdicts.len();
+    assert!(n >= 25);
+    // EOS waited for every PUBACK, so all are at the broker.
+    assert_eq!(
+        u(&run.publisher, "mqtt-delivered"),
+        n as u64,
+        "{}",
+        run.publisher
+    );
+    assert_eq!(u(&run.publisher, "spool-events"), 0);
+    sub.wait("every verdict", Duration::from_secs(30), |m| {
+        ids_on(m, "t/verdicts").len() >= n
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let msgs = sub.messages();
+    assert_once("t/verdicts", &ids_on(&msgs, "t/verdicts"), &run.verdicts);
+    // Verified ones, and only those, on the alert topic.
+    let verified: Vec<u64> = on(&msgs, "t/verdicts")
+        .iter()
+        .map(|m| m.json())
+        .filter(|e| e["status"] == "verified")
+        .map(|e| e["request_id"].as_u64().unwrap())
+        .collect();
+    assert!(!verified.is_empty() && verified.len() < n);
+    assert_once("t/0/verified", &ids_on(&msgs, "t/0/verified"), &verified);
+    assert_once("t/0/last", &ids_on(&msgs, "t/0/last"), &run.verdicts);
+    // In order: one source, one connection.
+    let order = ids_on(&msgs, "t/verdicts");
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+    assert!(
+        on(&msgs, "t/available")
+            .iter()
+            .any(|m| m.text() == "online")
+    );
+    assert!(!on(&msgs, "t/stats").is_empty(), "no stats published");
+    assert!(
+        on(&msgs, "t/stats")[0].json()["received"].is_u64(),
+        "{}",
+        on(&msgs, "t/stats")[0].text()
+    );
+    for m in on(&msgs, "t/verdicts") {
+        assert_eq!(m.json()["replayed"], false);
+    }
+
+    // A newcomer gets the retained ones: the last verdict, and that the publisher left.
+    let late = Subscriber::start(broker.port, "sub-late", "t/#", false);
+    late.wait("retained messages", Duration::from_secs(10), |m| {
+        !on(m, "t/0/last").is_empty() && !on(m, "t/available").is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let m = late.messages();
+    let last = on(&m, "t/0/last");
+    assert_eq!(last.len(), 1);
+    assert!(last[0].retain);
+    assert_eq!(
+        last[0].json()["request_id"].as_u64(),
+        run.verdicts.iter().max().copied()
+    );
+    let avail = on(&m, "t/available");
+    assert!(avail[0].retain);
+    assert_eq!(avail[0].text(), "offline", "a stopped publisher says so");
+    assert!(on(&m, "t/verdicts").is_empty(), "verdicts are not retained");
+    assert!(run.warnings.is_empty(), "{:?}", run.warnings);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn plugin_dir() -> PathBuf {
+    // The cdylib cargo builds beside the test binary's deps folder.
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+#[test]
+fn the_will_says_offline_when_the_publisher_dies() {
+    let broker = Broker::start("will");
+    let sub = Subscriber::start(broker.port, "sub-will", "w/available", false);
+    let registry = std::env::temp_dir().join(format!("iguard-will-{}.bin", broker.port));
+    let mut child = std::process::Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "videotestsrc",
+            "is-live=true",
+            "!",
+            "iguardpublish",
+            &format!("mqtt-url={}", broker.url()),
+            "topic-prefix=w",
+            "keep-alive=1",
+            "!",
+            "fakesink",
+        ])
+        .env("GST_PLUGIN_PATH", plugin_dir())
+        .env("GST_REGISTRY", &registry)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("gst-launch-1.0");
+    let online = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        sub.wait("online", Duration::from_secs(60), |m| {
+            m.iter().any(|m| m.text() == "online")
+        })
+    }));
+    // No goodbye: the broker notices the dead connection and sends the will.
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(p) = online {
+        std::panic::resume_unwind(p);
+    }
+    sub.wait("the will", Duration::from_secs(30), |m| {
+        m.iter().any(|m| m.text() == "offline")
+    });
+    let _ = std::fs::remove_file(&registry);
+    let late = Subscriber::start(broker.port, "sub-will-late", "w/available", false);
+    late.wait("retained will", Duration::from_secs(10), |m| !m.is_empty());
+    let m = late.messages();
+    assert_eq!(m[0].text(), "offline");
+    assert!(m[0].retain);
+}
+
+/// What a subscriber saw of one run with an outage, checked and summed up.
+struct Outage {
+    produced: usize,
+    delivered: usize,
+    replayed: usize,
+    /// Second copies of events that were in flight when the broker went (QoS 1 is at least
+    /// once both ways): sent again by the publisher, whose PUBACK never came, or delivered
+    /// again by the broker (DUP) to the subscriber, whose PUBACK it never got.
+    resent: usize,
+    redelivered: usize,
+    /// What arrived on `o/verdicts`, each event_id once (the first copy).
+    events: Vec<Value>,
+}
+
+/// Verdicts on `o/verdicts` so far, each request once.
+fn distinct_verdicts(m: &[Received]) -> usize {
+    let events: Vec<Value> = on(m, "o/verdicts").iter().map(|m| m.json()).collect();
+    request_ids(&events)
+        .into_iter()
+        .collect::<HashSet<_>>()
+        .len()
+}
+
+/// Checks what arrived on `o/verdicts` after an outage: by event_id, every event once, except
+/// that an event in flight when the broker went may arrive a second time, marked replayed
+/// (consumers drop it by event_id); in order per source.
+fn check_outage_run(run: &Run, msgs: &[Received], expect_gap: bool) -> Outage {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut events = Vec::new();
+    let (mut resent, mut redelivered) = (0, 0);
+    for m in on(msgs, "o/verdicts") {
+        let e = m.json();
+        let id = e["event_id"].as_str().unwrap().to_string();
+        let n = seen.entry(id.clone()).or_default();
+        *n += 1;
+        if *n == 1 {
+            events.push(e);
+        } else if m.dup {
+            redelivered += 1;
+        } else {
+            resent += 1;
+            assert_eq!(e["replayed"], true, "a second copy is a replay: {e}");
+        }
+        assert!(*n <= 3, "{id} arrived {n} times");
+    }
+    assert!(
+        resent + redelivered <= 2 * gstiguard::publish::mqtt::WINDOW,
+        "{resent} resent, {redelivered} redelivered: more than were in flight"
+    );
+    // In order per source.
+    let mut by_source: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for e in events.iter().filter(|e| e["schema"] == "iguard.verdict/1") {
+        by_source
+            .entry(e["source"].as_str().unwrap().into())
+            .or_default()
+            .push(e["request_id"].as_u64().unwrap());
+    }
+    for (s, v) in &by_source {
+        assert!(
+            v.windows(2).all(|w| w[0] < w[1]),
+            "source {s} out of order: {v:?}"
+        );
+    }
+    let gaps: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["schema"] == "iguard.gap/1")
+        .collect();
+    if !expect_gap {
+        assert!(gaps.is_empty(), "{gaps:?}");
+    }
+    let replayed = events
+        .iter()
+        .filter(|e| e["schema"] == "iguard.verdict/1" && e["replayed"] == true)
+        .count();
+    Outage {
+        produced: run.verdicts.len(),
+        delivered: request_ids(&events).len(),
+        replayed,
+        resent,
+        redelivered,
+        events,
+    }
+}
+
+#[test]
+fn a_broker_outage_loses_nothing_and_never_stalls_the_video() {
+    let dir = tmpdir("outage");
+    let mut broker = Broker::start("outage");
+    let port = broker.port;
+    let sub = Subscriber::start(port, "sub-outage", "o/#", true);
+    let url = broker.url();
+    let spool = dir.join("spool");
+    // 24 s of live video; the broker is down from 4 s to 15 s (11 s).
+    let (down_at, up_at) = (Duration::from_secs(4), Duration::from_secs(15));
+    let mut state = 0;
+    let mut outage_window: Option<(Instant, Instant)> = None;
+    let mut down_since = Instant::now();
+    let (mut down_ms, mut up_ms) = (0i64, 0i64);
+    let run = run_pipeline(
+        &dir,
+        24 * 30,
+        true,
+        5,
+        &format!(
+            "mqtt-url={url} topic-prefix=o spool-dir={} reconnect-delay=200 \
+             reconnect-max-delay=2000 keep-alive=2 flush-timeout=20000",
+            spool.display()
+        ),
+        |t| {
+            if state == 0 && t >= down_at {
+                broker.stop();
+                down_since = Instant::now();
+                down_ms = now_ms();
+                state = 1;
+            } else if state == 1 && t >= up_at {
+                broker.resume();
+                outage_window = Some((down_since, Instant::now()));
+                up_ms = now_ms();
+                state = 2;
+            }
+            state < 2
+        },
+    );
+    let (down, up) = outage_window.expect("the outage happened");
+    let p = &run.publisher;
+    let n = run.verdicts.len();
+    sub.wait(
+        "every verdict after the outage",
+        Duration::from_secs(60),
+        |m| distinct_verdicts(m) >= n,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let msgs = sub.messages();
+    let o = check_outage_run(&run, &msgs, false);
+    let events = &o.events;
+    assert_once("after the outage", &request_ids(events), &run.verdicts);
+    // Events produced while the broker was down arrived marked replayed.
+    let during: Vec<&Value> = events
+        .iter()
+        .filter(|e| {
+            let t = e["unix_ms"].as_i64().unwrap();
+            t > down_ms + 500 && t < up_ms - 500
+        })
+        .collect();
+    assert!(!during.is_empty(), "no verdict fell in the outage");
+    for e in &during {
+        assert_eq!(e["replayed"], true, "{e}");
+    }
+    assert_eq!(o.delivered, o.produced);
+    assert_eq!(u(p, "spool-dropped"), 0, "{p}");
+    assert_eq!(u(p, "mqtt-delivered"), n as u64, "{p}");
+    assert!(u(p, "mqtt-replayed") >= during.len() as u64, "{p}");
+    assert!(u(p, "mqtt-disconnects") >= 1, "{p}");
+    // The outage posted a warning and state messages (down, then up), not an error.
+    assert!(
+        run.states
+            .iter()
+            .any(|(s, st, _)| s == "mqtt" && st == "down"),
+        "{:?}",
+        run.states
+    );
+    assert!(
+        run.states
+            .iter()
+            .any(|(s, st, _)| s == "mqtt" && st == "up")
+    );
+    assert!(!run.warnings.is_empty());
+    // Buffers kept flowing: a stall detector, with a bound far above any frame time.
+    assert!(
+        run.max_gap < Duration::from_secs(3),
+        "video stalled for {:?}",
+        run.max_gap
+    );
+
+    // Of that latency, the part before the MQTT thread sent the event (age_ms at sending):
+    // iguardverify pushes verdicts with its next buffer.
+    let mut ages: Vec<i64> = events
+        .iter()
+        .filter(|e| e["replayed"] == false)
+        .filter_map(|e| e["age_ms"].as_i64())
+        .collect();
+    ages.sort_unstable();
+    let age = |p: f64| {
+        ages.get(((ages.len().max(1) - 1) as f64 * p) as usize)
+            .copied()
+    };
+    println!(
+        "outage {:.1} s: events produced {}, delivered {}, replayed {}, dropped {}; largest \
+         buffer delay through iguardpublish {:.3} ms, largest gap between buffers {:.1} ms; \
+         verdict→PUBACK latency (live events) p50 {:.2} ms, p99 {:.2} ms; verdict→sent p50 \
+         {:?} ms, p99 {:?} ms; second copies of events in flight at the cut: {} resent by \
+         iguardpublish, {} redelivered by the broker (both dropped by event_id)",
+        (up - down).as_secs_f64(),
+        o.produced,
+        o.delivered,
+        o.replayed,
+        u(p, "spool-dropped"),
+        run.max_delay.as_secs_f64() * 1000.0,
+        run.max_gap.as_secs_f64() * 1000.0,
+        p.get::<f64>("latency-p50-ms").unwrap(),
+        p.get::<f64>("latency-p99-ms").unwrap(),
+        age(0.5),
+        age(0.99),
+        o.resent,
+        o.redelivered,
+    );
+    drop(sub);
+    drop(broker);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_spool_smaller_than_the_outage_drops_exactly_what_it_counts_and_says_so() {
+    let dir = tmpdir("bound");
+    let mut broker = Broker::start("bound");
+    let sub = Subscriber::start(broker.port, "sub-bound", "o/#", true);
+    let url = broker.url();
+    let mut state = 0;
+    // About 4 events fit (one is ~700 bytes); the outage produces ~25.
+    let run = run_pipeline(
+        &dir,
+        12 * 30,
+        true,
+        5,
+        &format!(
+            "mqtt-url={url} topic-prefix=o spool-max-bytes=3000 reconnect-delay=200 \
+             reconnect-max-delay=1000 keep-alive=2 flush-timeout=20000"
+        ),
+        |t| {
+            if state == 0 && t >= Duration::from_secs(3) {
+                broker.stop();
+                state = 1;
+            } else if state == 1 && t >= Duration::from_secs(8) {
+                broker.resume();
+                state = 2;
+            }
+            state < 2
+        },
+    );
+    let p = &run.publisher;
+    let dropped = u(p, "spool-dropped");
+    assert!(dropped > 0, "the bound was never hit: {p}");
+    let n = run.verdicts.len() as u64;
+    sub.wait("the survivors", Duration::from_secs(60), |m| {
+        distinct_verdicts(m) as u64 >= n - dropped
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let msgs = sub.messages();
+    let o = check_outage_run(&run, &msgs, true);
+    assert_eq!(
+        o.produced as u64 - o.delivered as u64,
+        dropped,
+        "missing = counted"
+    );
+    assert_eq!(u(p, "mqtt-delivered") - u(p, "gaps"), n - dropped, "{p}");
+    let gaps: Vec<&Value> = o
+        .events
+        .iter()
+        .filter(|e| e["schema"] == "iguard.gap/1")
+        .collect();
+    let told: u64 = gaps.iter().map(|g| g["dropped"].as_u64().unwrap()).sum();
+    assert_eq!(told, dropped, "the gap events say how many: {gaps:?}");
+    for g in &gaps {
+        assert!(
+            g["first_dropped_time"].as_str().unwrap() <= g["last_dropped_time"].as_str().unwrap()
+        );
+    }
+    drop(sub);
+    drop(broker);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_unreachable_broker_and_a_bad_spool_folder_warn_and_never_block() {
+    let dir = tmpdir("bad");
+    // A folder whose parent is a file: it can never be created.
+    std::fs::write(dir.join("file"), "x").unwrap();
+    let spool = dir.join("file").join("spool");
+    let port = broker::free_port();
+    let run = with_watchdog(Duration::from_secs(120), {
+        let dir = dir.clone();
+        move || {
+            run_pipeline(
+                &dir,
+                90,
+                false,
+                1,
+                &format!(
+                    "mqtt-url=mqtt://127.0.0.1:{port} spool-dir={} flush-timeout=500 \
+                     reconnect-delay=50 reconnect-max-delay=200",
+                    spool.display()
+                ),
+                |_| false,
+            )
+        }
+    });
+    let p = &run.publisher;
+    let n = run.verdicts.len() as u64;
+    assert!(n > 0);
+    assert_eq!(u(p, "received"), n);
+    assert_eq!(u(p, "mqtt-delivered"), 0);
+    assert_eq!(u(p, "spool-events") + u(p, "spool-dropped"), n, "{p}");
+    assert!(!p.get::<bool>("spool-disk").unwrap());
+    assert_eq!(u(p, "spool-disk-errors"), 1);
+    assert!(
+        run.states
+            .iter()
+            .any(|(s, st, r)| s == "spool" && st == "degraded" && r.contains("file/spool")),
+        "{:?}",
+        run.states
+    );
+    assert!(
+        run.states
+            .iter()
+            .any(|(s, st, r)| s == "mqtt" && st == "down" && r.contains(&port.to_string())),
+        "{:?}",
+        run.states
+    );
+    assert!(run.warnings.len() >= 2, "{:?}", run.warnings);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn what_the_broker_never_acknowledged_is_sent_at_the_next_start() {
+    let dir = tmpdir("restart");
+    let spool = dir.join("spool");
+    let port = broker::free_port();
+    // First run: nobody listens; the events stay in the spool folder.
+    let first = with_watchdog(Duration::from_secs(120), {
+        let (dir, spool) = (dir.clone(), spool.clone());
+        move || {
+            run_pipeline(
+                &dir,
+                60,
+                false,
+                1,
+                &format!(
+                    "mqtt-url=mqtt://127.0.0.1:{port} topic-prefix=r spool-dir={} \
+                     flush-timeout=200",
+                    spool.display()
+                ),
+                |_| false,
+            )
+        }
+    });
+    let n = first.verdicts.len() as u64;
+    assert!(n > 0);
+    assert_eq!(u(&first.publisher, "spool-events"), n);
+    // Second run: the broker is up; the first run's events arrive, replayed, before this
+    // run's own. They are older than max-alert-age: nobody is woken for them.
+    let mut broker = Broker::start("restart");
+    broker.stop();
+    broker.port = port;
+    broker.resume();
+    let sub = Subscriber::start(port, "sub-restart", "r/#", false);
+    std::thread::sleep(Duration::from_millis(2500));
+    let second = with_watchdog(Duration::from_secs(120), {
+        let (dir, spool) = (dir.clone(), spool.clone());
+        move || {
+            run_pipeline(
+                &dir,
+                60,
+                false,
+                1,
+                &format!(
+                    "mqtt-url=mqtt://127.0.0.1:{port} topic-prefix=r spool-dir={} \
+                     flush-timeout=20000 max-alert-age=1",
+                    spool.display()
+                ),
+                |_| false,
+            )
+        }
+    });
+    let m = second.verdicts.len() as u64;
+    sub.wait("both runs", Duration::from_secs(30), |msgs| {
+        on(msgs, "r/verdicts").len() as u64 >= n + m
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let msgs = sub.messages();
+    let events: Vec<Value> = on(&msgs, "r/verdicts").iter().map(|m| m.json()).collect();
+    assert_eq!(events.len() as u64, n + m);
+    let (old, new) = events.split_at(n as usize);
+    assert!(old.iter().all(|e| e["replayed"] == true));
+    assert_once("first run", &request_ids(old), &first.verdicts);
+    assert_once("second run", &request_ids(new), &second.verdicts);
+    let runs: HashSet<&str> = events
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().split('-').next().unwrap())
+        .collect();
+    assert_eq!(runs.len(), 2, "each run has its own event ids");
+    let verified = |evs: &[Value]| -> Vec<u64> {
+        evs.iter()
+            .filter(|e| e["status"] == "verified")
+            .map(|e| e["request_id"].as_u64().unwrap())
+            .collect()
+    };
+    let alerts: Vec<String> = on(&msgs, "r/0/verified")
+        .iter()
+        .map(|m| m.json()["event_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!verified(old).is_empty());
+    for e in old {
+        assert!(
+            !alerts.contains(&e["event_id"].as_str().unwrap().to_string()),
+            "a stale replay woke somebody: {e}"
+        );
+    }
+    assert!(!verified(new).is_empty());
+    assert!(
+        new.iter()
+            .any(|e| alerts.contains(&e["event_id"].as_str().unwrap().to_string())),
+        "fresh verified events still alert"
+    );
+    assert_eq!(u(&second.publisher, "spool-events"), 0);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, and a certificate it signs for localhost.
+fn certificates(dir: &Path) {
+    for ca in ["ca", "other-ca"] {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=iguard test {ca}"),
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+            ],
+        );
+    }
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    std::fs::write(dir.join("san.txt"), "subjectAltName=DNS:localhost\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.txt",
+            "-out",
+            "server.pem",
+        ],
+    );
+}
+
+#[test]
+fn mqtts_needs_the_right_ca_and_a_wrong_one_only_warns() {
+    let dir = tmpdir("tls");
+    certificates(&dir);
+    let tls_port = broker::free_port();
+    let certs = dir.clone();
+    let _broker = Broker::start_with("tls", move |_| {
+        format!(
+            "listener {tls_port} 127.0.0.1\ncafile {0}/ca.pem\ncertfile {0}/server.pem\n\
+             keyfile {0}/server.key\n",
+            certs.display()
+        )
+    });
+    let run_with = |ca: &str, flush_ms: u32| {
+        let (dir, ca) = (dir.clone(), dir.join(ca));
+        with_watchdog(Duration::from_secs(120), move || {
+            run_pipeline(
+                &dir,
+                60,
+                false,
+                1,
+                &format!(
+                    "mqtt-url=mqtts://localhost:{tls_port} tls-ca-file={} \
+                     flush-timeout={flush_ms} reconnect-delay=50 reconnect-max-delay=200",
+                    ca.display()
+                ),
+                |_| false,
+            )
+        })
+    };
+    let good = run_with("ca.pem", 20_000);
+    let n = good.verdicts.len() as u64;
+    assert!(n > 0);
+    assert_eq!(
+        u(&good.publisher, "mqtt-delivered"),
+        n,
+        "{}",
+        good.publisher
+    );
+    assert!(good.warnings.is_empty(), "{:?}", good.warnings);
+
+    let bad = run_with("other-ca.pem", 500);
+    let p = &bad.publisher;
+    assert_eq!(u(p, "mqtt-delivered"), 0);
+    assert_eq!(u(p, "received"), bad.verdicts.len() as u64);
+    assert_eq!(
+        u(p, "spool-events") + u(p, "spool-dropped"),
+        bad.verdicts.len() as u64
+    );
+    let down: Vec<_> = bad
+        .states
+        .iter()
+        .filter(|(s, st, _)| s == "mqtt" && st == "down")
+        .collect();
+    assert_eq!(down.len(), 1, "one warning per outage: {:?}", bad.states);
+    println!("wrong CA: {}", down[0].2);
+    assert!(
+        down[0].2.to_lowercase().contains("certificate")
+            || down[0].2.to_lowercase().contains("tls"),
+        "{}",
+        down[0].2
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn qos_0_and_2_deliver_every_verdict_too() {
+    let broker = Broker::start("qos");
+    for qos in [0u32, 2] {
+        let dir = tmpdir(&format!("qos{qos}"));
+        let sub = Subscriber::start(broker.port, &format!("sub-qos{qos}"), "q/verdicts", false);
+        let url = broker.url();
+        let run = with_watchdog(Duration::from_secs(120), {
+            let dir = dir.clone();
+            move || {
+                run_pipeline(
+                    &dir,
+                    60,
+                    false,
+                    1,
+                    &format!("mqtt-url={url} topic-prefix=q mqtt-qos={qos} flush-timeout=20000"),
+                    |_| false,
+                )
+            }
+        });
+        let n = run.verdicts.len();
+        assert!(n > 0);
+        assert_eq!(u(&run.publisher, "mqtt-delivered"), n as u64, "qos {qos}");
+        assert_eq!(u(&run.publisher, "spool-events"), 0, "qos {qos}");
+        sub.wait("every verdict", Duration::from_secs(30), |m| m.len() >= n);
+        std::thread::sleep(Duration::from_millis(200));
+        let ids: Vec<u64> = sub
+            .messages()
+            .iter()
+            .filter_map(|m| m.json()["request_id"].as_u64())
+            .collect();
+        assert_once(&format!("qos {qos}"), &ids, &run.verdicts);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
