@@ -94,7 +94,7 @@ demo: build
 
 test: test-rust test-python
 
-test-rust: build
+test-rust: build footage
 	$(CARGO) test
 
 test-python: build
@@ -118,3 +118,6 @@ include bench.mk
 
 # The remote scorer's server for tests (make triton-venv, test-triton, bench-triton).
 include triton.mk
+
+# Real footage and its person detections for the tests (make footage).
+include footage.mk
