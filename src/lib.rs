@@ -23,6 +23,7 @@ pub mod meta;
 pub mod pool;
 pub mod sampler;
 pub mod scorer;
+pub mod tracks;
 pub mod verdict;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
