@@ -18,9 +18,10 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use super::{
-    Activation, ColorOrder, Crop, ExecutionProvider, ModelType, Preset, Priority, TensorLayout,
+    Activation, ClipPer, ColorOrder, Crop, ExecutionProvider, ModelType, Preset, Priority,
+    TensorLayout, Tracking,
 };
-use crate::clip::{ClipAssembler, ClipConfig, CropMode};
+use crate::clip::{ClipAssembler, ClipConfig, ClipCounters, Collected, CropMode, TrackConfig};
 use crate::config::Step2Config;
 use crate::detections::AutoReader;
 use crate::detections::deepstream::{ClassLabels, DeepStreamLayout, DeepStreamReader};
@@ -44,7 +45,8 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-const DEFAULT_TRIGGER_LABELS: &str = "person,weapon";
+/// People and the weapon labels, so a `gun` starts a clip out of the box.
+const DEFAULT_TRIGGER_LABELS: &str = "person,weapon,gun,pistol,rifle,knife";
 const DEFAULT_WEAPON_LABELS: &str = "weapon,gun,pistol,rifle,knife";
 const DEFAULT_MIN_CONFIDENCE: f64 = 0.5;
 const DEFAULT_THRESHOLD: f64 = 0.7;
@@ -53,6 +55,9 @@ const DEFAULT_FRAME_INTERVAL: u32 = 1;
 const DEFAULT_ROI_MARGIN: f32 = 0.15;
 const DEFAULT_INPUT_SIZE: u32 = 224;
 const DEFAULT_COOLDOWN: u32 = 30;
+const DEFAULT_MAX_CLIPS_PER_SOURCE: u32 = 8;
+const DEFAULT_TRACK_TIMEOUT: u32 = 15;
+const DEFAULT_MIN_FRAMES: u32 = 8;
 const DEFAULT_MAX_WORKERS: u32 = 2;
 /// Workers at nice 10: under contention the streaming threads get the CPU first; idle CPU
 /// still goes to inference, so throughput is unchanged on an otherwise idle machine.
@@ -90,6 +95,11 @@ struct Settings {
     input_width: u32,
     input_height: u32,
     cooldown: u32,
+    clip_per: ClipPer,
+    tracking: Tracking,
+    max_clips_per_source: u32,
+    track_timeout: u32,
+    min_frames: u32,
     max_workers: u32,
     queue_size: u32,
     result_queue_size: u32,
@@ -150,6 +160,11 @@ impl Default for Settings {
             input_width: DEFAULT_INPUT_SIZE,
             input_height: DEFAULT_INPUT_SIZE,
             cooldown: DEFAULT_COOLDOWN,
+            clip_per: ClipPer::Object,
+            tracking: Tracking::Auto,
+            max_clips_per_source: DEFAULT_MAX_CLIPS_PER_SOURCE,
+            track_timeout: DEFAULT_TRACK_TIMEOUT,
+            min_frames: DEFAULT_MIN_FRAMES,
             max_workers: DEFAULT_MAX_WORKERS,
             queue_size: DEFAULT_QUEUE_SIZE,
             result_queue_size: DEFAULT_RESULT_QUEUE_SIZE,
@@ -222,6 +237,11 @@ impl Settings {
             "input-width" => s.input_width = value.get().unwrap(),
             "input-height" => s.input_height = value.get().unwrap(),
             "cooldown" => s.cooldown = value.get().unwrap(),
+            "clip-per" => s.clip_per = value.get().unwrap(),
+            "tracking" => s.tracking = value.get().unwrap(),
+            "max-clips-per-source" => s.max_clips_per_source = value.get().unwrap(),
+            "track-timeout" => s.track_timeout = value.get().unwrap(),
+            "min-frames" => s.min_frames = value.get().unwrap(),
             "max-workers" => s.max_workers = value.get().unwrap(),
             "queue-size" => s.queue_size = value.get().unwrap(),
             "priority" => s.priority = value.get().unwrap(),
@@ -289,6 +309,23 @@ impl Settings {
             cooldown: self.cooldown,
         }
     }
+
+    fn track_config(&self) -> TrackConfig {
+        TrackConfig {
+            clip_per: match self.clip_per {
+                ClipPer::Object => crate::clip::ClipPer::Object,
+                ClipPer::Source => crate::clip::ClipPer::Source,
+            },
+            tracking: match self.tracking {
+                Tracking::Auto => crate::clip::Tracking::Auto,
+                Tracking::Ids => crate::clip::Tracking::Ids,
+                Tracking::Builtin => crate::clip::Tracking::Builtin,
+            },
+            max_clips_per_source: self.max_clips_per_source,
+            track_timeout: self.track_timeout,
+            min_frames: self.min_frames,
+        }
+    }
 }
 
 /// Verdicts waiting for the next buffer of their source, bounded in total.
@@ -343,6 +380,7 @@ struct Running {
     results: Arc<Mutex<Results>>,
     queue_size: u32,
     max_workers: u32,
+    clips: Arc<ClipCounters>,
 }
 
 impl Running {
@@ -425,8 +463,15 @@ impl IGuardVerify {
                 .field("pool", "")
                 .field("model-instance-id", "")
                 .field("instance-users", 0u32)
+                .field("clips-collecting", 0u32)
+                .field("clips-most-collecting", 0u32)
+                .field("clips-collecting-bytes", 0u64)
+                .field("clips-overflowed", 0u64)
+                .field("clips-lost-completed", 0u64)
+                .field("clips-lost-dropped", 0u64)
                 .build();
         };
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
         // One snapshot of the counters, so the sums hold within the structure.
         let c = r.reporter.counters();
         let p = r.pool().stats();
@@ -458,6 +503,15 @@ impl IGuardVerify {
             .field("pool", r.pool().config().name.as_str())
             .field("model-instance-id", r.instance.id.as_deref().unwrap_or(""))
             .field("instance-users", r.instance.users() as u32)
+            .field("clips-collecting", load(&r.clips.collecting) as u32)
+            .field(
+                "clips-most-collecting",
+                load(&r.clips.most_collecting) as u32,
+            )
+            .field("clips-collecting-bytes", load(&r.clips.collecting_bytes))
+            .field("clips-overflowed", load(&r.clips.overflowed))
+            .field("clips-lost-completed", load(&r.clips.lost_completed))
+            .field("clips-lost-dropped", load(&r.clips.lost_dropped))
             .build()
     }
 
@@ -848,6 +902,15 @@ impl IGuardVerify {
         Ok(())
     }
 
+    /// What the verdict of a collected clip says about it.
+    fn request_info(c: &Collected, scorer: &str) -> RequestInfo {
+        RequestInfo {
+            object_id: c.object_id,
+            crop: c.last_crop(),
+            ..RequestInfo::from_clip(&c.clip, scorer)
+        }
+    }
+
     /// Answers a request that never reached the pool.
     fn end_unsubmitted(ticket: Ticket, status: Status, reason: &str) {
         ticket.finish(Outcome::unscored(status, reason));
@@ -861,6 +924,7 @@ impl IGuardVerify {
         }
         state.settings_generation = settings.generation;
         state.assembler.set_config(settings.clip_config());
+        state.assembler.set_track_config(settings.track_config());
         state.running.reporter.set_threshold(settings.threshold);
         state.async_ = settings.async_;
         state.enabled = settings.enabled;
@@ -871,12 +935,18 @@ impl IGuardVerify {
     }
 
     /// Hands a finished clip to the pool; with `async=false`, waits for its verdict.
-    fn submit(&self, state: &mut State, clip: crate::clip::Clip) {
-        let Some(mut ticket) = state.collecting.remove(&clip.request_id) else {
-            gst::warning!(CAT, imp = self, "clip {} has no request", clip.request_id);
+    fn submit(&self, state: &mut State, collected: Collected) {
+        let Some(mut ticket) = state.collecting.remove(&collected.request_id) else {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "clip {} has no request",
+                collected.request_id
+            );
             return;
         };
-        *ticket.info_mut() = RequestInfo::from_clip(&clip, state.running.pool().scorer_name());
+        *ticket.info_mut() = Self::request_info(&collected, state.running.pool().scorer_name());
+        let clip = collected.clip;
         gst::debug!(
             CAT,
             imp = self,
@@ -991,6 +1061,56 @@ impl ObjectImpl for IGuardVerify {
                     )
                     .maximum(1_000_000)
                     .default_value(DEFAULT_COOLDOWN)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("clip-per", ClipPer::Object)
+                    .nick("Clip per")
+                    .blurb(
+                        "What a clip is about: one tracked object (several clips per source, \
+                         crops following each object) or the whole source (one clip at a time, \
+                         over the union of the triggering boxes)",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("tracking", Tracking::Auto)
+                    .nick("Tracking")
+                    .blurb(
+                        "Where object ids come from with clip-per=object: the detector's ids \
+                         when present (auto), only them (ids), or the built-in association",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-clips-per-source")
+                    .nick("Max clips per source")
+                    .blurb(
+                        "Clips collecting at once per source with clip-per=object; a trigger \
+                         beyond it is answered 'dropped'",
+                    )
+                    .minimum(1)
+                    .maximum(256)
+                    .default_value(DEFAULT_MAX_CLIPS_PER_SOURCE)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("track-timeout")
+                    .nick("Track timeout")
+                    .blurb(
+                        "Frames an object may be missing before its clip ends (and the \
+                         built-in association forgets it)",
+                    )
+                    .minimum(1)
+                    .maximum(100_000)
+                    .default_value(DEFAULT_TRACK_TIMEOUT)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("min-frames")
+                    .nick("Minimum frames")
+                    .blurb(
+                        "Real tiles a clip needs when its object is lost to be completed by \
+                         repeating its last tile; with fewer it is answered 'dropped'",
+                    )
+                    .minimum(1)
+                    .maximum(1024)
+                    .default_value(DEFAULT_MIN_FRAMES)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("max-workers")
@@ -1343,6 +1463,11 @@ impl ObjectImpl for IGuardVerify {
             "input-width" => s.input_width.to_value(),
             "input-height" => s.input_height.to_value(),
             "cooldown" => s.cooldown.to_value(),
+            "clip-per" => s.clip_per.to_value(),
+            "tracking" => s.tracking.to_value(),
+            "max-clips-per-source" => s.max_clips_per_source.to_value(),
+            "track-timeout" => s.track_timeout.to_value(),
+            "min-frames" => s.min_frames.to_value(),
             "max-workers" => s.max_workers.to_value(),
             "queue-size" => s.queue_size.to_value(),
             "priority" => s.priority.to_value(),
@@ -1517,12 +1642,14 @@ impl BaseTransformImpl for IGuardVerify {
             instance::release(&instance, STOP_JOIN_WAIT);
             return Err(e);
         }
+        let assembler = ClipAssembler::with_tracks(settings.clip_config(), settings.track_config());
         let running = Running {
             reporter,
             instance,
             results,
             queue_size: settings.queue_size,
             max_workers: settings.max_workers,
+            clips: assembler.counters(),
         };
         gst::info!(
             CAT,
@@ -1536,7 +1663,7 @@ impl BaseTransformImpl for IGuardVerify {
             running: running.clone(),
             info: None,
             reader: Box::new(reader),
-            assembler: ClipAssembler::new(settings.clip_config()),
+            assembler,
             sampler: Sampler::new(),
             collecting: HashMap::new(),
             frames: Vec::new(),
@@ -1699,7 +1826,7 @@ impl BaseTransformImpl for IGuardVerify {
             let mut mapped: Option<gst_video::VideoFrameRef<&gst::BufferRef>> = None;
             let mut map_error: Option<String> = None;
             for fd in &frames {
-                let outcome = assembler.push_frame(
+                let outcome = assembler.push(
                     fd.source,
                     &fd.detections,
                     width,
@@ -1731,7 +1858,14 @@ impl BaseTransformImpl for IGuardVerify {
                             .map_err(|e| e.to_string())
                     },
                 );
-                if let Some((id, reason)) = outcome.failed {
+                for (c, reason) in outcome.dropped {
+                    gst::debug!(CAT, imp = self, "clip {} dropped: {reason}", c.request_id);
+                    if let Some(mut t) = collecting.remove(&c.request_id) {
+                        *t.info_mut() = Self::request_info(&c, running.pool().scorer_name());
+                        Self::end_unsubmitted(t, Status::Dropped, &reason);
+                    }
+                }
+                for (id, reason) in outcome.failed {
                     gst::warning!(CAT, imp = self, "clip {id} abandoned: {reason}");
                     if let Some(t) = collecting.remove(&id) {
                         Self::end_unsubmitted(
@@ -1741,7 +1875,7 @@ impl BaseTransformImpl for IGuardVerify {
                         );
                     }
                 }
-                if let Some(id) = outcome.started {
+                for id in outcome.started {
                     gst::debug!(
                         CAT,
                         imp = self,
