@@ -189,6 +189,9 @@ pub struct Collected {
     pub object_id: Option<u64>,
     /// The crop of each real tile, in pixels of the frame it was cut from.
     pub crops: Vec<PixelRect>,
+    /// Per real tile, the object's own box on that frame (clamped to it); `None` where the
+    /// object was missing, and always for `clip-per=source`.
+    pub boxes: Vec<Option<PixelRect>>,
 }
 
 impl Collected {
@@ -319,6 +322,9 @@ struct ObjectClip {
     key: Key,
     clip: Clip,
     crops: Vec<PixelRect>,
+    boxes: Vec<Option<PixelRect>>,
+    /// The timestamp of each real tile.
+    tile_pts: Vec<Option<u64>>,
     since_trigger: u64,
     /// Frames in a row the object was not seen.
     missing: u32,
@@ -496,11 +502,34 @@ impl ObjectClip {
         }
     }
 
+    /// Cuts the tiles sampled after the object was last seen: once it is lost, they most
+    /// likely show where it was, not it.
+    fn trim_to_last_seen(&mut self) {
+        let keep = self
+            .boxes
+            .iter()
+            .rposition(Option::is_some)
+            .map_or(0, |i| i + 1);
+        if keep == self.boxes.len() {
+            return;
+        }
+        let tile = self.clip.tile_bytes();
+        self.clip.pixels.truncate(keep * tile);
+        self.clip.frame_labels.truncate(keep);
+        self.crops.truncate(keep);
+        self.boxes.truncate(keep);
+        self.clip.frames = keep as u32;
+        self.clip.real_frames = keep as u32;
+        self.clip.end_pts = self.tile_pts.get(keep.wrapping_sub(1)).copied().flatten();
+        self.tile_pts.truncate(keep);
+    }
+
     fn collected(self) -> Collected {
         Collected {
             clip: self.clip,
             object_id: Some(self.key.id()),
             crops: self.crops,
+            boxes: self.boxes,
         }
     }
 }
@@ -779,6 +808,7 @@ impl ClipAssembler {
             events.finished.push(Collected {
                 clip: c.clip,
                 object_id: None,
+                boxes: vec![None; c.crops.len()],
                 crops: c.crops,
             });
             if self.config.cooldown > 0 {
@@ -932,6 +962,7 @@ impl ClipAssembler {
                         clip,
                         object_id: Some(c.key.id()),
                         crops: vec![region],
+                        boxes: vec![Bounds::of(&detections[c.index].rect).to_pixels(width, height)],
                     },
                     format!(
                         "max-clips-per-source={} clips of source {} are collecting",
@@ -945,6 +976,8 @@ impl ClipAssembler {
                 key: c.key,
                 clip,
                 crops: Vec::with_capacity(config.temporal_size as usize),
+                boxes: Vec::with_capacity(config.temporal_size as usize),
+                tile_pts: Vec::with_capacity(config.temporal_size as usize),
                 since_trigger: 0,
                 missing: 0,
                 smoothed: target,
@@ -986,10 +1019,13 @@ impl ClipAssembler {
                     .map(|(_, d)| d),
             );
             clip.crops.push(crop);
+            clip.boxes
+                .push(own.and_then(|j| detections[j].rect.to_pixels(width, height)));
             clip.clip.frames += 1;
             clip.clip.real_frames += 1;
             clip.clip.frame_labels.push(labels);
             clip.clip.end_pts = pts.or(clip.clip.end_pts);
+            clip.tile_pts.push(clip.clip.end_pts);
             if clip.clip.frames >= config.temporal_size {
                 let done = o.clips.remove(i);
                 if config.cooldown > 0 {
@@ -1020,6 +1056,7 @@ impl ClipAssembler {
                 .insert(clip.key, frame + self.config.cooldown as u64);
         }
         o.refused.clear();
+        clip.trim_to_last_seen();
         let min = self.tracks.min_frames.max(1);
         if clip.clip.real_frames >= min {
             clip.clip.complete(self.config.temporal_size);
@@ -1028,7 +1065,7 @@ impl ClipAssembler {
         } else {
             self.counters.lost_dropped.fetch_add(1, Ordering::Relaxed);
             let reason = format!(
-                "object {} lost for track-timeout={} frames after {} of {} tiles \
+                "object {} lost for track-timeout={} frames, seen on {} of {} tiles \
                  (min-frames={})",
                 clip.key.id(),
                 self.tracks.track_timeout,
@@ -1054,6 +1091,7 @@ impl ClipAssembler {
                 out.push(Collected {
                     clip,
                     object_id: None,
+                    boxes: vec![None; c.crops.len()],
                     crops: c.crops,
                 });
             }
@@ -1499,6 +1537,17 @@ mod object_tests {
             }
             assert_ne!(by_object[0].object_id, by_object[1].object_id);
             for c in &r.finished {
+                // The object's own box stays inside its crop on every tile.
+                for (crop, b) in c.crops.iter().zip(&c.boxes) {
+                    let b = b.expect("seen on every frame");
+                    assert!(
+                        b.x >= crop.x
+                            && b.y >= crop.y
+                            && b.x + b.width <= crop.x + crop.width
+                            && b.y + b.height <= crop.y + crop.height,
+                        "{b:?} outside {crop:?}"
+                    );
+                }
                 assert_eq!(c.crops.len(), 8);
                 assert_eq!((c.frames, c.real_frames), (8, 8));
                 // Square tiles: square crops, as tall as the 80 px box.
@@ -1642,8 +1691,8 @@ mod object_tests {
             ..config()
         };
         // Three tiles with the object, then gone: the clip keeps sampling its last crop
-        // through the gap and ends on the third frame without it (track-timeout 3), completed
-        // with 5 real tiles (min-frames 2).
+        // through the gap and ends on the third frame without it (track-timeout 3); the two
+        // tiles of the gap are cut and it is completed from its 3 tiles (min-frames 2).
         let mut r = Run::new(c.clone(), tracks());
         for _ in 0..3 {
             r.push(&[person(Some(1), 100.0, 100.0)]);
@@ -1654,20 +1703,15 @@ mod object_tests {
         r.push(&[]);
         assert_eq!(r.finished.len(), 1);
         let f = &r.finished[0];
-        assert_eq!((f.frames, f.real_frames), (8, 5));
-        assert_eq!(f.tile(7), f.tile(4));
-        assert_eq!(f.tile(4)[0], 5);
-        assert_eq!(f.crops.len(), 5);
+        assert_eq!((f.frames, f.real_frames), (8, 3));
+        assert_eq!(f.tile(7), f.tile(2));
+        assert_eq!(f.tile(2)[0], 3);
+        assert_eq!(f.crops.len(), 3);
+        assert_eq!((f.start_pts, f.end_pts), (Some(1), Some(3)));
         assert_eq!(r.a.counters().lost_completed.load(Ordering::Relaxed), 1);
 
-        // Three real tiles (one with the object), min-frames 4: dropped.
-        let mut r = Run::new(
-            c,
-            TrackConfig {
-                min_frames: 4,
-                ..tracks()
-            },
-        );
+        // One tile with the object (and two of the gap, cut), min-frames 2: dropped.
+        let mut r = Run::new(c, tracks());
         r.push(&[person(Some(1), 100.0, 100.0)]);
         for _ in 0..3 {
             r.push(&[]);
@@ -1675,7 +1719,7 @@ mod object_tests {
         assert!(r.finished.is_empty());
         assert_eq!(r.dropped.len(), 1);
         assert!(r.dropped[0].1.contains("lost"), "{}", r.dropped[0].1);
-        assert_eq!(r.dropped[0].0.real_frames, 3);
+        assert_eq!(r.dropped[0].0.real_frames, 1);
         assert_eq!(r.a.collecting(), 0);
         assert_eq!(r.a.counters().lost_dropped.load(Ordering::Relaxed), 1);
     }
