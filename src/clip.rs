@@ -990,7 +990,7 @@ impl ClipAssembler {
         let mut i = 0;
         while i < o.clips.len() {
             let clip = &mut o.clips[i];
-            if clip.since_trigger % interval != 0 {
+            if !clip.since_trigger.is_multiple_of(interval) {
                 i += 1;
                 continue;
             }
