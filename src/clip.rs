@@ -1065,7 +1065,7 @@ impl ClipAssembler {
         } else {
             self.counters.lost_dropped.fetch_add(1, Ordering::Relaxed);
             let reason = format!(
-                "object {} lost for track-timeout={} frames, seen on {} of {} tiles \
+                "object {} lost for track-timeout={} frames and seen on {} of {} tiles \
                  (min-frames={})",
                 clip.key.id(),
                 self.tracks.track_timeout,
