@@ -3,10 +3,12 @@
 //! each get their own clip whose crop follows them (ids from ROI params, from the replay file,
 //! and from the built-in association), `max-clips-per-source` overflow answered `dropped` and
 //! counted, the per-object cooldown, a lost track ending its clip (completed or dropped by
-//! `min-frames`), a `gun` triggering with default properties, and `clip-per=source` verdicts
-//! carrying no object. Every test checks that the stats add up.
+//! `min-frames`), a `gun` triggering with default properties, `clip-per=source` verdicts
+//! carrying no object, and DeepStream `object_id`s (the stand-in's batch metas) keeping objects
+//! of different cameras apart. Every test checks that the stats add up.
 
 mod common;
+mod standin;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -378,5 +380,57 @@ fn clip_per_source_verdicts_name_no_object_and_carry_the_union_crop() {
         let s = meta::to_structure(meta::MESSAGE_NAME, &v[0]);
         assert_eq!(s.get::<u64>(meta::fields::OBJECT_ID).unwrap(), u64::MAX);
         assert_eq!(s.get::<u32>(meta::fields::CROP_WIDTH).unwrap(), 230);
+    });
+}
+
+#[test]
+fn deepstream_object_ids_give_a_clip_per_object_and_camera() {
+    with_watchdog(Duration::from_secs(60), || {
+        use standin::{Batch, Frame};
+        let (e, bus) = element(&[
+            ("class-labels", &"0=person"),
+            ("temporal-size", &4u32),
+            ("input-width", &16u32),
+            ("input-height", &16u32),
+            ("cooldown", &1000u32),
+        ]);
+        let mut h = harness(&e);
+        let r = |b: Boxed| (b.0 as f32, b.1 as f32, b.2 as f32, b.3 as f32);
+        for i in 0..4u32 {
+            let (a, b) = crossing(i);
+            // Camera 0: two tracked people crossing; camera 1: one, with the same tracker id as
+            // one on camera 0 (ids are per camera).
+            let batch = Batch::new()
+                .frame(0, 0, i as i32, i as u64 * 33_000_000, |f: Frame| {
+                    f.object(0, 0.9, r(a), "")
+                        .id(11)
+                        .object(0, 0.9, r(b), "")
+                        .id(12)
+                })
+                .frame(1, 1, i as i32, i as u64 * 33_000_000, |f: Frame| {
+                    f.object(0, 0.9, r(b), "").id(11)
+                });
+            let mut buf = frame(BG, i as u64 * 33);
+            batch.attach(buf.get_mut().unwrap());
+            h.push(buf).expect("push");
+            h.pull().expect("pull");
+        }
+        let (v, _) = finish(&mut h, &e, &bus);
+        let mut got: Vec<(u32, u64)> = v
+            .iter()
+            .map(|v| (v.source_id, v.object_id.unwrap()))
+            .collect();
+        got.sort();
+        assert_eq!(got, vec![(0, 11), (0, 12), (1, 11)], "{v:?}");
+        assert!(
+            v.iter()
+                .all(|v| v.frames == 4 && v.status == Status::Fallback)
+        );
+        // Camera 0's object 11 is A, whose crop ends on A's last box.
+        let a = v
+            .iter()
+            .find(|v| (v.source_id, v.object_id) == (0, Some(11)))
+            .unwrap();
+        assert!(contains_centre(a.crop.unwrap(), crossing(3).0), "{a:?}");
     });
 }
