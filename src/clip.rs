@@ -1818,3 +1818,175 @@ mod object_tests {
         assert_eq!(r.a.counters().collecting.load(Ordering::Relaxed), 0);
     }
 }
+
+/// Random frames through the per-object assembler: every request it opens ends exactly once,
+/// the bounds hold and every crop lies inside its frame, whatever the boxes.
+#[cfg(test)]
+mod object_random_tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            // xorshift64*
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+        fn coord(&mut self, size: u32) -> f32 {
+            match self.below(20) {
+                0 => f32::NAN,
+                1 => -1e30,
+                2 => f32::MAX,
+                3 => -(self.below(50) as f32),
+                _ => self.below(size as u64 + 20) as f32,
+            }
+        }
+    }
+
+    #[test]
+    fn every_request_ends_once_and_bounds_hold() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut kinds: BTreeMap<&'static str, usize> = BTreeMap::new();
+        let mut refusals = 0;
+        for case in 0..300 {
+            let max = 1 + rng.below(4) as u32;
+            let temporal = 1 + rng.below(6) as u32;
+            let config = ClipConfig {
+                temporal_size: temporal,
+                frame_interval: 1 + rng.below(3) as u32,
+                tile_width: 1 + rng.below(4) as u32,
+                tile_height: 1 + rng.below(4) as u32,
+                cooldown: rng.below(5) as u32,
+                roi_margin: rng.below(3) as f32 * 0.25,
+                crop: if rng.below(5) == 0 {
+                    CropMode::Full
+                } else {
+                    CropMode::Roi
+                },
+                ..Default::default()
+            };
+            let tracks = TrackConfig {
+                clip_per: ClipPer::Object,
+                tracking: [Tracking::Auto, Tracking::Ids, Tracking::Builtin][rng.below(3) as usize],
+                max_clips_per_source: max,
+                track_timeout: 1 + rng.below(4) as u32,
+                min_frames: 1 + rng.below(4) as u32,
+            };
+            let mut a = ClipAssembler::with_tracks(config.clone(), tracks);
+            // Request id → how it ended.
+            let mut open: BTreeMap<u64, &'static str> = BTreeMap::new();
+            let mut ended: BTreeMap<u64, &'static str> = BTreeMap::new();
+            let mut next = 1u64;
+            let mut end = |id: u64, how: &'static str, open: &mut BTreeMap<u64, &'static str>| {
+                assert!(
+                    open.remove(&id).is_some(),
+                    "case {case}: {id} ended ({how}) but was not open"
+                );
+                assert!(
+                    ended.insert(id, how).is_none(),
+                    "case {case}: {id} ended twice"
+                );
+            };
+            for _ in 0..60 {
+                let source = rng.below(2) as u32;
+                let (w, h) = if rng.below(30) == 0 { (0, 0) } else { (64, 48) };
+                let n = rng.below(6);
+                let dets: Vec<Detection> = (0..n)
+                    .map(|_| Detection {
+                        class_id: 0,
+                        label: ["person", "gun", "car"][rng.below(3) as usize].into(),
+                        confidence: [0.9, 0.6, 0.2, f64::NAN][rng.below(4) as usize],
+                        rect: Rect {
+                            x: rng.coord(w),
+                            y: rng.coord(h),
+                            width: rng.coord(w),
+                            height: rng.coord(h),
+                        },
+                        object_id: (rng.below(2) == 0).then(|| rng.below(5)),
+                    })
+                    .collect();
+                let mut issued = Vec::new();
+                let e = a.push(
+                    SourceFrame {
+                        source_id: source,
+                        ..Default::default()
+                    },
+                    &dets,
+                    w,
+                    h,
+                    None,
+                    &mut || {
+                        issued.push(next);
+                        next += 1;
+                        next - 1
+                    },
+                    &mut |r, tile| {
+                        assert!(
+                            r.width > 0
+                                && r.height > 0
+                                && r.x + r.width <= w
+                                && r.y + r.height <= h
+                        );
+                        tile.fill(1);
+                        Ok(())
+                    },
+                );
+                // Each new request is a clip started or a trigger refused for max-clips.
+                let refused = e.dropped.iter().filter(|(c, _)| c.real_frames == 0).count();
+                refusals += refused;
+                assert_eq!(issued.len(), e.started.len() + refused, "case {case}");
+                assert!(e.started.iter().all(|id| issued.contains(id)));
+                for id in issued {
+                    open.insert(id, "open");
+                }
+                for c in &e.finished {
+                    assert_eq!(c.frames, temporal);
+                    assert_eq!(c.pixels.len(), c.frames as usize * c.tile_bytes());
+                    assert_eq!(c.crops.len(), c.real_frames as usize);
+                    assert_eq!(c.boxes.len(), c.crops.len());
+                    end(c.request_id, "finished", &mut open);
+                }
+                for (c, _) in &e.dropped {
+                    end(c.request_id, "dropped", &mut open);
+                }
+                for (id, _) in &e.failed {
+                    end(*id, "failed", &mut open);
+                }
+                for o in a.objects.values() {
+                    assert!(o.clips.len() <= max as usize);
+                }
+                assert_eq!(a.collecting(), open.len(), "case {case}");
+            }
+            if rng.below(2) == 0 {
+                for c in a.finish_partial() {
+                    assert_eq!(c.frames, temporal);
+                    end(c.request_id, "eos", &mut open);
+                }
+            } else {
+                for id in a.abandon_all() {
+                    end(id, "abandoned", &mut open);
+                }
+            }
+            assert!(open.is_empty(), "case {case}: left open {open:?}");
+            for how in ended.values() {
+                *kinds.entry(how).or_default() += 1;
+            }
+            assert_eq!(a.counters().collecting.load(Ordering::Relaxed), 0);
+        }
+        // The inputs reach every ending.
+        for how in ["finished", "dropped", "eos", "abandoned", "failed"] {
+            assert!(
+                kinds.get(how).is_some_and(|n| *n > 0),
+                "never {how}: {kinds:?}"
+            );
+        }
+        assert!(refusals > 0, "max-clips never refused a trigger");
+    }
+}
