@@ -123,15 +123,13 @@ fn assemble(per: ClipPer) -> (Vec<Collected>, Vec<Collected>, Figures) {
     let hog = read_hog(&dets);
     let mut a = ClipAssembler::with_tracks(
         ClipConfig::default(),
+        // The element's defaults, so the element test can compare its verdicts with these.
         TrackConfig {
             clip_per: per,
             tracking: Tracking::Auto,
-            ..TrackConfig {
-                max_clips_per_source: 8,
-                track_timeout: 15,
-                min_frames: 8,
-                ..TrackConfig::default()
-            }
+            max_clips_per_source: 8,
+            track_timeout: 15,
+            min_frames: 8,
         },
     );
     let mut next = 0u64;
