@@ -1024,8 +1024,9 @@ impl ObjectImpl for IGuardVerify {
                 glib::ParamSpecFloat::builder("roi-margin")
                     .nick("ROI margin")
                     .blurb(
-                        "Widen the union of the triggering boxes by this fraction of its size \
-                         on every side (0 = the boxes as they are)",
+                        "Widen the object's box (clip-per=object) or the union of the triggering \
+                         boxes (clip-per=source) by this fraction of its size on every side \
+                         (0 = the boxes as they are)",
                     )
                     .minimum(0.0)
                     .maximum(10.0)
@@ -1056,8 +1057,8 @@ impl ObjectImpl for IGuardVerify {
                 glib::ParamSpecUInt::builder("cooldown")
                     .nick("Cool-down")
                     .blurb(
-                        "Frames after a clip completes during which its source cannot trigger \
-                         again (0 = none)",
+                        "Frames after a clip completes during which its object (clip-per=object) \
+                         or its source (clip-per=source) cannot trigger again (0 = none)",
                     )
                     .maximum(1_000_000)
                     .default_value(DEFAULT_COOLDOWN)

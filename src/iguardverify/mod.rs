@@ -34,7 +34,7 @@ glib::wrapper! {
 pub enum Crop {
     #[default]
     #[enum_value(
-        name = "Union of the triggering boxes, widened by roi-margin",
+        name = "The object's box (clip-per=object) or the union of the triggering boxes, widened by roi-margin",
         nick = "roi"
     )]
     Roi = 0,
