@@ -95,14 +95,22 @@ mod tests {
             );
             gst_video::VideoRegionOfInterestMeta::add(b, "person", (0, 0, 5, 5));
             let mut m = gst_video::VideoRegionOfInterestMeta::add(b, "person", (1, 1, 5, 5));
-            m.add_param(gst::Structure::builder("detection").field("id", 12u64).build());
+            m.add_param(
+                gst::Structure::builder("detection")
+                    .field("id", 12u64)
+                    .build(),
+            );
         }
         let mut out = Vec::new();
         RoiReader.read(&buf, &mut out);
         assert_eq!(out.len(), 1);
         let d = &out[0].detections;
         assert_eq!(d.len(), 3);
-        assert_eq!(d[2].object_id, Some(12), "`id` when there is no `object_id`");
+        assert_eq!(
+            d[2].object_id,
+            Some(12),
+            "`id` when there is no `object_id`"
+        );
         assert_eq!(d[0].label, "weapon");
         assert_eq!(d[0].confidence, 0.8);
         assert_eq!(d[0].class_id, 3);
