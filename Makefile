@@ -95,7 +95,7 @@ demo: build
 test: test-rust test-python
 
 # `testing`: the test-only parts of the library (fault scorers, thread helpers; see Cargo.toml).
-test-rust: build deepstream-libs mqtt-deps
+test-rust: build deepstream-libs mqtt-deps footage
 	$(CARGO) test --features testing
 
 test-python: build
@@ -125,3 +125,6 @@ include triton.mk
 
 # The MQTT broker iguardpublish's tests run (make mqtt-deps).
 include publish.mk
+
+# Real footage and its person detections for the tests (make footage).
+include footage.mk

@@ -30,6 +30,7 @@ pub mod publish;
 pub mod sampler;
 pub mod scorer;
 pub mod sources;
+pub mod tracks;
 pub mod verdict;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

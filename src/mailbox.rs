@@ -85,6 +85,8 @@ mod tests {
             processing_ms: 0.0,
             scorer: "test".into(),
             reason: String::new(),
+            object_id: None,
+            crop: None,
         }
     }
 

@@ -8,6 +8,7 @@
 //! .get_structure()`. The meta has no tags, so elements that copy metadata (converters, scalers)
 //! carry it on.
 
+use crate::geometry::PixelRect;
 use crate::verdict::{Status, Verdict};
 
 /// The registered name of the custom meta.
@@ -34,6 +35,13 @@ pub mod fields {
     pub const PROCESSING_MS: &str = "processing-ms";
     pub const SCORER: &str = "scorer";
     pub const REASON: &str = "reason";
+    /// `guint64`: the tracked object's id, `G_MAXUINT64` when none.
+    pub const OBJECT_ID: &str = "object-id";
+    /// `guint` each: the crop on the last sampled frame, in frame pixels (0 when unknown).
+    pub const CROP_X: &str = "crop-x";
+    pub const CROP_Y: &str = "crop-y";
+    pub const CROP_WIDTH: &str = "crop-width";
+    pub const CROP_HEIGHT: &str = "crop-height";
 }
 
 /// Registers the meta once per process (plugin_init may run more than once in tests).
@@ -81,6 +89,17 @@ pub fn fill_structure(s: &mut gst::StructureRef, v: &Verdict) {
     s.set(PROCESSING_MS, v.processing_ms);
     s.set(SCORER, v.scorer.as_str());
     s.set(REASON, v.reason.as_str());
+    s.set(OBJECT_ID, v.object_id.unwrap_or(u64::MAX));
+    let c = v.crop.unwrap_or(PixelRect {
+        x: 0,
+        y: 0,
+        width: 0,
+        height: 0,
+    });
+    s.set(CROP_X, c.x);
+    s.set(CROP_Y, c.y);
+    s.set(CROP_WIDTH, c.width);
+    s.set(CROP_HEIGHT, c.height);
 }
 
 /// The verdict as a structure named `name`.
@@ -111,6 +130,22 @@ pub fn from_structure(s: &gst::StructureRef) -> Result<Verdict, String> {
         .into_iter()
         .find(|st| st.as_str() == status_str)
         .ok_or_else(|| format!("unknown status {status_str:?}"))?;
+    // Absent in structures written before these fields existed: read as unknown.
+    let object_id = s.get::<u64>(OBJECT_ID).ok().filter(|id| *id != u64::MAX);
+    let crop = match (
+        s.get::<u32>(CROP_X),
+        s.get::<u32>(CROP_Y),
+        s.get::<u32>(CROP_WIDTH),
+        s.get::<u32>(CROP_HEIGHT),
+    ) {
+        (Ok(x), Ok(y), Ok(width), Ok(height)) if width > 0 && height > 0 => Some(PixelRect {
+            x,
+            y,
+            width,
+            height,
+        }),
+        _ => None,
+    };
     let pts = |f: &str| -> Result<Option<u64>, String> {
         let v: u64 = get(s, f)?;
         Ok((v != u64::MAX).then_some(v))
@@ -132,6 +167,8 @@ pub fn from_structure(s: &gst::StructureRef) -> Result<Verdict, String> {
         processing_ms: get(s, PROCESSING_MS)?,
         scorer: get(s, SCORER)?,
         reason: get(s, REASON)?,
+        object_id,
+        crop,
     })
 }
 
@@ -171,6 +208,13 @@ mod tests {
             processing_ms: 12.25,
             scorer: "fallback".into(),
             reason: String::new(),
+            object_id: Some(5),
+            crop: Some(PixelRect {
+                x: 10,
+                y: 20,
+                width: 30,
+                height: 40,
+            }),
         }
     }
 

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::geometry::PixelRect;
+
 /// How a request ended. Every request ends in exactly one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Status {
@@ -78,6 +80,11 @@ pub struct Verdict {
     pub scorer: String,
     /// Why a request was dropped, timed out or failed; empty otherwise.
     pub reason: String,
+    /// The tracked object the clip followed; `None` for `clip-per=source` (and requests that
+    /// ended before they knew).
+    pub object_id: Option<u64>,
+    /// The crop on the clip's last sampled frame, in frame pixels.
+    pub crop: Option<PixelRect>,
 }
 
 impl Verdict {

@@ -236,6 +236,8 @@ fn verdict(source_id: u32, status: Status, label: &str, score: f64) -> Verdict {
         processing_ms: 12.5,
         scorer: "onnx".into(),
         reason: String::new(),
+        object_id: None,
+        crop: None,
     }
 }
 

@@ -320,6 +320,8 @@ fn a_model_file_removed_mid_run_keeps_the_loaded_model_then_falls_back() {
 /// verdicts and the final stats.
 fn through_the_element(scorer: Arc<FaultScorer>, clips: u64) -> (Vec<Verdict>, Stats) {
     let (e, bus) = element(&[
+        // One clip per person-and-weapon frame pair, not one per object.
+        ("clip-per", &"source"),
         ("temporal-size", &2u32),
         ("cooldown", &0u32),
         ("input-width", &16u32),

@@ -47,6 +47,8 @@ fn is_red(px: &[u8]) -> bool {
 #[test]
 fn a_trigger_gives_one_clip_of_temporal_size_tiles_from_the_crop() {
     let (e, _bus) = element(&[
+        // The crop is exactly the box with clip-per=source (per object it is made square).
+        ("clip-per", &"source"),
         ("temporal-size", &4u32),
         ("input-width", &32u32),
         ("input-height", &24u32),
@@ -355,7 +357,7 @@ fn run_demo(
     init();
     let desc = format!(
         "videotestsrc num-buffers=45 ! video/x-raw,width=320,height=240,format=RGBA,framerate=30/1 \
-         ! iguardreplay location={}/tests/data/demo-detections.txt ! iguardverify name=v {verify_props} \
+         ! iguardreplay location={}/tests/data/demo-detections.txt ! iguardverify name=v clip-per=source {verify_props} \
          ! fakesink sync=false",
         env!("CARGO_MANIFEST_DIR")
     );

@@ -401,7 +401,7 @@ fn run(desc: &str) -> Run {
 fn demo(verify: &str) -> String {
     format!(
         "videotestsrc num-buffers=45 ! video/x-raw,width=320,height=240,format=RGBA,framerate=30/1 \
-         ! iguardreplay location={}/tests/data/demo-detections.txt ! iguardverify name=v cooldown=0 {verify} \
+         ! iguardreplay location={}/tests/data/demo-detections.txt ! iguardverify name=v cooldown=0 clip-per=source {verify} \
          ! fakesink sync=false",
         env!("CARGO_MANIFEST_DIR")
     )
@@ -551,7 +551,7 @@ fn two_elements_with_one_instance_id_share_the_model_and_the_pool() {
     let branch = |name: &str| {
         format!(
             "videotestsrc num-buffers=45 ! video/x-raw,width=320,height=240,format=RGBA,framerate=30/1 \
-             ! iguardreplay location={data} ! iguardverify name={name} cooldown=0 model-path={} \
+             ! iguardreplay location={data} ! iguardverify name={name} cooldown=0 clip-per=source model-path={} \
              model-instance-id=site-a ! fakesink sync=false ",
             tiny.display()
         )

@@ -136,6 +136,8 @@ fn flow(
 
 fn small() -> Vec<(&'static str, &'static dyn ToValue)> {
     vec![
+        // The counts below are of one clip at a time per source.
+        ("clip-per", &"source"),
         ("temporal-size", &4u32),
         ("cooldown", &0u32),
         ("input-width", &16u32),
@@ -221,6 +223,8 @@ fn resolution_and_format_changes_mid_clip() {
     ];
     let s = flow(
         &[
+            // One clip at a time per source: the count below is of those.
+            ("clip-per", &"source"),
             ("temporal-size", &5u32),
             ("cooldown", &0u32),
             ("input-width", &8u32),

@@ -511,7 +511,7 @@ fn the_element_verifies_on_the_server_like_it_does_locally() {
         let desc = format!(
             "videotestsrc num-buffers=45 ! video/x-raw,width=320,height=240,format=RGBA,framerate=30/1 \
              ! iguardreplay location={}/tests/data/demo-detections.txt ! iguardverify name=v \
-             cooldown=0 positive-classes=1 {verify} ! fakesink sync=false",
+             cooldown=0 clip-per=source positive-classes=1 {verify} ! fakesink sync=false",
             env!("CARGO_MANIFEST_DIR")
         );
         let p = gst::parse::launch(&desc).unwrap();
@@ -585,7 +585,7 @@ fn several_elements_share_one_server_and_model_instance_id_still_shares_the_pool
                 "videotestsrc num-buffers=45 pattern=smpte75 \
                  ! video/x-raw,width=320,height=240,format=RGBA,framerate=30/1 \
                  ! iguardreplay location={}/tests/data/demo-detections.txt \
-                 ! iguardverify name={name} cooldown=0 positive-classes=1 model-type=triton \
+                 ! iguardverify name={name} cooldown=0 clip-per=source positive-classes=1 model-type=triton \
                  server-url=http://{} model-name=tiny-action {extra} ! fakesink sync=false ",
                 env!("CARGO_MANIFEST_DIR"),
                 server.url()

@@ -600,6 +600,8 @@ mod tests {
             processing_ms: 2.5,
             scorer: "onnx".into(),
             reason: String::new(),
+            object_id: None,
+            crop: None,
         }
     }
 

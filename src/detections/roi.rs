@@ -3,7 +3,8 @@
 //!
 //! Label = the ROI type; confidence = the `confidence` field of a `detection` param structure
 //! (the convention DL Streamer and gst-plugins-rs analytics elements use), 1.0 when absent;
-//! class id = its `label_id` field, object id = its `object_id` field when present.
+//! class id = its `label_id` field, object id = its `object_id` field (or, failing that, its
+//! `id` field) when present.
 
 use super::{Detection, DetectionReader, FrameDetections, SourceFrame};
 use crate::geometry::Rect;
@@ -44,7 +45,7 @@ pub fn detection_from_roi(meta: &gst_video::VideoRegionOfInterestMeta) -> Detect
         .map(|v| v as i32)
         .unwrap_or(-1);
     let object_id = params
-        .and_then(|p| number(p, "object_id"))
+        .and_then(|p| number(p, "object_id").or_else(|| number(p, "id")))
         .filter(|v| v.is_finite() && *v >= 0.0)
         .map(|v| v as u64);
     Detection {
@@ -93,12 +94,23 @@ mod tests {
                     .build(),
             );
             gst_video::VideoRegionOfInterestMeta::add(b, "person", (0, 0, 5, 5));
+            let mut m = gst_video::VideoRegionOfInterestMeta::add(b, "person", (1, 1, 5, 5));
+            m.add_param(
+                gst::Structure::builder("detection")
+                    .field("id", 12u64)
+                    .build(),
+            );
         }
         let mut out = Vec::new();
         RoiReader.read(&buf, &mut out);
         assert_eq!(out.len(), 1);
         let d = &out[0].detections;
-        assert_eq!(d.len(), 2);
+        assert_eq!(d.len(), 3);
+        assert_eq!(
+            d[2].object_id,
+            Some(12),
+            "`id` when there is no `object_id`"
+        );
         assert_eq!(d[0].label, "weapon");
         assert_eq!(d[0].confidence, 0.8);
         assert_eq!(d[0].class_id, 3);

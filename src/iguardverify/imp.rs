@@ -21,8 +21,8 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use super::settings::*;
-use super::stats::Stats;
-use crate::clip::{Clip, ClipAssembler};
+use super::stats::{ClipStats, Stats};
+use crate::clip::{ClipAssembler, ClipCounters, Collected};
 use crate::deepstream::DeepStreamLayout;
 use crate::deepstream::verdict_meta::{AttachError, Target, attach_verdict};
 use crate::detections::deepstream::carries_batch_meta;
@@ -66,6 +66,7 @@ struct Running {
     /// streaming thread (before each buffer, and before EOS after the drain).
     outbox: Arc<Mutex<wire::Outbox>>,
     sources_refused: Arc<AtomicU64>,
+    clips: Arc<ClipCounters>,
 }
 
 impl Running {
@@ -92,6 +93,7 @@ impl Running {
             pool_name: config.name.clone(),
             model_instance_id: self.instance.id.clone().unwrap_or_default(),
             instance_users: self.instance.users() as u32,
+            clips: ClipStats::of(&self.clips),
         }
     }
 }
@@ -212,6 +214,7 @@ impl IGuardVerify {
             settings.layered(&state.layers)
         };
         state.assembler.set_config(run.clip_config());
+        state.assembler.set_track_config(run.track_config());
         state.running.reporter.set_threshold(run.threshold);
         *lock(&self.effective) = Some(run.clone());
         state.run = run;
@@ -219,12 +222,14 @@ impl IGuardVerify {
 
     /// Hands a finished clip to the pool; with `async=false`, waits for its verdict. A flush or
     /// stop answers it (the pool's gate), so the wait ends with them.
-    fn submit(&self, state: &mut State, clip: Clip, wait: bool) {
-        let Some(mut ticket) = state.collecting.remove(&clip.request_id) else {
-            gst::warning!(CAT, imp = self, "clip {} has no request", clip.request_id);
+    fn submit(&self, state: &mut State, collected: Collected, wait: bool) {
+        let id = collected.clip.request_id;
+        let Some(mut ticket) = state.collecting.remove(&id) else {
+            gst::warning!(CAT, imp = self, "clip {id} has no request");
             return;
         };
-        *ticket.info_mut() = RequestInfo::from_clip(&clip, state.running.pool().scorer_name());
+        *ticket.info_mut() = request_info(&collected, state.running.pool().scorer_name());
+        let clip = collected.clip;
         gst::debug!(
             CAT,
             imp = self,
@@ -275,7 +280,7 @@ impl IGuardVerify {
         buf: &gst::BufferRef,
         info: &gst_video::VideoInfo,
         frames: &[FrameDetections],
-    ) -> Vec<Clip> {
+    ) -> Vec<Collected> {
         let pts = buf.pts().map(|t| t.nseconds());
         let (width, height) = (info.width(), info.height());
         let State {
@@ -294,7 +299,7 @@ impl IGuardVerify {
         let mut mapped: Option<gst_video::VideoFrameRef<&gst::BufferRef>> = None;
         let mut map_error: Option<String> = None;
         for fd in frames {
-            let outcome = assembler.push_frame(
+            let outcome = assembler.push(
                 fd.source,
                 &fd.detections,
                 width,
@@ -329,13 +334,20 @@ impl IGuardVerify {
                         .map_err(|e| e.to_string())
                 },
             );
-            if let Some((id, reason)) = outcome.failed {
+            for (c, reason) in outcome.dropped {
+                gst::debug!(CAT, imp = self, "clip {} dropped: {reason}", c.request_id);
+                if let Some(mut t) = collecting.remove(&c.request_id) {
+                    *t.info_mut() = request_info(&c, running.pool().scorer_name());
+                    Self::end_unsubmitted(t, Status::Dropped, &reason);
+                }
+            }
+            for (id, reason) in outcome.failed {
                 gst::warning!(CAT, imp = self, "clip {id} abandoned: {reason}");
                 if let Some(t) = collecting.remove(&id) {
                     Self::end_unsubmitted(t, Status::Error, &format!("sampling failed: {reason}"));
                 }
             }
-            if let Some(id) = outcome.started {
+            for id in outcome.started {
                 gst::debug!(
                     CAT,
                     imp = self,
@@ -357,7 +369,7 @@ impl IGuardVerify {
         v: &Verdict,
     ) -> Option<String> {
         let target = Target {
-            object_id: None,
+            object_id: v.object_id,
             class_id: None,
             unique_id: state.run.unique_id as i32,
             layout: state.ds_layout,
@@ -665,7 +677,9 @@ impl BaseTransformImpl for IGuardVerify {
             let s = meta::to_structure(meta::MESSAGE_NAME, v);
             let _ = obj.post_message(gst::message::Element::builder(s).src(&obj).build());
         });
+        let assembler = ClipAssembler::with_tracks(run.clip_config(), run.track_config());
         let running = Running {
+            clips: assembler.counters(),
             reporter,
             instance,
             mailbox,
@@ -686,7 +700,7 @@ impl BaseTransformImpl for IGuardVerify {
             running: running.clone(),
             info: None,
             reader: Box::new(reader),
-            assembler: ClipAssembler::new(run.clip_config()),
+            assembler,
             sampler: Sampler::new(),
             collecting: HashMap::new(),
             frames: Vec::new(),
@@ -891,3 +905,12 @@ impl BaseTransformImpl for IGuardVerify {
 }
 
 static POOL_SEQ: AtomicU64 = AtomicU64::new(1);
+
+/// What the verdict of a collected clip says about it: whom (the object) and where (the crop).
+fn request_info(c: &Collected, scorer: &str) -> RequestInfo {
+    RequestInfo {
+        object_id: c.object_id,
+        crop: c.last_crop(),
+        ..RequestInfo::from_clip(&c.clip, scorer)
+    }
+}

@@ -39,12 +39,53 @@ glib::wrapper! {
 pub enum Crop {
     #[default]
     #[enum_value(
-        name = "Union of the triggering boxes, widened by roi-margin",
+        name = "The object's box (clip-per=object) or the union of the triggering boxes, widened by roi-margin",
         nick = "roi"
     )]
     Roi = 0,
     #[enum_value(name = "The whole frame", nick = "full")]
     Full = 1,
+}
+
+/// What one clip is about (`clip-per` property).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstIGuardClipPer")]
+pub enum ClipPer {
+    #[default]
+    #[enum_value(
+        name = "One clip per tracked object, its crop following the object's box",
+        nick = "object"
+    )]
+    Object = 0,
+    #[enum_value(
+        name = "One clip at a time per source, over the union of the triggering boxes",
+        nick = "source"
+    )]
+    Source = 1,
+}
+
+/// Where object ids come from with clip-per=object (`tracking` property).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstIGuardTracking")]
+pub enum Tracking {
+    #[default]
+    #[enum_value(
+        name = "The detector's ids when detections carry them, the built-in association otherwise",
+        nick = "auto"
+    )]
+    Auto = 0,
+    #[enum_value(
+        name = "Only the detector's ids (DeepStream object_id, ROI object_id); others start nothing",
+        nick = "ids"
+    )]
+    Ids = 1,
+    #[enum_value(
+        name = "The built-in IoU association, ignoring the detector's ids",
+        nick = "builtin"
+    )]
+    Builtin = 2,
 }
 
 /// Queue order and overflow policy (`priority` property).
@@ -183,6 +224,25 @@ impl From<Crop> for crate::clip::CropMode {
     }
 }
 
+impl From<ClipPer> for crate::clip::ClipPer {
+    fn from(c: ClipPer) -> Self {
+        match c {
+            ClipPer::Object => Self::Object,
+            ClipPer::Source => Self::Source,
+        }
+    }
+}
+
+impl From<Tracking> for crate::clip::Tracking {
+    fn from(t: Tracking) -> Self {
+        match t {
+            Tracking::Auto => Self::Auto,
+            Tracking::Ids => Self::Ids,
+            Tracking::Builtin => Self::Builtin,
+        }
+    }
+}
+
 impl From<Priority> for crate::pool::Priority {
     fn from(p: Priority) -> Self {
         match p {
@@ -273,6 +333,8 @@ impl IGuardVerify {
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    ClipPer::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    Tracking::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     Crop::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     Priority::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     ModelType::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());

@@ -6,7 +6,7 @@ use gst::glib;
 use gst::prelude::*;
 
 use super::settings::*;
-use super::{Crop, Preset, Priority};
+use super::{ClipPer, Crop, Preset, Priority, Tracking};
 
 pub fn list() -> Vec<glib::ParamSpec> {
     vec![
@@ -57,8 +57,9 @@ pub fn list() -> Vec<glib::ParamSpec> {
         glib::ParamSpecFloat::builder("roi-margin")
             .nick("ROI margin")
             .blurb(
-                "Widen the union of the triggering boxes by this fraction of its size \
-                 on every side (0 = the boxes as they are)",
+                "Widen the object's box (clip-per=object) or the union of the triggering \
+                 boxes (clip-per=source) by this fraction of its size on every side \
+                 (0 = the boxes as they are)",
             )
             .minimum(0.0)
             .maximum(10.0)
@@ -89,11 +90,61 @@ pub fn list() -> Vec<glib::ParamSpec> {
         glib::ParamSpecUInt::builder("cooldown")
             .nick("Cool-down")
             .blurb(
-                "Frames after a clip completes during which its source cannot trigger \
-                 again (0 = none)",
+                "Frames after a clip completes during which its object (clip-per=object) \
+                 or its source (clip-per=source) cannot trigger again (0 = none)",
             )
             .maximum(1_000_000)
             .default_value(DEFAULT_COOLDOWN)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecEnum::builder_with_default("clip-per", ClipPer::Object)
+            .nick("Clip per")
+            .blurb(
+                "What a clip is about: one tracked object (several clips per source, \
+                 crops following each object) or the whole source (one clip at a time, \
+                 over the union of the triggering boxes)",
+            )
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecEnum::builder_with_default("tracking", Tracking::Auto)
+            .nick("Tracking")
+            .blurb(
+                "Where object ids come from with clip-per=object: the detector's ids \
+                 when present (auto), only them (ids), or the built-in association",
+            )
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("max-clips-per-source")
+            .nick("Max clips per source")
+            .blurb(
+                "Clips collecting at once per source with clip-per=object; a trigger \
+                 beyond it is answered 'dropped'",
+            )
+            .minimum(1)
+            .maximum(256)
+            .default_value(DEFAULT_MAX_CLIPS_PER_SOURCE)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecUInt::builder("track-timeout")
+            .nick("Track timeout")
+            .blurb(
+                "Frames an object may be missing before its clip ends (and the \
+                 built-in association forgets it)",
+            )
+            .minimum(1)
+            .maximum(100_000)
+            .default_value(DEFAULT_TRACK_TIMEOUT)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecUInt::builder("min-frames")
+            .nick("Minimum frames")
+            .blurb(
+                "Real tiles a clip needs when its object is lost to be completed by \
+                 repeating its last tile; with fewer it is answered 'dropped'",
+            )
+            .minimum(1)
+            .maximum(1024)
+            .default_value(DEFAULT_MIN_FRAMES)
             .mutable_playing()
             .build(),
         glib::ParamSpecUInt::builder("max-workers")

@@ -10,9 +10,10 @@ use gst::glib;
 use gst::prelude::*;
 
 use super::{
-    Activation, ColorOrder, Crop, ExecutionProvider, ModelType, Preset, Priority, TensorLayout,
+    Activation, ClipPer, ColorOrder, Crop, ExecutionProvider, ModelType, Preset, Priority,
+    TensorLayout, Tracking,
 };
-use crate::clip::ClipConfig;
+use crate::clip::{ClipConfig, TrackConfig};
 use crate::config::{Overlay, Step2Config};
 use crate::detections::AutoReader;
 use crate::detections::deepstream::{ClassLabels, DeepStreamLayout, DeepStreamReader};
@@ -20,7 +21,8 @@ use crate::detections::roi::RoiReader;
 use crate::pool::PoolConfig;
 use crate::scorer::factory::{ScorerSpec, TlsFiles};
 
-pub const DEFAULT_TRIGGER_LABELS: &str = "person,weapon";
+/// People and the weapon labels, so a `gun` starts a clip out of the box.
+pub const DEFAULT_TRIGGER_LABELS: &str = "person,weapon,gun,pistol,rifle,knife";
 pub const DEFAULT_WEAPON_LABELS: &str = "weapon,gun,pistol,rifle,knife";
 pub const DEFAULT_MIN_CONFIDENCE: f64 = 0.5;
 pub const DEFAULT_THRESHOLD: f64 = 0.7;
@@ -29,6 +31,9 @@ pub const DEFAULT_FRAME_INTERVAL: u32 = 1;
 pub const DEFAULT_ROI_MARGIN: f32 = 0.15;
 pub const DEFAULT_INPUT_SIZE: u32 = 224;
 pub const DEFAULT_COOLDOWN: u32 = 30;
+pub const DEFAULT_MAX_CLIPS_PER_SOURCE: u32 = 8;
+pub const DEFAULT_TRACK_TIMEOUT: u32 = 15;
+pub const DEFAULT_MIN_FRAMES: u32 = 8;
 pub const DEFAULT_MAX_WORKERS: u32 = 2;
 /// Workers at nice 10: under contention the streaming threads get the CPU first; idle CPU
 /// still goes to inference, so throughput is unchanged on an otherwise idle machine.
@@ -67,6 +72,11 @@ pub struct Settings {
     pub input_width: u32,
     pub input_height: u32,
     pub cooldown: u32,
+    pub clip_per: ClipPer,
+    pub tracking: Tracking,
+    pub max_clips_per_source: u32,
+    pub track_timeout: u32,
+    pub min_frames: u32,
     pub max_workers: u32,
     pub queue_size: u32,
     pub result_queue_size: u32,
@@ -130,6 +140,11 @@ impl Default for Settings {
             input_width: DEFAULT_INPUT_SIZE,
             input_height: DEFAULT_INPUT_SIZE,
             cooldown: DEFAULT_COOLDOWN,
+            clip_per: ClipPer::Object,
+            tracking: Tracking::Auto,
+            max_clips_per_source: DEFAULT_MAX_CLIPS_PER_SOURCE,
+            track_timeout: DEFAULT_TRACK_TIMEOUT,
+            min_frames: DEFAULT_MIN_FRAMES,
             max_workers: DEFAULT_MAX_WORKERS,
             queue_size: DEFAULT_QUEUE_SIZE,
             result_queue_size: DEFAULT_RESULT_QUEUE_SIZE,
@@ -233,6 +248,13 @@ impl Settings {
             "input-width" => s.input_width = v.get().unwrap_or(s.input_width),
             "input-height" => s.input_height = v.get().unwrap_or(s.input_height),
             "cooldown" => s.cooldown = v.get().unwrap_or(s.cooldown),
+            "clip-per" => s.clip_per = v.get().unwrap_or(s.clip_per),
+            "tracking" => s.tracking = v.get().unwrap_or(s.tracking),
+            "max-clips-per-source" => {
+                s.max_clips_per_source = v.get().unwrap_or(s.max_clips_per_source)
+            }
+            "track-timeout" => s.track_timeout = v.get().unwrap_or(s.track_timeout),
+            "min-frames" => s.min_frames = v.get().unwrap_or(s.min_frames),
             "max-workers" => s.max_workers = v.get().unwrap_or(s.max_workers),
             "queue-size" => s.queue_size = v.get().unwrap_or(s.queue_size),
             "priority" => s.priority = v.get().unwrap_or(s.priority),
@@ -295,6 +317,11 @@ impl Settings {
             "input-width" => s.input_width.to_send_value(),
             "input-height" => s.input_height.to_send_value(),
             "cooldown" => s.cooldown.to_send_value(),
+            "clip-per" => s.clip_per.to_send_value(),
+            "tracking" => s.tracking.to_send_value(),
+            "max-clips-per-source" => s.max_clips_per_source.to_send_value(),
+            "track-timeout" => s.track_timeout.to_send_value(),
+            "min-frames" => s.min_frames.to_send_value(),
             "max-workers" => s.max_workers.to_send_value(),
             "queue-size" => s.queue_size.to_send_value(),
             "priority" => s.priority.to_send_value(),
@@ -483,6 +510,16 @@ impl Settings {
             tile_width: self.input_width,
             tile_height: self.input_height,
             cooldown: self.cooldown,
+        }
+    }
+
+    pub fn track_config(&self) -> TrackConfig {
+        TrackConfig {
+            clip_per: self.clip_per.into(),
+            tracking: self.tracking.into(),
+            max_clips_per_source: self.max_clips_per_source,
+            track_timeout: self.track_timeout,
+            min_frames: self.min_frames,
         }
     }
 

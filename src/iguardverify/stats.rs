@@ -3,6 +3,31 @@
 
 use crate::pool::{Counters, PoolStats};
 
+/// A snapshot of [`crate::clip::ClipCounters`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClipStats {
+    pub collecting: u64,
+    pub most_collecting: u64,
+    pub collecting_bytes: u64,
+    pub overflowed: u64,
+    pub lost_completed: u64,
+    pub lost_dropped: u64,
+}
+
+impl ClipStats {
+    pub fn of(c: &crate::clip::ClipCounters) -> Self {
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        ClipStats {
+            collecting: load(&c.collecting),
+            most_collecting: load(&c.most_collecting),
+            collecting_bytes: load(&c.collecting_bytes),
+            overflowed: load(&c.overflowed),
+            lost_completed: load(&c.lost_completed),
+            lost_dropped: load(&c.lost_dropped),
+        }
+    }
+}
+
 /// One snapshot of an element's figures. The request counts come from one snapshot of its
 /// reporter, so `submitted = verified + rejected + fallback + timed_out + dropped + failed +
 /// pending` holds within it.
@@ -19,6 +44,8 @@ pub struct Stats {
     pub publish_overflowed: u64,
     /// Distinct sources met beyond `max-sources`, whose detections were not followed.
     pub sources_refused: u64,
+    /// The clip assembler's figures (clips collecting, their bytes, overflows, lost tracks).
+    pub clips: ClipStats,
     pub scorer: String,
     pub pool_name: String,
     pub model_instance_id: String,
@@ -55,6 +82,12 @@ impl Stats {
             .field("pool", self.pool_name.as_str())
             .field("model-instance-id", self.model_instance_id.as_str())
             .field("instance-users", self.instance_users)
+            .field("clips-collecting", self.clips.collecting as u32)
+            .field("clips-most-collecting", self.clips.most_collecting as u32)
+            .field("clips-collecting-bytes", self.clips.collecting_bytes)
+            .field("clips-overflowed", self.clips.overflowed)
+            .field("clips-lost-completed", self.clips.lost_completed)
+            .field("clips-lost-dropped", self.clips.lost_dropped)
             .build()
     }
 }
@@ -74,7 +107,7 @@ mod tests {
         }
         .to_structure();
         assert_eq!(s.name(), "iguard-stats");
-        assert_eq!(s.n_fields(), 25);
+        assert_eq!(s.n_fields(), 31);
         assert_eq!(s.get::<u64>("submitted").unwrap(), 0);
         assert_eq!(s.get::<u32>("max-workers").unwrap(), 3);
         assert_eq!(s.get::<u32>("queue-size").unwrap(), 9);

@@ -216,6 +216,10 @@ pub struct RequestInfo {
     pub frames: u32,
     /// The scorer that will (or would) score it.
     pub scorer: String,
+    /// The object the clip followed (`clip-per=object`).
+    pub object_id: Option<u64>,
+    /// The crop on the clip's last sampled frame, in frame pixels.
+    pub crop: Option<crate::geometry::PixelRect>,
 }
 
 impl RequestInfo {
@@ -229,6 +233,8 @@ impl RequestInfo {
             end_pts: clip.end_pts,
             frames: clip.real_frames,
             scorer: scorer.to_string(),
+            object_id: None,
+            crop: Some(clip.region),
         }
     }
 }
@@ -340,6 +346,8 @@ impl Ticket {
             processing_ms: o.processing_ms,
             scorer: info.scorer,
             reason: o.reason,
+            object_id: info.object_id,
+            crop: info.crop,
         });
         if let Some(done) = self.done.take() {
             *lock(&done.done) = true;

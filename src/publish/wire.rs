@@ -189,6 +189,13 @@ mod tests {
             processing_ms: 0.0,
             scorer: "onnx".into(),
             reason: "worker-timeout".into(),
+            object_id: Some(9),
+            crop: Some(crate::geometry::PixelRect {
+                x: 10,
+                y: 20,
+                width: 30,
+                height: 40,
+            }),
         }
     }
 
