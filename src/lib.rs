@@ -16,6 +16,7 @@ pub mod clip;
 pub mod config;
 pub mod detections;
 pub mod geometry;
+pub mod iguardoverlay;
 pub mod iguardreplay;
 pub mod iguardverify;
 pub mod instance;
@@ -30,6 +31,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();
     iguardverify::register(plugin)?;
     iguardreplay::register(plugin)?;
+    iguardoverlay::register(plugin)?;
     Ok(())
 }
 
