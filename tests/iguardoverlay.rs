@@ -105,12 +105,22 @@ fn harness(
 
 /// For every pixel, whether any component sample covering it differs between `a` and `b`.
 fn changed(info: &gst_video::VideoInfo, a: &gst::Buffer, b: &gst::Buffer) -> Vec<Vec<bool>> {
+    changed_in(info, a, b, 0..info.n_components())
+}
+
+/// As [`changed`], looking only at the components `comps`.
+fn changed_in(
+    info: &gst_video::VideoInfo,
+    a: &gst::Buffer,
+    b: &gst::Buffer,
+    comps: std::ops::Range<u32>,
+) -> Vec<Vec<bool>> {
     let (w, h) = (info.width() as usize, info.height() as usize);
     let mut out = vec![vec![false; w]; h];
     let fa = gst_video::VideoFrameRef::from_buffer_ref_readable(a.as_ref(), info).unwrap();
     let fb = gst_video::VideoFrameRef::from_buffer_ref_readable(b.as_ref(), info).unwrap();
     let finfo = info.format_info();
-    for c in 0..info.n_components() {
+    for c in comps {
         let cu = c as u8;
         let plane = finfo.plane()[c as usize] as usize;
         let stride = info.stride()[plane] as usize;
@@ -223,6 +233,67 @@ fn boxes_and_verdicts_change_pixels_inside_the_outlines_and_nowhere_else_in_ever
             in_band > 40 * 12,
             "{format:?}: label covers only {in_band} pixels"
         );
+    }
+}
+
+#[test]
+fn odd_boxes_in_subsampled_formats_stay_within_a_chroma_sample_of_their_outline() {
+    // Odd positions and sizes: the element rounds shapes out to whole chroma samples, so a
+    // change reaches at most one pixel past the box and never into its inside.
+    let bx = (81u32, 101u32, 59u32, 59u32);
+    let lw = 3u32;
+    let grown = (bx.0 - 1, bx.1 - 1, bx.2 + 2, bx.3 + 2);
+    let inner = (
+        bx.0 + lw + 1,
+        bx.1 + lw + 1,
+        bx.2 - 2 * lw - 2,
+        bx.3 - 2 * lw - 2,
+    );
+    // The label above it, also rounded out: down to the box's first row.
+    let band = (0u32, 60u32, 320, bx.1 + 1 - 60);
+    for format in template_formats() {
+        let info = info(format, 320, 240);
+        let mut h = harness(
+            &info,
+            &[("line-width", &lw), ("font-size", &12.0f64)],
+            false,
+        );
+        let input = frame(
+            &info,
+            0,
+            &[("person", Some(7), bx)],
+            &[verdict(1, Status::Verified, Some(7))],
+        );
+        let reference = input.copy_deep().unwrap();
+        let output = h.push_and_pull(input).unwrap();
+        let diff = changed(&info, &reference, &output);
+        let finfo = info.format_info();
+        if finfo.is_yuv() && info.n_components() >= 3 {
+            // No colour fringes: a pixel whose chroma changed was drawn on, so its luma
+            // changed too (red and black, the colours here, are far from grey's luma).
+            let luma = changed_in(&info, &reference, &output, 0..1);
+            let chroma = changed_in(&info, &reference, &output, 1..3);
+            for (y, row) in chroma.iter().enumerate() {
+                for (x, &c) in row.iter().enumerate() {
+                    assert!(!c || luma[y][x], "{format:?}: colour fringe at ({x}, {y})");
+                }
+            }
+        }
+        for (y, row) in diff.iter().enumerate() {
+            for (x, &c) in row.iter().enumerate() {
+                if inside(bx, x, y)
+                    && !inside((bx.0 + lw, bx.1 + lw, bx.2 - 2 * lw, bx.3 - 2 * lw), x, y)
+                {
+                    assert!(c, "{format:?}: outline pixel ({x}, {y}) unchanged");
+                }
+                if c && !inside(band, x, y) {
+                    assert!(
+                        inside(grown, x, y) && !inside(inner, x, y),
+                        "{format:?}: pixel ({x}, {y}) changed away from the outline"
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -266,7 +266,7 @@ impl ObjectImpl for IGuardOverlay {
                     .build(),
                 glib::ParamSpecDouble::builder("font-size")
                     .nick("Font size")
-                    .blurb("Label text size, in pixels per em of the frame")
+                    .blurb("Label text size, in frame pixels per em (about the height of a line)")
                     .minimum(4.0)
                     .maximum(256.0)
                     .default_value(DEFAULT_FONT_SIZE)
