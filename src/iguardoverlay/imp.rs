@@ -42,15 +42,6 @@ const DEFAULT_TEXT_COLOR: u32 = 0xFF00_0000;
 /// Rendered pixel buffers kept across frames (labels rarely change); cleared when full.
 const MAX_CACHED_PIXELS: usize = 512;
 
-/// Formats `gst_video_overlay_composition_blend` handles, which are also the ones tested.
-const FORMATS: &[gst_video::VideoFormat] = {
-    use gst_video::VideoFormat::*;
-    &[
-        Rgba, Bgra, Argb, Abgr, Rgbx, Bgrx, Xrgb, Xbgr, Rgb, Bgr, Ayuv, I420, Yv12, Nv12, Nv21,
-        Y42b, Y444, Yuy2, Uyvy, Gray8,
-    ]
-};
-
 #[derive(Debug, Clone)]
 struct Settings {
     hold: f64,
@@ -386,7 +377,7 @@ impl ElementImpl for IGuardOverlay {
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             let caps = gst_video::VideoCapsBuilder::new()
-                .format_list(FORMATS.iter().copied())
+                .format_list(super::blend::FORMATS.iter().copied())
                 .build();
             vec![
                 gst::PadTemplate::new(
@@ -657,8 +648,8 @@ impl BaseTransformImpl for IGuardOverlay {
                 );
                 gst::FlowError::Error
             })?;
-        composition.blend(&mut frame).map_err(|e| {
-            gst::error!(CAT, imp = self, "blending failed: {e}");
+        super::blend::blend(&composition, &mut frame).map_err(|e| {
+            gst::element_imp_error!(self, gst::CoreError::Failed, ("Cannot draw: {}", e));
             gst::FlowError::Error
         })?;
         Ok(gst::FlowSuccess::Ok)

@@ -24,6 +24,7 @@
 use gst::glib;
 use gst::prelude::*;
 
+pub mod blend;
 mod imp;
 pub mod scene;
 pub mod text;
