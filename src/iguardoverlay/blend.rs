@@ -204,11 +204,10 @@ fn blend_pixels(
                     let v = sum_av / sum_a;
                     // Over: (v·a + d·da·(1 − a)) / (a + da·(1 − a)), in 1/255 steps.
                     let out_a = a * 255 + da * (255 - a);
-                    if out_a == 0 {
-                        0
-                    } else {
-                        ((v * a * 255 + d * da * (255 - a) + out_a / 2) / out_a).min(255) as u8
-                    }
+                    // Fully transparent on both sides: nothing to show, write 0.
+                    (v * a * 255 + d * da * (255 - a) + out_a / 2)
+                        .checked_div(out_a)
+                        .map_or(0, |x| x.min(255) as u8)
                 };
             }
         }
