@@ -50,6 +50,7 @@ fn verdict(request_id: u64, status: Status, object_id: Option<u64>) -> Verdict {
 }
 
 fn info(format: gst_video::VideoFormat, width: u32, height: u32) -> gst_video::VideoInfo {
+    init();
     gst_video::VideoInfo::builder(format, width, height)
         .fps(gst::Fraction::new(10, 1))
         .build()
@@ -328,6 +329,73 @@ fn a_verdict_is_held_for_hold_seconds_of_pts_then_dropped() {
             n * 100
         );
     }
+}
+
+#[test]
+fn buffers_without_timestamps_count_their_durations_and_a_flush_ends_holds() {
+    let info = info(gst_video::VideoFormat::Rgba, 320, 240);
+    let mut h = harness(&info, &[("hold", &0.25f64)], false);
+    let bx = (100, 100, 50, 80);
+    let top = |b: &gst::Buffer| rgb(b, 320, bx.0 + bx.2 / 2, bx.1);
+    let push = |h: &mut gst_check::Harness, verdicts: &[Verdict], pts: bool| {
+        let mut b = frame(&info, 0, &[("person", Some(7), bx)], verdicts);
+        if !pts {
+            b.get_mut().unwrap().set_pts(gst::ClockTime::NONE);
+        }
+        h.push_and_pull(b).unwrap()
+    };
+    // 100 ms durations: the verdict at 0 ms holds at 100 and 200 ms, not at 300 ms.
+    let first = push(&mut h, &[verdict(1, Status::Verified, Some(7))], true);
+    assert!(near(top(&first), VERIFIED_COLOR));
+    for n in 1..4 {
+        let out = push(&mut h, &[], false);
+        let expected = if n < 3 { VERIFIED_COLOR } else { BOX_COLOR };
+        assert!(
+            near(top(&out), expected),
+            "untimed buffer {n}: {:?}",
+            top(&out)
+        );
+    }
+
+    let out = push(&mut h, &[verdict(2, Status::Rejected, Some(7))], true);
+    assert!(near(top(&out), REJECTED_COLOR));
+    assert!(h.push_event(gst::event::FlushStart::new()));
+    assert!(h.push_event(gst::event::FlushStop::new(true)));
+    let segment = gst::FormattedSegment::<gst::ClockTime>::new();
+    assert!(h.push_event(gst::event::Segment::new(&segment)));
+    let out = push(&mut h, &[], true);
+    assert!(near(top(&out), BOX_COLOR), "after a flush: {:?}", top(&out));
+}
+
+#[test]
+fn a_frame_with_nothing_to_show_is_untouched_and_stats_are_drawn_at_the_top_left() {
+    let info = info(gst_video::VideoFormat::Rgba, 320, 240);
+    let mut h = harness(&info, &[], false);
+    let input = frame(&info, 0, &[], &[]);
+    let reference = input.copy_deep().unwrap();
+    let out = h.push_and_pull(input).unwrap();
+    assert!(
+        changed(&info, &reference, &out)
+            .iter()
+            .flatten()
+            .all(|c| !c)
+    );
+
+    let mut h = harness(&info, &[("show-stats", &true)], false);
+    let input = frame(&info, 0, &[], &[verdict(1, Status::Rejected, Some(4))]);
+    let reference = input.copy_deep().unwrap();
+    let out = h.push_and_pull(input).unwrap();
+    let diff = changed(&info, &reference, &out);
+    assert!(diff[2][2], "the stats line starts at the top-left corner");
+    assert!(
+        diff[120..].iter().flatten().all(|c| !c),
+        "one line of text, at the top only"
+    );
+    // The verdict's object is not in the frame, so no box: the changes are the line's.
+    assert!(
+        diff.iter().flatten().filter(|c| **c).count() > 1000,
+        "a whole line of stats"
+    );
 }
 
 #[test]
