@@ -9,6 +9,7 @@
 //! verifies it on an internal worker pool and reports a verdict as a bus message and as an
 //! `IGuardVerificationMeta` on a later buffer of the same source, without ever stalling the video.
 //! `iguardreplay` attaches recorded detections from a file, for demos, tests and offline replays.
+//! `iguardoverlay` draws the detections and the verdicts held on the objects they are about.
 
 use gst::glib;
 

@@ -600,6 +600,59 @@ fn the_composition_is_attached_when_downstream_accepts_it_and_blended_otherwise(
 }
 
 #[test]
+fn a_reconfigure_asks_downstream_again_and_new_caps_are_followed() {
+    let info = info(gst_video::VideoFormat::Rgba, 320, 240);
+    let dets: [Det; 1] = [("person", Some(7), (80, 100, 60, 60))];
+    let mut h = harness(&info, &[], false);
+    let out = h.push_and_pull(frame(&info, 0, &dets, &[])).unwrap();
+    assert!(
+        out.meta::<gst_video::VideoOverlayCompositionMeta>()
+            .is_none()
+    );
+
+    // Downstream now renders the meta and says so with a reconfigure event.
+    h.add_propose_allocation_meta(gst_video::VideoOverlayCompositionMeta::meta_api(), None);
+    assert!(h.push_upstream_event(gst::event::Reconfigure::new()));
+    let input = frame(&info, 100, &dets, &[]);
+    let reference = input.copy_deep().unwrap();
+    let out = h.push_and_pull(input).unwrap();
+    assert!(
+        out.meta::<gst_video::VideoOverlayCompositionMeta>()
+            .is_some()
+    );
+    assert!(
+        changed(&info, &reference, &out)
+            .iter()
+            .flatten()
+            .all(|c| !c)
+    );
+
+    // New caps mid-stream: another format and size, still attached and placed in it.
+    let small = self::info(gst_video::VideoFormat::I420, 160, 120);
+    h.set_src_caps(small.to_caps().unwrap());
+    let out = h
+        .push_and_pull(frame(
+            &small,
+            200,
+            &[("person", Some(7), (150, 110, 40, 40))],
+            &[],
+        ))
+        .unwrap();
+    let comp = out
+        .meta::<gst_video::VideoOverlayCompositionMeta>()
+        .unwrap()
+        .overlay_owned();
+    for r in comp.iter() {
+        let (x, y, w, hgt) = r.render_rectangle();
+        assert!(x >= 0 && y >= 0, "{x},{y}");
+        assert!(
+            x as u32 + w <= 160 && y as u32 + hgt <= 120,
+            "{x},{y} {w}x{hgt} outside 160x120"
+        );
+    }
+}
+
+#[test]
 fn a_missing_font_fails_the_start_naming_the_file() {
     init();
     let p = gst::parse::launch(
