@@ -10,6 +10,7 @@
 //! `IGuardVerificationMeta` on a later buffer of the same source, without ever stalling the video.
 //! `iguardreplay` attaches recorded detections from a file, for demos, tests and offline replays.
 //! `iguardpublish` sends every verdict to a JSON Lines event log and MQTT.
+//! `iguardoverlay` draws the detections and the verdicts held on the objects they are about.
 
 use gst::glib;
 
@@ -18,6 +19,7 @@ pub mod config;
 pub mod deepstream;
 pub mod detections;
 pub mod geometry;
+pub mod iguardoverlay;
 pub mod iguardpublish;
 pub mod iguardreplay;
 pub mod iguardverify;
@@ -38,6 +40,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     iguardverify::register(plugin)?;
     iguardreplay::register(plugin)?;
     iguardpublish::register(plugin)?;
+    iguardoverlay::register(plugin)?;
     Ok(())
 }
 

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `iguardoverlay`: draws each detection's box, label and object id, and the verdicts of
+//! `iguardverify` on the objects they are about, on system-memory video.
+//!
+//! Boxes come from the buffer's `GstVideoRegionOfInterestMeta` (the label is the ROI type, the
+//! object id the `object_id` field of its `detection` param). Verdicts come from the
+//! `IGuardVerificationMeta` that `iguardverify` attaches to a later buffer; each is held on its
+//! object, by `object-id`, for `hold` seconds of running time (so it follows the object as it
+//! moves). Verdicts about no object (`clip-per=source`, untracked detections) colour the boxes
+//! inside the verdict's crop. See [`scene`] for the rules.
+//!
+//! The drawing is a `GstVideoOverlayComposition`: attached to the buffer as
+//! `GstVideoOverlayCompositionMeta` when downstream says in the allocation query that it
+//! renders that meta (a compositor or GL sink draws it, the frame stays untouched), blended
+//! into the frame otherwise. Buffers are changed in place and pushed on at once; every meta
+//! passes through.
+//!
+//! ```text
+//! gst-launch-1.0 filesrc location=vtest.avi ! decodebin ! videoconvert \
+//!     ! iguardreplay location=vtest-hog.txt ! iguardverify model-path=models/verifier.onnx \
+//!     ! iguardoverlay hold=3 show-stats=true ! videoconvert ! autovideosink
+//! ```
+
+use gst::glib;
+use gst::prelude::*;
+
+pub mod blend;
+mod imp;
+pub mod scene;
+pub mod text;
+
+glib::wrapper! {
+    pub struct IGuardOverlay(ObjectSubclass<imp::IGuardOverlay>)
+        @extends gst_base::BaseTransform, gst::Element, gst::Object;
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    gst::Element::register(
+        Some(plugin),
+        "iguardoverlay",
+        gst::Rank::NONE,
+        IGuardOverlay::static_type(),
+    )
+}

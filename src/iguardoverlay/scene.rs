@@ -1,0 +1,795 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! What `iguardoverlay` draws on one frame, as plain shapes in frame pixels: each detection's
+//! outline and label, the verdicts held on the objects they are about, and the stats lines.
+//! Nothing here touches GStreamer objects; `imp.rs` turns the shapes into overlay rectangles.
+//!
+//! A verdict is held from the running time of the buffer that carried it for `hold`
+//! nanoseconds. It is drawn on the detection with the same object id (so it follows the object
+//! as its box moves), or, for verdicts without an object id (`clip-per=source`, untracked
+//! detections), on the detections whose centre lies inside the verdict's crop. An untracked
+//! verdict that no detection matches is drawn on its crop; one without a crop is a line at the
+//! top left.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use super::text::Argb;
+use crate::detections::Detection;
+use crate::geometry::{Bounds, PixelRect};
+use crate::verdict::{Status, Verdict};
+
+/// Colours by what is known about a box.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Colours {
+    /// A detection no held verdict is about yet.
+    pub pending: Argb,
+    /// `verified`, and `fallback` at or above its threshold: a confirmed alarm.
+    pub verified: Argb,
+    /// `rejected`, and `fallback` below its threshold: a false alarm removed.
+    pub rejected: Argb,
+    /// `timeout`, `dropped`, `error`: the clip was never scored.
+    pub unscored: Argb,
+    /// Label text, drawn on a box of the outline's colour.
+    pub text: Argb,
+}
+
+/// How shapes are drawn; copied out of the element's settings for each frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Style {
+    pub line_width: u32,
+    pub colours: Colours,
+    pub show_stats: bool,
+}
+
+/// Positions and sizes are rounded outwards to multiples of these, so that blending into a
+/// chroma-subsampled frame (I420, NV12, YUY2) changes no pixel outside a shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alignment {
+    pub x: u32,
+    pub y: u32,
+}
+
+impl Alignment {
+    pub const NONE: Alignment = Alignment { x: 1, y: 1 };
+}
+
+/// One thing to draw.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shape {
+    /// A solid rectangle (one side of an outline).
+    Fill { rect: PixelRect, colour: Argb },
+    /// Text on a background box filling `rect`; text that does not fit is cut.
+    Label {
+        rect: PixelRect,
+        text: String,
+        fg: Argb,
+        bg: Argb,
+    },
+}
+
+impl Shape {
+    pub fn rect(&self) -> PixelRect {
+        match self {
+            Shape::Fill { rect, .. } | Shape::Label { rect, .. } => *rect,
+        }
+    }
+}
+
+/// A verdict being held, reduced to what is drawn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Held {
+    pub request_id: u64,
+    pub source_id: u32,
+    pub status: Status,
+    pub score: f64,
+    pub positive: bool,
+    pub label: String,
+    pub object_id: Option<u64>,
+    pub crop: Option<PixelRect>,
+    /// Running time (ns) of the buffer that carried it.
+    pub since: u64,
+}
+
+impl Held {
+    fn new(v: &Verdict, now: u64) -> Held {
+        Held {
+            request_id: v.request_id,
+            source_id: v.source_id,
+            status: v.status,
+            score: v.score,
+            positive: v.is_positive(),
+            label: v.label.clone(),
+            object_id: v.object_id,
+            crop: v.crop,
+            since: now,
+        }
+    }
+
+    pub fn colour(&self, c: &Colours) -> Argb {
+        match self.status {
+            Status::Verified => c.verified,
+            Status::Rejected => c.rejected,
+            Status::Fallback if self.positive => c.verified,
+            Status::Fallback => c.rejected,
+            Status::Timeout | Status::Dropped | Status::Error => c.unscored,
+        }
+    }
+
+    /// `verified person 0.91`, `rejected 0.12`, `dropped`.
+    pub fn text(&self) -> String {
+        if !self.status.is_scored() {
+            return self.status.as_str().to_string();
+        }
+        if self.label.is_empty() {
+            format!("{} {:.2}", self.status, self.score)
+        } else {
+            format!("{} {} {:.2}", self.status, self.label, self.score)
+        }
+    }
+
+    fn live(&self, now: u64, hold: u64) -> bool {
+        // A clock that went backwards (a new segment, a loop) ends the hold as well.
+        now >= self.since && (now - self.since < hold || now == self.since)
+    }
+}
+
+/// Verdicts seen per source, for the stats line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceStats {
+    pub verdicts: u64,
+    /// Scored at or above the threshold.
+    pub verified: u64,
+    /// Scored below the threshold.
+    pub rejected: u64,
+    /// Never scored (timeout, dropped, error).
+    pub unscored: u64,
+}
+
+/// Bounds on what is held, whatever `hold` and the verdict rate are.
+const MAX_TRACKED: usize = 4096;
+const MAX_UNTRACKED: usize = 64;
+const MAX_RECENT_IDS: usize = 4096;
+
+/// The verdicts held on objects, and the counts behind the stats line.
+#[derive(Debug, Default)]
+pub struct Holds {
+    tracked: HashMap<u64, Held>,
+    /// Oldest first.
+    untracked: VecDeque<Held>,
+    stats: BTreeMap<u32, SourceStats>,
+    /// Request ids already counted, so a verdict copied onto two buffers counts once.
+    recent: VecDeque<u64>,
+}
+
+impl Holds {
+    /// Takes the verdicts carried by the buffer at running time `now`. A newer verdict on an
+    /// object replaces the older one.
+    pub fn observe(&mut self, now: u64, verdicts: &[Verdict]) {
+        for v in verdicts {
+            if self.recent.contains(&v.request_id) {
+                continue;
+            }
+            if self.recent.len() == MAX_RECENT_IDS {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(v.request_id);
+
+            let stats = self.stats.entry(v.source_id).or_default();
+            stats.verdicts += 1;
+            if !v.status.is_scored() {
+                stats.unscored += 1;
+            } else if v.is_positive() {
+                stats.verified += 1;
+            } else {
+                stats.rejected += 1;
+            }
+
+            let held = Held::new(v, now);
+            match v.object_id {
+                Some(id) => {
+                    if self.tracked.len() >= MAX_TRACKED && !self.tracked.contains_key(&id) {
+                        let oldest = self
+                            .tracked
+                            .iter()
+                            .min_by_key(|(_, h)| h.since)
+                            .map(|(k, _)| *k);
+                        if let Some(k) = oldest {
+                            self.tracked.remove(&k);
+                        }
+                    }
+                    self.tracked.insert(id, held);
+                }
+                None => {
+                    if self.untracked.len() == MAX_UNTRACKED {
+                        self.untracked.pop_front();
+                    }
+                    self.untracked.push_back(held);
+                }
+            }
+        }
+    }
+
+    /// Drops the verdicts whose hold has ended at `now`.
+    pub fn expire(&mut self, now: u64, hold: u64) {
+        self.tracked.retain(|_, h| h.live(now, hold));
+        self.untracked.retain(|h| h.live(now, hold));
+    }
+
+    /// Forgets the held verdicts (a flush); the counts stay.
+    pub fn clear(&mut self) {
+        self.tracked.clear();
+        self.untracked.clear();
+    }
+
+    pub fn tracked(&self, object_id: u64) -> Option<&Held> {
+        self.tracked.get(&object_id)
+    }
+
+    /// The newest untracked verdict whose crop contains the centre of `rect`.
+    pub fn untracked_over(&self, rect: &PixelRect) -> Option<&Held> {
+        let cx = rect.x as u64 * 2 + rect.width as u64;
+        let cy = rect.y as u64 * 2 + rect.height as u64;
+        self.untracked.iter().rev().find(|h| {
+            h.crop.is_some_and(|c| {
+                // Doubled coordinates: the centre of an odd-sized box is a half pixel.
+                let (x0, y0) = (c.x as u64 * 2, c.y as u64 * 2);
+                let (x1, y1) = (x0 + c.width as u64 * 2, y0 + c.height as u64 * 2);
+                (x0..x1).contains(&cx) && (y0..y1).contains(&cy)
+            })
+        })
+    }
+
+    pub fn untracked(&self) -> impl Iterator<Item = &Held> {
+        self.untracked.iter()
+    }
+
+    pub fn held(&self) -> usize {
+        self.tracked.len() + self.untracked.len()
+    }
+
+    pub fn stats(&self) -> &BTreeMap<u32, SourceStats> {
+        &self.stats
+    }
+}
+
+/// `rect` grown to multiples of `a`, clamped to the frame.
+pub fn align(rect: PixelRect, a: Alignment, frame_w: u32, frame_h: u32) -> PixelRect {
+    let x0 = rect.x / a.x * a.x;
+    let y0 = rect.y / a.y * a.y;
+    let x1 = (rect.x + rect.width).div_ceil(a.x).saturating_mul(a.x);
+    let y1 = (rect.y + rect.height).div_ceil(a.y).saturating_mul(a.y);
+    let x1 = x1.min(frame_w);
+    let y1 = y1.min(frame_h);
+    PixelRect {
+        x: x0,
+        y: y0,
+        width: x1.saturating_sub(x0),
+        height: y1.saturating_sub(y0),
+    }
+}
+
+/// The four sides of `rect`'s outline, each `line_width` thick, inside `rect`.
+pub fn outline(rect: PixelRect, line_width: u32) -> Vec<PixelRect> {
+    let lw = line_width.max(1);
+    if rect.width <= 2 * lw || rect.height <= 2 * lw {
+        return vec![rect];
+    }
+    let inner_h = rect.height - 2 * lw;
+    vec![
+        PixelRect { height: lw, ..rect },
+        PixelRect {
+            y: rect.y + rect.height - lw,
+            height: lw,
+            ..rect
+        },
+        PixelRect {
+            y: rect.y + lw,
+            width: lw,
+            height: inner_h,
+            ..rect
+        },
+        PixelRect {
+            x: rect.x + rect.width - lw,
+            y: rect.y + lw,
+            width: lw,
+            height: inner_h,
+        },
+    ]
+}
+
+/// Where a label of `size` goes for a box: above it when there is room, else inside its top;
+/// shifted left to stay in the frame, and cut to the frame's width.
+pub fn place_label(
+    anchor: PixelRect,
+    size: (u32, u32),
+    frame_w: u32,
+    frame_h: u32,
+) -> Option<PixelRect> {
+    let width = size.0.min(frame_w);
+    let height = size.1.min(frame_h);
+    if width == 0 || height == 0 {
+        return None;
+    }
+    let y = if anchor.y >= height {
+        anchor.y - height
+    } else {
+        anchor.y.min(frame_h - height)
+    };
+    let x = anchor.x.min(frame_w - width);
+    Some(PixelRect {
+        x,
+        y,
+        width,
+        height,
+    })
+}
+
+/// Everything the overlay draws on one frame.
+pub struct Frame<'a> {
+    pub width: u32,
+    pub height: u32,
+    pub align: Alignment,
+    pub style: &'a Style,
+    /// The label box size of a text (the font's measure at the element's font size).
+    pub measure: &'a dyn Fn(&str) -> (u32, u32),
+}
+
+impl Frame<'_> {
+    fn push_box(&self, out: &mut Vec<Shape>, rect: PixelRect, colour: Argb, text: String) {
+        for side in outline(rect, self.style.line_width) {
+            let side = align(side, self.align, self.width, self.height);
+            if side.width > 0 && side.height > 0 {
+                out.push(Shape::Fill { rect: side, colour });
+            }
+        }
+        self.push_label(out, rect, colour, text);
+    }
+
+    fn push_label(&self, out: &mut Vec<Shape>, anchor: PixelRect, bg: Argb, text: String) {
+        let size = (self.measure)(&text);
+        let Some(rect) = place_label(anchor, size, self.width, self.height) else {
+            return;
+        };
+        let rect = align(rect, self.align, self.width, self.height);
+        if rect.width == 0 || rect.height == 0 {
+            return;
+        }
+        out.push(Shape::Label {
+            rect,
+            text,
+            fg: self.style.colours.text,
+            bg,
+        });
+    }
+
+    /// The shapes for `detections` with the verdicts in `holds`.
+    pub fn layout(&self, detections: &[Detection], holds: &Holds) -> Vec<Shape> {
+        let colours = &self.style.colours;
+        let mut out = Vec::new();
+        let mut used_untracked = Vec::new();
+        for d in detections {
+            let Some(rect) = Bounds::of(&d.rect).to_pixels(self.width, self.height) else {
+                continue;
+            };
+            let held = d
+                .object_id
+                .and_then(|id| holds.tracked(id))
+                .or_else(|| holds.untracked_over(&rect));
+            let mut text = d.label.clone();
+            if let Some(id) = d.object_id {
+                text.push_str(&format!(" #{id}"));
+            }
+            let colour = match held {
+                Some(h) => {
+                    if h.object_id.is_none() {
+                        used_untracked.push(h.request_id);
+                    }
+                    text.push_str(": ");
+                    text.push_str(&h.text());
+                    h.colour(colours)
+                }
+                None => colours.pending,
+            };
+            self.push_box(&mut out, rect, colour, text);
+        }
+
+        // Untracked verdicts that no detection shows: on their crop, or as a line.
+        let mut lines = Vec::new();
+        for h in holds.untracked() {
+            if used_untracked.contains(&h.request_id) {
+                continue;
+            }
+            match h.crop {
+                Some(crop) => {
+                    self.push_box(&mut out, crop, h.colour(colours), h.text());
+                }
+                None => lines.push((
+                    format!("source {}: {}", h.source_id, h.text()),
+                    h.colour(colours),
+                )),
+            }
+        }
+        if self.style.show_stats {
+            for (source, s) in holds.stats() {
+                lines.push((
+                    format!(
+                        "source {source}: {} verdicts, {} verified, {} rejected, {} unscored",
+                        s.verdicts, s.verified, s.rejected, s.unscored
+                    ),
+                    colours.pending,
+                ));
+            }
+        }
+        // Stacked from the top-left corner, as far as the frame goes.
+        let mut y = 0;
+        for (text, bg) in lines {
+            if y >= self.height {
+                break;
+            }
+            let (w, h) = (self.measure)(&text);
+            let rect = PixelRect {
+                x: 0,
+                y,
+                width: w.min(self.width),
+                height: h.min(self.height - y),
+            };
+            let rect = align(rect, self.align, self.width, self.height);
+            if rect.width == 0 || rect.height == 0 {
+                break;
+            }
+            y = rect.y + rect.height;
+            out.push(Shape::Label {
+                rect,
+                text,
+                fg: colours.text,
+                bg,
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::Rect;
+
+    const S: u64 = 1_000_000_000;
+
+    fn verdict(request_id: u64, status: Status, object_id: Option<u64>) -> Verdict {
+        Verdict {
+            request_id,
+            source_id: 0,
+            pad_index: 0,
+            status,
+            score: match status {
+                Status::Verified | Status::Fallback => 0.9,
+                Status::Rejected => 0.1,
+                _ => f64::NAN,
+            },
+            threshold: 0.5,
+            label: "person".into(),
+            trigger_label: "person".into(),
+            trigger_confidence: 0.8,
+            clip_start_pts: None,
+            clip_end_pts: None,
+            frames: 16,
+            queue_ms: 0.0,
+            processing_ms: 0.0,
+            scorer: "onnx".into(),
+            reason: String::new(),
+            object_id,
+            crop: None,
+        }
+    }
+
+    fn det(label: &str, id: Option<u64>, x: f32, y: f32, w: f32, h: f32) -> Detection {
+        Detection {
+            class_id: 0,
+            label: label.into(),
+            confidence: 0.9,
+            rect: Rect {
+                x,
+                y,
+                width: w,
+                height: h,
+            },
+            object_id: id,
+        }
+    }
+
+    fn style() -> Style {
+        Style {
+            line_width: 2,
+            colours: Colours {
+                pending: Argb(0xFF0000FF),
+                verified: Argb(0xFFFF0000),
+                rejected: Argb(0xFF00FF00),
+                unscored: Argb(0xFFFFFF00),
+                text: Argb(0xFF000000),
+            },
+            show_stats: false,
+        }
+    }
+
+    fn measure(text: &str) -> (u32, u32) {
+        (text.len() as u32 * 6, 10)
+    }
+
+    fn frame<'a>(style: &'a Style, align: Alignment) -> Frame<'a> {
+        Frame {
+            width: 200,
+            height: 100,
+            align,
+            style,
+            measure: &measure,
+        }
+    }
+
+    fn fills(shapes: &[Shape]) -> Vec<(PixelRect, Argb)> {
+        shapes
+            .iter()
+            .filter_map(|s| match s {
+                Shape::Fill { rect, colour } => Some((*rect, *colour)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn labels(shapes: &[Shape]) -> Vec<(PixelRect, String, Argb)> {
+        shapes
+            .iter()
+            .filter_map(|s| match s {
+                Shape::Label { rect, text, bg, .. } => Some((*rect, text.clone(), *bg)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn px(x: u32, y: u32, width: u32, height: u32) -> PixelRect {
+        PixelRect {
+            x,
+            y,
+            width,
+            height,
+        }
+    }
+
+    #[test]
+    fn an_outline_is_four_sides_inside_the_box() {
+        let sides = outline(px(10, 20, 30, 40), 3);
+        assert_eq!(
+            sides,
+            vec![
+                px(10, 20, 30, 3),
+                px(10, 57, 30, 3),
+                px(10, 23, 3, 34),
+                px(37, 23, 3, 34)
+            ]
+        );
+        // Too small for a hole: filled.
+        assert_eq!(outline(px(0, 0, 5, 5), 3), vec![px(0, 0, 5, 5)]);
+    }
+
+    #[test]
+    fn alignment_grows_outwards_and_stays_in_the_frame() {
+        let a = Alignment { x: 2, y: 2 };
+        assert_eq!(align(px(3, 5, 4, 1), a, 100, 100), px(2, 4, 6, 2));
+        assert_eq!(align(px(98, 98, 1, 1), a, 99, 99), px(98, 98, 1, 1));
+        assert_eq!(
+            align(px(3, 5, 4, 1), Alignment::NONE, 100, 100),
+            px(3, 5, 4, 1)
+        );
+    }
+
+    #[test]
+    fn labels_go_above_the_box_or_inside_it_and_stay_in_the_frame() {
+        assert_eq!(
+            place_label(px(50, 40, 20, 20), (30, 10), 200, 100),
+            Some(px(50, 30, 30, 10))
+        );
+        // No room above: inside the top.
+        assert_eq!(
+            place_label(px(50, 4, 20, 20), (30, 10), 200, 100),
+            Some(px(50, 4, 30, 10))
+        );
+        // At the right edge: shifted left.
+        assert_eq!(
+            place_label(px(190, 40, 10, 10), (30, 10), 200, 100),
+            Some(px(170, 30, 30, 10))
+        );
+        // Wider than the frame: cut.
+        assert_eq!(
+            place_label(px(0, 40, 10, 10), (300, 10), 200, 100),
+            Some(px(0, 30, 200, 10))
+        );
+    }
+
+    #[test]
+    fn a_box_without_a_verdict_is_drawn_in_the_pending_colour_with_label_and_id() {
+        let st = style();
+        let shapes = frame(&st, Alignment::NONE).layout(
+            &[det("person", Some(7), 20.0, 30.0, 40.0, 50.0)],
+            &Holds::default(),
+        );
+        let f = fills(&shapes);
+        assert_eq!(f.len(), 4);
+        assert!(f.iter().all(|(_, c)| *c == st.colours.pending));
+        let l = labels(&shapes);
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].1, "person #7");
+        assert_eq!(l[0].0, px(20, 20, 9 * 6, 10));
+    }
+
+    #[test]
+    fn a_verdict_follows_its_object_by_id_and_not_others() {
+        let st = style();
+        let mut holds = Holds::default();
+        holds.observe(S, &[verdict(1, Status::Verified, Some(7))]);
+        for (i, x) in [20.0f32, 60.0, 100.0].into_iter().enumerate() {
+            let now = S + i as u64 * S / 10;
+            holds.expire(now, 3 * S);
+            let shapes = frame(&st, Alignment::NONE).layout(
+                &[
+                    det("person", Some(7), x, 30.0, 30.0, 40.0),
+                    det("person", Some(8), 150.0, 30.0, 30.0, 40.0),
+                ],
+                &holds,
+            );
+            let l = labels(&shapes);
+            assert_eq!(l[0].1, "person #7: verified person 0.90");
+            assert_eq!(l[0].2, st.colours.verified);
+            assert_eq!(l[1].1, "person #8");
+            assert_eq!(l[1].2, st.colours.pending);
+            let f = fills(&shapes);
+            assert_eq!(
+                f[0].0,
+                px(x as u32, 30, 30, 2),
+                "the outline moved with the box"
+            );
+            assert!(f[..4].iter().all(|(_, c)| *c == st.colours.verified));
+            assert!(f[4..].iter().all(|(_, c)| *c == st.colours.pending));
+        }
+    }
+
+    #[test]
+    fn a_verdict_is_held_for_hold_then_dropped() {
+        let mut holds = Holds::default();
+        holds.observe(2 * S, &[verdict(1, Status::Rejected, Some(3))]);
+        holds.expire(2 * S, S);
+        assert!(holds.tracked(3).is_some());
+        holds.expire(2 * S + S - 1, S);
+        assert!(holds.tracked(3).is_some());
+        holds.expire(3 * S, S);
+        assert!(holds.tracked(3).is_none());
+        // hold = 0: only the buffer that carried it.
+        holds.observe(5 * S, &[verdict(2, Status::Rejected, Some(3))]);
+        holds.expire(5 * S, 0);
+        assert!(holds.tracked(3).is_some());
+        holds.expire(5 * S + 1, 0);
+        assert!(holds.tracked(3).is_none());
+        // Time going backwards (a new segment) ends a hold.
+        holds.observe(5 * S, &[verdict(3, Status::Rejected, Some(4))]);
+        holds.expire(S, 10 * S);
+        assert_eq!(holds.held(), 0);
+    }
+
+    #[test]
+    fn a_newer_verdict_on_an_object_replaces_the_older_and_copies_count_once() {
+        let mut holds = Holds::default();
+        holds.observe(S, &[verdict(1, Status::Rejected, Some(3))]);
+        holds.observe(2 * S, &[verdict(2, Status::Verified, Some(3))]);
+        holds.observe(2 * S, &[verdict(2, Status::Verified, Some(3))]);
+        assert_eq!(holds.tracked(3).unwrap().status, Status::Verified);
+        assert_eq!(holds.held(), 1);
+        let s = holds.stats()[&0];
+        assert_eq!(
+            s,
+            SourceStats {
+                verdicts: 2,
+                verified: 1,
+                rejected: 1,
+                unscored: 0
+            }
+        );
+    }
+
+    #[test]
+    fn colours_and_text_by_status() {
+        let c = style().colours;
+        let mut h = Held::new(&verdict(1, Status::Fallback, None), 0);
+        assert_eq!(h.colour(&c), c.verified);
+        h.positive = false;
+        assert_eq!(h.colour(&c), c.rejected);
+        let d = Held::new(&verdict(2, Status::Dropped, None), 0);
+        assert_eq!(d.colour(&c), c.unscored);
+        assert_eq!(d.text(), "dropped");
+        let mut r = Held::new(&verdict(3, Status::Rejected, None), 0);
+        r.label.clear();
+        assert_eq!(r.text(), "rejected 0.10");
+    }
+
+    #[test]
+    fn untracked_verdicts_colour_the_boxes_inside_their_crop_else_their_crop() {
+        let st = style();
+        let mut holds = Holds::default();
+        let mut v = verdict(9, Status::Verified, None);
+        v.crop = Some(px(10, 10, 80, 80));
+        holds.observe(S, &[v]);
+
+        let shapes = frame(&st, Alignment::NONE).layout(
+            &[
+                det("person", None, 20.0, 20.0, 20.0, 40.0),
+                det("person", None, 150.0, 20.0, 20.0, 40.0),
+            ],
+            &holds,
+        );
+        let l = labels(&shapes);
+        assert_eq!(l.len(), 2, "{l:?}");
+        assert_eq!(l[0].2, st.colours.verified);
+        assert_eq!(l[1].2, st.colours.pending);
+
+        // No detection inside: the crop itself carries the verdict.
+        let shapes = frame(&st, Alignment::NONE).layout(&[], &holds);
+        let f = fills(&shapes);
+        assert_eq!(f[0].0, px(10, 10, 80, 2));
+        assert_eq!(labels(&shapes)[0].1, "verified person 0.90");
+    }
+
+    #[test]
+    fn a_verdict_without_object_or_crop_and_the_stats_are_lines_at_the_top_left() {
+        let mut st = style();
+        st.show_stats = true;
+        let mut holds = Holds::default();
+        holds.observe(S, &[verdict(1, Status::Timeout, None)]);
+        let shapes = frame(&st, Alignment { x: 2, y: 2 }).layout(&[], &holds);
+        let l = labels(&shapes);
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[0].1, "source 0: timeout");
+        assert_eq!(l[0].0.y, 0);
+        assert_eq!(l[0].2, st.colours.unscored);
+        assert!(l[1].1.starts_with("source 0: 1 verdicts"), "{}", l[1].1);
+        assert_eq!(l[1].0.y, l[0].0.height);
+    }
+
+    #[test]
+    fn shapes_are_aligned_for_subsampled_formats() {
+        let st = style();
+        let a = Alignment { x: 2, y: 2 };
+        let shapes = frame(&st, a).layout(
+            &[det("person", Some(1), 21.0, 31.0, 41.0, 51.0)],
+            &Holds::default(),
+        );
+        assert!(!shapes.is_empty());
+        for s in &shapes {
+            let r = s.rect();
+            assert_eq!(r.x % 2, 0, "{s:?}");
+            assert_eq!(r.y % 2, 0, "{s:?}");
+            assert_eq!(r.width % 2, 0, "{s:?}");
+            assert_eq!(r.height % 2, 0, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn boxes_outside_the_frame_are_skipped_and_holds_stay_bounded() {
+        let st = style();
+        let shapes = frame(&st, Alignment::NONE).layout(
+            &[
+                det("person", None, 500.0, 500.0, 10.0, 10.0),
+                det("person", None, f32::NAN, 0.0, 10.0, 10.0),
+            ],
+            &Holds::default(),
+        );
+        assert!(shapes.is_empty());
+
+        let mut holds = Holds::default();
+        for i in 0..(MAX_TRACKED as u64 + 10) {
+            holds.observe(i, &[verdict(i, Status::Verified, Some(i))]);
+        }
+        for i in 0..(MAX_UNTRACKED as u64 + 10) {
+            holds.observe(i, &[verdict(100_000 + i, Status::Verified, None)]);
+        }
+        assert_eq!(holds.held(), MAX_TRACKED + MAX_UNTRACKED);
+        assert!(holds.tracked(0).is_none(), "the oldest goes first");
+        assert!(holds.tracked(MAX_TRACKED as u64 + 9).is_some());
+    }
+}

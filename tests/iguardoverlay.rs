@@ -1,0 +1,762 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `iguardoverlay` driven by real GStreamer: Harness runs with known boxes and verdicts on
+//! uniform frames (every format the element offers), checked sample by sample; the composition
+//! meta against a downstream that does and does not accept it; and a real pipeline from
+//! `iguardreplay` through `iguardverify`.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{StopOnDrop, init, with_watchdog};
+use gst::prelude::*;
+use gstiguard::geometry::PixelRect;
+use gstiguard::meta;
+use gstiguard::verdict::{Status, Verdict};
+
+const BOX_COLOR: [u8; 3] = [0x00, 0xC8, 0xFF];
+const VERIFIED_COLOR: [u8; 3] = [0xFF, 0x20, 0x20];
+const REJECTED_COLOR: [u8; 3] = [0x20, 0xD0, 0x20];
+
+/// A detection: label, object id, box.
+type Det = (&'static str, Option<i32>, (u32, u32, u32, u32));
+
+fn verdict(request_id: u64, status: Status, object_id: Option<u64>) -> Verdict {
+    Verdict {
+        request_id,
+        source_id: 0,
+        pad_index: 0,
+        status,
+        score: if status == Status::Verified {
+            0.91
+        } else {
+            0.12
+        },
+        threshold: 0.5,
+        label: String::new(),
+        trigger_label: "person".into(),
+        trigger_confidence: 0.9,
+        clip_start_pts: None,
+        clip_end_pts: None,
+        frames: 16,
+        queue_ms: 0.0,
+        processing_ms: 1.0,
+        scorer: "onnx".into(),
+        reason: String::new(),
+        object_id,
+        crop: None,
+    }
+}
+
+fn info(format: gst_video::VideoFormat, width: u32, height: u32) -> gst_video::VideoInfo {
+    init();
+    gst_video::VideoInfo::builder(format, width, height)
+        .fps(gst::Fraction::new(10, 1))
+        .build()
+        .unwrap()
+}
+
+/// A uniform frame (every byte 0x80: mid grey in RGB and YUV alike) with detections and verdicts.
+fn frame(
+    info: &gst_video::VideoInfo,
+    pts_ms: u64,
+    dets: &[Det],
+    verdicts: &[Verdict],
+) -> gst::Buffer {
+    let mut buf = gst::Buffer::with_size(info.size()).unwrap();
+    {
+        let b = buf.get_mut().unwrap();
+        b.map_writable().unwrap().fill(0x80);
+        b.set_pts(gst::ClockTime::from_mseconds(pts_ms));
+        b.set_duration(gst::ClockTime::from_mseconds(100));
+        for (label, id, rect) in dets {
+            let mut m = gst_video::VideoRegionOfInterestMeta::add(b, label, *rect);
+            let mut s = gst::Structure::builder("detection").field("confidence", 0.9f64);
+            if let Some(id) = id {
+                s = s.field("object_id", *id);
+            }
+            m.add_param(s.build());
+        }
+        for v in verdicts {
+            meta::add(b, v).unwrap();
+        }
+    }
+    buf
+}
+
+fn harness(
+    info: &gst_video::VideoInfo,
+    props: &[(&str, &dyn ToValue)],
+    accept_meta: bool,
+) -> gst_check::Harness {
+    init();
+    let mut builder = gst::ElementFactory::make("iguardoverlay");
+    for (k, v) in props {
+        builder = builder.property(k, v.to_value());
+    }
+    let e = builder.build().unwrap();
+    let mut h = gst_check::Harness::with_element(&e, Some("sink"), Some("src"));
+    if accept_meta {
+        h.add_propose_allocation_meta(gst_video::VideoOverlayCompositionMeta::meta_api(), None);
+    }
+    h.set_src_caps(info.to_caps().unwrap());
+    h
+}
+
+/// For every pixel, whether any component sample covering it differs between `a` and `b`.
+fn changed(info: &gst_video::VideoInfo, a: &gst::Buffer, b: &gst::Buffer) -> Vec<Vec<bool>> {
+    changed_in(info, a, b, 0..info.n_components())
+}
+
+/// As [`changed`], looking only at the components `comps`.
+fn changed_in(
+    info: &gst_video::VideoInfo,
+    a: &gst::Buffer,
+    b: &gst::Buffer,
+    comps: std::ops::Range<u32>,
+) -> Vec<Vec<bool>> {
+    let (w, h) = (info.width() as usize, info.height() as usize);
+    let mut out = vec![vec![false; w]; h];
+    let fa = gst_video::VideoFrameRef::from_buffer_ref_readable(a.as_ref(), info).unwrap();
+    let fb = gst_video::VideoFrameRef::from_buffer_ref_readable(b.as_ref(), info).unwrap();
+    let finfo = info.format_info();
+    for c in comps {
+        let cu = c as u8;
+        let plane = finfo.plane()[c as usize] as usize;
+        let stride = info.stride()[plane] as usize;
+        let pstride = info.comp_pstride(cu) as usize;
+        let (wsub, hsub) = (finfo.w_sub()[c as usize], finfo.h_sub()[c as usize]);
+        let (da, db) = (fa.comp_data(c).unwrap(), fb.comp_data(c).unwrap());
+        for cy in 0..info.comp_height(cu) as usize {
+            for cx in 0..info.comp_width(cu) as usize {
+                let i = cy * stride + cx * pstride;
+                if da[i] == db[i] {
+                    continue;
+                }
+                // The pixels this sample covers.
+                let (y0, y1) = (cy << hsub, ((cy + 1) << hsub).min(h));
+                let (x0, x1) = (cx << wsub, ((cx + 1) << wsub).min(w));
+                for row in &mut out[y0..y1] {
+                    row[x0..x1].fill(true);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn inside(r: (u32, u32, u32, u32), x: usize, y: usize) -> bool {
+    let (x, y) = (x as u32, y as u32);
+    x >= r.0 && x < r.0 + r.2 && y >= r.1 && y < r.1 + r.3
+}
+
+/// The RGB of pixel (x, y) of an RGBA frame.
+fn rgb(buf: &gst::Buffer, width: u32, x: u32, y: u32) -> [u8; 3] {
+    let map = buf.map_readable().unwrap();
+    let i = ((y * width + x) * 4) as usize;
+    [map[i], map[i + 1], map[i + 2]]
+}
+
+fn near(a: [u8; 3], b: [u8; 3]) -> bool {
+    a.iter()
+        .zip(b)
+        .all(|(x, y)| (*x as i32 - y as i32).abs() <= 3)
+}
+
+/// The formats the element's sink template offers.
+fn template_formats() -> Vec<gst_video::VideoFormat> {
+    init();
+    let factory = gst::ElementFactory::find("iguardoverlay").unwrap();
+    let templ = factory
+        .static_pad_templates()
+        .into_iter()
+        .find(|t| t.name_template() == "sink")
+        .unwrap();
+    let caps = templ.caps();
+    let s = caps.structure(0).unwrap();
+    let list = s.get::<gst::List>("format").unwrap();
+    list.iter()
+        .map(|v| gst_video::VideoFormat::from_string(v.get::<&str>().unwrap()))
+        .collect()
+}
+
+#[test]
+fn boxes_and_verdicts_change_pixels_inside_the_outlines_and_nowhere_else_in_every_format() {
+    use gst_video::VideoFormat::*;
+    let formats = template_formats();
+    for required in [Rgba, Bgrx, I420, Nv12] {
+        assert!(
+            formats.contains(&required),
+            "{required:?} missing from {formats:?}"
+        );
+    }
+    // Even coordinates and line width: whole chroma samples in every format.
+    let bx = (80u32, 100u32, 60u32, 60u32);
+    let lw = 4u32;
+    let inner = (bx.0 + lw, bx.1 + lw, bx.2 - 2 * lw, bx.3 - 2 * lw);
+    // The label sits above the box, from its left edge.
+    let band = (bx.0, 60u32, 320 - bx.0, bx.1 - 60);
+    for format in formats {
+        let info = info(format, 320, 240);
+        let mut h = harness(
+            &info,
+            &[("line-width", &lw), ("font-size", &12.0f64)],
+            false,
+        );
+        let input = frame(
+            &info,
+            0,
+            &[("person", Some(7), bx)],
+            &[verdict(1, Status::Verified, Some(7))],
+        );
+        let reference = input.copy_deep().unwrap();
+        let output = h.push_and_pull(input).unwrap();
+        let diff = changed(&info, &reference, &output);
+        let mut in_band = 0;
+        for (y, row) in diff.iter().enumerate() {
+            for (x, &c) in row.iter().enumerate() {
+                let on_outline = inside(bx, x, y) && !inside(inner, x, y);
+                if on_outline {
+                    assert!(c, "{format:?}: outline pixel ({x}, {y}) unchanged");
+                } else if inside(band, x, y) {
+                    in_band += c as u32;
+                } else {
+                    assert!(
+                        !c,
+                        "{format:?}: pixel ({x}, {y}) outside the drawing changed"
+                    );
+                }
+            }
+        }
+        // A label of 12 px text spans well over 40 x 12 pixels.
+        assert!(
+            in_band > 40 * 12,
+            "{format:?}: label covers only {in_band} pixels"
+        );
+    }
+}
+
+#[test]
+fn odd_boxes_in_subsampled_formats_stay_within_a_chroma_sample_of_their_outline() {
+    // Odd positions and sizes: the element rounds shapes out to whole chroma samples, so a
+    // change reaches at most one pixel past the box and never into its inside.
+    let bx = (81u32, 101u32, 59u32, 59u32);
+    let lw = 3u32;
+    let grown = (bx.0 - 1, bx.1 - 1, bx.2 + 2, bx.3 + 2);
+    let inner = (
+        bx.0 + lw + 1,
+        bx.1 + lw + 1,
+        bx.2 - 2 * lw - 2,
+        bx.3 - 2 * lw - 2,
+    );
+    // The label above it, also rounded out: down to the box's first row.
+    let band = (0u32, 60u32, 320, bx.1 + 1 - 60);
+    for format in template_formats() {
+        let info = info(format, 320, 240);
+        let mut h = harness(
+            &info,
+            &[("line-width", &lw), ("font-size", &12.0f64)],
+            false,
+        );
+        let input = frame(
+            &info,
+            0,
+            &[("person", Some(7), bx)],
+            &[verdict(1, Status::Verified, Some(7))],
+        );
+        let reference = input.copy_deep().unwrap();
+        let output = h.push_and_pull(input).unwrap();
+        let diff = changed(&info, &reference, &output);
+        let finfo = info.format_info();
+        if finfo.is_yuv() && info.n_components() >= 3 {
+            // No colour fringes: a pixel whose chroma changed was drawn on, so its luma
+            // changed too (red and black, the colours here, are far from grey's luma).
+            let luma = changed_in(&info, &reference, &output, 0..1);
+            let chroma = changed_in(&info, &reference, &output, 1..3);
+            for (y, row) in chroma.iter().enumerate() {
+                for (x, &c) in row.iter().enumerate() {
+                    assert!(!c || luma[y][x], "{format:?}: colour fringe at ({x}, {y})");
+                }
+            }
+        }
+        for (y, row) in diff.iter().enumerate() {
+            for (x, &c) in row.iter().enumerate() {
+                if inside(bx, x, y)
+                    && !inside((bx.0 + lw, bx.1 + lw, bx.2 - 2 * lw, bx.3 - 2 * lw), x, y)
+                {
+                    assert!(c, "{format:?}: outline pixel ({x}, {y}) unchanged");
+                }
+                if c && !inside(band, x, y) {
+                    assert!(
+                        inside(grown, x, y) && !inside(inner, x, y),
+                        "{format:?}: pixel ({x}, {y}) changed away from the outline"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_verdict_is_held_for_hold_seconds_of_pts_then_dropped() {
+    let info = info(gst_video::VideoFormat::Rgba, 320, 240);
+    let mut h = harness(&info, &[("hold", &0.5f64)], false);
+    let bx = (100, 100, 50, 80);
+    let top = (bx.0 + bx.2 / 2, bx.1);
+    let mut seen = Vec::new();
+    for n in 0..14u64 {
+        let verdicts = if n == 3 {
+            vec![verdict(1, Status::Verified, Some(7))]
+        } else {
+            vec![]
+        };
+        let out = h
+            .push_and_pull(frame(&info, n * 100, &[("person", Some(7), bx)], &verdicts))
+            .unwrap();
+        seen.push(rgb(&out, 320, top.0, top.1));
+    }
+    for (n, c) in seen.iter().enumerate() {
+        // Arrives at 300 ms, held while running time < 800 ms.
+        let expected = if (3..8).contains(&n) {
+            VERIFIED_COLOR
+        } else {
+            BOX_COLOR
+        };
+        assert!(
+            near(*c, expected),
+            "frame {n} ({} ms): {c:?}, expected {expected:?}",
+            n * 100
+        );
+    }
+}
+
+#[test]
+fn buffers_without_timestamps_count_their_durations_and_a_flush_ends_holds() {
+    let info = info(gst_video::VideoFormat::Rgba, 320, 240);
+    let mut h = harness(&info, &[("hold", &0.25f64)], false);
+    let bx = (100, 100, 50, 80);
+    let top = |b: &gst::Buffer| rgb(b, 320, bx.0 + bx.2 / 2, bx.1);
+    let push = |h: &mut gst_check::Harness, verdicts: &[Verdict], pts: bool| {
+        let mut b = frame(&info, 0, &[("person", Some(7), bx)], verdicts);
+        if !pts {
+            b.get_mut().unwrap().set_pts(gst::ClockTime::NONE);
+        }
+        h.push_and_pull(b).unwrap()
+    };
+    // 100 ms durations: the verdict at 0 ms holds at 100 and 200 ms, not at 300 ms.
+    let first = push(&mut h, &[verdict(1, Status::Verified, Some(7))], true);
+    assert!(near(top(&first), VERIFIED_COLOR));
+    for n in 1..4 {
+        let out = push(&mut h, &[], false);
+        let expected = if n < 3 { VERIFIED_COLOR } else { BOX_COLOR };
+        assert!(
+            near(top(&out), expected),
+            "untimed buffer {n}: {:?}",
+            top(&out)
+        );
+    }
+
+    let out = push(&mut h, &[verdict(2, Status::Rejected, Some(7))], true);
+    assert!(near(top(&out), REJECTED_COLOR));
+    assert!(h.push_event(gst::event::FlushStart::new()));
+    assert!(h.push_event(gst::event::FlushStop::new(true)));
+    let segment = gst::FormattedSegment::<gst::ClockTime>::new();
+    assert!(h.push_event(gst::event::Segment::new(&segment)));
+    let out = push(&mut h, &[], true);
+    assert!(near(top(&out), BOX_COLOR), "after a flush: {:?}", top(&out));
+}
+
+#[test]
+fn a_frame_with_nothing_to_show_is_untouched_and_stats_are_drawn_at_the_top_left() {
+    let info = info(gst_video::VideoFormat::Rgba, 320, 240);
+    let mut h = harness(&info, &[], false);
+    let input = frame(&info, 0, &[], &[]);
+    let reference = input.copy_deep().unwrap();
+    let out = h.push_and_pull(input).unwrap();
+    assert!(
+        changed(&info, &reference, &out)
+            .iter()
+            .flatten()
+            .all(|c| !c)
+    );
+
+    let mut h = harness(&info, &[("show-stats", &true)], false);
+    let input = frame(&info, 0, &[], &[verdict(1, Status::Rejected, Some(4))]);
+    let reference = input.copy_deep().unwrap();
+    let out = h.push_and_pull(input).unwrap();
+    let diff = changed(&info, &reference, &out);
+    assert!(diff[2][2], "the stats line starts at the top-left corner");
+    assert!(
+        diff[120..].iter().flatten().all(|c| !c),
+        "one line of text, at the top only"
+    );
+    // The verdict's object is not in the frame, so no box: the changes are the line's.
+    assert!(
+        diff.iter().flatten().filter(|c| **c).count() > 1000,
+        "a whole line of stats"
+    );
+}
+
+#[test]
+fn a_verdict_follows_its_object_by_id_as_the_box_moves() {
+    let info = info(gst_video::VideoFormat::Rgba, 320, 240);
+    let mut h = harness(&info, &[("hold", &10.0f64)], false);
+    let other = (250, 150, 40, 60);
+    for n in 0..8u32 {
+        let moving = (20 + n * 25, 120, 40, 60);
+        let verdicts = if n == 0 {
+            vec![verdict(1, Status::Rejected, Some(7))]
+        } else {
+            vec![]
+        };
+        let out = h
+            .push_and_pull(frame(
+                &info,
+                n as u64 * 100,
+                &[("person", Some(7), moving), ("person", Some(8), other)],
+                &verdicts,
+            ))
+            .unwrap();
+        let at = |r: (u32, u32, u32, u32)| rgb(&out, 320, r.0 + r.2 / 2, r.1 + r.3 - 1);
+        assert!(
+            near(at(moving), REJECTED_COLOR),
+            "frame {n}: moving box {:?}",
+            at(moving)
+        );
+        assert!(
+            near(at(other), BOX_COLOR),
+            "frame {n}: other box {:?}",
+            at(other)
+        );
+        if n > 1 {
+            // Where the box was two frames ago is background again.
+            let old = (20 + (n - 2) * 25, 120, 40, 60);
+            assert_eq!(
+                rgb(&out, 320, old.0 + 1, old.1 + old.3 - 1),
+                [0x80; 3],
+                "frame {n}"
+            );
+        }
+    }
+}
+
+#[test]
+fn untracked_verdicts_colour_the_boxes_inside_their_crop() {
+    let info = info(gst_video::VideoFormat::Rgba, 320, 240);
+    let mut h = harness(&info, &[], false);
+    let mut v = verdict(1, Status::Verified, None);
+    v.crop = Some(PixelRect {
+        x: 40,
+        y: 80,
+        width: 120,
+        height: 120,
+    });
+    let a = (60, 100, 40, 60);
+    let b = (220, 100, 40, 60);
+    let out = h
+        .push_and_pull(frame(
+            &info,
+            0,
+            &[("person", None, a), ("person", None, b)],
+            &[v],
+        ))
+        .unwrap();
+    let bottom = |r: (u32, u32, u32, u32)| rgb(&out, 320, r.0 + r.2 / 2, r.1 + r.3 - 1);
+    assert!(near(bottom(a), VERIFIED_COLOR), "{:?}", bottom(a));
+    assert!(near(bottom(b), BOX_COLOR), "{:?}", bottom(b));
+}
+
+#[test]
+fn metas_pass_through_and_no_buffer_is_held() {
+    let info = info(gst_video::VideoFormat::I420, 320, 240);
+    let mut h = harness(&info, &[], false);
+    let v = verdict(5, Status::Rejected, Some(3));
+    for n in 0..5u64 {
+        let mut input = frame(
+            &info,
+            n * 100,
+            &[
+                ("person", Some(3), (10, 20, 30, 40)),
+                ("car", None, (100, 100, 20, 20)),
+            ],
+            std::slice::from_ref(&v),
+        );
+        gst::ReferenceTimestampMeta::add(
+            input.get_mut().unwrap(),
+            &gst::Caps::new_empty_simple("timestamp/x-test"),
+            gst::ClockTime::from_seconds(n),
+            None,
+        );
+        h.push(input).unwrap();
+        // Pushed on at once, before the next buffer arrives.
+        assert_eq!(h.buffers_in_queue(), 1, "buffer {n} not pushed on at once");
+        let out = h.pull().unwrap();
+        // The harness's reference is the only one: the element kept none.
+        assert!(
+            out.is_writable(),
+            "buffer {n} is still referenced elsewhere"
+        );
+        let rois: Vec<_> = out
+            .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+            .map(|m| (m.roi_type().to_string(), m.rect()))
+            .collect();
+        assert_eq!(
+            rois,
+            vec![
+                ("person".to_string(), (10, 20, 30, 40)),
+                ("car".to_string(), (100, 100, 20, 20))
+            ]
+        );
+        assert_eq!(meta::read_all(&out), vec![v.clone()]);
+        let ts = out.meta::<gst::ReferenceTimestampMeta>().unwrap();
+        assert_eq!(ts.timestamp(), gst::ClockTime::from_seconds(n));
+        assert!(
+            out.meta::<gst_video::VideoOverlayCompositionMeta>()
+                .is_none()
+        );
+    }
+}
+
+#[test]
+fn the_composition_is_attached_when_downstream_accepts_it_and_blended_otherwise() {
+    let info = info(gst_video::VideoFormat::Nv12, 320, 240);
+    let bx = (80, 100, 60, 60);
+    let dets: [Det; 1] = [("person", Some(7), bx)];
+    let verdicts = [verdict(1, Status::Verified, Some(7))];
+
+    // Downstream renders the meta: the frame is untouched and carries the drawing.
+    let mut h = harness(&info, &[], true);
+    let input = frame(&info, 0, &dets, &verdicts);
+    let reference = input.copy_deep().unwrap();
+    let out = h.push_and_pull(input).unwrap();
+    assert!(
+        changed(&info, &reference, &out)
+            .iter()
+            .flatten()
+            .all(|c| !c),
+        "attached, yet pixels changed"
+    );
+    let m = out
+        .meta::<gst_video::VideoOverlayCompositionMeta>()
+        .expect("composition meta attached");
+    let comp = m.overlay();
+    assert_eq!(comp.n_rectangles(), 5, "four sides and a label");
+    assert_eq!(
+        comp.rectangle(0).unwrap().render_rectangle(),
+        (80, 100, 60, 2)
+    );
+
+    // An upstream composition is extended, not replaced.
+    let mut input = frame(&info, 100, &dets, &[]);
+    {
+        let mut px = gst::Buffer::from_mut_slice(vec![0xFFu8; 4 * 4 * 4]);
+        gst_video::VideoMeta::add(
+            px.get_mut().unwrap(),
+            gst_video::VideoFrameFlags::empty(),
+            gst_video::VideoFormat::Bgra,
+            4,
+            4,
+        )
+        .unwrap();
+        let rect = gst_video::VideoOverlayRectangle::new_raw(
+            &px,
+            0,
+            0,
+            4,
+            4,
+            gst_video::VideoOverlayFormatFlags::empty(),
+        );
+        let upstream = gst_video::VideoOverlayComposition::new(std::iter::once(&rect)).unwrap();
+        gst_video::VideoOverlayCompositionMeta::add(input.get_mut().unwrap(), &upstream);
+    }
+    let out = h.push_and_pull(input).unwrap();
+    let metas = out
+        .iter_meta::<gst_video::VideoOverlayCompositionMeta>()
+        .count();
+    assert_eq!(metas, 1);
+    let comp = out
+        .meta::<gst_video::VideoOverlayCompositionMeta>()
+        .unwrap()
+        .overlay_owned();
+    assert_eq!(comp.n_rectangles(), 6, "upstream's rectangle plus ours");
+    assert_eq!(comp.rectangle(0).unwrap().render_rectangle(), (0, 0, 4, 4));
+
+    // Downstream does not: blended, no meta.
+    let mut h = harness(&info, &[], false);
+    let input = frame(&info, 0, &dets, &verdicts);
+    let reference = input.copy_deep().unwrap();
+    let out = h.push_and_pull(input).unwrap();
+    assert!(
+        out.meta::<gst_video::VideoOverlayCompositionMeta>()
+            .is_none()
+    );
+    assert!(
+        changed(&info, &reference, &out)
+            .iter()
+            .flatten()
+            .any(|c| *c)
+    );
+}
+
+#[test]
+fn a_reconfigure_asks_downstream_again_and_new_caps_are_followed() {
+    let info = info(gst_video::VideoFormat::Rgba, 320, 240);
+    let dets: [Det; 1] = [("person", Some(7), (80, 100, 60, 60))];
+    let mut h = harness(&info, &[], false);
+    let out = h.push_and_pull(frame(&info, 0, &dets, &[])).unwrap();
+    assert!(
+        out.meta::<gst_video::VideoOverlayCompositionMeta>()
+            .is_none()
+    );
+
+    // Downstream now renders the meta and says so with a reconfigure event.
+    h.add_propose_allocation_meta(gst_video::VideoOverlayCompositionMeta::meta_api(), None);
+    assert!(h.push_upstream_event(gst::event::Reconfigure::new()));
+    let input = frame(&info, 100, &dets, &[]);
+    let reference = input.copy_deep().unwrap();
+    let out = h.push_and_pull(input).unwrap();
+    assert!(
+        out.meta::<gst_video::VideoOverlayCompositionMeta>()
+            .is_some()
+    );
+    assert!(
+        changed(&info, &reference, &out)
+            .iter()
+            .flatten()
+            .all(|c| !c)
+    );
+
+    // New caps mid-stream: another format and size, still attached and placed in it.
+    let small = self::info(gst_video::VideoFormat::I420, 160, 120);
+    h.set_src_caps(small.to_caps().unwrap());
+    let out = h
+        .push_and_pull(frame(
+            &small,
+            200,
+            &[("person", Some(7), (150, 110, 40, 40))],
+            &[],
+        ))
+        .unwrap();
+    let comp = out
+        .meta::<gst_video::VideoOverlayCompositionMeta>()
+        .unwrap()
+        .overlay_owned();
+    for r in comp.iter() {
+        let (x, y, w, hgt) = r.render_rectangle();
+        assert!(x >= 0 && y >= 0, "{x},{y}");
+        assert!(
+            x as u32 + w <= 160 && y as u32 + hgt <= 120,
+            "{x},{y} {w}x{hgt} outside 160x120"
+        );
+    }
+}
+
+#[test]
+fn a_missing_font_fails_the_start_naming_the_file() {
+    init();
+    let p = gst::parse::launch(
+        "videotestsrc num-buffers=1 ! iguardoverlay font-file=/nonexistent/NoSuch.ttf ! fakesink",
+    )
+    .unwrap();
+    let _stop = StopOnDrop(p.clone());
+    assert!(p.set_state(gst::State::Playing).is_err());
+    let bus = p.bus().unwrap();
+    let msg = bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
+        .expect("an error message");
+    let gst::MessageView::Error(err) = msg.view() else {
+        unreachable!()
+    };
+    let text = err.error().to_string();
+    assert!(text.contains("/nonexistent/NoSuch.ttf"), "{text}");
+    assert!(text.contains("fonts-dejavu-core"), "{text}");
+}
+
+#[test]
+fn a_real_pipeline_draws_iguardverify_verdicts_on_the_objects_they_are_about() {
+    with_watchdog(Duration::from_secs(120), || {
+        init();
+        let p = gst::parse::launch(&format!(
+            "videotestsrc num-buffers=60 pattern=black \
+             ! video/x-raw,width=320,height=240,format=RGBA,framerate=30/1 \
+             ! iguardreplay location={}/tests/data/demo-detections.txt \
+             ! iguardverify cooldown=0 temporal-size=4 \
+             ! iguardoverlay hold=60 line-width=2 ! fakesink name=sink sync=false",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let _stop = StopOnDrop(p.clone().upcast());
+
+        // For each frame showing the person (track 1): its top outline's colour, and the
+        // verdict about it seen so far.
+        type Seen = Vec<([u8; 3], Option<Verdict>)>;
+        let seen: Arc<Mutex<Seen>> = Arc::default();
+        let verdicts: Arc<Mutex<Vec<Verdict>>> = Arc::default();
+        let sink = p.by_name("sink").unwrap().static_pad("sink").unwrap();
+        {
+            let seen = seen.clone();
+            let verdicts = verdicts.clone();
+            sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                let Some(buf) = info.buffer() else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let mut vs = verdicts.lock().unwrap();
+                vs.extend(meta::read_all(buf));
+                let about_person = vs.iter().rev().find(|v| v.object_id == Some(1)).cloned();
+                for m in buf.iter_meta::<gst_video::VideoRegionOfInterestMeta>() {
+                    let id = m
+                        .param("detection")
+                        .and_then(|s| s.get::<i32>("object_id").ok());
+                    if id != Some(1) {
+                        continue;
+                    }
+                    let (x, y, w, _) = m.rect();
+                    let map = buf.map_readable().unwrap();
+                    let i = ((y * 320 + x + w / 2) * 4) as usize;
+                    seen.lock()
+                        .unwrap()
+                        .push(([map[i], map[i + 1], map[i + 2]], about_person.clone()));
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
+        p.set_state(gst::State::Playing).unwrap();
+        let bus = p.bus().unwrap();
+        let msg = bus
+            .timed_pop_filtered(
+                gst::ClockTime::from_seconds(60),
+                &[gst::MessageType::Eos, gst::MessageType::Error],
+            )
+            .expect("EOS within 60 s");
+        assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+
+        let seen = seen.lock().unwrap();
+        assert!(seen.len() > 20, "person on {} frames", seen.len());
+        let before = seen.iter().filter(|(_, v)| v.is_none()).count();
+        let after: Vec<_> = seen
+            .iter()
+            .filter_map(|(c, v)| Some((*c, v.clone()?)))
+            .collect();
+        assert!(before > 0, "frames before the first verdict");
+        assert!(
+            !after.is_empty(),
+            "no verdict about the person reached the overlay"
+        );
+        for (c, _) in seen.iter().filter(|(_, v)| v.is_none()) {
+            assert!(near(*c, BOX_COLOR), "before its verdict: {c:?}");
+        }
+        for (c, v) in &after {
+            let expected = match v.status {
+                Status::Verified => VERIFIED_COLOR,
+                Status::Rejected => REJECTED_COLOR,
+                Status::Fallback if v.is_positive() => VERIFIED_COLOR,
+                Status::Fallback => REJECTED_COLOR,
+                _ => [0xFF, 0xC0, 0x00],
+            };
+            assert!(near(*c, expected), "after {v:?}: {c:?}");
+        }
+    });
+}
