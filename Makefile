@@ -121,3 +121,6 @@ include triton.mk
 
 # Real footage and its person detections for the tests (make footage).
 include footage.mk
+
+# The Stage-2 verifier trained on that footage: make eval, test-verifier (part of make test).
+include eval.mk
