@@ -16,9 +16,9 @@ What it makes (all under --out, ignored by git, except the labels file, which is
   must be in it.
 - Training windows: 16-frame clips along every labelled track, starting every 4th detection,
   made the same way as the element's clips, so there is more to learn from than the alarms.
-- Static negatives: boxes of the detector's sizes on background that no detection touches on
-  any of the clip's frames, and where the picture does not change (so no person the detector
-  missed walks through them).
+- Static negatives: boxes where the detector fired at some time (its places and sizes), at a
+  time when no detection touches them on any of the clip's frames, and where the picture does
+  not change (so no person the detector missed walks through them).
 - The split by time: frames 1..SPLIT (the first 60 %) train, the rest test. A clip belongs to a
   part when all its frames do; the few clips across the boundary are left out.
 
@@ -173,19 +173,21 @@ def contact_sheets(frames, tracks, clips_by_track, out_dir, per_sheet=12, column
     return paths
 
 
-def static_negatives(frames, dets, sizes, split, rng, count, part):
-    """Static background clips: a box of a detector size at a random place, that no detection
-    touches on any of its 16 frames and whose pixels hardly change (mean absolute difference
-    between its first and every later frame under 6 levels)."""
+def static_negatives(frames, dets, split, rng, count, part):
+    """Static background clips: the box of a detection of the same part (its place and size),
+    at a time when no detection touches its crop on any of the clip's 16 frames, and when its
+    pixels hardly change (mean absolute difference between its first and every later frame under
+    6 levels, so no person the detector missed walks through). Taking the detector's own places
+    gives the negatives the backgrounds people are seen on; boxes at random places fell mostly
+    on the lawn, and a first model learned that grass means "no person" (see NOTES)."""
     n = len(frames)
     fh, fw = frames[0].shape[:2]
     lo, hi = (1, split - C.TEMPORAL + 1) if part == "train" else (split + 1, n - C.TEMPORAL + 1)
+    boxes = [d[:4] for f, v in sorted(dets.items()) if lo <= f <= hi + C.TEMPORAL - 1 for d in v]
     out, tries = [], 0
     while len(out) < count and tries < count * 200:
         tries += 1
-        w, h = sizes[rng.integers(len(sizes))]
-        x0, y0 = rng.uniform(0, fw - w), rng.uniform(0, fh - h)
-        box = (x0, y0, x0 + w, y0 + h)
+        box = boxes[rng.integers(len(boxes))]
         start = int(rng.integers(lo, hi + 1))
         crop = C.fit_frame(C.crop_target(box, fw, fh), fw, fh)
         cx, cy, cw, ch = crop
@@ -269,10 +271,9 @@ def main():
             samples["train"].append(clip_pixels(frames, crops))
             meta["train"].append(("window", -1, tid, CLASSES.index(lab), crops[0][0]))
     rng = np.random.default_rng(SEED)
-    sizes = [(d[2] - d[0], d[3] - d[1]) for v in dets.values() for d in v]
     negs = {}
     for part in ("train", "test"):
-        negs[part] = static_negatives(frames, dets, sizes, split, rng, NEGATIVES[part], part)
+        negs[part] = static_negatives(frames, dets, split, rng, NEGATIVES[part], part)
         for j, s in enumerate(negs[part]):
             samples[part].append(s["pixels"])
             meta[part].append(("static", j, -1, 0, s["start"]))

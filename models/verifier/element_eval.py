@@ -108,6 +108,7 @@ def main():
         "status_agrees_with_score": all((float(v["score"]) >= a.threshold) == (v["status"] == "verified")
                                         for _, v in held),
         "scores": {"person": np.round(person, 4).tolist(), "false_detection": np.round(false, 4).tolist()},
+        "clip_scores": {str(c["index"]): round(float(v["score"]), 4) for c, v in rows},
     }
     print(f"The element (gst-launch-1.0, clip-per=object, defaults, async=false) on all of "
           f"vtest.avi: {len(vs)} verdicts {statuses}; {len(rows)} match a dataset clip by object id "

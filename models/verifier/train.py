@@ -8,7 +8,7 @@ order and the flips all come from --seed.
     .cache/train-venv/bin/python models/verifier/train.py --data .cache/verifier/dataset.npz \
         --out models/verifier/verifier.onnx
 
-It also writes, next to the model, the fixture the ONNX test uses: two held-out clips (the
+It also writes, next to the model (--out's folder), labels.txt and the fixture the ONNX test uses: two held-out clips (the
 first test clip of a person track and of a false-detection track), and reference.json with
 JAX's own logits and scores for them.
 """
@@ -129,7 +129,8 @@ def main():
         good = cand[(p1 >= 0.7) if c == 1 else (p1 < 0.7)]
         pick.append(int(good[0] if len(good) else cand[0]))
     fixture = d["test_x"][pick]
-    np.savez_compressed(os.path.join(HERE, "fixture.npz"), clips=fixture)
+    out_dir = os.path.dirname(os.path.abspath(a.out))
+    np.savez_compressed(os.path.join(out_dir, "fixture.npz"), clips=fixture)
     lg = logits_of(fixture)
     sm = np.exp(lg - lg.max(1, keepdims=True))
     sm /= sm.sum(1, keepdims=True)
@@ -139,7 +140,7 @@ def main():
            "clips": [{"test_index": i, "clip": int(d["test_clip"][i]), "track": int(d["test_track"][i]),
                       "label": net.CLASSES[int(tys[i])]} for i in pick],
            "logits": lg.tolist(), "scores": sm[:, 1].tolist()}
-    with open(os.path.join(HERE, "reference.json"), "w") as f:
+    with open(os.path.join(out_dir, "reference.json"), "w") as f:
         json.dump(ref, f, indent=1)
     print(f"wrote {a.out} ({os.path.getsize(a.out)} bytes, sha256 {sha[:16]}), fixture.npz, "
           f"reference.json; fixture scores {np.round(sm[:, 1], 4).tolist()}")
