@@ -1,8 +1,9 @@
 # The Stage-2 verifier trained here on the real footage (models/verifier/), its held-out figures
 # and its tests. Included by the Makefile after footage.mk.
 #   make eval              the held-out figures of the committed model (builds the dataset)
-#   make test-verifier     ONNX Runtime vs the training framework on a committed fixture, and
-#                          the figures of `make eval` recomputed from the committed model
+#   make test-verifier     ONNX Runtime vs the training framework on a committed fixture, the
+#                          figures of `make eval` recomputed from the committed model, and the
+#                          real element's verdicts on the footage against figures-element.json
 #   make verifier-train    development only: retrain (JAX in its own venv) and rewrite the
 #                          model, its fixture, reference output and figures
 # CI never retrains: the model (models/verifier/verifier.onnx, 0.3 MB) is committed, and
@@ -45,10 +46,13 @@ eval: build $(VERIFIER_DATASET)
 	$(VENV_PY) $(VERIFIER_SRC)/element_eval.py --model $(VERIFIER_MODEL) --video $(FOOTAGE_VIDEO) \
 		--detections $(FOOTAGE_DETECTIONS) --data $(VERIFIER_DATA)
 
-test-verifier: $(VERIFIER_DATASET) $(VERIFIER_MODEL) | $(VENV)/.stamp
+# The element check runs the real pipeline over the whole video (about 30 s here).
+test-verifier: build $(VERIFIER_DATASET)
 	$(VENV_PY) $(VERIFIER_SRC)/test_verifier.py --model $(VERIFIER_MODEL)
 	$(VENV_PY) $(VERIFIER_SRC)/eval.py --model $(VERIFIER_MODEL) --data $(VERIFIER_DATA) \
 		--check $(VERIFIER_SRC)/figures.json
+	$(VENV_PY) $(VERIFIER_SRC)/element_eval.py --model $(VERIFIER_MODEL) --video $(FOOTAGE_VIDEO) \
+		--detections $(FOOTAGE_DETECTIONS) --data $(VERIFIER_DATA) --check $(VERIFIER_SRC)/figures-element.json
 
 $(TRAIN_VENV)/.stamp:
 	python3 -m venv $(TRAIN_VENV)
@@ -57,9 +61,12 @@ $(TRAIN_VENV)/.stamp:
 
 verifier-train-venv: $(TRAIN_VENV)/.stamp
 
-# Rewrites models/verifier/{verifier.onnx,labels.txt,fixture.npz,reference.json,figures.json}.
-verifier-train: $(VERIFIER_DATASET) | $(TRAIN_VENV)/.stamp $(VENV)/.stamp
+# Rewrites models/verifier/{verifier.onnx,labels.txt,fixture.npz,reference.json,figures*.json}.
+verifier-train: build $(VERIFIER_DATASET) | $(TRAIN_VENV)/.stamp
 	$(TRAIN_VENV)/bin/python $(VERIFIER_SRC)/train.py --data $(VERIFIER_DATASET) \
 		--out $(VERIFIER_SRC)/verifier.onnx
-	$(VENV_PY) $(VERIFIER_SRC)/eval.py --model $(VERIFIER_SRC)/verifier.onnx --data $(VERIFIER_DATA) \
+	cp $(VERIFIER_SRC)/verifier.onnx $(VERIFIER_MODEL)
+	$(VENV_PY) $(VERIFIER_SRC)/eval.py --model $(VERIFIER_MODEL) --data $(VERIFIER_DATA) \
 		--json $(VERIFIER_SRC)/figures.json
+	$(VENV_PY) $(VERIFIER_SRC)/element_eval.py --model $(VERIFIER_MODEL) --video $(FOOTAGE_VIDEO) \
+		--detections $(FOOTAGE_DETECTIONS) --data $(VERIFIER_DATA) --json $(VERIFIER_SRC)/figures-element.json

@@ -63,6 +63,8 @@ def main():
     ap.add_argument("--threshold", type=float, default=0.7, help="the element's default")
     ap.add_argument("--timeout", type=int, default=900)
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument("--check", help="fail unless every verdict matches a dataset clip and the "
+                                    "held-out figures equal this file's (figures-element.json)")
     a = ap.parse_args()
 
     with open(os.path.join(a.data, "clips.json")) as f:
@@ -127,6 +129,28 @@ def main():
     if unmatched:
         print(f"note: {unmatched} verdicts matched no dataset clip (the element's clips and "
               f"dataset.py's differ there)")
+    if a.check:
+        with open(a.check) as f:
+            want = json.load(f)
+        # Statuses and counts must match exactly; scores within 1e-3 (the decoder's and the
+        # sampler's rounding, not the model, would move them).
+        keys = ["verdicts", "statuses", "matched_to_dataset_clips", "unmatched",
+                "held_out_alarms_stage1", "held_out_person", "held_out_false_detection",
+                "verified_person", "verified_false", "precision", "recall", "false_rejected",
+                "alarms_per_minute_stage1", "alarms_per_minute_stage2",
+                "false_alarms_per_minute_stage1", "false_alarms_per_minute_stage2"]
+        bad = [k for k in keys if want.get(k) != figures[k]]
+        for k, v in want["clip_scores"].items():
+            if k not in figures["clip_scores"] or abs(figures["clip_scores"][k] - v) > 1e-3:
+                bad.append(f"clip_scores[{k}]")
+                break
+        checks = [("every verdict matches a clip of dataset.py (object id, first frame)", unmatched == 0),
+                  (f"figures equal {a.check}", not bad)]
+        for name, ok in checks:
+            print(f"{'ok  ' if ok else 'FAIL'} {name}" + ("" if ok or not bad else f": {', '.join(bad)}"))
+        failed = sum(1 for _, ok in checks if not ok)
+        print(f"{len(checks) - failed} passed, {failed} failed")
+        sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":
