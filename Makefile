@@ -128,3 +128,6 @@ include publish.mk
 
 # Real footage and its person detections for the tests (make footage).
 include footage.mk
+
+# The Stage-2 verifier trained on that footage: make eval, test-verifier (part of make test).
+include eval.mk
