@@ -16,6 +16,7 @@ pub mod clip;
 pub mod config;
 pub mod deepstream;
 pub mod detections;
+pub mod frames;
 pub mod geometry;
 pub mod iguardreplay;
 pub mod iguardverify;
