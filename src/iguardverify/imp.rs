@@ -299,8 +299,11 @@ impl IGuardVerify {
             collecting,
             running,
             needs_pixels,
+            labels_only,
             ..
         } = state;
+        // Labels-only (NVMM without NVIDIA's surface libraries): no tiles to read.
+        let read_pixels = *needs_pixels && labels_only.is_none();
         let (tile_width, tile_height) = (
             assembler.config().tile_width,
             assembler.config().tile_height,
@@ -326,7 +329,7 @@ impl IGuardVerify {
                     id
                 },
                 &mut |region, tile| {
-                    if !*needs_pixels {
+                    if !read_pixels {
                         return Ok(());
                     }
                     pixels.tile(fd.source.batch_index, region, tile_width, tile_height, tile)
