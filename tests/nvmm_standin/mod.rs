@@ -44,6 +44,7 @@ pub struct Standin {
     live: CountFn,
     maps: CountFn,
     transforms: CountFn,
+    transform_ns: unsafe extern "C" fn() -> u64,
 }
 
 /// Compiles (once per test binary) and opens the stand-in; sets `IGUARD_NVBUFSURFACE_LIB_DIR`.
@@ -52,7 +53,11 @@ pub fn standin() -> &'static Standin {
     S.get_or_init(|| {
         let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("tests/nvmm_standin/nvbufsurface_standin.c");
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("nvbufsurface-standin");
+        // CARGO_TARGET_TMPDIR is set for integration tests; examples use target/tmp.
+        let tmp = option_env!("CARGO_TARGET_TMPDIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/tmp"));
+        let dir = tmp.join("nvbufsurface-standin");
         std::fs::create_dir_all(&dir).unwrap();
         let surface = dir.join("libnvbufsurface.so");
         let transform = dir.join("libnvbufsurftransform.so");
@@ -101,6 +106,7 @@ pub fn standin() -> &'static Standin {
                 live: *s.get(b"standin_live_surfaces").unwrap(),
                 maps: *s.get(b"standin_maps_held").unwrap(),
                 transforms: *t.get(b"standin_transforms").unwrap(),
+                transform_ns: *t.get(b"standin_transform_ns").unwrap(),
                 _surface: s,
                 _transform: t,
                 dir,
@@ -118,6 +124,10 @@ impl Standin {
     }
     pub fn transforms(&self) -> i32 {
         unsafe { (self.transforms)() }
+    }
+    /// Thread CPU time spent in the stand-in's transform so far, all threads summed.
+    pub fn transform_ns(&self) -> u64 {
+        unsafe { (self.transform_ns)() }
     }
 }
 
