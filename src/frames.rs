@@ -22,14 +22,14 @@ pub fn is_nvmm(caps: &gst::CapsRef) -> bool {
 /// One element's way of reading frames, chosen in `set_caps`.
 pub enum FrameSource {
     /// System memory: map the buffer as a video frame and sample it.
-    System(Sampler),
+    System(Box<Sampler>),
     /// NVMM: crop and scale `surfaceList[batch_id]` with NVIDIA's transform.
     Nvmm(TileReader),
 }
 
 impl FrameSource {
     pub fn system() -> Self {
-        FrameSource::System(Sampler::new())
+        FrameSource::System(Box::default())
     }
 
     /// The NVMM source, or why NVIDIA's surface libraries cannot be used (names the library,

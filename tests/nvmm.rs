@@ -271,6 +271,9 @@ fn nvmm_tiles_match_the_system_memory_path_at_the_crop_position_and_size() {
     });
 }
 
+/// Makes the surface batch of one case.
+type MakeBatch = Box<dyn Fn() -> Batch>;
+
 /// One frame meta at `batch_id` on a buffer of `make()`; returns its clip's verdict.
 fn one_bad_batch(format: &str, make: impl Fn() -> Batch, batch_id: u32) -> (Verdict, gst::Element) {
     let (e, bus, scorer) = nvmm_element(&[]);
@@ -297,7 +300,7 @@ fn unreadable_surfaces_end_their_clip_with_a_reason_and_the_video_flows() {
     let _g = serial();
     with_watchdog(Duration::from_secs(120), || {
         let live = standin().live_surfaces();
-        let cases: Vec<(&str, Box<dyn Fn() -> Batch>, u32, &str)> = vec![
+        let cases: Vec<(&str, MakeBatch, u32, &str)> = vec![
             (
                 "RGBA",
                 Box::new(|| Batch::new(4, 2, SW, SH, RGBA)),
