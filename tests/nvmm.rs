@@ -425,3 +425,71 @@ fn the_leaks_tracer_finds_no_object_alive_with_nvmm_buffers() {
         alive.join("\n")
     );
 }
+
+/// The stand-in refuses what NVIDIA's libraries refuse (or crash on), so the element tests that
+/// pass through it are not passing by leniency: device memory does not map, a transform needs
+/// session parameters on its thread, a whole batch into a batch-1 destination is refused, and
+/// a single-frame view whose list is off the 416-byte entry stride (a reader using 384) too.
+#[test]
+fn the_stand_in_refuses_what_nvidia_refuses() {
+    let _g = serial();
+    let s = standin();
+    let src = Batch::new(4, 4, SW, SH, RGBA);
+    let dst = Batch::with_memory(1, 1, TILE, TILE, RGBA, 3);
+    unsafe {
+        assert_eq!((s.map)(src.ptr(), 0, 0, 0), -1, "CUDA_DEVICE memory maps");
+        assert_eq!(
+            (s.map)(dst.ptr(), 0, 0, 0),
+            0,
+            "CUDA_UNIFIED memory does not map"
+        );
+    }
+    let mut rect = [0u8; 48];
+    rect[8..12].copy_from_slice(&16u32.to_ne_bytes());
+    rect[12..16].copy_from_slice(&16u32.to_ne_bytes());
+    let mut params = [0u8; 64];
+    params[0..4].copy_from_slice(&3u32.to_ne_bytes()); // CROP_SRC | CROP_DST
+    params[16..24].copy_from_slice(&(rect.as_ptr() as usize as u64).to_ne_bytes());
+    params[24..32].copy_from_slice(&(rect.as_ptr() as usize as u64).to_ne_bytes());
+    let (src_ptr, dst_ptr, params_ptr) = (
+        src.ptr() as usize,
+        dst.ptr() as usize,
+        params.as_mut_ptr() as usize,
+    );
+    // A thread that never set session parameters.
+    let code = std::thread::spawn(move || unsafe {
+        (standin().transform)(src_ptr as _, dst_ptr as _, params_ptr as _)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(code, -2, "a transform without a session on its thread");
+    let mut config = [0u8; 48];
+    unsafe {
+        assert_eq!((s.set_session)(config.as_mut_ptr().cast()), 0);
+        assert_eq!(
+            (s.transform)(src.ptr(), dst.ptr(), params.as_mut_ptr().cast()),
+            -3,
+            "a batch of 4 into a batch-1 destination"
+        );
+        let mut good = src.view(src.entry(2));
+        assert_eq!(
+            (s.transform)(
+                good.as_mut_ptr().cast(),
+                dst.ptr(),
+                params.as_mut_ptr().cast()
+            ),
+            0,
+            "a single-frame view of entry 2"
+        );
+        let mut off = src.view(src.entry(0).add(2 * 384));
+        assert_eq!(
+            (s.transform)(
+                off.as_mut_ptr().cast(),
+                dst.ptr(),
+                params.as_mut_ptr().cast()
+            ),
+            -3,
+            "a view at the 384-byte stride"
+        );
+    }
+}

@@ -45,6 +45,9 @@ pub struct Standin {
     maps: CountFn,
     transforms: CountFn,
     transform_ns: unsafe extern "C" fn() -> u64,
+    pub map: unsafe extern "C" fn(*mut c_void, i32, i32, i32) -> i32,
+    pub transform: unsafe extern "C" fn(*mut c_void, *mut c_void, *mut c_void) -> i32,
+    pub set_session: unsafe extern "C" fn(*mut c_void) -> i32,
 }
 
 /// Compiles (once per test binary) and opens the stand-in; sets `IGUARD_NVBUFSURFACE_LIB_DIR`.
@@ -107,6 +110,9 @@ pub fn standin() -> &'static Standin {
                 maps: *s.get(b"standin_maps_held").unwrap(),
                 transforms: *t.get(b"standin_transforms").unwrap(),
                 transform_ns: *t.get(b"standin_transform_ns").unwrap(),
+                map: *s.get(b"NvBufSurfaceMap").unwrap(),
+                transform: *t.get(b"NvBufSurfTransform").unwrap(),
+                set_session: *t.get(b"NvBufSurfTransformSetSessionParams").unwrap(),
                 _surface: s,
                 _transform: t,
                 dir,
@@ -170,12 +176,24 @@ pub struct Batch {
 
 impl Batch {
     pub fn new(batch: u32, filled: u32, width: u32, height: u32, format: u32) -> Self {
+        Self::with_memory(batch, filled, width, height, format, CUDA_DEVICE)
+    }
+
+    /// As [`Batch::new`] in memory type `mem` (3: CUDA_UNIFIED, which the stand-in maps).
+    pub fn with_memory(
+        batch: u32,
+        filled: u32,
+        width: u32,
+        height: u32,
+        format: u32,
+        mem: u32,
+    ) -> Self {
         let s = standin();
         let mut p = [0u8; 64];
         p[4..8].copy_from_slice(&width.to_ne_bytes());
         p[8..12].copy_from_slice(&height.to_ne_bytes());
         p[20..24].copy_from_slice(&format.to_ne_bytes());
-        p[28..32].copy_from_slice(&CUDA_DEVICE.to_ne_bytes());
+        p[28..32].copy_from_slice(&mem.to_ne_bytes());
         let mut ptr = std::ptr::null_mut();
         let code = unsafe { (s.create)(&mut ptr, batch, p.as_mut_ptr().cast()) };
         assert_eq!(code, 0, "stand-in NvBufSurfaceCreate");
@@ -194,7 +212,21 @@ impl Batch {
         }
     }
 
-    fn entry(&self, i: u32) -> *mut u8 {
+    /// The stand-in's own `NvBufSurface *`.
+    pub fn ptr(&self) -> *mut c_void {
+        self.surf.ptr
+    }
+
+    /// A copy of the header with batchSize = numFilled = 1 and the list at `list`.
+    pub fn view(&self, list: *mut u8) -> Vec<u8> {
+        let mut v = self.surf.header.clone();
+        v[4..8].copy_from_slice(&1u32.to_ne_bytes());
+        v[8..12].copy_from_slice(&1u32.to_ne_bytes());
+        v[24..32].copy_from_slice(&(list as usize as u64).to_ne_bytes());
+        v
+    }
+
+    pub fn entry(&self, i: u32) -> *mut u8 {
         unsafe {
             let list = self
                 .surf
