@@ -2,47 +2,50 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
 #
 # iguardverify in a DeepStream gst-launch pipeline: nvinfer (stage 1) detects, iguardverify
-# verifies, nvdsosd draws. One camera:
+# verifies, nvdsosd draws. The direct form (the default) takes nvinfer's NVMM batches as they
+# are, one element for every camera of the batch:
 #
-#   nvurisrcbin ! nvstreammux batch-size=1 ! nvinfer ! nvvideoconvert ! video/x-raw,format=RGBA
-#     ! iguardverify class-labels=... deepstream-version=7.1 ! nvvideoconvert
-#     ! video/x-raw(memory:NVMM),format=RGBA ! nvdsosd ! sink
+#   nvurisrcbin x N ! nvstreammux batch-size=N ! nvinfer [! nvtracker]
+#     ! iguardverify class-labels=... deepstream-version=9.0 [! nvmultistreamtiler] ! nvdsosd ! sink
 #
-# Several cameras (one URI per argument) are batched for nvinfer, then split again with
-# nvstreamdemux, one iguardverify per camera, all sharing one model and worker pool
-# (model-instance-id=site):
+# iguardverify accepts video/x-raw(memory:NVMM) (NV12, RGBA, ...) and reads only the tiles it
+# needs: each frame meta's region of surfaceList[batch_id] is cropped and scaled on the GPU
+# (VIC on Jetson) by NVIDIA's NvBufSurfTransform into a small surface the element owns, then
+# copied (libnvbufsurface.so / libnvbufsurftransform.so, opened at run time; without them the
+# element warns, the video flows and clips are verified from their labels only). The video
+# itself is never copied. Verdicts come back as DeepStream metadata too: a classifier meta on
+# the tracked object (text appended to its display text, so nvdsosd shows it) and an
+# IGUARD.VERDICT user meta on the frame (include/iguard_verdict_meta.h).
 #
-#   nvurisrcbin x N ! nvstreammux batch-size=N ! nvinfer ! nvstreamdemux
+# The converter form (IGUARD_CONVERT=1) is for builds where the element should read system
+# memory: nvstreamdemux splits the batch, and per camera nvvideoconvert copies the frame to
+# system RGBA for one iguardverify each (all sharing one model and pool, model-instance-id=site),
+# then back to NVMM for nvdsosd:
+#
+#   ... ! nvinfer ! nvstreamdemux
 #     demux.src_i ! queue ! nvvideoconvert ! video/x-raw,format=RGBA ! iguardverify ! ...  (x N)
 #
-# Why one frame per buffer: iguardverify reads system-memory RGBA (or NV12, I420, ...), one
-# image per buffer. After nvstreammux the pixels are NVMM (NvBufSurface) batches, which the
-# element cannot read; nvvideoconvert ! video/x-raw,format=RGBA copies one image to system
-# memory. A batched buffer converted that way still holds one image, so with batch-size > 1
-# every source's clip would be cut from that one image (the element warns once): keep
-# batch-size=1 per pipeline, or demux before converting, as here. NVMM caps directly before the
-# element do not link: gst-launch-1.0 reports "could not link ... neither element can handle
-# caps video/x-raw(memory:NVMM)"; without a caps filter nvvideoconvert negotiates system memory
-# with the element by itself.
-#
-# Needs: NVIDIA DeepStream on Jetson or an x86 GPU (written for 7.1: nvurisrcbin, which the
-#        6.4+ SDK references document, nvstreammux, nvinfer, nvstreamdemux, nvvideoconvert,
-#        nvdsosd; SRC=uridecodebin for older releases), the plugin built on that machine
-#        (cargo build --release) and, for a model, ONNX Runtime (ORT_DYLIB_PATH).
+# Needs: NVIDIA DeepStream on Jetson or an x86 GPU (nvurisrcbin, as in the 6.4+ SDK references,
+#        nvstreammux, nvinfer, nvdsosd, nvmultistreamtiler for N > 1, nvtracker with TRACKER,
+#        nvstreamdemux and nvvideoconvert for the converter form; SRC=uridecodebin for older
+#        releases), the plugin built on that machine (cargo build --release) and, for a model,
+#        ONNX Runtime (ORT_DYLIB_PATH).
 # Run here: no. This machine (Debian 12, no GPU) cannot install DeepStream; without it the
-#           script stops with a message naming what is missing (tests/pipelines.rs checks
-#           that, and that the NVMM link error above is what gst-launch-1.0 prints). Two things
-#           this pipeline relies on are to be confirmed on a device: that nvvideoconvert keeps
-#           the NvDsBatchMeta on the system-memory buffers it outputs, and that nvdsosd still
-#           finds it after the second nvvideoconvert.
+#           script stops with a message naming what is missing (tests/pipelines.rs checks that
+#           and the descriptions it builds). The NVMM reading ran only against a CPU stand-in of
+#           NVIDIA's surface libraries (tests/nvmm.rs); tests/gpu/run.sh is the check for a
+#           CUDA machine (not run yet).
 #
 # Environment: see pipelines/common.sh (GST_PLUGIN_PATH, ORT_DYLIB_PATH, IGUARD_MODEL,
 # IGUARD_RAW), and
 #   PGIE_CONFIG     nvinfer config (default: DeepStream's sample 4-class detector)
 #   CLASS_LABELS    class id to label for that detector's metas (default for the sample
 #                   detector, whose labels.txt reads car, bicycle, person, roadsign; check it)
-#   DS_VERSION      the DeepStream release, for where obj_label lives (default 7.1)
+#   DS_VERSION      the DeepStream release, for where obj_label lives (default 9.0)
 #   TRIGGER_LABELS  labels that start a clip (default person)
+#   TRACKER         an nvtracker low-level library (e.g. $DS/lib/libnvds_nvmultiobjecttracker.so):
+#                   adds nvtracker, so verdicts go on the tracked object as classifier metas
+#   IGUARD_CONVERT=1  the converter form above instead of the direct one
 #   IGUARD_CONFIG   an I-Guard config.yaml (step2 section) for the remaining settings
 #   IGUARD_PRESET   orin-nano, orin-nx or orin-agx (worker and queue sizes)
 #   SINK            the sink description (default: fakesink sync=false; on a Jetson display:
@@ -58,8 +61,27 @@ set -euo pipefail
 # shellcheck source=pipelines/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
+DS=/opt/nvidia/deepstream/deepstream
+PGIE_CONFIG=${PGIE_CONFIG:-$DS/samples/configs/deepstream-app/config_infer_primary.txt}
+CLASS_LABELS=${CLASS_LABELS:-0=car,1=bicycle,2=person,3=roadsign}
+DS_VERSION=${DS_VERSION:-9.0}
+TRIGGER_LABELS=${TRIGGER_LABELS:-person}
+CONVERT=${IGUARD_CONVERT:-0}
+read -r -a SINK <<<"${SINK:-fakesink sync=false}"
+if [ $# -eq 0 ]; then
+  set -- "file://$DS/samples/streams/sample_720p.mp4"
+fi
+N=$#
+
+needed=("${SRC:-nvurisrcbin}" nvstreammux nvinfer nvdsosd)
+if [ "$CONVERT" = 1 ]; then
+  needed+=(nvvideoconvert nvstreamdemux)
+elif [ "$N" -gt 1 ]; then
+  needed+=(nvmultistreamtiler)
+fi
+[ -n "${TRACKER:-}" ] && needed+=(nvtracker)
 missing=()
-for element in "${SRC:-nvurisrcbin}" nvstreammux nvinfer nvvideoconvert nvdsosd nvstreamdemux; do
+for element in "${needed[@]}"; do
   gst-inspect-1.0 "$element" >/dev/null 2>&1 || missing+=("$element")
 done
 if [ ${#missing[@]} -gt 0 ] && [ "${IGUARD_DRY_RUN:-0}" != 1 ]; then
@@ -68,17 +90,6 @@ if [ ${#missing[@]} -gt 0 ] && [ "${IGUARD_DRY_RUN:-0}" != 1 ]; then
     "and run it there." >&2
   exit 1
 fi
-
-DS=/opt/nvidia/deepstream/deepstream
-PGIE_CONFIG=${PGIE_CONFIG:-$DS/samples/configs/deepstream-app/config_infer_primary.txt}
-CLASS_LABELS=${CLASS_LABELS:-0=car,1=bicycle,2=person,3=roadsign}
-DS_VERSION=${DS_VERSION:-7.1}
-TRIGGER_LABELS=${TRIGGER_LABELS:-person}
-read -r -a SINK <<<"${SINK:-fakesink sync=false}"
-if [ $# -eq 0 ]; then
-  set -- "file://$DS/samples/streams/sample_720p.mp4"
-fi
-N=$#
 
 VERIFY=(iguardverify "class-labels=$CLASS_LABELS" "deepstream-version=$DS_VERSION"
   "trigger-labels=$TRIGGER_LABELS")
@@ -96,7 +107,17 @@ for uri in "$@"; do
 done
 DESC+=(nvstreammux name=m "batch-size=$N" width=1280 height=720 batched-push-timeout=40000
   ! nvinfer "config-file-path=$PGIE_CONFIG" "batch-size=$N")
-if [ "$N" -eq 1 ]; then
+[ -n "${TRACKER:-}" ] && DESC+=(! nvtracker "ll-lib-file=$TRACKER")
+if [ "$CONVERT" != 1 ]; then
+  # Direct: the NVMM batch goes through untouched; one element serves every camera.
+  DESC+=(! "${VERIFY[@]}" name=v)
+  if [ "$N" -gt 1 ]; then
+    cols=1
+    while [ $((cols * cols)) -lt "$N" ]; do cols=$((cols + 1)); done
+    DESC+=(! nvmultistreamtiler "rows=$(( (N + cols - 1) / cols ))" "columns=$cols" width=1280 height=720)
+  fi
+  DESC+=(! nvdsosd ! "${SINK[@]}")
+elif [ "$N" -eq 1 ]; then
   DESC+=(! "${TO_SYSTEM[@]}" ! "${VERIFY[@]}" name=v ! "${TO_OSD[@]}" ! "${SINK[@]}")
 else
   DESC+=(! nvstreamdemux name=d)

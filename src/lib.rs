@@ -18,6 +18,7 @@ pub mod clip;
 pub mod config;
 pub mod deepstream;
 pub mod detections;
+pub mod frames;
 pub mod geometry;
 pub mod iguardoverlay;
 pub mod iguardpublish;

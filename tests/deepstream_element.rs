@@ -9,8 +9,8 @@
 //! on the `obj_label` DeepStream wrote, at the right offset for the release (and `class-labels`
 //! wins over it); garbage metas (wrong `meta_type`, null pointers, empty and circular lists,
 //! undersized metas, nonsense boxes) never crash, never start a clip, and the video flows
-//! unchanged; a bad `deepstream-version` fails the start naming it; NVMM caps are refused at
-//! negotiation. Every test that submits work checks that the stats add up.
+//! unchanged; a bad `deepstream-version` fails the start naming it (NVMM input: tests/nvmm.rs).
+//! Every test that submits work checks that the stats add up.
 
 mod common;
 mod ds_element;
@@ -244,30 +244,4 @@ fn without_a_batch_meta_the_roi_reader_serves_the_same_element() {
         (0, 0)
     );
     Stats::of(&e).assert_adds_up();
-}
-
-/// What `nvvideoconvert ! video/x-raw(memory:NVMM),format=RGBA ! iguardverify` gives: NVMM
-/// caps are not accepted, since the element reads system memory.
-#[test]
-fn nvmm_caps_are_refused() {
-    let (e, bus) = element(&[]);
-    let mut h = gst_check::Harness::with_element(&e, Some("sink"), Some("src"));
-    h.set_src_caps_str("video/x-raw(memory:NVMM),format=RGBA,width=320,height=240,framerate=30/1");
-    let r = h.push(gst::Buffer::with_size((W * H * 4) as usize).unwrap());
-    assert_eq!(r, Err(gst::FlowError::NotNegotiated));
-    // Refused at the accept-caps check, with a warning saying what to do (gst-launch refuses to
-    // link such caps outright: see tests/pipelines.rs).
-    let warnings: Vec<String> =
-        std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Warning]))
-            .filter_map(|m| match m.view() {
-                gst::MessageView::Warning(w) => Some(w.error().to_string()),
-                _ => None,
-            })
-            .collect();
-    assert!(
-        warnings
-            .iter()
-            .any(|w| w.contains("NVMM") && w.contains("nvvideoconvert ! video/x-raw,format=RGBA")),
-        "{warnings:?}"
-    );
 }

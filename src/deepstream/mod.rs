@@ -16,6 +16,7 @@ use gst::glib;
 pub mod layout;
 pub mod loader;
 pub mod nvds;
+pub mod surface;
 pub mod verdict_meta;
 
 /// Which DeepStream's `NvDsObjectMeta` layout to assume for the fields that moved between

@@ -11,7 +11,7 @@
 //! application may read any property from a bus sync handler.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -27,14 +27,15 @@ use crate::deepstream::DeepStreamLayout;
 use crate::deepstream::verdict_meta::{AttachError, Target, attach_verdict};
 use crate::detections::deepstream::carries_batch_meta;
 use crate::detections::{AutoReader, DetectionReader, FrameDetections};
+use crate::frames::{self, FrameSource};
 use crate::instance::{self, Instance};
 use crate::mailbox::VerdictMailbox;
 use crate::meta;
 use crate::pool::{Outcome, Pool, Reporter, RequestInfo, Ticket};
 use crate::publish::wire;
-use crate::sampler::Sampler;
 use crate::scorer::Scorer;
 use crate::scorer::factory::{self, Problem};
+use crate::scorer::fallback::FallbackScorer;
 use crate::sources::{Admission, SourceLimit};
 use crate::verdict::{Status, Verdict};
 
@@ -104,7 +105,13 @@ struct State {
     info: Option<gst_video::VideoInfo>,
     reader: Box<dyn DetectionReader>,
     assembler: ClipAssembler,
-    sampler: Sampler,
+    /// Where tiles come from: system memory or NVMM surfaces (chosen in `set_caps`).
+    frame_source: FrameSource,
+    /// NVMM caps without NVIDIA's surface libraries (fallback-on-error=true): no tiles are
+    /// read and clips are scored from their labels on the streaming thread.
+    labels_only: Option<FallbackScorer>,
+    /// The caps are NVMM (each frame meta's tiles come from its own surface).
+    nvmm: bool,
     /// Tickets of clips being collected, by request id.
     collecting: HashMap<u64, Ticket>,
     frames: Vec<FrameDetections>,
@@ -135,8 +142,6 @@ pub struct IGuardVerify {
     /// The last run's figures, kept readable after stop.
     last_stats: Mutex<Option<gst::Structure>>,
     custom_scorer: Mutex<Option<Arc<dyn Scorer>>>,
-    /// The NVMM advice was posted (once per element).
-    warned_nvmm: AtomicBool,
 }
 
 #[glib::object_subclass]
@@ -239,6 +244,22 @@ impl IGuardVerify {
             clip.real_frames,
             clip.region
         );
+        if let Some(fallback) = &state.labels_only {
+            // Microseconds: the label-based score needs no worker.
+            let outcome = match fallback.score(&[&clip], &crate::scorer::Cancel::new()) {
+                Ok(scores) if scores.len() == 1 => Outcome {
+                    status: Status::Verified,
+                    score: scores[0].score,
+                    label: scores[0].label.clone(),
+                    reason: "labels only: NVIDIA's surface libraries are not available".into(),
+                    queue_ms: 0.0,
+                    processing_ms: 0.0,
+                },
+                _ => Outcome::unscored(Status::Error, "the label-based fallback failed"),
+            };
+            ticket.finish(outcome);
+            return;
+        }
         if !wait {
             state.running.pool().submit(ticket, clip);
             return;
@@ -285,19 +306,21 @@ impl IGuardVerify {
         let (width, height) = (info.width(), info.height());
         let State {
             assembler,
-            sampler,
+            frame_source,
             collecting,
             running,
             needs_pixels,
+            labels_only,
             ..
         } = state;
+        // Labels-only (NVMM without NVIDIA's surface libraries): no tiles to read.
+        let read_pixels = *needs_pixels && labels_only.is_none();
         let (tile_width, tile_height) = (
             assembler.config().tile_width,
             assembler.config().tile_height,
         );
         let mut finished = Vec::new();
-        let mut mapped: Option<gst_video::VideoFrameRef<&gst::BufferRef>> = None;
-        let mut map_error: Option<String> = None;
+        let mut pixels = frame_source.pixels(buf, info);
         for fd in frames {
             let outcome = assembler.push(
                 fd.source,
@@ -317,21 +340,10 @@ impl IGuardVerify {
                     id
                 },
                 &mut |region, tile| {
-                    if !*needs_pixels {
+                    if !read_pixels {
                         return Ok(());
                     }
-                    if mapped.is_none() && map_error.is_none() {
-                        match gst_video::VideoFrameRef::from_buffer_ref_readable(buf, info) {
-                            Ok(f) => mapped = Some(f),
-                            Err(e) => map_error = Some(format!("cannot map the frame: {e}")),
-                        }
-                    }
-                    let frame = mapped
-                        .as_ref()
-                        .ok_or_else(|| map_error.clone().unwrap_or_default())?;
-                    sampler
-                        .sample(frame, region, tile_width, tile_height, tile)
-                        .map_err(|e| e.to_string())
+                    pixels.tile(fd.source.batch_index, region, tile_width, tile_height, tile)
                 },
             );
             for (c, reason) in outcome.dropped {
@@ -532,11 +544,19 @@ impl ElementImpl for IGuardVerify {
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             use gst_video::VideoFormat::*;
-            let caps = gst_video::VideoCapsBuilder::new()
+            let mut caps = gst_video::VideoCapsBuilder::new()
                 .format_list([
                     Rgba, Bgra, Rgbx, Bgrx, Argb, Abgr, Xrgb, Xbgr, Rgb, Bgr, Nv12, I420,
                 ])
                 .build();
+            // NVMM batches (NvBufSurface) as nvstreammux / nvinfer / nvvideoconvert give them;
+            // the pixels stay where they are and only tiles are read (`frames`).
+            caps.merge(
+                gst_video::VideoCapsBuilder::new()
+                    .features([frames::NVMM_FEATURE])
+                    .format_list([Nv12, Rgba, Bgra, Rgbx, Bgrx])
+                    .build(),
+            );
             vec![
                 gst::PadTemplate::new(
                     "src",
@@ -701,7 +721,9 @@ impl BaseTransformImpl for IGuardVerify {
             info: None,
             reader: Box::new(reader),
             assembler,
-            sampler: Sampler::new(),
+            frame_source: FrameSource::system(),
+            labels_only: None,
+            nvmm: false,
             collecting: HashMap::new(),
             frames: Vec::new(),
             sources: SourceLimit::new(run.max_sources as usize),
@@ -750,38 +772,69 @@ impl BaseTransformImpl for IGuardVerify {
         Ok(())
     }
 
-    fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
-        // NVMM caps never reach the caps event: the accept-caps check turns them away. Say
-        // what to do instead of leaving the user with a bare not-negotiated.
-        if direction == gst::PadDirection::Sink
-            && let gst::QueryViewMut::AcceptCaps(q) = query.view_mut()
-            && q.caps()
-                .features(0)
-                .is_some_and(|f| f.contains("memory:NVMM"))
-        {
-            if !self.warned_nvmm.swap(true, Ordering::Relaxed) {
-                gst::element_imp_warning!(
-                    self,
-                    gst::CoreError::Negotiation,
-                    ("iguardverify reads system-memory video, not NVMM (NvBufSurface) buffers: \
-                         place 'nvvideoconvert ! video/x-raw,format=RGBA' before it"),
-                    ["refused caps {}", q.caps()]
-                );
-            }
-            q.set_result(false);
-            return true;
-        }
-        BaseTransformImplExt::parent_query(self, direction, query)
-    }
-
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
         let info = gst_video::VideoInfo::from_caps(incaps)
             .map_err(|_| gst::loggable_error!(CAT, "Cannot parse caps {}", incaps))?;
         gst::debug!(CAT, imp = self, "caps {}", incaps);
-        if let Some(state) = lock(&self.state).as_mut() {
-            state.info = Some(info);
+        let nvmm = frames::is_nvmm(incaps);
+        let mut guard = lock(&self.state);
+        let Some(state) = guard.as_mut() else {
+            return Ok(());
+        };
+        state.info = Some(info);
+        state.nvmm = nvmm;
+        // The label-based scorer reads no tiles: NVMM then needs no NVIDIA library.
+        if !nvmm || !state.needs_pixels {
+            if state.frame_source.is_nvmm() {
+                state.frame_source = FrameSource::system();
+            }
+            state.labels_only = None;
+            return Ok(());
         }
-        Ok(())
+        // Opened (or found missing and reported) at the first NVMM caps of the run.
+        if state.frame_source.is_nvmm() || state.labels_only.is_some() {
+            return Ok(());
+        }
+        let fallback_on_error = state.run.fallback_on_error;
+        let weapon_labels = state.run.scorer_spec().weapon_labels;
+        let problem = match FrameSource::nvmm() {
+            Ok(source) => {
+                state.frame_source = source;
+                state.labels_only = None;
+                None
+            }
+            Err(e) => {
+                if fallback_on_error {
+                    state.labels_only = Some(FallbackScorer::new(weapon_labels));
+                }
+                Some(e)
+            }
+        };
+        drop(guard);
+        match problem {
+            None => Ok(()),
+            Some(e) if fallback_on_error => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::LibraryError::Init,
+                    (
+                        "Cannot read NVMM frames: {}; the video passes and clips are verified \
+                         from their labels only (fallback-on-error=true)",
+                        e
+                    )
+                );
+                Ok(())
+            }
+            Some(e) => {
+                gst::element_imp_error!(
+                    self,
+                    gst::LibraryError::Init,
+                    ("Cannot read NVMM frames: {}", e),
+                    ["fallback-on-error=false"]
+                );
+                Err(gst::loggable_error!(CAT, "NVMM frames unreadable: {}", e))
+            }
+        }
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
@@ -824,7 +877,7 @@ impl BaseTransformImpl for IGuardVerify {
         let refused = Self::admit_sources(state, &mut frames);
         // One warning per run names the first refused source; the rest are counted.
         let warn_refused = refused.first().copied().filter(|_| refused_before == 0);
-        if frames.len() > 1 && !state.warned_batched {
+        if frames.len() > 1 && !state.warned_batched && !state.nvmm {
             state.warned_batched = true;
             gst::warning!(
                 CAT,

@@ -1,0 +1,794 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! NVMM surfaces: NVIDIA's `libnvbufsurface.so` and `libnvbufsurftransform.so`, opened at run
+//! time, and the crop recipe of NVIDIA's own sample plugins (dsexample) that turns one frame of
+//! an `NvBufSurface` batch into an RGB tile on the CPU.
+//!
+//! Layouts (LP64, from NVMM-FACTS.md; DeepStream 8.0 grew the structs):
+//!
+//! | struct | ≤ 7.1 | ≥ 8.0 |
+//! | --- | --- | --- |
+//! | `NvBufSurface` | 64 | 72 |
+//! | `NvBufSurfaceParams` (the `surfaceList` stride) | 384 | 416 |
+//! | `NvBufSurfaceCreateParams` | 32 | 64 |
+//! | `NvBufSurfTransformParams` | 32 | 64 |
+//! | `NvBufSurfTransformRect` | 16 | 48 |
+//! | `NvBufSurfTransformConfigParams` | 16 | 48 |
+//!
+//! The fields we use sit at the same offsets in both; the later structs only append reserved
+//! bytes. So the structs we *pass* are always the larger size, zero-filled (an older library
+//! reads the leading part). The two we *read* are decided at run time, never guessed:
+//! - the `surfaceList` stride is measured from the running library: [`SurfaceLib::load`]
+//!   creates a two-entry surface and takes `&surfaceList[1] - &surfaceList[0]` (it must be 384
+//!   or 416);
+//! - the `NvBufSurface` header size is the size of the buffer's memory (`gst_buffer_map` gives
+//!   the struct itself: 72 bytes in 9.0.2's pool), and it must agree with the stride (64 with
+//!   384, 72 with 416). Anything else is refused with both values named.
+
+use std::ffi::c_void;
+use std::sync::OnceLock;
+
+use super::field;
+use super::loader::{self, LoadError, NvLib, Opened, Place};
+use crate::geometry::PixelRect;
+
+/// Byte offsets and sizes of NVIDIA's surface structs (see the module table).
+pub mod layout {
+    /// `NvBufSurface`.
+    pub mod surface {
+        pub const GPU_ID: usize = 0;
+        pub const BATCH_SIZE: usize = 4;
+        pub const NUM_FILLED: usize = 8;
+        pub const MEM_TYPE: usize = 16;
+        pub const SURFACE_LIST: usize = 24;
+        pub const SIZE_V7: usize = 64;
+        pub const SIZE_V8: usize = 72;
+    }
+    /// `NvBufSurfaceParams`.
+    pub mod params {
+        pub const WIDTH: usize = 0;
+        pub const HEIGHT: usize = 4;
+        pub const PITCH: usize = 8;
+        pub const COLOR_FORMAT: usize = 12;
+        pub const LAYOUT: usize = 16;
+        /// `mappedAddr.addr[0]`.
+        pub const MAPPED_ADDR: usize = 280;
+        pub const SIZE_V7: usize = 384;
+        pub const SIZE_V8: usize = 416;
+    }
+    /// `NvBufSurfaceCreateParams` (passed at the 8.0+ size, zero-filled).
+    pub mod create {
+        pub const GPU_ID: usize = 0;
+        pub const WIDTH: usize = 4;
+        pub const HEIGHT: usize = 8;
+        pub const IS_CONTIGUOUS: usize = 16;
+        pub const COLOR_FORMAT: usize = 20;
+        pub const LAYOUT: usize = 24;
+        pub const MEM_TYPE: usize = 28;
+        pub const SIZE: usize = 64;
+    }
+    /// `NvBufSurfTransformConfigParams`.
+    pub mod config {
+        pub const COMPUTE_MODE: usize = 0;
+        pub const GPU_ID: usize = 4;
+        pub const SIZE: usize = 48;
+    }
+    /// `NvBufSurfTransformParams`.
+    pub mod transform {
+        pub const FLAG: usize = 0;
+        pub const FILTER: usize = 8;
+        pub const SRC_RECT: usize = 16;
+        pub const DST_RECT: usize = 24;
+        pub const SIZE: usize = 64;
+    }
+    /// `NvBufSurfTransformRect`: top, left, width, height (top first).
+    pub mod rect {
+        pub const SIZE: usize = 48;
+    }
+}
+
+/// `NvBufSurfaceMemType`.
+pub mod mem_type {
+    pub const DEFAULT: u32 = 0;
+    pub const CUDA_PINNED: u32 = 1;
+    pub const CUDA_DEVICE: u32 = 2;
+    pub const CUDA_UNIFIED: u32 = 3;
+    pub const SURFACE_ARRAY: u32 = 4;
+    pub const HANDLE: u32 = 5;
+    pub const SYSTEM: u32 = 6;
+}
+
+/// `NvBufSurfaceLayout`.
+pub const LAYOUT_PITCH: u32 = 0;
+pub const LAYOUT_BLOCK_LINEAR: u32 = 1;
+
+/// `NvBufSurfaceColorFormat` values we name or accept.
+pub mod color {
+    pub const GRAY8: u32 = 1;
+    pub const YUV420: u32 = 2;
+    pub const NV12: u32 = 6;
+    pub const NV12_ER: u32 = 7;
+    pub const RGBA: u32 = 19;
+    pub const BGRA: u32 = 20;
+    pub const RGBX: u32 = 23;
+    pub const BGRX: u32 = 24;
+    pub const RGB: u32 = 27;
+    pub const BGR: u32 = 28;
+
+    /// A name for messages.
+    pub fn name(v: u32) -> &'static str {
+        match v {
+            GRAY8 => "GRAY8",
+            YUV420 => "YUV420",
+            NV12 => "NV12",
+            NV12_ER => "NV12_ER",
+            RGBA => "RGBA",
+            BGRA => "BGRA",
+            RGBX => "RGBx",
+            BGRX => "BGRx",
+            RGB => "RGB",
+            BGR => "BGR",
+            _ => "unknown",
+        }
+    }
+
+    /// The source formats we hand to the transform (those `nvstreammux` and `nvvideoconvert`
+    /// give after `nvinfer`, and that the transform converts to RGBA).
+    pub fn supported_source(v: u32) -> bool {
+        matches!(v, NV12 | NV12_ER | RGBA | BGRA | RGBX | BGRX)
+    }
+}
+
+const TRANSFORM_CROP_SRC: u32 = 1;
+const TRANSFORM_CROP_DST: u32 = 2;
+const TRANSFORM_FILTER: u32 = 4;
+const FILTER_BILINEAR: u32 = 1;
+const MAP_READ: i32 = 0;
+
+/// Which NVIDIA platform: decides the memory type a CPU can map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    /// A discrete GPU: CUDA_UNIFIED surfaces map (CUDA_DEVICE, the DEFAULT there, do not).
+    DGpu,
+    /// Jetson: DEFAULT (SURFACE_ARRAY) surfaces map, after `NvBufSurfaceSyncForCpu`.
+    Jetson,
+}
+
+impl Platform {
+    /// Jetson when `/etc/nv_tegra_release` exists (JetPack writes it on every Jetson);
+    /// otherwise a dGPU, aarch64 servers (Grace) included.
+    pub fn detect() -> Self {
+        if std::path::Path::new("/etc/nv_tegra_release").exists() {
+            Platform::Jetson
+        } else {
+            Platform::DGpu
+        }
+    }
+
+    /// The memory type of our own destination surface.
+    pub fn mappable_mem_type(self) -> u32 {
+        match self {
+            Platform::DGpu => mem_type::CUDA_UNIFIED,
+            Platform::Jetson => mem_type::DEFAULT,
+        }
+    }
+}
+
+/// The header size and `surfaceList` stride of one DeepStream ABI generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SurfaceAbi {
+    pub header: usize,
+    pub stride: usize,
+}
+
+impl SurfaceAbi {
+    pub const V7: SurfaceAbi = SurfaceAbi {
+        header: layout::surface::SIZE_V7,
+        stride: layout::params::SIZE_V7,
+    };
+    pub const V8: SurfaceAbi = SurfaceAbi {
+        header: layout::surface::SIZE_V8,
+        stride: layout::params::SIZE_V8,
+    };
+
+    /// The ABI of a library whose `surfaceList` entries are `stride` bytes apart.
+    pub fn from_stride(stride: usize) -> Result<Self, SurfaceError> {
+        match stride {
+            layout::params::SIZE_V7 => Ok(Self::V7),
+            layout::params::SIZE_V8 => Ok(Self::V8),
+            _ => Err(SurfaceError::UnknownStride(stride)),
+        }
+    }
+
+    /// Checks the size of a buffer's `NvBufSurface` memory against this ABI.
+    pub fn check_header(self, size: usize) -> Result<(), SurfaceError> {
+        if size == self.header {
+            return Ok(());
+        }
+        Err(SurfaceError::HeaderSize {
+            size,
+            expected: self.header,
+            stride: self.stride,
+        })
+    }
+}
+
+/// Why a tile could not be read from a surface.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SurfaceError {
+    #[error(
+        "the NVMM buffer's memory is {size} bytes, not an NvBufSurface of the loaded \
+         libnvbufsurface.so ({expected} bytes with its {stride}-byte surfaceList entries): the \
+         buffer comes from another DeepStream release than the library"
+    )]
+    HeaderSize {
+        size: usize,
+        expected: usize,
+        stride: usize,
+    },
+    #[error(
+        "libnvbufsurface.so lays out its surfaceList entries {0} bytes apart, neither 384 \
+         (DeepStream up to 7.1) nor 416 (8.0 and later): unknown release"
+    )]
+    UnknownStride(usize),
+    #[error("the NvBufSurface has a null surfaceList")]
+    NullSurfaceList,
+    #[error(
+        "frame batch_id {index} is beyond the NvBufSurface's numFilled={filled} (batchSize={batch})"
+    )]
+    IndexBeyondFilled { index: u32, filled: u32, batch: u32 },
+    #[error(
+        "surface {index} is block-linear (layout=1): only pitch-linear surfaces are read on a \
+         dGPU; put nvvideoconvert (bl-output=false) before this element"
+    )]
+    BlockLinear { index: u32 },
+    #[error(
+        "surface {index} has colour format {value} ({name}): NVMM tiles are read from NV12, \
+         NV12_ER, RGBA, BGRA, RGBx or BGRx",
+        name = color::name(*.value)
+    )]
+    UnsupportedColor { index: u32, value: u32 },
+    #[error("region {region:?} is outside surface {index} ({width}x{height})")]
+    RegionOutside {
+        index: u32,
+        region: PixelRect,
+        width: u32,
+        height: u32,
+    },
+    #[error("{function} failed ({code}){what}")]
+    Call {
+        function: &'static str,
+        code: i32,
+        what: String,
+    },
+    #[error("the tile's {out} bytes are not {width}x{height} RGB")]
+    TileSize { width: u32, height: u32, out: usize },
+}
+
+type CreateFn = unsafe extern "C" fn(*mut *mut c_void, u32, *mut c_void) -> i32;
+type DestroyFn = unsafe extern "C" fn(*mut c_void) -> i32;
+type MapFn = unsafe extern "C" fn(*mut c_void, i32, i32, i32) -> i32;
+type UnMapFn = unsafe extern "C" fn(*mut c_void, i32, i32) -> i32;
+type TransformFn = unsafe extern "C" fn(*mut c_void, *mut c_void, *mut c_void) -> i32;
+type SessionFn = unsafe extern "C" fn(*mut c_void) -> i32;
+
+/// The functions of both surface libraries, and what was measured about them.
+pub struct SurfaceLib {
+    _surface: Opened,
+    _transform: Opened,
+    surface_from: String,
+    transform_from: String,
+    create: CreateFn,
+    destroy: DestroyFn,
+    map: MapFn,
+    unmap: UnMapFn,
+    sync_for_cpu: UnMapFn,
+    transform: TransformFn,
+    set_session_params: SessionFn,
+    /// The running library's layout (measured; see the module documentation).
+    pub abi: SurfaceAbi,
+    pub platform: Platform,
+}
+
+// SAFETY: the table holds function pointers into libraries that stay loaded with it; NVIDIA's
+// surface functions may be called from any thread.
+unsafe impl Send for SurfaceLib {}
+unsafe impl Sync for SurfaceLib {}
+
+/// The environment variable naming a folder searched first for the two surface libraries only
+/// (before [`loader::LIB_DIR_ENV`]): tests point it at the CPU stand-in while the metadata
+/// libraries still come from NVIDIA's wheel.
+pub const SURFACE_LIB_DIR_ENV: &str = "IGUARD_NVBUFSURFACE_LIB_DIR";
+
+/// Where the surface libraries are looked for: a copy already loaded, then
+/// [`SURFACE_LIB_DIR_ENV`], then the usual places ([`loader::places_from_env`]).
+pub fn surface_places() -> Vec<Place> {
+    let mut places = loader::places_from_env();
+    if let Some(d) = std::env::var_os(SURFACE_LIB_DIR_ENV).filter(|d| !d.is_empty()) {
+        places.insert(1, Place::Dir(d.into()));
+    }
+    places
+}
+
+/// Problems opening the surface libraries: which library and what to install, or a layout we
+/// cannot read.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OpenError {
+    #[error("{0}")]
+    Load(#[from] LoadError),
+    #[error("{lib} from {from}: {error}")]
+    Layout {
+        lib: NvLib,
+        from: String,
+        error: SurfaceError,
+    },
+}
+
+impl SurfaceLib {
+    /// Opens both libraries from `places` and measures the `surfaceList` stride.
+    pub fn load(places: &[Place]) -> Result<Self, OpenError> {
+        let s = loader::open(NvLib::NvBufSurface, places)?;
+        let t = loader::open(NvLib::NvBufSurfTransform, places)?;
+        let (sl, tl) = (NvLib::NvBufSurface, NvLib::NvBufSurfTransform);
+        // SAFETY: each type is the function's signature in nvbufsurface.h /
+        // nvbufsurftransform.h (pointers to the structs as `void *`); the libraries are stored
+        // with the pointers.
+        let mut lib = unsafe {
+            SurfaceLib {
+                create: loader::symbol(&s, sl, "NvBufSurfaceCreate")?,
+                destroy: loader::symbol(&s, sl, "NvBufSurfaceDestroy")?,
+                map: loader::symbol(&s, sl, "NvBufSurfaceMap")?,
+                unmap: loader::symbol(&s, sl, "NvBufSurfaceUnMap")?,
+                sync_for_cpu: loader::symbol(&s, sl, "NvBufSurfaceSyncForCpu")?,
+                transform: loader::symbol(&t, tl, "NvBufSurfTransform")?,
+                set_session_params: loader::symbol(&t, tl, "NvBufSurfTransformSetSessionParams")?,
+                surface_from: s.from.clone(),
+                transform_from: t.from.clone(),
+                _surface: s,
+                _transform: t,
+                abi: SurfaceAbi::V8,
+                platform: Platform::detect(),
+            }
+        };
+        let stride = lib.measured_stride().map_err(|error| OpenError::Layout {
+            lib: NvLib::NvBufSurface,
+            from: lib.surface_from.clone(),
+            error,
+        })?;
+        lib.abi = SurfaceAbi::from_stride(stride).map_err(|error| OpenError::Layout {
+            lib: NvLib::NvBufSurface,
+            from: lib.surface_from.clone(),
+            error,
+        })?;
+        Ok(lib)
+    }
+
+    /// `&surfaceList[1] - &surfaceList[0]` of a fresh two-entry surface (0 when neither
+    /// known size fits).
+    fn measured_stride(&self) -> Result<usize, SurfaceError> {
+        let probe = Surface::create(self, 2, 16, 16, 0, self.platform.mappable_mem_type())?;
+        if probe.params().is_null() {
+            return Err(SurfaceError::NullSurfaceList);
+        }
+        Ok(probe.entry_distance())
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{} and {} ({}-byte surface entries, {:?})",
+            self.surface_from, self.transform_from, self.abi.stride, self.platform
+        )
+    }
+}
+
+/// A surface this element created (and destroys).
+pub struct Surface<'a> {
+    lib: &'a SurfaceLib,
+    ptr: *mut c_void,
+}
+
+impl<'a> Surface<'a> {
+    fn create(
+        lib: &'a SurfaceLib,
+        batch: u32,
+        width: u32,
+        height: u32,
+        gpu_id: u32,
+        mem: u32,
+    ) -> Result<Self, SurfaceError> {
+        let mut p = [0u8; layout::create::SIZE];
+        put(&mut p, layout::create::GPU_ID, gpu_id);
+        put(&mut p, layout::create::WIDTH, width);
+        put(&mut p, layout::create::HEIGHT, height);
+        p[layout::create::IS_CONTIGUOUS] = 0;
+        put(&mut p, layout::create::COLOR_FORMAT, color::RGBA);
+        put(&mut p, layout::create::LAYOUT, LAYOUT_PITCH);
+        put(&mut p, layout::create::MEM_TYPE, mem);
+        let mut ptr: *mut c_void = std::ptr::null_mut();
+        // SAFETY: `p` is a zero-filled NvBufSurfaceCreateParams of the largest size; the
+        // library writes the new surface's pointer to `ptr`.
+        let code = unsafe { (lib.create)(&mut ptr, batch, p.as_mut_ptr().cast()) };
+        if code != 0 || ptr.is_null() {
+            return Err(SurfaceError::Call {
+                function: "NvBufSurfaceCreate",
+                code,
+                what: format!(" for a {width}x{height} RGBA surface of memory type {mem}"),
+            });
+        }
+        Ok(Surface { lib, ptr })
+    }
+
+    /// The distance between entries 0 and 1 of a two-entry surface list. The list is a C array of
+    /// `NvBufSurfaceParams`, so entry 1 starts exactly one struct size after entry 0; it is
+    /// found as the first known size at which entry 1 holds the `width`/`height`/`pitch` the
+    /// library gave entry 0 (both entries were created alike).
+    fn entry_distance(&self) -> usize {
+        // SAFETY: a surface of two entries made by the library: its list holds at least two
+        // entries of the smallest known size, and the larger candidate is only read when the
+        // smaller one did not match, i.e. when the entries are larger.
+        unsafe {
+            let list: *const u8 = field(self.ptr.cast(), layout::surface::SURFACE_LIST);
+            let first: [u32; 3] = [
+                field(list, layout::params::WIDTH),
+                field(list, layout::params::HEIGHT),
+                field(list, layout::params::PITCH),
+            ];
+            for size in [layout::params::SIZE_V7, layout::params::SIZE_V8] {
+                let second: [u32; 3] = [
+                    field(list, size + layout::params::WIDTH),
+                    field(list, size + layout::params::HEIGHT),
+                    field(list, size + layout::params::PITCH),
+                ];
+                if second == first && first[0] != 0 {
+                    return size;
+                }
+            }
+        }
+        0
+    }
+
+    fn params(&self) -> *const u8 {
+        // SAFETY: a live surface made by the library.
+        unsafe { field(self.ptr.cast(), layout::surface::SURFACE_LIST) }
+    }
+}
+
+impl Drop for Surface<'_> {
+    fn drop(&mut self) {
+        // SAFETY: made by NvBufSurfaceCreate, destroyed once.
+        unsafe { (self.lib.destroy)(self.ptr) };
+    }
+}
+
+fn put(buf: &mut [u8], offset: usize, v: u32) {
+    buf[offset..offset + 4].copy_from_slice(&v.to_ne_bytes());
+}
+
+fn put_ptr(buf: &mut [u8], offset: usize, p: *const u8) {
+    buf[offset..offset + 8].copy_from_slice(&(p as usize as u64).to_ne_bytes());
+}
+
+/// Rounds a crop to even left/top/width/height inside `width`×`height` (NV12's chroma is
+/// sampled in 2×2 blocks; NVIDIA's transform wants even crops before 6.3's ALLOW_ODD_CROP,
+/// which an older library would not know).
+pub fn even_crop(r: PixelRect, width: u32, height: u32) -> PixelRect {
+    let axis = |start: u32, len: u32, limit: u32| {
+        let s = start & !1;
+        let end = (start + len).div_ceil(2) * 2;
+        let end = end.min(limit & !1).max(s + 2);
+        (s, end - s)
+    };
+    let (x, w) = axis(r.x, r.width, width);
+    let (y, h) = axis(r.y, r.height, height);
+    PixelRect {
+        x,
+        y,
+        width: w,
+        height: h,
+    }
+}
+
+/// Reads tiles out of NVMM buffers: owns the pitch-linear RGBA destination surface.
+pub struct TileReader {
+    lib: &'static SurfaceLib,
+    dest: Option<(Surface<'static>, u32, u32, u32)>,
+}
+
+// SAFETY: the destination surface is only used by the thread that owns the reader; NVIDIA's
+// functions may be called from any thread (the session is set on each call's thread).
+unsafe impl Send for TileReader {}
+
+impl TileReader {
+    pub fn new(lib: &'static SurfaceLib) -> Self {
+        TileReader { lib, dest: None }
+    }
+
+    pub fn lib(&self) -> &'static SurfaceLib {
+        self.lib
+    }
+
+    fn dest(
+        &mut self,
+        width: u32,
+        height: u32,
+        gpu: u32,
+    ) -> Result<&Surface<'static>, SurfaceError> {
+        let fits = matches!(&self.dest, Some((_, w, h, g)) if (*w, *h, *g) == (width, height, gpu));
+        if !fits {
+            self.dest = None;
+            let s = Surface::create(
+                self.lib,
+                1,
+                width,
+                height,
+                gpu,
+                self.lib.platform.mappable_mem_type(),
+            )?;
+            self.dest = Some((s, width, height, gpu));
+        }
+        Ok(&self.dest.as_ref().expect("just made").0)
+    }
+
+    /// Crops `region` of `surfaceList[index]` of the `NvBufSurface` at `header` (a buffer's
+    /// mapped memory, `header_size` bytes) and scales it into `out`, a `tw`×`th` RGB tile.
+    ///
+    /// # Safety
+    /// `header` must point to `header_size` readable bytes that stay valid for the call: the
+    /// mapped memory of a live NVMM buffer.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn read_tile(
+        &mut self,
+        header: *const u8,
+        header_size: usize,
+        index: u32,
+        region: PixelRect,
+        tw: u32,
+        th: u32,
+        out: &mut [u8],
+    ) -> Result<(), SurfaceError> {
+        use layout::{params as p, surface as s};
+        if out.len() != tw as usize * th as usize * 3 {
+            return Err(SurfaceError::TileSize {
+                width: tw,
+                height: th,
+                out: out.len(),
+            });
+        }
+        let abi = self.lib.abi;
+        abi.check_header(header_size)?;
+        // SAFETY: `header_size` (checked above to be the library's header size, at least 64)
+        // bytes are readable.
+        let (gpu, batch, filled, list): (u32, u32, u32, *const u8) = unsafe {
+            (
+                field(header, s::GPU_ID),
+                field(header, s::BATCH_SIZE),
+                field(header, s::NUM_FILLED),
+                field(header, s::SURFACE_LIST),
+            )
+        };
+        if list.is_null() {
+            return Err(SurfaceError::NullSurfaceList);
+        }
+        if index >= filled || filled > batch {
+            return Err(SurfaceError::IndexBeyondFilled {
+                index,
+                filled,
+                batch,
+            });
+        }
+        // SAFETY: `index < numFilled <= batchSize`: entry `index` is in the list, at the
+        // running library's stride.
+        let entry = unsafe { list.add(index as usize * abi.stride) };
+        let (width, height, format, layout): (u32, u32, u32, u32) = unsafe {
+            (
+                field(entry, p::WIDTH),
+                field(entry, p::HEIGHT),
+                field(entry, p::COLOR_FORMAT),
+                field(entry, p::LAYOUT),
+            )
+        };
+        if layout != LAYOUT_PITCH && self.lib.platform == Platform::DGpu {
+            return Err(SurfaceError::BlockLinear { index });
+        }
+        if !color::supported_source(format) {
+            return Err(SurfaceError::UnsupportedColor {
+                index,
+                value: format,
+            });
+        }
+        let inside = region.width > 0
+            && region.height > 0
+            && region
+                .x
+                .checked_add(region.width)
+                .is_some_and(|r| r <= width)
+            && region
+                .y
+                .checked_add(region.height)
+                .is_some_and(|b| b <= height);
+        if !inside {
+            return Err(SurfaceError::RegionOutside {
+                index,
+                region,
+                width,
+                height,
+            });
+        }
+        let crop = even_crop(region, width, height);
+
+        // The single-frame view: the header copied with batchSize = numFilled = 1 and the list
+        // pointing at our entry. A whole batch into a batch-1 destination is refused (or
+        // crashes) in NVIDIA's transform.
+        let mut view = vec![0u8; header_size];
+        // SAFETY: `header_size` readable bytes.
+        unsafe { std::ptr::copy_nonoverlapping(header, view.as_mut_ptr(), header_size) };
+        put(&mut view, s::BATCH_SIZE, 1);
+        put(&mut view, s::NUM_FILLED, 1);
+        put_ptr(&mut view, s::SURFACE_LIST, entry);
+
+        let lib = self.lib;
+        let dest = self.dest(tw, th, gpu)?;
+        let dest_ptr = dest.ptr;
+
+        // Session parameters belong to the calling thread: set them on every call.
+        let mut config = [0u8; layout::config::SIZE];
+        put(&mut config, layout::config::COMPUTE_MODE, 0);
+        put(&mut config, layout::config::GPU_ID, gpu);
+        // SAFETY: a zero-filled NvBufSurfTransformConfigParams of the largest size.
+        let code = unsafe { (lib.set_session_params)(config.as_mut_ptr().cast()) };
+        if code != 0 {
+            return Err(SurfaceError::Call {
+                function: "NvBufSurfTransformSetSessionParams",
+                code,
+                what: format!(" on GPU {gpu}"),
+            });
+        }
+        let rect = |top: u32, left: u32, w: u32, h: u32| {
+            let mut r = [0u8; layout::rect::SIZE];
+            put(&mut r, 0, top);
+            put(&mut r, 4, left);
+            put(&mut r, 8, w);
+            put(&mut r, 12, h);
+            r
+        };
+        let src_rect = rect(crop.y, crop.x, crop.width, crop.height);
+        let dst_rect = rect(0, 0, tw, th);
+        let mut params = [0u8; layout::transform::SIZE];
+        put(
+            &mut params,
+            layout::transform::FLAG,
+            TRANSFORM_CROP_SRC | TRANSFORM_CROP_DST | TRANSFORM_FILTER,
+        );
+        put(&mut params, layout::transform::FILTER, FILTER_BILINEAR);
+        put_ptr(&mut params, layout::transform::SRC_RECT, src_rect.as_ptr());
+        put_ptr(&mut params, layout::transform::DST_RECT, dst_rect.as_ptr());
+        // SAFETY: `view` is a one-entry NvBufSurface pointing into the buffer's live list;
+        // `dest_ptr` is our surface; the rects and params outlive the call.
+        let code = unsafe {
+            (lib.transform)(
+                view.as_mut_ptr().cast(),
+                dest_ptr,
+                params.as_mut_ptr().cast(),
+            )
+        };
+        if code != 0 {
+            return Err(SurfaceError::Call {
+                function: "NvBufSurfTransform",
+                code,
+                what: format!(
+                    " cropping {}x{} at ({}, {}) of surface {index} ({}x{} {}) to {tw}x{th} RGBA",
+                    crop.width,
+                    crop.height,
+                    crop.x,
+                    crop.y,
+                    width,
+                    height,
+                    color::name(format)
+                ),
+            });
+        }
+
+        // SAFETY: our one-entry surface; mapped, read and unmapped here.
+        let code = unsafe { (lib.map)(dest_ptr, 0, 0, MAP_READ) };
+        if code != 0 {
+            return Err(SurfaceError::Call {
+                function: "NvBufSurfaceMap",
+                code,
+                what: format!(
+                    " of the {tw}x{th} tile surface (memory type {})",
+                    lib.platform.mappable_mem_type()
+                ),
+            });
+        }
+        let result = (|| {
+            if lib.platform == Platform::Jetson {
+                // SAFETY: mapped above.
+                let code = unsafe { (lib.sync_for_cpu)(dest_ptr, 0, 0) };
+                if code != 0 {
+                    return Err(SurfaceError::Call {
+                        function: "NvBufSurfaceSyncForCpu",
+                        code,
+                        what: String::new(),
+                    });
+                }
+            }
+            let params = dest.params();
+            // SAFETY: entry 0 of our mapped surface: its pitch and mapped plane 0.
+            let (pitch, addr): (u32, *const u8) =
+                unsafe { (field(params, p::PITCH), field(params, p::MAPPED_ADDR)) };
+            if addr.is_null() || (pitch as usize) < tw as usize * 4 {
+                return Err(SurfaceError::Call {
+                    function: "NvBufSurfaceMap",
+                    code: 0,
+                    what: format!(" gave address {addr:?} with pitch {pitch} for a {tw}-wide tile"),
+                });
+            }
+            for (y, row_out) in out.chunks_exact_mut(tw as usize * 3).enumerate() {
+                // SAFETY: row `y` < th of a mapped pitch-linear RGBA plane of `th` rows.
+                let row = unsafe {
+                    std::slice::from_raw_parts(addr.add(y * pitch as usize), tw as usize * 4)
+                };
+                for (o, i) in row_out.chunks_exact_mut(3).zip(row.chunks_exact(4)) {
+                    o.copy_from_slice(&i[..3]);
+                }
+            }
+            Ok(())
+        })();
+        // SAFETY: mapped above; a Jetson map that is never unmapped leaks.
+        unsafe { (lib.unmap)(dest_ptr, 0, 0) };
+        result
+    }
+}
+
+/// Both surface libraries, opened once for the process from [`surface_places`]; a failure is
+/// kept (the places do not change while the process runs).
+pub fn surface_lib() -> Result<&'static SurfaceLib, &'static OpenError> {
+    static LIB: OnceLock<Result<SurfaceLib, OpenError>> = OnceLock::new();
+    LIB.get_or_init(|| SurfaceLib::load(&surface_places()))
+        .as_ref()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(x: u32, y: u32, width: u32, height: u32) -> PixelRect {
+        PixelRect {
+            x,
+            y,
+            width,
+            height,
+        }
+    }
+
+    #[test]
+    fn crops_are_rounded_to_even_inside_the_surface() {
+        assert_eq!(even_crop(r(10, 20, 30, 40), 64, 64), r(10, 20, 30, 40));
+        assert_eq!(even_crop(r(11, 21, 31, 41), 64, 64), r(10, 20, 32, 42));
+        assert_eq!(even_crop(r(61, 0, 3, 1), 64, 48), r(60, 0, 4, 2));
+        assert_eq!(even_crop(r(0, 0, 1, 1), 64, 48), r(0, 0, 2, 2));
+    }
+
+    #[test]
+    fn the_abi_follows_the_measured_stride_and_checks_the_header() {
+        assert_eq!(SurfaceAbi::from_stride(416), Ok(SurfaceAbi::V8));
+        assert_eq!(SurfaceAbi::from_stride(384), Ok(SurfaceAbi::V7));
+        let e = SurfaceAbi::from_stride(400).unwrap_err().to_string();
+        assert!(e.contains("400 bytes apart"), "{e}");
+        assert!(SurfaceAbi::V8.check_header(72).is_ok());
+        assert!(SurfaceAbi::V7.check_header(64).is_ok());
+        let e = SurfaceAbi::V8.check_header(64).unwrap_err().to_string();
+        assert!(e.contains("is 64 bytes") && e.contains("72 bytes"), "{e}");
+    }
+
+    #[test]
+    fn unsupported_colours_are_named() {
+        let e = SurfaceError::UnsupportedColor {
+            index: 2,
+            value: 27,
+        }
+        .to_string();
+        assert!(e.contains("surface 2 has colour format 27 (RGB)"), "{e}");
+        assert!(!color::supported_source(color::GRAY8));
+        assert!(color::supported_source(color::NV12));
+    }
+}
