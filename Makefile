@@ -1,6 +1,6 @@
 # iguardverify — build, demo and tests. Every target installs what it is missing first.
-#   make demo   a real pipeline with the element, printing its verdicts
-#   make test   every test (Rust unit + element tests, the Python meta reader)
+#   make demo   Stage 2 on real footage: annotated video, key frames, event log, verdicts
+#   make test   every test (Rust unit + element tests, the Python tests, the demo)
 #   make lint   cargo fmt --check and clippy -D warnings
 
 SHELL := /bin/bash
@@ -28,9 +28,10 @@ APT_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev 
 	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 fonts-dejavu-core
 
-# The demo: a ball on black with a red object beside where the recorded person walks; the
-# recorded detections trigger clips, and the tiny model (random 3-D convolutions plus a hand-set
-# path that responds to red: a plumbing demo, not a trained detector) scores each clip.
+# The synthetic demo (make demo-synthetic): a ball on black with a red object beside where the
+# recorded person walks; the recorded detections trigger clips, and the tiny model (random 3-D
+# convolutions plus a hand-set path that responds to red: plumbing, not a trained detector)
+# scores each clip.
 DEMO_PIPELINE := compositor name=mix sink_1::xpos=128 sink_1::ypos=116 \
 	! video/x-raw,width=320,height=240,framerate=30/1 \
 	! iguardreplay location=$(CURDIR)/tests/data/demo-detections.txt \
@@ -40,7 +41,14 @@ DEMO_PIPELINE := compositor name=mix sink_1::xpos=128 sink_1::ypos=116 \
 	videotestsrc num-buffers=90 pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! mix. \
 	videotestsrc num-buffers=90 pattern=red ! video/x-raw,width=48,height=40,framerate=30/1 ! mix.
 
-.PHONY: deps venv models build demo test test-rust test-python lint inspect clean
+.PHONY: deps venv models build demo demo-synthetic test test-rust test-python test-demo lint \
+	inspect clean
+
+# The demo on real footage (pipelines/demo.py): OpenCV's vtest.avi, OpenCV's HOG person
+# detections, the verifier trained here (models/verifier), drawn by iguardoverlay.
+DEMO_OUT := $(CURDIR)/demo-output
+DEMO_ARGS = --video $(FOOTAGE_VIDEO) --detections $(FOOTAGE_DETECTIONS) \
+	--model $(CURDIR)/models/verifier.onnx --labels $(CURDIR)/models/verifier.labels.txt
 
 # System packages: installed only when one is missing (needs root or sudo).
 deps:
@@ -82,7 +90,10 @@ models: $(MODELS)
 build: deps venv models
 	$(CARGO) build
 
-demo: build
+demo: build footage models/verifier.onnx models/verifier.labels.txt
+	/usr/bin/python3 pipelines/demo.py $(DEMO_ARGS) --out $(DEMO_OUT)
+
+demo-synthetic: build
 	@echo "Pipeline: gst-launch-1.0 $(DEMO_PIPELINE)" | tr -s '\t ' ' '
 	@gst-launch-1.0 -m $(DEMO_PIPELINE) 2>&1 | grep -o 'iguard-verification.*' \
 		| sed -e 's/([a-z0-9]*)//g' -e 's/;$$//' | tr -d '"' | awk -F', ' '{ \
@@ -92,7 +103,7 @@ demo: build
 				f["label"], f["trigger-label"], f["trigger-confidence"], f["frames"], \
 				f["processing-ms"], f["scorer"], f["reason"] }'
 
-test: test-rust test-python
+test: test-rust test-python test-demo
 
 # `testing`: the test-only parts of the library (fault scorers, thread helpers; see Cargo.toml).
 test-rust: build deepstream-libs mqtt-deps footage
@@ -100,6 +111,11 @@ test-rust: build deepstream-libs mqtt-deps footage
 
 test-python: build
 	/usr/bin/python3 tests/python/read_meta.py
+
+# The demo as make demo runs it, into target/: a decodable video of every frame, one event per
+# verdict, nothing pending.
+test-demo: build footage models/verifier.onnx models/verifier.labels.txt
+	/usr/bin/python3 tests/python/demo_test.py $(DEMO_ARGS) --out $(CURDIR)/target/demo-test
 
 lint: deps
 	$(CARGO) fmt --all -- --check

@@ -51,6 +51,9 @@ fn nvmm_element(extra: &[(&str, &dyn ToValue)]) -> (gst::Element, gst::Bus, Arc<
         ("input-width", &TILE),
         ("input-height", &TILE),
         ("roi-margin", &0.0f32),
+        // The crop is the trigger box itself (one clip per source, no margin), so the tiles
+        // of both paths can be compared pixel for pixel.
+        ("clip-per", &"source"),
     ];
     props.extend_from_slice(extra);
     let (e, bus) = element(&props);
