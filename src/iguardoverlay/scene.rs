@@ -226,16 +226,24 @@ impl Holds {
 
     /// The newest untracked verdict whose crop contains the centre of `rect`.
     pub fn untracked_over(&self, rect: &PixelRect) -> Option<&Held> {
-        let cx = rect.x as u64 * 2 + rect.width as u64;
-        let cy = rect.y as u64 * 2 + rect.height as u64;
-        self.untracked.iter().rev().find(|h| {
-            h.crop.is_some_and(|c| {
-                // Doubled coordinates: the centre of an odd-sized box is a half pixel.
-                let (x0, y0) = (c.x as u64 * 2, c.y as u64 * 2);
-                let (x1, y1) = (x0 + c.width as u64 * 2, y0 + c.height as u64 * 2);
-                (x0..x1).contains(&cx) && (y0..y1).contains(&cy)
+        self.untracked
+            .iter()
+            .rev()
+            .find(|h| h.crop.is_some_and(|c| centre_inside(rect, &c)))
+    }
+
+    /// The newest tracked verdict that no detection of this frame names (`present`: the ids
+    /// the detections carry) whose crop contains the centre of `rect`. The element's built-in
+    /// association gives ids the detections themselves do not carry; the crop (which follows
+    /// the object) still says whom the verdict is about.
+    pub fn orphan_over(&self, rect: &PixelRect, present: &[u64]) -> Option<&Held> {
+        self.tracked
+            .iter()
+            .filter(|(id, h)| {
+                !present.contains(id) && h.crop.is_some_and(|c| centre_inside(rect, &c))
             })
-        })
+            .max_by_key(|(_, h)| h.since)
+            .map(|(_, h)| h)
     }
 
     pub fn untracked(&self) -> impl Iterator<Item = &Held> {
@@ -366,14 +374,17 @@ impl Frame<'_> {
         let colours = &self.style.colours;
         let mut out = Vec::new();
         let mut used_untracked = Vec::new();
+        let present: Vec<u64> = detections.iter().filter_map(|d| d.object_id).collect();
         for d in detections {
             let Some(rect) = Bounds::of(&d.rect).to_pixels(self.width, self.height) else {
                 continue;
             };
-            let held = d
-                .object_id
-                .and_then(|id| holds.tracked(id))
-                .or_else(|| holds.untracked_over(&rect));
+            let held = match d.object_id {
+                Some(id) => holds.tracked(id),
+                None => holds
+                    .untracked_over(&rect)
+                    .or_else(|| holds.orphan_over(&rect, &present)),
+            };
             let mut text = d.label.clone();
             if let Some(id) = d.object_id {
                 text.push_str(&format!(" #{id}"));
@@ -446,6 +457,16 @@ impl Frame<'_> {
         }
         out
     }
+}
+
+/// Whether the centre of `rect` lies inside `crop`.
+fn centre_inside(rect: &PixelRect, crop: &PixelRect) -> bool {
+    // Doubled coordinates: the centre of an odd-sized box is a half pixel.
+    let cx = rect.x as u64 * 2 + rect.width as u64;
+    let cy = rect.y as u64 * 2 + rect.height as u64;
+    let (x0, y0) = (crop.x as u64 * 2, crop.y as u64 * 2);
+    let (x1, y1) = (x0 + crop.width as u64 * 2, y0 + crop.height as u64 * 2);
+    (x0..x1).contains(&cx) && (y0..y1).contains(&cy)
 }
 
 #[cfg(test)]
@@ -733,6 +754,40 @@ mod tests {
         let f = fills(&shapes);
         assert_eq!(f[0].0, px(10, 10, 80, 2));
         assert_eq!(labels(&shapes)[0].1, "verified person 0.90");
+    }
+
+    #[test]
+    fn a_verdict_whose_id_no_detection_carries_goes_on_the_box_in_its_crop() {
+        // The element's built-in association numbered the object; the detections (from a
+        // detector without a tracker) carry no ids.
+        let st = style();
+        let mut holds = Holds::default();
+        let mut v = verdict(4, Status::Verified, Some(17));
+        v.crop = Some(px(10, 10, 80, 80));
+        holds.observe(S, &[v]);
+        let shapes = frame(&st, Alignment::NONE).layout(
+            &[
+                det("person", None, 20.0, 20.0, 20.0, 40.0),
+                det("person", None, 150.0, 20.0, 20.0, 40.0),
+                det("person", Some(3), 30.0, 30.0, 20.0, 20.0),
+            ],
+            &holds,
+        );
+        let l = labels(&shapes);
+        assert_eq!(l.len(), 3, "{l:?}");
+        assert_eq!(l[0].2, st.colours.verified, "{l:?}");
+        assert_eq!(l[1].2, st.colours.pending, "outside the crop");
+        assert_eq!(l[2].2, st.colours.pending, "another object's own id");
+        // When a detection does carry id 17, only that one gets it.
+        let shapes = frame(&st, Alignment::NONE).layout(
+            &[
+                det("person", None, 20.0, 20.0, 20.0, 40.0),
+                det("person", Some(17), 150.0, 20.0, 20.0, 40.0),
+            ],
+            &holds,
+        );
+        let l = labels(&shapes);
+        assert_eq!((l[0].2, l[1].2), (st.colours.pending, st.colours.verified));
     }
 
     #[test]
