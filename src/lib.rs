@@ -36,6 +36,20 @@ pub mod sources;
 pub mod tracks;
 pub mod verdict;
 
+/// The `src` and `sink` pad templates of a one-in, one-out element whose pads take `caps`.
+pub(crate) fn src_sink_templates(caps: &gst::Caps) -> Vec<gst::PadTemplate> {
+    [
+        ("src", gst::PadDirection::Src),
+        ("sink", gst::PadDirection::Sink),
+    ]
+    .into_iter()
+    .map(|(name, direction)| {
+        gst::PadTemplate::new(name, direction, gst::PadPresence::Always, caps)
+            .expect("a pad template of fixed name and presence")
+    })
+    .collect()
+}
+
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();
     iguardverify::register(plugin)?;

@@ -379,22 +379,7 @@ impl ElementImpl for IGuardOverlay {
             let caps = gst_video::VideoCapsBuilder::new()
                 .format_list(super::blend::FORMATS.iter().copied())
                 .build();
-            vec![
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid src template"),
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid sink template"),
-            ]
+            crate::src_sink_templates(&caps)
         });
         PAD_TEMPLATES.as_ref()
     }

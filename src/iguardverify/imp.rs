@@ -557,22 +557,7 @@ impl ElementImpl for IGuardVerify {
                     .format_list([Nv12, Rgba, Bgra, Rgbx, Bgrx])
                     .build(),
             );
-            vec![
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .unwrap(),
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .unwrap(),
-            ]
+            crate::src_sink_templates(&caps)
         });
         TEMPLATES.as_ref()
     }
