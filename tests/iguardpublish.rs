@@ -1100,3 +1100,185 @@ fn qos_0_and_2_deliver_every_verdict_too() {
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
+
+/// `tests/python/webhook_server.py` on a loopback port, killed when dropped (a failing test
+/// included).
+struct Hook {
+    child: std::process::Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Hook {
+    fn start(dir: &Path, secret: &str, fail_s: f64, refuse_mod: u64) -> Hook {
+        use std::io::BufRead;
+        let port = broker::free_port();
+        let log = dir.join("webhook.jsonl");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/webhook_server.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .args([
+                port.to_string(),
+                secret.to_string(),
+                fail_s.to_string(),
+                refuse_mod.to_string(),
+                log.display().to_string(),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs the webhook server");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "the webhook server did not start");
+        Hook { child, port, log }
+    }
+
+    /// Every answer the server gave, in order.
+    fn answers(&self) -> Vec<Value> {
+        if self.log.exists() {
+            lines(&self.log)
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+impl Drop for Hook {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_webhook_gets_every_verdict_once_in_order_through_5xx_and_drops_4xx() {
+    let dir = tmpdir("webhook");
+    let secret = "s3cr\u{e9}t-key";
+    // 500 for 2 s after the first POST, then 422 to every 5th request id, 200 to the rest.
+    let hook = Hook::start(&dir, secret, 2.0, 5);
+    let props = format!(
+        "webhook-url=http://127.0.0.1:{}/hooks/iguard?x=1 webhook-secret=\"{secret}\" \
+         reconnect-delay=50 reconnect-max-delay=300 flush-timeout=60000",
+        hook.port
+    );
+    let run = with_watchdog(Duration::from_secs(180), {
+        let dir = dir.clone();
+        move || run_pipeline(&dir, 120, false, 15, &props, |_| false)
+    });
+    let answers = hook.answers();
+    let problems: Vec<_> = answers.iter().filter(|a| a["problem"] != "").collect();
+    assert!(problems.is_empty(), "{problems:?}");
+    assert!(
+        answers.iter().any(|a| a["code"] == 500),
+        "never answered 500"
+    );
+    let verdicts = |code: i64| -> Vec<u64> {
+        answers
+            .iter()
+            .filter(|a| a["code"] == code && a["schema"] == "iguard.verdict/1")
+            .map(|a| a["request_id"].as_u64().unwrap())
+            .collect()
+    };
+    let (ok, refused) = (verdicts(200), verdicts(422));
+    assert!(run.verdicts.len() >= 25, "{} verdicts", run.verdicts.len());
+    // Exactly once: accepted or refused, never both, never twice, none missing.
+    let both: Vec<u64> = ok.iter().chain(&refused).copied().collect();
+    assert_once("webhook", &both, &run.verdicts);
+    // In order: the spool sends one at a time, oldest first.
+    let want: Vec<u64> = run
+        .verdicts
+        .iter()
+        .copied()
+        .filter(|id| id % 5 != 0)
+        .collect();
+    assert_eq!(ok, want, "accepted out of order");
+    assert!(refused.iter().all(|id| id % 5 == 0), "{refused:?}");
+    // What waited out the 500s was sent late, marked so.
+    let replayed = answers
+        .iter()
+        .filter(|a| a["code"] == 200 && a["replayed"] == true)
+        .count();
+    assert!(replayed > 0, "nothing marked replayed");
+    let s = &run.publisher;
+    assert_eq!(u(s, "webhook-delivered"), ok.len() as u64, "{s}");
+    assert_eq!(u(s, "webhook-rejected"), refused.len() as u64, "{s}");
+    assert_eq!(u(s, "webhook-replayed"), replayed as u64, "{s}");
+    let fails = answers.iter().filter(|a| a["code"] == 500).count() as u64;
+    assert_eq!(u(s, "webhook-retries"), fails, "{s}");
+    assert_eq!(u(s, "webhook-spool-events"), 0, "{s}");
+    assert_eq!(u(s, "webhook-spool-dropped"), 0, "{s}");
+    assert!(s.get::<bool>("webhook-connected").unwrap(), "{s}");
+    // One down (not one per retry), then up; the 422 is one warning, counted.
+    let states: Vec<&str> = run
+        .states
+        .iter()
+        .filter(|(sink, ..)| sink == "webhook")
+        .map(|(_, st, _)| st.as_str())
+        .collect();
+    assert_eq!(
+        states.iter().filter(|s| **s == "down").count(),
+        1,
+        "{states:?}"
+    );
+    assert!(states.contains(&"up"), "{states:?}");
+    assert!(
+        run.warnings.iter().any(|w| w.contains("answered 422")),
+        "{:?}",
+        run.warnings
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_wrong_webhook_secret_is_refused_and_an_unreachable_webhook_never_blocks() {
+    let dir = tmpdir("webhook-bad");
+    let hook = Hook::start(&dir, "right", 0.0, 0);
+    let props = format!(
+        "webhook-url=http://127.0.0.1:{}/ webhook-secret=wrong",
+        hook.port
+    );
+    let run = with_watchdog(Duration::from_secs(120), {
+        let dir = dir.clone();
+        move || run_pipeline(&dir, 60, false, 5, &props, |_| false)
+    });
+    let answers = hook.answers();
+    assert!(!answers.is_empty());
+    assert!(answers.iter().all(|a| a["code"] == 401), "{answers:?}");
+    let s = &run.publisher;
+    assert_eq!(u(s, "webhook-rejected"), run.verdicts.len() as u64, "{s}");
+    assert_eq!(u(s, "webhook-delivered"), 0, "{s}");
+    drop(hook);
+
+    // Nobody listens: the video still reaches EOS (flush-timeout bounds the wait), a warning
+    // and a down state say so, and every event is still in the spool.
+    let port = broker::free_port();
+    let props = format!("webhook-url=http://127.0.0.1:{port}/ flush-timeout=300");
+    let run = with_watchdog(Duration::from_secs(120), {
+        let dir = dir.clone();
+        move || run_pipeline(&dir, 60, false, 5, &props, |_| false)
+    });
+    let s = &run.publisher;
+    assert_eq!(u(s, "received"), run.verdicts.len() as u64, "{s}");
+    assert_eq!(u(s, "webhook-delivered"), 0, "{s}");
+    assert_eq!(
+        u(s, "webhook-spool-events"),
+        run.verdicts.len() as u64,
+        "{s}"
+    );
+    assert!(u(s, "webhook-retries") >= 1, "{s}");
+    assert!(
+        run.states
+            .iter()
+            .any(|(sink, st, _)| sink == "webhook" && st == "down"),
+        "{:?}",
+        run.states
+    );
+    assert!(
+        run.warnings.iter().any(|w| w.contains("webhook")),
+        "{:?}",
+        run.warnings
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

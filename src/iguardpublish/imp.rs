@@ -18,6 +18,7 @@ use gst_base::subclass::prelude::*;
 use crate::publish::file::FileConfig;
 use crate::publish::mqtt::{self, MqttConfig};
 use crate::publish::spool::SpoolConfig;
+use crate::publish::webhook::{self, WebhookConfig};
 use crate::publish::{self, Config, Notice, Publisher, Stats, wire};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -41,6 +42,7 @@ const DEFAULT_RECONNECT_DELAY: u32 = 500;
 const DEFAULT_RECONNECT_MAX_DELAY: u32 = 30_000;
 const DEFAULT_KEEP_ALIVE: u32 = 10;
 const DEFAULT_CONNECT_TIMEOUT: u32 = 5;
+const DEFAULT_WEBHOOK_TIMEOUT: u32 = 5000;
 /// How long `stop()` waits for each output thread.
 const STOP_JOIN_WAIT: Duration = Duration::from_secs(2);
 
@@ -66,6 +68,9 @@ struct Settings {
     reconnect_max_delay: u32,
     keep_alive: u32,
     connect_timeout: u32,
+    webhook_url: Option<String>,
+    webhook_secret: Option<String>,
+    webhook_timeout: u32,
 }
 
 impl Default for Settings {
@@ -91,6 +96,9 @@ impl Default for Settings {
             reconnect_max_delay: DEFAULT_RECONNECT_MAX_DELAY,
             keep_alive: DEFAULT_KEEP_ALIVE,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            webhook_url: None,
+            webhook_secret: None,
+            webhook_timeout: DEFAULT_WEBHOOK_TIMEOUT,
         }
     }
 }
@@ -138,6 +146,14 @@ fn stats_structure(s: &Stats) -> gst::Structure {
         .field("gaps", s.gaps)
         .field("latency-p50-ms", s.latency_p50_ms)
         .field("latency-p99-ms", s.latency_p99_ms)
+        .field("webhook-connected", s.webhook_connected)
+        .field("webhook-delivered", s.webhook_delivered)
+        .field("webhook-replayed", s.webhook_replayed)
+        .field("webhook-rejected", s.webhook_rejected)
+        .field("webhook-retries", s.webhook_retries)
+        .field("webhook-spool-events", s.webhook_spool_events)
+        .field("webhook-spool-dropped", s.webhook_spool_dropped)
+        .field("webhook-gaps", s.webhook_gaps)
         .build()
 }
 
@@ -177,8 +193,25 @@ impl IGuardPublish {
                 })
             }
         };
+        let webhook = match non_empty(&settings.webhook_url) {
+            None => None,
+            Some(url) => {
+                let (host, port, path) = webhook::parse_url(&url).map_err(bad)?;
+                Some(WebhookConfig {
+                    url,
+                    host,
+                    port,
+                    path,
+                    secret: non_empty(&settings.webhook_secret),
+                    timeout: Duration::from_millis(settings.webhook_timeout as u64),
+                    retry_min: Duration::from_millis(settings.reconnect_delay as u64),
+                    retry_max: Duration::from_millis(settings.reconnect_max_delay as u64),
+                })
+            }
+        };
         Ok(Config {
             name,
+            webhook,
             queue_size: settings.queue_size as usize,
             file: non_empty(&settings.file_path).map(|p| FileConfig {
                 path: p.into(),
@@ -392,6 +425,33 @@ impl ObjectImpl for IGuardPublish {
                     .default_value(DEFAULT_CONNECT_TIMEOUT)
                     .mutable_ready()
                     .build(),
+                string(
+                    "webhook-url",
+                    "Webhook URL",
+                    "POST each event as JSON to http://host[:port]/path (Idempotency-Key: \
+                     event_id; retried on 5xx or timeout, dropped and counted on 4xx); unset = \
+                     no webhook",
+                ),
+                glib::ParamSpecString::builder("webhook-secret")
+                    .nick("Webhook secret")
+                    .blurb(
+                        "Key of the X-IGuard-Signature header: sha256=<hex HMAC-SHA256 of the \
+                         body> (write-only); unset = unsigned",
+                    )
+                    .write_only()
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("webhook-timeout")
+                    .nick("Webhook timeout")
+                    .blurb(
+                        "Milliseconds one POST may take (connect, send, status line); past it \
+                         the event is retried after a back-off",
+                    )
+                    .minimum(10)
+                    .maximum(600_000)
+                    .default_value(DEFAULT_WEBHOOK_TIMEOUT)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb(
@@ -399,7 +459,10 @@ impl ObjectImpl for IGuardPublish {
                          file-written, file-failed, mqtt-connected, mqtt-delivered, \
                          mqtt-replayed, mqtt-connects, mqtt-disconnects, spool-events, \
                          spool-bytes, spool-dropped, spool-disk, spool-disk-errors, gaps, \
-                         latency-p50-ms, latency-p99-ms (verdict to PUBACK, live events)",
+                         latency-p50-ms, latency-p99-ms (verdict to PUBACK, live events), \
+                         webhook-connected, webhook-delivered, webhook-replayed, \
+                         webhook-rejected, webhook-retries, webhook-spool-events, \
+                         webhook-spool-dropped, webhook-gaps",
                     )
                     .read_only()
                     .build(),
@@ -438,6 +501,9 @@ impl ObjectImpl for IGuardPublish {
             }
             "keep-alive" => s.keep_alive = value.get().expect("type checked upstream"),
             "connect-timeout" => s.connect_timeout = value.get().expect("type checked upstream"),
+            "webhook-url" => s.webhook_url = string(),
+            "webhook-secret" => s.webhook_secret = string(),
+            "webhook-timeout" => s.webhook_timeout = value.get().expect("type checked upstream"),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -472,6 +538,9 @@ impl ObjectImpl for IGuardPublish {
             "reconnect-max-delay" => s.reconnect_max_delay.to_value(),
             "keep-alive" => s.keep_alive.to_value(),
             "connect-timeout" => s.connect_timeout.to_value(),
+            "webhook-url" => s.webhook_url.to_value(),
+            "webhook-secret" => None::<String>.to_value(),
+            "webhook-timeout" => s.webhook_timeout.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -532,11 +601,11 @@ impl BaseTransformImpl for IGuardPublish {
         let settings = lock(&self.settings).clone();
         let run = wire::run_id();
         let config = self.config(&settings, &run)?;
-        if config.file.is_none() && config.mqtt.is_none() {
+        if config.file.is_none() && config.mqtt.is_none() && config.webhook.is_none() {
             gst::warning!(
                 CAT,
                 imp = self,
-                "neither file-path nor mqtt-url is set: verdicts are counted, not published"
+                "none of file-path, mqtt-url, webhook-url is set: verdicts are counted, not published"
             );
         }
         let weak = self.obj().downgrade();

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -25,12 +25,14 @@ pub mod file;
 pub mod mqtt;
 pub mod schema;
 pub mod spool;
+pub mod webhook;
 pub mod wire;
 
 use file::{FileConfig, JsonlFile};
 use mqtt::MqttConfig;
 use schema::{Event, Origin};
 use spool::{Spool, SpoolConfig};
+use webhook::WebhookConfig;
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -44,6 +46,7 @@ pub enum Sink {
     File,
     Mqtt,
     Spool,
+    Webhook,
 }
 
 impl Sink {
@@ -53,6 +56,7 @@ impl Sink {
             Sink::File => "file",
             Sink::Mqtt => "mqtt",
             Sink::Spool => "spool",
+            Sink::Webhook => "webhook",
         }
     }
 }
@@ -82,6 +86,7 @@ pub struct Config {
     pub queue_size: usize,
     pub file: Option<FileConfig>,
     pub mqtt: Option<MqttConfig>,
+    pub webhook: Option<WebhookConfig>,
     pub spool: SpoolConfig,
 }
 
@@ -98,6 +103,13 @@ pub struct Counters {
     pub mqtt_connects: AtomicU64,
     pub mqtt_disconnects: AtomicU64,
     pub gaps: AtomicU64,
+    pub webhook_delivered: AtomicU64,
+    pub webhook_replayed: AtomicU64,
+    /// Events the receiver refused with a 4xx (dropped).
+    pub webhook_rejected: AtomicU64,
+    /// Failed attempts (5xx, timeout, no connection), each followed by a back-off.
+    pub webhook_retries: AtomicU64,
+    pub webhook_gaps: AtomicU64,
 }
 
 /// A snapshot of the figures (the `stats` property, `<prefix>/stats`).
@@ -123,6 +135,14 @@ pub struct Stats {
     /// Verdict produced → PUBACK, live (not replayed) events, over the last [`LATENCY_SAMPLES`].
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
+    pub webhook_connected: bool,
+    pub webhook_delivered: u64,
+    pub webhook_replayed: u64,
+    pub webhook_rejected: u64,
+    pub webhook_retries: u64,
+    pub webhook_spool_events: u64,
+    pub webhook_spool_dropped: u64,
+    pub webhook_gaps: u64,
 }
 
 impl Stats {
@@ -138,6 +158,14 @@ impl Stats {
             "spool_disk": self.spool_disk, "spool_disk_errors": self.spool_disk_errors,
             "gaps": self.gaps, "latency_p50_ms": self.latency_p50_ms,
             "latency_p99_ms": self.latency_p99_ms,
+            "webhook_connected": self.webhook_connected,
+            "webhook_delivered": self.webhook_delivered,
+            "webhook_replayed": self.webhook_replayed,
+            "webhook_rejected": self.webhook_rejected,
+            "webhook_retries": self.webhook_retries,
+            "webhook_spool_events": self.webhook_spool_events,
+            "webhook_spool_dropped": self.webhook_spool_dropped,
+            "webhook_gaps": self.webhook_gaps,
         })
     }
 }
@@ -155,6 +183,11 @@ pub struct Shared {
     pub stop: tokio::sync::Notify,
     pub stopping: AtomicBool,
     pub mqtt_up: AtomicBool,
+    /// The webhook's own spool (same bound and kind as MQTT's; its folder is
+    /// `<spool-dir>/webhook`). Its mutex also guards `webhook_wake`.
+    pub webhook_spool: Mutex<Spool>,
+    pub webhook_wake: Condvar,
+    pub webhook_up: AtomicBool,
     latencies: Mutex<VecDeque<f64>>,
     pub notice: Box<dyn Fn(Notice) + Send + Sync>,
 }
@@ -189,6 +222,10 @@ impl Shared {
                 s.disk_errors,
             )
         };
+        let (webhook_spool_events, webhook_spool_dropped) = {
+            let s = lock(&self.webhook_spool);
+            (s.len() as u64, s.dropped)
+        };
         let mut lat: Vec<f64> = lock(&self.latencies).iter().copied().collect();
         lat.sort_by(f64::total_cmp);
         let received = get(&c.received);
@@ -213,6 +250,14 @@ impl Shared {
             gaps: get(&c.gaps),
             latency_p50_ms: percentile(&lat, 0.5),
             latency_p99_ms: percentile(&lat, 0.99),
+            webhook_connected: self.webhook_up.load(Ordering::Relaxed),
+            webhook_delivered: get(&c.webhook_delivered),
+            webhook_replayed: get(&c.webhook_replayed),
+            webhook_rejected: get(&c.webhook_rejected),
+            webhook_retries: get(&c.webhook_retries),
+            webhook_spool_events,
+            webhook_spool_dropped,
+            webhook_gaps: get(&c.webhook_gaps),
         }
     }
 }
@@ -230,9 +275,16 @@ pub struct Publisher {
     shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     has_mqtt: bool,
+    has_webhook: bool,
 }
 
-fn dispatch(shared: Arc<Shared>, rx: Receiver<Job>, file: Option<FileConfig>, mqtt: bool) {
+fn dispatch(
+    shared: Arc<Shared>,
+    rx: Receiver<Job>,
+    file: Option<FileConfig>,
+    mqtt: bool,
+    webhook: bool,
+) {
     let mut file = file.map(JsonlFile::new);
     let mut file_up = true;
     for job in rx {
@@ -283,6 +335,16 @@ fn dispatch(shared: Arc<Shared>, rx: Receiver<Job>, file: Option<FileConfig>, mq
                 }
             }
         }
+        if webhook {
+            let r = lock(&shared.webhook_spool).push(event.clone());
+            shared.webhook_wake.notify_one();
+            if let Err(reason) = r {
+                (shared.notice)(Notice::Warning {
+                    sink: Sink::Spool,
+                    reason,
+                });
+            }
+        }
         if mqtt {
             let r = lock(&shared.spool).push(event);
             if let Err(reason) = r {
@@ -314,7 +376,17 @@ impl Publisher {
             dir: config.mqtt.as_ref().and(config.spool.dir.clone()),
             ..config.spool.clone()
         };
-        let (spool, problems) = Spool::open(&spool_config);
+        let (spool, mut problems) = Spool::open(&spool_config);
+        let webhook_spool_config = SpoolConfig {
+            dir: config
+                .webhook
+                .as_ref()
+                .and(config.spool.dir.as_ref())
+                .map(|d| d.join("webhook")),
+            ..config.spool.clone()
+        };
+        let (webhook_spool, more) = Spool::open(&webhook_spool_config);
+        problems.extend(more);
         let shared = Arc::new(Shared {
             name: config.name.clone(),
             counters: Counters::default(),
@@ -323,6 +395,9 @@ impl Publisher {
             stop: tokio::sync::Notify::new(),
             stopping: AtomicBool::new(false),
             mqtt_up: AtomicBool::new(false),
+            webhook_spool: Mutex::new(webhook_spool),
+            webhook_wake: Condvar::new(),
+            webhook_up: AtomicBool::new(false),
             latencies: Mutex::new(VecDeque::new()),
             notice,
         });
@@ -335,12 +410,13 @@ impl Publisher {
         let (tx, rx) = std::sync::mpsc::sync_channel(config.queue_size.max(1));
         let mut threads = Vec::new();
         let has_mqtt = config.mqtt.is_some();
+        let has_webhook = config.webhook.is_some();
         let sh = shared.clone();
         let file = config.file.clone();
         threads.push(
             std::thread::Builder::new()
                 .name("iguardpub-io".into())
-                .spawn(move || dispatch(sh, rx, file, has_mqtt))
+                .spawn(move || dispatch(sh, rx, file, has_mqtt, has_webhook))
                 .map_err(|e| format!("cannot start the publishing thread: {e}"))?,
         );
         if let Some(m) = config.mqtt.clone() {
@@ -359,11 +435,30 @@ impl Publisher {
                 }
             }
         }
+        if let Some(w) = config.webhook.clone() {
+            let sh = shared.clone();
+            match std::thread::Builder::new()
+                .name("iguardpub-http".into())
+                .spawn(move || webhook::run(sh, w))
+            {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    drop(tx);
+                    shared.stopping.store(true, Ordering::Relaxed);
+                    shared.stop.notify_one();
+                    for t in threads {
+                        let _ = t.join();
+                    }
+                    return Err(format!("cannot start the webhook thread: {e}"));
+                }
+            }
+        }
         Ok(Publisher {
             tx: Mutex::new(Some(tx)),
             shared,
             threads: Mutex::new(threads),
             has_mqtt,
+            has_webhook,
         })
     }
 
@@ -406,11 +501,10 @@ impl Publisher {
             Ok(()) => {}
             Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => return false,
         }
-        if !self.has_mqtt {
-            return true;
-        }
         loop {
-            if lock(&self.shared.spool).is_empty() {
+            let mqtt_done = !self.has_mqtt || lock(&self.shared.spool).is_empty();
+            let webhook_done = !self.has_webhook || lock(&self.shared.webhook_spool).is_empty();
+            if mqtt_done && webhook_done {
                 return true;
             }
             if Instant::now() >= deadline {
@@ -430,6 +524,12 @@ impl Publisher {
         lock(&self.tx).take();
         self.shared.stopping.store(true, Ordering::Relaxed);
         self.shared.stop.notify_one();
+        {
+            // Under the spool's lock, so the webhook thread cannot miss it between its check
+            // of `stopping` and its wait.
+            let _spool = lock(&self.shared.webhook_spool);
+            self.shared.webhook_wake.notify_all();
+        }
         let deadline = Instant::now() + join_wait;
         let threads = std::mem::take(&mut *lock(&self.threads));
         for t in threads {
@@ -442,8 +542,11 @@ impl Publisher {
             // else: left behind (a connect that hangs); it ends on its own at its timeout.
         }
         // Only once: a second stop finds the folder closed.
-        let saved = lock(&self.shared.spool).close();
-        if let Err(reason) = saved {
+        let saved = [
+            lock(&self.shared.spool).close(),
+            lock(&self.shared.webhook_spool).close(),
+        ];
+        for reason in saved.into_iter().filter_map(Result::err) {
             (self.shared.notice)(Notice::Warning {
                 sink: Sink::Spool,
                 reason,
@@ -493,6 +596,7 @@ mod tests {
                     max_files: 0,
                 }),
                 mqtt: None,
+                webhook: None,
                 spool: SpoolConfig {
                     max_bytes: 1 << 20,
                     dir: None,
@@ -535,6 +639,7 @@ mod tests {
                     max_files: 0,
                 }),
                 mqtt: None,
+                webhook: None,
                 spool: SpoolConfig {
                     max_bytes: 1 << 20,
                     dir: None,
