@@ -1282,3 +1282,167 @@ fn a_wrong_webhook_secret_is_refused_and_an_unreachable_webhook_never_blocks() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `name{labels} value` lines of an OpenMetrics text, as (name, labels, value).
+fn parse_openmetrics(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
+    let mut out = Vec::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        let (name, labels) = match series.split_once('{') {
+            Some((n, rest)) => (n, rest.strip_suffix('}').unwrap()),
+            None => (series, ""),
+        };
+        let labels = labels
+            .split(',')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (k, v) = l.split_once('=').unwrap();
+                (k.to_string(), v.trim_matches('"').to_string())
+            })
+            .collect();
+        out.push((name.to_string(), labels, value.parse().unwrap()));
+    }
+    out
+}
+
+#[test]
+fn metrics_are_served_as_openmetrics_and_equal_stats() {
+    init();
+    let dir = tmpdir("metrics");
+    let det = detections(&dir, 120);
+    let port = broker::free_port();
+    let hook = Hook::start(&dir, "k", 0.0, 4);
+    let desc = format!(
+        "videotestsrc num-buffers=120 ! video/x-raw,format=RGBA,width=320,height=240 \
+         ! iguardreplay location={} \
+         ! iguardverify name=mv cooldown=0 temporal-size=4 input-width=32 input-height=32 \
+           max-workers=1 queue-size=1000 model-type=fallback \
+         ! iguardpublish name=mp metrics-address={port} file-path={} \
+           webhook-url=http://127.0.0.1:{}/ webhook-secret=k ! fakesink",
+        det.display(),
+        dir.join("events.jsonl").display(),
+        hook.port
+    );
+    let pipeline = gst::parse::launch(&desc).unwrap();
+    let guard = StopOnDrop(pipeline.clone());
+    let bin = pipeline.downcast_ref::<gst::Bin>().unwrap();
+    let v = bin.by_name("mv").unwrap();
+    common::set_scorer(&v, Slow::new(5));
+    let p = bin.by_name("mp").unwrap();
+    let (verifier, publisher, text) = with_watchdog(Duration::from_secs(120), {
+        let pipeline = pipeline.clone();
+        move || {
+            pipeline.set_state(gst::State::Playing).unwrap();
+            let bus = pipeline.bus().unwrap();
+            let msg = bus
+                .timed_pop_filtered(
+                    gst::ClockTime::from_seconds(100),
+                    &[gst::MessageType::Eos, gst::MessageType::Error],
+                )
+                .unwrap();
+            assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+            // After EOS (flushed): the figures hold still while we scrape.
+            let out = std::process::Command::new("curl")
+                .args([
+                    "-sf",
+                    "-D",
+                    "-",
+                    &format!("http://127.0.0.1:{port}/metrics"),
+                ])
+                .output()
+                .expect("curl runs");
+            assert!(out.status.success(), "curl: {out:?}");
+            let text = String::from_utf8(out.stdout).unwrap();
+            let (v, p) = (
+                v.property::<gst::Structure>("stats"),
+                p.property::<gst::Structure>("stats"),
+            );
+            (v, p, text)
+        }
+    });
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.contains("application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    let series = parse_openmetrics(body);
+    let value = |name: &str, want: &[(&str, &str)]| -> f64 {
+        series
+            .iter()
+            .filter(|(n, l, _)| {
+                n == name
+                    && l.get("publisher").map(String::as_str) == Some("mp")
+                    && want
+                        .iter()
+                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(v))
+            })
+            .map(|(.., v)| v)
+            .sum()
+    };
+    // The verifier's own counts, by status, through the verdicts the publisher saw.
+    for status in ["verified", "rejected"] {
+        assert_eq!(
+            value(
+                "iguard_verdicts_total",
+                &[("element", "mv"), ("status", status)]
+            ) as u64,
+            u(&verifier, status),
+            "{status}: {body}\n{verifier}"
+        );
+    }
+    assert!(u(&verifier, "verified") > 0 && u(&verifier, "rejected") > 0);
+    let checks = [
+        ("iguard_publish_received_total", vec![], "received"),
+        (
+            "iguard_publish_queue_dropped_total",
+            vec![],
+            "queue-dropped",
+        ),
+        (
+            "iguard_publish_results_total",
+            vec![("output", "file"), ("result", "written")],
+            "file-written",
+        ),
+        (
+            "iguard_publish_results_total",
+            vec![("output", "webhook"), ("result", "delivered")],
+            "webhook-delivered",
+        ),
+        (
+            "iguard_publish_results_total",
+            vec![("output", "webhook"), ("result", "rejected")],
+            "webhook-rejected",
+        ),
+        (
+            "iguard_spool_events",
+            vec![("output", "webhook")],
+            "webhook-spool-events",
+        ),
+    ];
+    for (name, labels, field) in checks {
+        assert_eq!(
+            value(name, &labels) as u64,
+            u(&publisher, field),
+            "{name} {labels:?}: {body}\n{publisher}"
+        );
+    }
+    assert!(u(&publisher, "webhook-rejected") > 0, "{publisher}");
+    assert_eq!(
+        value("iguard_sink_connected", &[("output", "webhook")]),
+        1.0
+    );
+    // Other paths are not found; the address is loopback only.
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://127.0.0.1:{port}/other"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
+    drop(guard);
+    drop(hook);
+    std::fs::remove_dir_all(dir).unwrap();
+}

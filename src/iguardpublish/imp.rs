@@ -16,6 +16,7 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use crate::publish::file::FileConfig;
+use crate::publish::metrics;
 use crate::publish::mqtt::{self, MqttConfig};
 use crate::publish::spool::SpoolConfig;
 use crate::publish::webhook::{self, WebhookConfig};
@@ -71,6 +72,7 @@ struct Settings {
     webhook_url: Option<String>,
     webhook_secret: Option<String>,
     webhook_timeout: u32,
+    metrics_address: Option<String>,
 }
 
 impl Default for Settings {
@@ -99,6 +101,7 @@ impl Default for Settings {
             webhook_url: None,
             webhook_secret: None,
             webhook_timeout: DEFAULT_WEBHOOK_TIMEOUT,
+            metrics_address: None,
         }
     }
 }
@@ -452,6 +455,13 @@ impl ObjectImpl for IGuardPublish {
                     .default_value(DEFAULT_WEBHOOK_TIMEOUT)
                     .mutable_ready()
                     .build(),
+                string(
+                    "metrics-address",
+                    "Metrics address",
+                    "Serve Prometheus /metrics (OpenMetrics) of every iguardpublish in the \
+                     process here: PORT (= 127.0.0.1:PORT) or HOST:PORT (0.0.0.0:PORT for all \
+                     interfaces); unset = off",
+                ),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb(
@@ -504,6 +514,7 @@ impl ObjectImpl for IGuardPublish {
             "webhook-url" => s.webhook_url = string(),
             "webhook-secret" => s.webhook_secret = string(),
             "webhook-timeout" => s.webhook_timeout = value.get().expect("type checked upstream"),
+            "metrics-address" => s.metrics_address = string(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -541,8 +552,13 @@ impl ObjectImpl for IGuardPublish {
             "webhook-url" => s.webhook_url.to_value(),
             "webhook-secret" => None::<String>.to_value(),
             "webhook-timeout" => s.webhook_timeout.to_value(),
+            "metrics-address" => s.metrics_address.to_value(),
             other => unreachable!("unknown property {other}"),
         }
+    }
+
+    fn dispose(&self) {
+        metrics::unregister(&self.obj().name());
     }
 
     fn constructed(&self) {
@@ -608,6 +624,12 @@ impl BaseTransformImpl for IGuardPublish {
                 "none of file-path, mqtt-url, webhook-url is set: verdicts are counted, not published"
             );
         }
+        if let Some(a) = non_empty(&settings.metrics_address) {
+            let bad = |msg: String| gst::error_msg!(gst::LibraryError::Settings, ["{}", msg]);
+            let addr = metrics::parse_address(&a).map_err(bad)?;
+            metrics::serve(addr)
+                .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{}", e]))?;
+        }
         let weak = self.obj().downgrade();
         let publisher = Publisher::start(
             config,
@@ -618,6 +640,8 @@ impl BaseTransformImpl for IGuardPublish {
             }),
         )
         .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["{}", e]))?;
+        // Every element is in the process-wide registry, served by any metrics-address.
+        publisher.register_metrics();
         gst::info!(CAT, imp = self, "started");
         *lock(&self.state) = Some(State {
             publisher: Arc::new(publisher),

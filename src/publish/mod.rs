@@ -11,7 +11,7 @@
 //! and counts. Locks: `spool` and `latencies` are never held together, nor while calling
 //! `notice`.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 pub mod file;
+pub mod metrics;
 pub mod mqtt;
 pub mod schema;
 pub mod spool;
@@ -172,6 +173,14 @@ impl Stats {
 
 pub const LATENCY_SAMPLES: usize = 4096;
 
+/// Which outputs an element has.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Outputs {
+    pub file: bool,
+    pub mqtt: bool,
+    pub webhook: bool,
+}
+
 /// What the threads share.
 pub struct Shared {
     pub name: String,
@@ -189,6 +198,10 @@ pub struct Shared {
     pub webhook_wake: Condvar,
     pub webhook_up: AtomicBool,
     latencies: Mutex<VecDeque<f64>>,
+    /// Verdicts received, by (verifying element, source, status), for the metrics.
+    pub verdicts: Mutex<BTreeMap<(String, String, String), u64>>,
+    /// Which outputs are on (for the metrics).
+    pub outputs: Outputs,
     pub notice: Box<dyn Fn(Notice) + Send + Sync>,
 }
 
@@ -311,6 +324,16 @@ fn dispatch(
                 continue;
             }
         };
+        if !event.gap {
+            let element = event
+                .body()
+                .get("element")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let key = (element, event.source.clone(), event.status.clone());
+            *lock(&shared.verdicts).entry(key).or_insert(0) += 1;
+        }
         if let Some(f) = file.as_mut() {
             match f.write_line(&event.render(false, schema::now_us())) {
                 Ok(()) => {
@@ -399,6 +422,12 @@ impl Publisher {
             webhook_wake: Condvar::new(),
             webhook_up: AtomicBool::new(false),
             latencies: Mutex::new(VecDeque::new()),
+            verdicts: Mutex::new(BTreeMap::new()),
+            outputs: Outputs {
+                file: config.file.is_some(),
+                mqtt: config.mqtt.is_some(),
+                webhook: config.webhook.is_some(),
+            },
             notice,
         });
         for reason in problems {
@@ -516,6 +545,11 @@ impl Publisher {
 
     pub fn stats(&self) -> Stats {
         self.shared.stats()
+    }
+
+    /// Puts this element's figures in the process-wide metrics registry.
+    pub fn register_metrics(&self) {
+        metrics::register(self.shared.clone());
     }
 
     /// Stops the threads (waiting at most `join_wait` for each) and saves what the spool
