@@ -1395,6 +1395,17 @@ fn metrics_are_served_as_openmetrics_and_equal_stats() {
         );
     }
     assert!(u(&verifier, "verified") > 0 && u(&verifier, "rejected") > 0);
+    // One processing-time observation per verdict.
+    let completed = u(&verifier, "verified") + u(&verifier, "rejected");
+    assert_eq!(
+        value("iguard_processing_seconds_count", &[("element", "mv")]) as u64,
+        completed,
+        "{body}"
+    );
+    let inf = series.iter().find(|(n, l, _)| {
+        n == "iguard_processing_seconds_bucket" && l.get("le").map(String::as_str) == Some("+Inf")
+    });
+    assert_eq!(inf.map(|s| s.2 as u64), Some(completed), "{body}");
     let checks = [
         ("iguard_publish_received_total", vec![], "received"),
         (

@@ -18,6 +18,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::{Shared, lock};
@@ -52,6 +53,11 @@ pub fn parse_address(s: &str) -> Result<SocketAddr, String> {
     s.parse::<SocketAddr>().map_err(|e| {
         format!("metrics-address {s:?} is not valid ({e}): give PORT or HOST:PORT, e.g. 9464")
     })
+}
+
+/// 1 ms to about 16 s, doubling.
+pub fn processing_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
 }
 
 #[derive(Debug)]
@@ -102,6 +108,7 @@ impl Collector for Publishers {
         let mut spool = Vec::new();
         let mut connected = Vec::new();
         let mut received = Vec::new();
+        let mut processing = Vec::new();
         let mut dropped = Vec::new();
         for sh in &publishers {
             let p = sh.name.as_str();
@@ -115,6 +122,9 @@ impl Collector for Publishers {
                     ]),
                     *n,
                 ));
+            }
+            for (element, h) in lock(&sh.processing).iter() {
+                processing.push((labels(&[("publisher", p), ("element", element)]), h.clone()));
             }
             let s = sh.stats();
             received.push((labels(&[("publisher", p)]), s.received));
@@ -201,6 +211,17 @@ impl Collector for Publishers {
             false,
             &connected,
         )?;
+        if !processing.is_empty() {
+            let mut m = encoder.encode_descriptor(
+                "iguard_processing_seconds",
+                "Time a verdict's clip took to score (the verdicts' processing_ms)",
+                None,
+                MetricType::Histogram,
+            )?;
+            for (l, h) in &processing {
+                h.encode(m.encode_family(l)?)?;
+            }
+        }
         Ok(())
     }
 }

@@ -200,6 +200,8 @@ pub struct Shared {
     latencies: Mutex<VecDeque<f64>>,
     /// Verdicts received, by (verifying element, source, status), for the metrics.
     pub verdicts: Mutex<BTreeMap<(String, String, String), u64>>,
+    /// The verdicts' `processing_ms` (clip scored), by verifying element, in seconds.
+    pub processing: Mutex<BTreeMap<String, prometheus_client::metrics::histogram::Histogram>>,
     /// Which outputs are on (for the metrics).
     pub outputs: Outputs,
     pub notice: Box<dyn Fn(Notice) + Send + Sync>,
@@ -331,6 +333,12 @@ fn dispatch(
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
+            if let Some(ms) = event.body().get("processing_ms").and_then(Value::as_f64) {
+                lock(&shared.processing)
+                    .entry(element.clone())
+                    .or_insert_with(metrics::processing_histogram)
+                    .observe(ms / 1000.0);
+            }
             let key = (element, event.source.clone(), event.status.clone());
             *lock(&shared.verdicts).entry(key).or_insert(0) += 1;
         }
@@ -423,6 +431,7 @@ impl Publisher {
             webhook_up: AtomicBool::new(false),
             latencies: Mutex::new(VecDeque::new()),
             verdicts: Mutex::new(BTreeMap::new()),
+            processing: Mutex::new(BTreeMap::new()),
             outputs: Outputs {
                 file: config.file.is_some(),
                 mqtt: config.mqtt.is_some(),
