@@ -254,6 +254,36 @@ impl IGuardPublish {
     }
 }
 
+/// The `iguardverify` elements upstream of `element` in the same bin (through any elements in
+/// between), with their pool figures from `stats`.
+fn upstream_verifiers(element: &gst::Element) -> Vec<metrics::Verifier> {
+    let mut found = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut todo = vec![element.clone()];
+    while let Some(e) = todo.pop() {
+        if !seen.insert(e.name().to_string()) || seen.len() > 256 {
+            continue;
+        }
+        for pad in e.sink_pads() {
+            if let Some(up) = pad.peer().and_then(|p| p.parent_element()) {
+                todo.push(up);
+            }
+        }
+        let is_verifier = e.factory().is_some_and(|f| f.name() == "iguardverify");
+        if is_verifier {
+            let s = e.property::<gst::Structure>("stats");
+            let get = |f: &str| s.get::<u32>(f).map_or(0, u64::from);
+            found.push(metrics::Verifier {
+                element: e.name().to_string(),
+                queue_depth: get("queue-depth"),
+                workers: get("workers"),
+                workers_active: get("workers-active"),
+            });
+        }
+    }
+    found
+}
+
 #[glib::object_subclass]
 impl ObjectSubclass for IGuardPublish {
     const NAME: &'static str = "GstIGuardPublish";
@@ -642,6 +672,15 @@ impl BaseTransformImpl for IGuardPublish {
         .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["{}", e]))?;
         // Every element is in the process-wide registry, served by any metrics-address.
         publisher.register_metrics();
+        let weak = self.obj().downgrade();
+        metrics::register_upstream(
+            &self.obj().name(),
+            Box::new(move || {
+                weak.upgrade()
+                    .map(|o| upstream_verifiers(o.upcast_ref()))
+                    .unwrap_or_default()
+            }),
+        );
         gst::info!(CAT, imp = self, "started");
         *lock(&self.state) = Some(State {
             publisher: Arc::new(publisher),

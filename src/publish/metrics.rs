@@ -25,6 +25,21 @@ use super::{Shared, lock};
 
 /// The publishers in the process, by element name.
 static PUBLISHERS: LazyLock<Mutex<BTreeMap<String, Arc<Shared>>>> = LazyLock::new(Default::default);
+/// A verifying element's pool, read at scrape time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verifier {
+    pub element: String,
+    pub queue_depth: u64,
+    pub workers: u64,
+    pub workers_active: u64,
+}
+
+/// Reads the `iguardverify` elements upstream of a publisher (their `stats`).
+pub type Upstream = Box<dyn Fn() -> Vec<Verifier> + Send + Sync>;
+
+/// Per publisher: how to read its upstream verifiers.
+static UPSTREAM: LazyLock<Mutex<BTreeMap<String, Arc<Upstream>>>> = LazyLock::new(Default::default);
+
 /// Addresses served, so a second element with the same `metrics-address` shares the server.
 static SERVERS: LazyLock<Mutex<HashMap<SocketAddr, ()>>> = LazyLock::new(Default::default);
 
@@ -38,6 +53,12 @@ pub fn register(shared: Arc<Shared>) {
 /// Removes an element's figures (the element is being freed).
 pub fn unregister(name: &str) {
     lock(&PUBLISHERS).remove(name);
+    lock(&UPSTREAM).remove(name);
+}
+
+/// Sets how a publisher's upstream verifiers are read.
+pub fn register_upstream(name: &str, upstream: Upstream) {
+    lock(&UPSTREAM).insert(name.to_string(), Arc::new(upstream));
 }
 
 /// `PORT` alone is `127.0.0.1:PORT` (loopback: metrics are not published to the network
@@ -109,6 +130,20 @@ impl Collector for Publishers {
         let mut connected = Vec::new();
         let mut received = Vec::new();
         let mut processing = Vec::new();
+        let (mut depth, mut workers, mut active) = (Vec::new(), Vec::new(), Vec::new());
+        let upstream: Vec<(String, Arc<Upstream>)> = lock(&UPSTREAM)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        // Called without our locks: it reads GObject properties.
+        for (p, read) in &upstream {
+            for v in read() {
+                let l = labels(&[("publisher", p), ("element", &v.element)]);
+                depth.push((l.clone(), v.queue_depth));
+                workers.push((l.clone(), v.workers));
+                active.push((l, v.workers_active));
+            }
+        }
         let mut dropped = Vec::new();
         for sh in &publishers {
             let p = sh.name.as_str();
@@ -210,6 +245,27 @@ impl Collector for Publishers {
             "1 when the output's receiver is reachable",
             false,
             &connected,
+        )?;
+        family(
+            &mut encoder,
+            "iguard_queue_depth",
+            "Clips waiting for a worker in an upstream iguardverify",
+            false,
+            &depth,
+        )?;
+        family(
+            &mut encoder,
+            "iguard_workers",
+            "Worker threads of an upstream iguardverify",
+            false,
+            &workers,
+        )?;
+        family(
+            &mut encoder,
+            "iguard_workers_active",
+            "Workers of an upstream iguardverify scoring a clip now",
+            false,
+            &active,
         )?;
         if !processing.is_empty() {
             let mut m = encoder.encode_descriptor(
