@@ -1100,3 +1100,360 @@ fn qos_0_and_2_deliver_every_verdict_too() {
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
+
+/// `tests/python/webhook_server.py` on a loopback port, killed when dropped (a failing test
+/// included).
+struct Hook {
+    child: std::process::Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Hook {
+    fn start(dir: &Path, secret: &str, fail_s: f64, refuse_mod: u64) -> Hook {
+        use std::io::BufRead;
+        let port = broker::free_port();
+        let log = dir.join("webhook.jsonl");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/webhook_server.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .args([
+                port.to_string(),
+                secret.to_string(),
+                fail_s.to_string(),
+                refuse_mod.to_string(),
+                log.display().to_string(),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs the webhook server");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "the webhook server did not start");
+        Hook { child, port, log }
+    }
+
+    /// Every answer the server gave, in order.
+    fn answers(&self) -> Vec<Value> {
+        if self.log.exists() {
+            lines(&self.log)
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+impl Drop for Hook {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_webhook_gets_every_verdict_once_in_order_through_5xx_and_drops_4xx() {
+    let dir = tmpdir("webhook");
+    let secret = "s3cr\u{e9}t-key";
+    // 500 for 2 s after the first POST, then 422 to every 5th request id, 200 to the rest.
+    let hook = Hook::start(&dir, secret, 2.0, 5);
+    let props = format!(
+        "webhook-url=http://127.0.0.1:{}/hooks/iguard?x=1 webhook-secret=\"{secret}\" \
+         reconnect-delay=50 reconnect-max-delay=300 flush-timeout=60000",
+        hook.port
+    );
+    let run = with_watchdog(Duration::from_secs(180), {
+        let dir = dir.clone();
+        move || run_pipeline(&dir, 120, false, 15, &props, |_| false)
+    });
+    let answers = hook.answers();
+    let problems: Vec<_> = answers.iter().filter(|a| a["problem"] != "").collect();
+    assert!(problems.is_empty(), "{problems:?}");
+    assert!(
+        answers.iter().any(|a| a["code"] == 500),
+        "never answered 500"
+    );
+    let verdicts = |code: i64| -> Vec<u64> {
+        answers
+            .iter()
+            .filter(|a| a["code"] == code && a["schema"] == "iguard.verdict/1")
+            .map(|a| a["request_id"].as_u64().unwrap())
+            .collect()
+    };
+    let (ok, refused) = (verdicts(200), verdicts(422));
+    assert!(run.verdicts.len() >= 25, "{} verdicts", run.verdicts.len());
+    // Exactly once: accepted or refused, never both, never twice, none missing.
+    let both: Vec<u64> = ok.iter().chain(&refused).copied().collect();
+    assert_once("webhook", &both, &run.verdicts);
+    // In order: the spool sends one at a time, oldest first.
+    let want: Vec<u64> = run
+        .verdicts
+        .iter()
+        .copied()
+        .filter(|id| id % 5 != 0)
+        .collect();
+    assert_eq!(ok, want, "accepted out of order");
+    assert!(refused.iter().all(|id| id % 5 == 0), "{refused:?}");
+    // What waited out the 500s was sent late, marked so.
+    let replayed = answers
+        .iter()
+        .filter(|a| a["code"] == 200 && a["replayed"] == true)
+        .count();
+    assert!(replayed > 0, "nothing marked replayed");
+    let s = &run.publisher;
+    assert_eq!(u(s, "webhook-delivered"), ok.len() as u64, "{s}");
+    assert_eq!(u(s, "webhook-rejected"), refused.len() as u64, "{s}");
+    assert_eq!(u(s, "webhook-replayed"), replayed as u64, "{s}");
+    let fails = answers.iter().filter(|a| a["code"] == 500).count() as u64;
+    assert_eq!(u(s, "webhook-retries"), fails, "{s}");
+    assert_eq!(u(s, "webhook-spool-events"), 0, "{s}");
+    assert_eq!(u(s, "webhook-spool-dropped"), 0, "{s}");
+    assert!(s.get::<bool>("webhook-connected").unwrap(), "{s}");
+    // One down (not one per retry), then up; the 422 is one warning, counted.
+    let states: Vec<&str> = run
+        .states
+        .iter()
+        .filter(|(sink, ..)| sink == "webhook")
+        .map(|(_, st, _)| st.as_str())
+        .collect();
+    assert_eq!(
+        states.iter().filter(|s| **s == "down").count(),
+        1,
+        "{states:?}"
+    );
+    assert!(states.contains(&"up"), "{states:?}");
+    assert!(
+        run.warnings.iter().any(|w| w.contains("answered 422")),
+        "{:?}",
+        run.warnings
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_wrong_webhook_secret_is_refused_and_an_unreachable_webhook_never_blocks() {
+    let dir = tmpdir("webhook-bad");
+    let hook = Hook::start(&dir, "right", 0.0, 0);
+    let props = format!(
+        "webhook-url=http://127.0.0.1:{}/ webhook-secret=wrong",
+        hook.port
+    );
+    let run = with_watchdog(Duration::from_secs(120), {
+        let dir = dir.clone();
+        move || run_pipeline(&dir, 60, false, 5, &props, |_| false)
+    });
+    let answers = hook.answers();
+    assert!(!answers.is_empty());
+    assert!(answers.iter().all(|a| a["code"] == 401), "{answers:?}");
+    let s = &run.publisher;
+    assert_eq!(u(s, "webhook-rejected"), run.verdicts.len() as u64, "{s}");
+    assert_eq!(u(s, "webhook-delivered"), 0, "{s}");
+    drop(hook);
+
+    // Nobody listens: the video still reaches EOS (flush-timeout bounds the wait), a warning
+    // and a down state say so, and every event is still in the spool.
+    let port = broker::free_port();
+    let props = format!("webhook-url=http://127.0.0.1:{port}/ flush-timeout=300");
+    let run = with_watchdog(Duration::from_secs(120), {
+        let dir = dir.clone();
+        move || run_pipeline(&dir, 60, false, 5, &props, |_| false)
+    });
+    let s = &run.publisher;
+    assert_eq!(u(s, "received"), run.verdicts.len() as u64, "{s}");
+    assert_eq!(u(s, "webhook-delivered"), 0, "{s}");
+    assert_eq!(
+        u(s, "webhook-spool-events"),
+        run.verdicts.len() as u64,
+        "{s}"
+    );
+    assert!(u(s, "webhook-retries") >= 1, "{s}");
+    assert!(
+        run.states
+            .iter()
+            .any(|(sink, st, _)| sink == "webhook" && st == "down"),
+        "{:?}",
+        run.states
+    );
+    assert!(
+        run.warnings.iter().any(|w| w.contains("webhook")),
+        "{:?}",
+        run.warnings
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `name{labels} value` lines of an OpenMetrics text, as (name, labels, value).
+fn parse_openmetrics(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
+    let mut out = Vec::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        let (name, labels) = match series.split_once('{') {
+            Some((n, rest)) => (n, rest.strip_suffix('}').unwrap()),
+            None => (series, ""),
+        };
+        let labels = labels
+            .split(',')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (k, v) = l.split_once('=').unwrap();
+                (k.to_string(), v.trim_matches('"').to_string())
+            })
+            .collect();
+        out.push((name.to_string(), labels, value.parse().unwrap()));
+    }
+    out
+}
+
+#[test]
+fn metrics_are_served_as_openmetrics_and_equal_stats() {
+    init();
+    let dir = tmpdir("metrics");
+    let det = detections(&dir, 120);
+    let port = broker::free_port();
+    let hook = Hook::start(&dir, "k", 0.0, 4);
+    let desc = format!(
+        "videotestsrc num-buffers=120 ! video/x-raw,format=RGBA,width=320,height=240 \
+         ! iguardreplay location={} \
+         ! iguardverify name=mv cooldown=0 temporal-size=4 input-width=32 input-height=32 \
+           max-workers=1 queue-size=1000 model-type=fallback \
+         ! iguardpublish name=mp metrics-address={port} file-path={} \
+           webhook-url=http://127.0.0.1:{}/ webhook-secret=k ! fakesink",
+        det.display(),
+        dir.join("events.jsonl").display(),
+        hook.port
+    );
+    let pipeline = gst::parse::launch(&desc).unwrap();
+    let guard = StopOnDrop(pipeline.clone());
+    let bin = pipeline.downcast_ref::<gst::Bin>().unwrap();
+    let v = bin.by_name("mv").unwrap();
+    common::set_scorer(&v, Slow::new(5));
+    let p = bin.by_name("mp").unwrap();
+    let (verifier, publisher, text) = with_watchdog(Duration::from_secs(120), {
+        let pipeline = pipeline.clone();
+        move || {
+            pipeline.set_state(gst::State::Playing).unwrap();
+            let bus = pipeline.bus().unwrap();
+            let msg = bus
+                .timed_pop_filtered(
+                    gst::ClockTime::from_seconds(100),
+                    &[gst::MessageType::Eos, gst::MessageType::Error],
+                )
+                .unwrap();
+            assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+            // After EOS (flushed): the figures hold still while we scrape.
+            let out = std::process::Command::new("curl")
+                .args([
+                    "-sf",
+                    "-D",
+                    "-",
+                    &format!("http://127.0.0.1:{port}/metrics"),
+                ])
+                .output()
+                .expect("curl runs");
+            assert!(out.status.success(), "curl: {out:?}");
+            let text = String::from_utf8(out.stdout).unwrap();
+            let (v, p) = (
+                v.property::<gst::Structure>("stats"),
+                p.property::<gst::Structure>("stats"),
+            );
+            (v, p, text)
+        }
+    });
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.contains("application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    let series = parse_openmetrics(body);
+    let value = |name: &str, want: &[(&str, &str)]| -> f64 {
+        series
+            .iter()
+            .filter(|(n, l, _)| {
+                n == name
+                    && l.get("publisher").map(String::as_str) == Some("mp")
+                    && want
+                        .iter()
+                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(v))
+            })
+            .map(|(.., v)| v)
+            .sum()
+    };
+    // The verifier's own counts, by status, through the verdicts the publisher saw.
+    for status in ["verified", "rejected"] {
+        assert_eq!(
+            value(
+                "iguard_verdicts_total",
+                &[("element", "mv"), ("status", status)]
+            ) as u64,
+            u(&verifier, status),
+            "{status}: {body}\n{verifier}"
+        );
+    }
+    assert!(u(&verifier, "verified") > 0 && u(&verifier, "rejected") > 0);
+    // One processing-time observation per verdict.
+    let completed = u(&verifier, "verified") + u(&verifier, "rejected");
+    assert_eq!(
+        value("iguard_processing_seconds_count", &[("element", "mv")]) as u64,
+        completed,
+        "{body}"
+    );
+    let inf = series.iter().find(|(n, l, _)| {
+        n == "iguard_processing_seconds_bucket" && l.get("le").map(String::as_str) == Some("+Inf")
+    });
+    assert_eq!(inf.map(|s| s.2 as u64), Some(completed), "{body}");
+    let checks = [
+        ("iguard_publish_received_total", vec![], "received"),
+        (
+            "iguard_publish_queue_dropped_total",
+            vec![],
+            "queue-dropped",
+        ),
+        (
+            "iguard_publish_results_total",
+            vec![("output", "file"), ("result", "written")],
+            "file-written",
+        ),
+        (
+            "iguard_publish_results_total",
+            vec![("output", "webhook"), ("result", "delivered")],
+            "webhook-delivered",
+        ),
+        (
+            "iguard_publish_results_total",
+            vec![("output", "webhook"), ("result", "rejected")],
+            "webhook-rejected",
+        ),
+        (
+            "iguard_spool_events",
+            vec![("output", "webhook")],
+            "webhook-spool-events",
+        ),
+    ];
+    for (name, labels, field) in checks {
+        assert_eq!(
+            value(name, &labels) as u64,
+            u(&publisher, field),
+            "{name} {labels:?}: {body}\n{publisher}"
+        );
+    }
+    assert!(u(&publisher, "webhook-rejected") > 0, "{publisher}");
+    assert_eq!(
+        value("iguard_sink_connected", &[("output", "webhook")]),
+        1.0
+    );
+    // Other paths are not found; the address is loopback only.
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://127.0.0.1:{port}/other"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
+    drop(guard);
+    drop(hook);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -16,8 +16,10 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use crate::publish::file::FileConfig;
+use crate::publish::metrics;
 use crate::publish::mqtt::{self, MqttConfig};
 use crate::publish::spool::SpoolConfig;
+use crate::publish::webhook::{self, WebhookConfig};
 use crate::publish::{self, Config, Notice, Publisher, Stats, wire};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -41,6 +43,7 @@ const DEFAULT_RECONNECT_DELAY: u32 = 500;
 const DEFAULT_RECONNECT_MAX_DELAY: u32 = 30_000;
 const DEFAULT_KEEP_ALIVE: u32 = 10;
 const DEFAULT_CONNECT_TIMEOUT: u32 = 5;
+const DEFAULT_WEBHOOK_TIMEOUT: u32 = 5000;
 /// How long `stop()` waits for each output thread.
 const STOP_JOIN_WAIT: Duration = Duration::from_secs(2);
 
@@ -66,6 +69,10 @@ struct Settings {
     reconnect_max_delay: u32,
     keep_alive: u32,
     connect_timeout: u32,
+    webhook_url: Option<String>,
+    webhook_secret: Option<String>,
+    webhook_timeout: u32,
+    metrics_address: Option<String>,
 }
 
 impl Default for Settings {
@@ -91,6 +98,10 @@ impl Default for Settings {
             reconnect_max_delay: DEFAULT_RECONNECT_MAX_DELAY,
             keep_alive: DEFAULT_KEEP_ALIVE,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            webhook_url: None,
+            webhook_secret: None,
+            webhook_timeout: DEFAULT_WEBHOOK_TIMEOUT,
+            metrics_address: None,
         }
     }
 }
@@ -138,6 +149,14 @@ fn stats_structure(s: &Stats) -> gst::Structure {
         .field("gaps", s.gaps)
         .field("latency-p50-ms", s.latency_p50_ms)
         .field("latency-p99-ms", s.latency_p99_ms)
+        .field("webhook-connected", s.webhook_connected)
+        .field("webhook-delivered", s.webhook_delivered)
+        .field("webhook-replayed", s.webhook_replayed)
+        .field("webhook-rejected", s.webhook_rejected)
+        .field("webhook-retries", s.webhook_retries)
+        .field("webhook-spool-events", s.webhook_spool_events)
+        .field("webhook-spool-dropped", s.webhook_spool_dropped)
+        .field("webhook-gaps", s.webhook_gaps)
         .build()
 }
 
@@ -177,8 +196,25 @@ impl IGuardPublish {
                 })
             }
         };
+        let webhook = match non_empty(&settings.webhook_url) {
+            None => None,
+            Some(url) => {
+                let (host, port, path) = webhook::parse_url(&url).map_err(bad)?;
+                Some(WebhookConfig {
+                    url,
+                    host,
+                    port,
+                    path,
+                    secret: non_empty(&settings.webhook_secret),
+                    timeout: Duration::from_millis(settings.webhook_timeout as u64),
+                    retry_min: Duration::from_millis(settings.reconnect_delay as u64),
+                    retry_max: Duration::from_millis(settings.reconnect_max_delay as u64),
+                })
+            }
+        };
         Ok(Config {
             name,
+            webhook,
             queue_size: settings.queue_size as usize,
             file: non_empty(&settings.file_path).map(|p| FileConfig {
                 path: p.into(),
@@ -216,6 +252,36 @@ impl IGuardPublish {
             .build();
         let _ = obj.post_message(gst::message::Element::builder(s).src(obj).build());
     }
+}
+
+/// The `iguardverify` elements upstream of `element` in the same bin (through any elements in
+/// between), with their pool figures from `stats`.
+fn upstream_verifiers(element: &gst::Element) -> Vec<metrics::Verifier> {
+    let mut found = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut todo = vec![element.clone()];
+    while let Some(e) = todo.pop() {
+        if !seen.insert(e.name().to_string()) || seen.len() > 256 {
+            continue;
+        }
+        for pad in e.sink_pads() {
+            if let Some(up) = pad.peer().and_then(|p| p.parent_element()) {
+                todo.push(up);
+            }
+        }
+        let is_verifier = e.factory().is_some_and(|f| f.name() == "iguardverify");
+        if is_verifier {
+            let s = e.property::<gst::Structure>("stats");
+            let get = |f: &str| s.get::<u32>(f).map_or(0, u64::from);
+            found.push(metrics::Verifier {
+                element: e.name().to_string(),
+                queue_depth: get("queue-depth"),
+                workers: get("workers"),
+                workers_active: get("workers-active"),
+            });
+        }
+    }
+    found
 }
 
 #[glib::object_subclass]
@@ -392,6 +458,40 @@ impl ObjectImpl for IGuardPublish {
                     .default_value(DEFAULT_CONNECT_TIMEOUT)
                     .mutable_ready()
                     .build(),
+                string(
+                    "webhook-url",
+                    "Webhook URL",
+                    "POST each event as JSON to http://host[:port]/path (Idempotency-Key: \
+                     event_id; retried on 5xx or timeout, dropped and counted on 4xx); unset = \
+                     no webhook",
+                ),
+                glib::ParamSpecString::builder("webhook-secret")
+                    .nick("Webhook secret")
+                    .blurb(
+                        "Key of the X-IGuard-Signature header: sha256=<hex HMAC-SHA256 of the \
+                         body> (write-only); unset = unsigned",
+                    )
+                    .write_only()
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("webhook-timeout")
+                    .nick("Webhook timeout")
+                    .blurb(
+                        "Milliseconds one POST may take (connect, send, status line); past it \
+                         the event is retried after a back-off",
+                    )
+                    .minimum(10)
+                    .maximum(600_000)
+                    .default_value(DEFAULT_WEBHOOK_TIMEOUT)
+                    .mutable_ready()
+                    .build(),
+                string(
+                    "metrics-address",
+                    "Metrics address",
+                    "Serve Prometheus /metrics (OpenMetrics) of every iguardpublish in the \
+                     process here: PORT (= 127.0.0.1:PORT) or HOST:PORT (0.0.0.0:PORT for all \
+                     interfaces); unset = off",
+                ),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb(
@@ -399,7 +499,10 @@ impl ObjectImpl for IGuardPublish {
                          file-written, file-failed, mqtt-connected, mqtt-delivered, \
                          mqtt-replayed, mqtt-connects, mqtt-disconnects, spool-events, \
                          spool-bytes, spool-dropped, spool-disk, spool-disk-errors, gaps, \
-                         latency-p50-ms, latency-p99-ms (verdict to PUBACK, live events)",
+                         latency-p50-ms, latency-p99-ms (verdict to PUBACK, live events), \
+                         webhook-connected, webhook-delivered, webhook-replayed, \
+                         webhook-rejected, webhook-retries, webhook-spool-events, \
+                         webhook-spool-dropped, webhook-gaps",
                     )
                     .read_only()
                     .build(),
@@ -438,6 +541,10 @@ impl ObjectImpl for IGuardPublish {
             }
             "keep-alive" => s.keep_alive = value.get().expect("type checked upstream"),
             "connect-timeout" => s.connect_timeout = value.get().expect("type checked upstream"),
+            "webhook-url" => s.webhook_url = string(),
+            "webhook-secret" => s.webhook_secret = string(),
+            "webhook-timeout" => s.webhook_timeout = value.get().expect("type checked upstream"),
+            "metrics-address" => s.metrics_address = string(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -472,8 +579,16 @@ impl ObjectImpl for IGuardPublish {
             "reconnect-max-delay" => s.reconnect_max_delay.to_value(),
             "keep-alive" => s.keep_alive.to_value(),
             "connect-timeout" => s.connect_timeout.to_value(),
+            "webhook-url" => s.webhook_url.to_value(),
+            "webhook-secret" => None::<String>.to_value(),
+            "webhook-timeout" => s.webhook_timeout.to_value(),
+            "metrics-address" => s.metrics_address.to_value(),
             other => unreachable!("unknown property {other}"),
         }
+    }
+
+    fn dispose(&self) {
+        metrics::unregister(&self.obj().name());
     }
 
     fn constructed(&self) {
@@ -517,12 +632,18 @@ impl BaseTransformImpl for IGuardPublish {
         let settings = lock(&self.settings).clone();
         let run = wire::run_id();
         let config = self.config(&settings, &run)?;
-        if config.file.is_none() && config.mqtt.is_none() {
+        if config.file.is_none() && config.mqtt.is_none() && config.webhook.is_none() {
             gst::warning!(
                 CAT,
                 imp = self,
-                "neither file-path nor mqtt-url is set: verdicts are counted, not published"
+                "none of file-path, mqtt-url, webhook-url is set: verdicts are counted, not published"
             );
+        }
+        if let Some(a) = non_empty(&settings.metrics_address) {
+            let bad = |msg: String| gst::error_msg!(gst::LibraryError::Settings, ["{}", msg]);
+            let addr = metrics::parse_address(&a).map_err(bad)?;
+            metrics::serve(addr)
+                .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{}", e]))?;
         }
         let weak = self.obj().downgrade();
         let publisher = Publisher::start(
@@ -534,6 +655,17 @@ impl BaseTransformImpl for IGuardPublish {
             }),
         )
         .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["{}", e]))?;
+        // Every element is in the process-wide registry, served by any metrics-address.
+        publisher.register_metrics();
+        let weak = self.obj().downgrade();
+        metrics::register_upstream(
+            &self.obj().name(),
+            Box::new(move || {
+                weak.upgrade()
+                    .map(|o| upstream_verifiers(o.upcast_ref()))
+                    .unwrap_or_default()
+            }),
+        );
         gst::info!(CAT, imp = self, "started");
         *lock(&self.state) = Some(State {
             publisher: Arc::new(publisher),

@@ -11,26 +11,29 @@
 //! and counts. Locks: `spool` and `latencies` are never held together, nor while calling
 //! `notice`.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
 pub mod file;
+pub mod metrics;
 pub mod mqtt;
 pub mod schema;
 pub mod spool;
+pub mod webhook;
 pub mod wire;
 
 use file::{FileConfig, JsonlFile};
 use mqtt::MqttConfig;
 use schema::{Event, Origin};
 use spool::{Spool, SpoolConfig};
+use webhook::WebhookConfig;
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -44,6 +47,7 @@ pub enum Sink {
     File,
     Mqtt,
     Spool,
+    Webhook,
 }
 
 impl Sink {
@@ -53,6 +57,7 @@ impl Sink {
             Sink::File => "file",
             Sink::Mqtt => "mqtt",
             Sink::Spool => "spool",
+            Sink::Webhook => "webhook",
         }
     }
 }
@@ -82,6 +87,7 @@ pub struct Config {
     pub queue_size: usize,
     pub file: Option<FileConfig>,
     pub mqtt: Option<MqttConfig>,
+    pub webhook: Option<WebhookConfig>,
     pub spool: SpoolConfig,
 }
 
@@ -98,6 +104,13 @@ pub struct Counters {
     pub mqtt_connects: AtomicU64,
     pub mqtt_disconnects: AtomicU64,
     pub gaps: AtomicU64,
+    pub webhook_delivered: AtomicU64,
+    pub webhook_replayed: AtomicU64,
+    /// Events the receiver refused with a 4xx (dropped).
+    pub webhook_rejected: AtomicU64,
+    /// Failed attempts (5xx, timeout, no connection), each followed by a back-off.
+    pub webhook_retries: AtomicU64,
+    pub webhook_gaps: AtomicU64,
 }
 
 /// A snapshot of the figures (the `stats` property, `<prefix>/stats`).
@@ -123,6 +136,14 @@ pub struct Stats {
     /// Verdict produced → PUBACK, live (not replayed) events, over the last [`LATENCY_SAMPLES`].
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
+    pub webhook_connected: bool,
+    pub webhook_delivered: u64,
+    pub webhook_replayed: u64,
+    pub webhook_rejected: u64,
+    pub webhook_retries: u64,
+    pub webhook_spool_events: u64,
+    pub webhook_spool_dropped: u64,
+    pub webhook_gaps: u64,
 }
 
 impl Stats {
@@ -138,11 +159,27 @@ impl Stats {
             "spool_disk": self.spool_disk, "spool_disk_errors": self.spool_disk_errors,
             "gaps": self.gaps, "latency_p50_ms": self.latency_p50_ms,
             "latency_p99_ms": self.latency_p99_ms,
+            "webhook_connected": self.webhook_connected,
+            "webhook_delivered": self.webhook_delivered,
+            "webhook_replayed": self.webhook_replayed,
+            "webhook_rejected": self.webhook_rejected,
+            "webhook_retries": self.webhook_retries,
+            "webhook_spool_events": self.webhook_spool_events,
+            "webhook_spool_dropped": self.webhook_spool_dropped,
+            "webhook_gaps": self.webhook_gaps,
         })
     }
 }
 
 pub const LATENCY_SAMPLES: usize = 4096;
+
+/// Which outputs an element has.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Outputs {
+    pub file: bool,
+    pub mqtt: bool,
+    pub webhook: bool,
+}
 
 /// What the threads share.
 pub struct Shared {
@@ -155,7 +192,18 @@ pub struct Shared {
     pub stop: tokio::sync::Notify,
     pub stopping: AtomicBool,
     pub mqtt_up: AtomicBool,
+    /// The webhook's own spool (same bound and kind as MQTT's; its folder is
+    /// `<spool-dir>/webhook`). Its mutex also guards `webhook_wake`.
+    pub webhook_spool: Mutex<Spool>,
+    pub webhook_wake: Condvar,
+    pub webhook_up: AtomicBool,
     latencies: Mutex<VecDeque<f64>>,
+    /// Verdicts received, by (verifying element, source, status), for the metrics.
+    pub verdicts: Mutex<BTreeMap<(String, String, String), u64>>,
+    /// The verdicts' `processing_ms` (clip scored), by verifying element, in seconds.
+    pub processing: Mutex<BTreeMap<String, prometheus_client::metrics::histogram::Histogram>>,
+    /// Which outputs are on (for the metrics).
+    pub outputs: Outputs,
     pub notice: Box<dyn Fn(Notice) + Send + Sync>,
 }
 
@@ -189,6 +237,10 @@ impl Shared {
                 s.disk_errors,
             )
         };
+        let (webhook_spool_events, webhook_spool_dropped) = {
+            let s = lock(&self.webhook_spool);
+            (s.len() as u64, s.dropped)
+        };
         let mut lat: Vec<f64> = lock(&self.latencies).iter().copied().collect();
         lat.sort_by(f64::total_cmp);
         let received = get(&c.received);
@@ -213,6 +265,14 @@ impl Shared {
             gaps: get(&c.gaps),
             latency_p50_ms: percentile(&lat, 0.5),
             latency_p99_ms: percentile(&lat, 0.99),
+            webhook_connected: self.webhook_up.load(Ordering::Relaxed),
+            webhook_delivered: get(&c.webhook_delivered),
+            webhook_replayed: get(&c.webhook_replayed),
+            webhook_rejected: get(&c.webhook_rejected),
+            webhook_retries: get(&c.webhook_retries),
+            webhook_spool_events,
+            webhook_spool_dropped,
+            webhook_gaps: get(&c.webhook_gaps),
         }
     }
 }
@@ -230,9 +290,16 @@ pub struct Publisher {
     shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     has_mqtt: bool,
+    has_webhook: bool,
 }
 
-fn dispatch(shared: Arc<Shared>, rx: Receiver<Job>, file: Option<FileConfig>, mqtt: bool) {
+fn dispatch(
+    shared: Arc<Shared>,
+    rx: Receiver<Job>,
+    file: Option<FileConfig>,
+    mqtt: bool,
+    webhook: bool,
+) {
     let mut file = file.map(JsonlFile::new);
     let mut file_up = true;
     for job in rx {
@@ -259,6 +326,22 @@ fn dispatch(shared: Arc<Shared>, rx: Receiver<Job>, file: Option<FileConfig>, mq
                 continue;
             }
         };
+        if !event.gap {
+            let element = event
+                .body()
+                .get("element")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if let Some(ms) = event.body().get("processing_ms").and_then(Value::as_f64) {
+                lock(&shared.processing)
+                    .entry(element.clone())
+                    .or_insert_with(metrics::processing_histogram)
+                    .observe(ms / 1000.0);
+            }
+            let key = (element, event.source.clone(), event.status.clone());
+            *lock(&shared.verdicts).entry(key).or_insert(0) += 1;
+        }
         if let Some(f) = file.as_mut() {
             match f.write_line(&event.render(false, schema::now_us())) {
                 Ok(()) => {
@@ -281,6 +364,16 @@ fn dispatch(shared: Arc<Shared>, rx: Receiver<Job>, file: Option<FileConfig>, mq
                         });
                     }
                 }
+            }
+        }
+        if webhook {
+            let r = lock(&shared.webhook_spool).push(event.clone());
+            shared.webhook_wake.notify_one();
+            if let Err(reason) = r {
+                (shared.notice)(Notice::Warning {
+                    sink: Sink::Spool,
+                    reason,
+                });
             }
         }
         if mqtt {
@@ -314,7 +407,17 @@ impl Publisher {
             dir: config.mqtt.as_ref().and(config.spool.dir.clone()),
             ..config.spool.clone()
         };
-        let (spool, problems) = Spool::open(&spool_config);
+        let (spool, mut problems) = Spool::open(&spool_config);
+        let webhook_spool_config = SpoolConfig {
+            dir: config
+                .webhook
+                .as_ref()
+                .and(config.spool.dir.as_ref())
+                .map(|d| d.join("webhook")),
+            ..config.spool.clone()
+        };
+        let (webhook_spool, more) = Spool::open(&webhook_spool_config);
+        problems.extend(more);
         let shared = Arc::new(Shared {
             name: config.name.clone(),
             counters: Counters::default(),
@@ -323,7 +426,17 @@ impl Publisher {
             stop: tokio::sync::Notify::new(),
             stopping: AtomicBool::new(false),
             mqtt_up: AtomicBool::new(false),
+            webhook_spool: Mutex::new(webhook_spool),
+            webhook_wake: Condvar::new(),
+            webhook_up: AtomicBool::new(false),
             latencies: Mutex::new(VecDeque::new()),
+            verdicts: Mutex::new(BTreeMap::new()),
+            processing: Mutex::new(BTreeMap::new()),
+            outputs: Outputs {
+                file: config.file.is_some(),
+                mqtt: config.mqtt.is_some(),
+                webhook: config.webhook.is_some(),
+            },
             notice,
         });
         for reason in problems {
@@ -335,12 +448,13 @@ impl Publisher {
         let (tx, rx) = std::sync::mpsc::sync_channel(config.queue_size.max(1));
         let mut threads = Vec::new();
         let has_mqtt = config.mqtt.is_some();
+        let has_webhook = config.webhook.is_some();
         let sh = shared.clone();
         let file = config.file.clone();
         threads.push(
             std::thread::Builder::new()
                 .name("iguardpub-io".into())
-                .spawn(move || dispatch(sh, rx, file, has_mqtt))
+                .spawn(move || dispatch(sh, rx, file, has_mqtt, has_webhook))
                 .map_err(|e| format!("cannot start the publishing thread: {e}"))?,
         );
         if let Some(m) = config.mqtt.clone() {
@@ -359,11 +473,30 @@ impl Publisher {
                 }
             }
         }
+        if let Some(w) = config.webhook.clone() {
+            let sh = shared.clone();
+            match std::thread::Builder::new()
+                .name("iguardpub-http".into())
+                .spawn(move || webhook::run(sh, w))
+            {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    drop(tx);
+                    shared.stopping.store(true, Ordering::Relaxed);
+                    shared.stop.notify_one();
+                    for t in threads {
+                        let _ = t.join();
+                    }
+                    return Err(format!("cannot start the webhook thread: {e}"));
+                }
+            }
+        }
         Ok(Publisher {
             tx: Mutex::new(Some(tx)),
             shared,
             threads: Mutex::new(threads),
             has_mqtt,
+            has_webhook,
         })
     }
 
@@ -406,11 +539,10 @@ impl Publisher {
             Ok(()) => {}
             Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => return false,
         }
-        if !self.has_mqtt {
-            return true;
-        }
         loop {
-            if lock(&self.shared.spool).is_empty() {
+            let mqtt_done = !self.has_mqtt || lock(&self.shared.spool).is_empty();
+            let webhook_done = !self.has_webhook || lock(&self.shared.webhook_spool).is_empty();
+            if mqtt_done && webhook_done {
                 return true;
             }
             if Instant::now() >= deadline {
@@ -424,12 +556,23 @@ impl Publisher {
         self.shared.stats()
     }
 
+    /// Puts this element's figures in the process-wide metrics registry.
+    pub fn register_metrics(&self) {
+        metrics::register(self.shared.clone());
+    }
+
     /// Stops the threads (waiting at most `join_wait` for each) and saves what the spool
     /// still holds to its folder. Returns the final figures.
     pub fn stop(&self, join_wait: Duration) -> Stats {
         lock(&self.tx).take();
         self.shared.stopping.store(true, Ordering::Relaxed);
         self.shared.stop.notify_one();
+        {
+            // Under the spool's lock, so the webhook thread cannot miss it between its check
+            // of `stopping` and its wait.
+            let _spool = lock(&self.shared.webhook_spool);
+            self.shared.webhook_wake.notify_all();
+        }
         let deadline = Instant::now() + join_wait;
         let threads = std::mem::take(&mut *lock(&self.threads));
         for t in threads {
@@ -442,8 +585,11 @@ impl Publisher {
             // else: left behind (a connect that hangs); it ends on its own at its timeout.
         }
         // Only once: a second stop finds the folder closed.
-        let saved = lock(&self.shared.spool).close();
-        if let Err(reason) = saved {
+        let saved = [
+            lock(&self.shared.spool).close(),
+            lock(&self.shared.webhook_spool).close(),
+        ];
+        for reason in saved.into_iter().filter_map(Result::err) {
             (self.shared.notice)(Notice::Warning {
                 sink: Sink::Spool,
                 reason,
@@ -493,6 +639,7 @@ mod tests {
                     max_files: 0,
                 }),
                 mqtt: None,
+                webhook: None,
                 spool: SpoolConfig {
                     max_bytes: 1 << 20,
                     dir: None,
@@ -535,6 +682,7 @@ mod tests {
                     max_files: 0,
                 }),
                 mqtt: None,
+                webhook: None,
                 spool: SpoolConfig {
                     max_bytes: 1 << 20,
                     dir: None,
