@@ -254,6 +254,8 @@ impl IGuardVerify {
                     reason: "labels only: NVIDIA's surface libraries are not available".into(),
                     queue_ms: 0.0,
                     processing_ms: 0.0,
+                    // Scored on the streaming thread: no JPEG is encoded here.
+                    snapshot: None,
                 },
                 _ => Outcome::unscored(Status::Error, "the label-based fallback failed"),
             };
@@ -697,6 +699,7 @@ impl BaseTransformImpl for IGuardVerify {
             let s = meta::to_structure(meta::MESSAGE_NAME, v);
             let _ = obj.post_message(gst::message::Element::builder(s).src(&obj).build());
         });
+        reporter.set_snapshot(run.snapshot_config());
         let assembler = ClipAssembler::with_tracks(run.clip_config(), run.track_config());
         let running = Running {
             clips: assembler.counters(),
