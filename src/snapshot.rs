@@ -110,12 +110,29 @@ pub fn encode(clip: &Clip, config: &SnapshotConfig) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Encodes and counts: `Some` when the snapshot is attached.
+/// Names of the threads that encoded snapshots, for the tests that check none is a streaming
+/// thread.
+#[cfg(any(test, feature = "testing"))]
+pub fn encoder_threads() -> Vec<String> {
+    crate::pool::lock(&ENCODER_THREADS).clone()
+}
+
+#[cfg(any(test, feature = "testing"))]
+static ENCODER_THREADS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Encodes and counts: `Ok` when the snapshot is attached.
 pub fn make(
     clip: &Clip,
     config: &SnapshotConfig,
     counters: &SnapshotCounters,
 ) -> Result<Snapshot, String> {
+    #[cfg(any(test, feature = "testing"))]
+    crate::pool::lock(&ENCODER_THREADS).push(
+        std::thread::current()
+            .name()
+            .unwrap_or("(unnamed)")
+            .to_string(),
+    );
     match encode(clip, config) {
         Ok(jpeg) => {
             counters.encoded.fetch_add(1, Ordering::Relaxed);

@@ -90,6 +90,8 @@ impl Running {
             results_overflowed,
             publish_overflowed: lock(&self.outbox).overflowed,
             sources_refused: self.sources_refused.load(Ordering::Relaxed),
+            snapshots_encoded: self.reporter.snapshot_counters().encoded(),
+            snapshots_skipped: self.reporter.snapshot_counters().skipped(),
             scorer: self.pool().scorer_name().to_string(),
             pool_name: config.name.clone(),
             model_instance_id: self.instance.id.clone().unwrap_or_default(),

@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `snapshot=true` through real GStreamer: the verdict's JPEG decodes, with an independent
+//! decoder (Debian's python3-pil), to the tiles the scorer saw, laid out `snapshot-columns`
+//! wide; it was encoded on a worker thread, not the streaming thread; over
+//! `snapshot-max-bytes` it is left off and counted; with `snapshot=false` there is none.
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+
+use common::*;
+use gst::prelude::*;
+use gstiguard::clip::Clip;
+use gstiguard::verdict::Verdict;
+
+/// Where the trigger's box is; later frames move it right, so every tile differs.
+const BOX: (u32, u32, u32, u32) = (100, 60, 64, 80);
+
+/// The Python with PIL (Debian's python3-pil): not the ONNX venv, which has no imaging module.
+fn image_python() -> String {
+    std::env::var("IGUARD_IMAGE_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into())
+}
+
+/// Runs one clip through an element configured by `props` and returns its verdicts and the
+/// clip the scorer saw.
+fn run(props: &[(&str, &dyn ToValue)]) -> (gst::Element, Vec<Verdict>, Vec<Clip>) {
+    let mut all: Vec<(&str, &dyn ToValue)> = vec![
+        ("clip-per", &"source"),
+        ("temporal-size", &4u32),
+        ("roi-margin", &0.5f32),
+        ("cooldown", &1000u32),
+        ("trigger-labels", &"person"),
+    ];
+    all.extend_from_slice(props);
+    let (e, bus) = element(&all);
+    let rec = Arc::new(Recorder::default());
+    set_scorer(&e, rec.clone());
+    let mut h = gst_check::Harness::with_element(&e, Some("sink"), Some("src"));
+    h.set_src_caps(caps());
+    for n in 1..12u64 {
+        let (x, y, w, hh) = BOX;
+        let mut b = frame((x + 6 * n as u32, y, w, hh), n * 33);
+        if n == 2 {
+            add_detection(&mut b, "person", 0.9, BOX);
+        }
+        h.push(b).expect("push");
+        h.pull().expect("pull");
+    }
+    h.push_event(gst::event::Eos::new());
+    let clips = rec.clips.lock().unwrap().clone();
+    (e, bus_verdicts(&bus), clips)
+}
+
+/// The sheet the snapshot should show, built here independently of the element's code.
+fn expected_sheet(c: &Clip, columns: u32) -> (u32, u32, Vec<u8>) {
+    let rows = c.real_frames.div_ceil(columns);
+    let (w, h) = (columns * c.width, rows * c.height);
+    let mut out = vec![0u8; (w * h * 3) as usize];
+    for i in 0..c.real_frames {
+        let tile = c.tile(i as usize);
+        for y in 0..c.height {
+            for x in 0..c.width {
+                let src = ((y * c.width + x) * 3) as usize;
+                let (sx, sy) = ((i % columns) * c.width + x, (i / columns) * c.height + y);
+                let dst = ((sy * w + sx) * 3) as usize;
+                out[dst..dst + 3].copy_from_slice(&tile[src..src + 3]);
+            }
+        }
+    }
+    (w, h, out)
+}
+
+/// Decodes `jpeg` with PIL and returns its size and the mean absolute difference per channel
+/// from `rgb` (raw, `w`×`h`).
+fn decode_and_compare(jpeg: &[u8], w: u32, h: u32, rgb: &[u8]) -> (u32, u32, f64) {
+    let dir = std::env::temp_dir().join(format!("iguard-snapshot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (jp, rp) = (dir.join("s.jpg"), dir.join("s.rgb"));
+    std::fs::write(&jp, jpeg).unwrap();
+    std::fs::write(&rp, rgb).unwrap();
+    let script = r#"
+import sys
+from PIL import Image
+im = Image.open(sys.argv[1])
+assert im.format == "JPEG", im.format
+im = im.convert("RGB")
+w, h = int(sys.argv[3]), int(sys.argv[4])
+raw = open(sys.argv[2], "rb").read()
+got = im.tobytes()
+if im.size != (w, h):
+    print(im.size[0], im.size[1], -1.0)
+else:
+    print(w, h, sum(abs(a - b) for a, b in zip(got, raw)) / len(raw))
+"#;
+    let out = Command::new(image_python())
+        .arg("-c")
+        .arg(script)
+        .arg(&jp)
+        .arg(&rp)
+        .arg(w.to_string())
+        .arg(h.to_string())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} (python3-pil): {e}", image_python()));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "PIL failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<&str> = text.split_whitespace().collect();
+    (
+        v[0].parse().unwrap(),
+        v[1].parse().unwrap(),
+        v[2].parse().unwrap(),
+    )
+}
+
+#[test]
+fn the_snapshot_decodes_to_the_tiles_the_scorer_saw() {
+    let (e, verdicts, clips) = run(&[
+        ("input-width", &32u32),
+        ("input-height", &24u32),
+        ("snapshot", &true),
+        ("snapshot-columns", &2u32),
+        ("snapshot-quality", &95u32),
+    ]);
+    assert_eq!(clips.len(), 1);
+    let c = &clips[0];
+    assert_eq!((c.real_frames, c.width, c.height), (4, 32, 24));
+    // Distinct tiles, so a sheet in the wrong order would not match.
+    assert_ne!(c.tile(0), c.tile(3));
+    assert_eq!(verdicts.len(), 1);
+    let jpeg = verdicts[0]
+        .snapshot
+        .clone()
+        .expect("a snapshot on the verdict");
+    let (w, h, rgb) = expected_sheet(c, 2);
+    assert_eq!((w, h), (64, 48));
+    let (dw, dh, mae) = decode_and_compare(&jpeg, w, h, &rgb);
+    assert_eq!((dw, dh), (64, 48), "the sheet's size");
+    assert!(
+        mae < 4.0,
+        "mean abs difference {mae} is beyond JPEG's at q95"
+    );
+    // The same sheet with two tiles swapped is far off: the comparison can tell.
+    let mut swapped = c.clone();
+    let n = c.tile_bytes();
+    swapped.pixels.copy_within(3 * n..4 * n, 0);
+    let (_, _, rgb_wrong) = expected_sheet(&swapped, 2);
+    let (_, _, off) = decode_and_compare(&jpeg, w, h, &rgb_wrong);
+    // One wrong tile of four, itself partly like the right one: still well off.
+    assert!(off > 2.0 * mae + 2.0, "a wrong tile shows: {off} vs {mae}");
+
+    let threads = gstiguard::snapshot::encoder_threads();
+    assert!(!threads.is_empty());
+    assert!(
+        threads.iter().all(|t| t.starts_with("iguard-w")),
+        "encoded off the streaming thread, by workers: {threads:?}"
+    );
+    let s = Stats::of(&e);
+    s.assert_adds_up();
+    assert_eq!((s.u("snapshots-encoded"), s.u("snapshots-skipped")), (1, 0));
+}
+
+#[test]
+fn a_snapshot_over_the_bound_is_left_off_and_counted() {
+    let (e, verdicts, clips) = run(&[
+        ("input-width", &224u32),
+        ("input-height", &224u32),
+        ("snapshot", &true),
+        ("snapshot-quality", &100u32),
+        ("snapshot-max-bytes", &1024u32),
+    ]);
+    assert_eq!((clips.len(), verdicts.len()), (1, 1));
+    assert!(verdicts[0].snapshot.is_none());
+    assert!(
+        verdicts[0].status.is_scored(),
+        "the verdict itself is intact"
+    );
+    let s = Stats::of(&e);
+    assert_eq!((s.u("snapshots-encoded"), s.u("snapshots-skipped")), (0, 1));
+}
+
+#[test]
+fn no_snapshot_unless_asked() {
+    let (e, verdicts, _) = run(&[("input-width", &32u32), ("input-height", &24u32)]);
+    assert_eq!(verdicts.len(), 1);
+    assert!(verdicts[0].snapshot.is_none());
+    assert_eq!(Stats::of(&e).u("snapshots-encoded"), 0);
+}
