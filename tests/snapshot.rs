@@ -190,3 +190,110 @@ fn no_snapshot_unless_asked() {
     assert!(verdicts[0].snapshot.is_none());
     assert_eq!(Stats::of(&e).u("snapshots-encoded"), 0);
 }
+
+/// `iguardverify snapshot=true → iguardpublish file-path snapshot-dir`: each event names its
+/// snapshot's file, size and SHA-256; the folder keeps the newest `snapshot-dir-max-files`.
+#[test]
+fn iguardpublish_writes_each_snapshot_next_to_the_event_log_bounded() {
+    init();
+    let dir = std::env::temp_dir().join(format!("iguard-snapdir-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let det = dir.join("detections.txt");
+    let mut d = String::new();
+    for f in 1..=40 {
+        d.push_str(&format!("{f},1,100,60,60,120,0.9,1\n"));
+    }
+    std::fs::write(&det, d).unwrap();
+    let (log, shots) = (dir.join("events.jsonl"), dir.join("snapshots"));
+    let desc = format!(
+        "videotestsrc num-buffers=40 ! video/x-raw,format=RGBA,width=320,height=240,framerate=30/1 \
+         ! iguardreplay location={} \
+         ! iguardverify name=v cooldown=0 temporal-size=4 input-width=32 input-height=32 \
+           model-type=fallback snapshot=true \
+         ! iguardpublish name=p file-path={} snapshot-dir={} snapshot-dir-max-files=3 \
+         ! fakesink",
+        det.display(),
+        log.display(),
+        shots.display()
+    );
+    let pipeline = gst::parse::launch(&desc).unwrap();
+    let _guard = StopOnDrop(pipeline.clone());
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(60),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("EOS within 60 s");
+    assert_eq!(msg.type_(), gst::MessageType::Eos, "{msg:?}");
+    let bin = pipeline.downcast_ref::<gst::Bin>().unwrap();
+    let p = bin
+        .by_name("p")
+        .unwrap()
+        .property::<gst::Structure>("stats");
+    pipeline.set_state(gst::State::Null).unwrap();
+
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(events.len() >= 5, "{} events", events.len());
+    for e in &events {
+        let s = &e["snapshot"];
+        assert_eq!(
+            s["file"].as_str().unwrap(),
+            format!("{}.jpg", e["event_id"].as_str().unwrap())
+        );
+        assert!(s["bytes"].as_u64().unwrap() > 100, "{s}");
+        assert!(e.to_string().len() < 4096, "no JPEG inside the JSON");
+    }
+    assert_eq!(
+        p.get::<u64>("snapshots-written").unwrap(),
+        events.len() as u64
+    );
+    assert_eq!(p.get::<u64>("snapshots-failed").unwrap(), 0);
+    // The newest three are kept, each the bytes its event names (checked by Python's own
+    // hashlib and PIL).
+    let mut kept: Vec<String> = std::fs::read_dir(&shots)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    kept.sort();
+    let mut newest: Vec<String> = events[events.len() - 3..]
+        .iter()
+        .map(|e| e["snapshot"]["file"].as_str().unwrap().to_string())
+        .collect();
+    newest.sort();
+    assert_eq!(kept, newest);
+    for e in &events[events.len() - 3..] {
+        let path = shots.join(e["snapshot"]["file"].as_str().unwrap());
+        let out = Command::new(image_python())
+            .arg("-c")
+            .arg(
+                "import sys, hashlib\nfrom PIL import Image\nb = open(sys.argv[1], 'rb').read()\n\
+                 im = Image.open(sys.argv[1]); im.load()\n\
+                 print(hashlib.sha256(b).hexdigest(), len(b), im.size[0], im.size[1])",
+            )
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let v: Vec<&str> = text.split_whitespace().collect();
+        assert_eq!(v[0], e["snapshot"]["sha256"].as_str().unwrap());
+        assert_eq!(
+            v[1].parse::<u64>().unwrap(),
+            e["snapshot"]["bytes"].as_u64().unwrap()
+        );
+        // temporal-size=4 tiles of 32×32, four to a row.
+        assert_eq!((v[2], v[3]), ("128", "32"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -24,12 +24,14 @@ use serde_json::{Map, Value, json};
 pub mod file;
 pub mod mqtt;
 pub mod schema;
+pub mod snapshots;
 pub mod spool;
 pub mod wire;
 
 use file::{FileConfig, JsonlFile};
 use mqtt::MqttConfig;
 use schema::{Event, Origin};
+use snapshots::{SnapshotDir, SnapshotDirConfig};
 use spool::{Spool, SpoolConfig};
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -83,6 +85,8 @@ pub struct Config {
     pub file: Option<FileConfig>,
     pub mqtt: Option<MqttConfig>,
     pub spool: SpoolConfig,
+    /// `snapshot-dir`: where verdicts' JPEGs are written.
+    pub snapshot_dir: Option<SnapshotDirConfig>,
 }
 
 #[derive(Default)]
@@ -98,6 +102,8 @@ pub struct Counters {
     pub mqtt_connects: AtomicU64,
     pub mqtt_disconnects: AtomicU64,
     pub gaps: AtomicU64,
+    pub snapshots_written: AtomicU64,
+    pub snapshots_failed: AtomicU64,
 }
 
 /// A snapshot of the figures (the `stats` property, `<prefix>/stats`).
@@ -123,6 +129,9 @@ pub struct Stats {
     /// Verdict produced → PUBACK, live (not replayed) events, over the last [`LATENCY_SAMPLES`].
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
+    /// `snapshot-dir` files written, and snapshots that could not be.
+    pub snapshots_written: u64,
+    pub snapshots_failed: u64,
 }
 
 impl Stats {
@@ -213,12 +222,18 @@ impl Shared {
             gaps: get(&c.gaps),
             latency_p50_ms: percentile(&lat, 0.5),
             latency_p99_ms: percentile(&lat, 0.99),
+            snapshots_written: get(&c.snapshots_written),
+            snapshots_failed: get(&c.snapshots_failed),
         }
     }
 }
 
 enum Job {
-    Event(Map<String, Value>, Origin),
+    Event(
+        Map<String, Value>,
+        Origin,
+        Option<crate::snapshot::Snapshot>,
+    ),
     /// Answered once every job before it is done.
     Barrier(SyncSender<()>),
 }
@@ -232,11 +247,27 @@ pub struct Publisher {
     has_mqtt: bool,
 }
 
-fn dispatch(shared: Arc<Shared>, rx: Receiver<Job>, file: Option<FileConfig>, mqtt: bool) {
+fn dispatch(
+    shared: Arc<Shared>,
+    rx: Receiver<Job>,
+    file: Option<FileConfig>,
+    mqtt: bool,
+    snapshot_dir: Option<SnapshotDirConfig>,
+) {
     let mut file = file.map(JsonlFile::new);
+    let mut snapshot_dir = snapshot_dir.and_then(|c| match SnapshotDir::open(c) {
+        Ok(d) => Some(d),
+        Err(reason) => {
+            (shared.notice)(Notice::Warning {
+                sink: Sink::File,
+                reason: format!("{reason}: snapshots are not written"),
+            });
+            None
+        }
+    });
     let mut file_up = true;
     for job in rx {
-        let (fields, origin) = match job {
+        let (fields, origin, jpeg) = match job {
             Job::Barrier(done) => {
                 if let Some(f) = file.as_mut() {
                     let _ = f.flush();
@@ -244,7 +275,7 @@ fn dispatch(shared: Arc<Shared>, rx: Receiver<Job>, file: Option<FileConfig>, mq
                 let _ = done.try_send(());
                 continue;
             }
-            Job::Event(f, o) => (f, o),
+            Job::Event(f, o, j) => (f, o, j),
         };
         let c = &shared.counters;
         let event = match Event::from_fields(fields, &origin) {
@@ -259,6 +290,25 @@ fn dispatch(shared: Arc<Shared>, rx: Receiver<Job>, file: Option<FileConfig>, mq
                 continue;
             }
         };
+        let mut event = event;
+        if let (Some(dir), Some(jpeg)) = (snapshot_dir.as_mut(), jpeg.as_ref()) {
+            // Written before the event, so a consumer that reads `snapshot.file` finds it.
+            match dir.write(&event.event_id, jpeg) {
+                Ok(name) => {
+                    c.snapshots_written.fetch_add(1, Ordering::Relaxed);
+                    if let Some(Value::Object(o)) = event.body_mut().get_mut("snapshot") {
+                        o.insert("file".into(), name.into());
+                    }
+                }
+                Err(reason) => {
+                    c.snapshots_failed.fetch_add(1, Ordering::Relaxed);
+                    (shared.notice)(Notice::Warning {
+                        sink: Sink::File,
+                        reason,
+                    });
+                }
+            }
+        }
         if let Some(f) = file.as_mut() {
             match f.write_line(&event.render(false, schema::now_us())) {
                 Ok(()) => {
@@ -337,10 +387,11 @@ impl Publisher {
         let has_mqtt = config.mqtt.is_some();
         let sh = shared.clone();
         let file = config.file.clone();
+        let snapshot_dir = config.snapshot_dir.clone();
         threads.push(
             std::thread::Builder::new()
                 .name("iguardpub-io".into())
-                .spawn(move || dispatch(sh, rx, file, has_mqtt))
+                .spawn(move || dispatch(sh, rx, file, has_mqtt, snapshot_dir))
                 .map_err(|e| format!("cannot start the publishing thread: {e}"))?,
         );
         if let Some(m) = config.mqtt.clone() {
@@ -369,10 +420,20 @@ impl Publisher {
 
     /// Hands a verdict to the outputs without waiting; a full queue drops it (counted).
     pub fn submit(&self, fields: Map<String, Value>, origin: Origin) {
+        self.submit_with_snapshot(fields, origin, None);
+    }
+
+    /// Like [`Publisher::submit`], with the verdict's JPEG for `snapshot-dir`.
+    pub fn submit_with_snapshot(
+        &self,
+        fields: Map<String, Value>,
+        origin: Origin,
+        snapshot: Option<crate::snapshot::Snapshot>,
+    ) {
         let c = &self.shared.counters;
         c.received.fetch_add(1, Ordering::Relaxed);
         let sent = match lock(&self.tx).as_ref() {
-            Some(tx) => tx.try_send(Job::Event(fields, origin)).is_ok(),
+            Some(tx) => tx.try_send(Job::Event(fields, origin, snapshot)).is_ok(),
             None => false,
         };
         if !sent {
@@ -497,6 +558,7 @@ mod tests {
                     max_bytes: 1 << 20,
                     dir: None,
                 },
+                snapshot_dir: None,
             },
             Box::new(move |n| lock(&n2).push(n)),
         )
@@ -539,6 +601,7 @@ mod tests {
                     max_bytes: 1 << 20,
                     dir: None,
                 },
+                snapshot_dir: None,
             },
             Box::new(move |n| lock(&n2).push(n)),
         )
