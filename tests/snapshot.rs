@@ -4,10 +4,13 @@
 //! wide; it was encoded on a worker thread, not the streaming thread; over
 //! `snapshot-max-bytes` it is left off and counted; with `snapshot=false` there is none.
 
+mod broker;
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::*;
 use gst::prelude::*;
@@ -191,13 +194,12 @@ fn no_snapshot_unless_asked() {
     assert_eq!(Stats::of(&e).u("snapshots-encoded"), 0);
 }
 
-/// `iguardverify snapshot=true → iguardpublish file-path snapshot-dir`: each event names its
-/// snapshot's file, size and SHA-256; the folder keeps the newest `snapshot-dir-max-files`.
-#[test]
-fn iguardpublish_writes_each_snapshot_next_to_the_event_log_bounded() {
+/// Runs 40 frames (a person in each: a clip every 4) through `iguardverify snapshot=true →
+/// iguardpublish file-path=<dir>/events.jsonl <props>` to EOS; returns the logged events and
+/// the publisher's stats.
+fn publish_run(dir: &Path, props: &str) -> (Vec<serde_json::Value>, gst::Structure) {
     init();
-    let dir = std::env::temp_dir().join(format!("iguard-snapdir-e2e-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(&dir).unwrap();
     let det = dir.join("detections.txt");
     let mut d = String::new();
@@ -205,17 +207,15 @@ fn iguardpublish_writes_each_snapshot_next_to_the_event_log_bounded() {
         d.push_str(&format!("{f},1,100,60,60,120,0.9,1\n"));
     }
     std::fs::write(&det, d).unwrap();
-    let (log, shots) = (dir.join("events.jsonl"), dir.join("snapshots"));
+    let log = dir.join("events.jsonl");
     let desc = format!(
         "videotestsrc num-buffers=40 ! video/x-raw,format=RGBA,width=320,height=240,framerate=30/1 \
          ! iguardreplay location={} \
          ! iguardverify name=v cooldown=0 temporal-size=4 input-width=32 input-height=32 \
            model-type=fallback snapshot=true \
-         ! iguardpublish name=p file-path={} snapshot-dir={} snapshot-dir-max-files=3 \
-         ! fakesink",
+         ! iguardpublish name=p file-path={} {props} ! fakesink",
         det.display(),
         log.display(),
-        shots.display()
     );
     let pipeline = gst::parse::launch(&desc).unwrap();
     let _guard = StopOnDrop(pipeline.clone());
@@ -240,6 +240,19 @@ fn iguardpublish_writes_each_snapshot_next_to_the_event_log_bounded() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    (events, p)
+}
+
+/// `iguardverify snapshot=true → iguardpublish file-path snapshot-dir`: each event names its
+/// snapshot's file, size and SHA-256; the folder keeps the newest `snapshot-dir-max-files`.
+#[test]
+fn iguardpublish_writes_each_snapshot_next_to_the_event_log_bounded() {
+    let dir = std::env::temp_dir().join(format!("iguard-snapdir-e2e-{}", std::process::id()));
+    let shots = dir.join("snapshots");
+    let (events, p) = publish_run(
+        &dir,
+        &format!("snapshot-dir={} snapshot-dir-max-files=3", shots.display()),
+    );
     assert!(events.len() >= 5, "{} events", events.len());
     for e in &events {
         let s = &e["snapshot"];
@@ -295,5 +308,38 @@ fn iguardpublish_writes_each_snapshot_next_to_the_event_log_bounded() {
         // temporal-size=4 tiles of 32×32, four to a row.
         assert_eq!((v[2], v[3]), ("128", "32"));
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// MQTT: the newest snapshot of each source goes to `<prefix>/<source>/snapshot`, raw JPEG,
+/// retained: a client that subscribes after the run still gets the last clip's sheet.
+#[test]
+fn mqtt_retains_the_last_snapshot_of_each_source() {
+    let mut b = broker::Broker::start("snapshot");
+    let dir = std::env::temp_dir().join(format!("iguard-snapmqtt-{}", std::process::id()));
+    let (events, _) = publish_run(&dir, &format!("mqtt-url={} topic-prefix=snap", b.url()));
+    assert!(events.len() >= 5);
+    let last = events.last().unwrap();
+    let late = broker::Subscriber::start(b.port, "late-snap", "snap/+/snapshot", false);
+    late.wait("the retained snapshot", Duration::from_secs(20), |m| {
+        !m.is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let m = late.messages();
+    assert_eq!(m.len(), 1, "one source, one retained snapshot");
+    assert_eq!(
+        m[0].topic,
+        format!("snap/{}/snapshot", last["source"].as_str().unwrap())
+    );
+    assert!(m[0].retain);
+    assert_eq!(&m[0].payload[..2], &[0xff, 0xd8], "raw JPEG");
+    assert_eq!(
+        m[0].payload.len() as u64,
+        last["snapshot"]["bytes"].as_u64().unwrap(),
+        "the last verdict's snapshot"
+    );
+    let digest = gstiguard::publish::wire::snapshot_summary(&m[0].payload);
+    assert_eq!(digest["sha256"], last["snapshot"]["sha256"]);
+    b.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }

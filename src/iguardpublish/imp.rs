@@ -113,7 +113,7 @@ fn non_empty(s: &Option<String>) -> Option<String> {
 struct State {
     publisher: Arc<Publisher>,
     flush_timeout: Duration,
-    /// `snapshot-dir` is set: verdicts' JPEGs go to the publisher.
+    /// `snapshot-dir` or MQTT is set: verdicts' JPEGs go to the publisher.
     snapshots: bool,
 }
 
@@ -583,7 +583,7 @@ impl BaseTransformImpl for IGuardPublish {
         let settings = lock(&self.settings).clone();
         let run = wire::run_id();
         let config = self.config(&settings, &run)?;
-        let snapshots = config.snapshot_dir.is_some();
+        let snapshots = config.snapshot_dir.is_some() || config.mqtt.is_some();
         if config.file.is_none() && config.mqtt.is_none() {
             gst::warning!(
                 CAT,

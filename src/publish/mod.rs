@@ -153,11 +153,19 @@ impl Stats {
 
 pub const LATENCY_SAMPLES: usize = 4096;
 
+/// Sources whose snapshot can wait for the broker at once; past it the new one is dropped
+/// (counted in `snapshots-failed`).
+pub const MAX_SNAPSHOT_SOURCES: usize = 256;
+
 /// What the threads share.
 pub struct Shared {
     pub name: String,
     pub counters: Counters,
     pub spool: Mutex<Spool>,
+    /// The newest snapshot of each source not yet handed to the broker, for the retained
+    /// `<prefix>/<source>/snapshot` topic: a newer one replaces an older one (only the last
+    /// is retained anyway), so this holds one per source, at most [`MAX_SNAPSHOT_SOURCES`].
+    pub snapshots: Mutex<std::collections::BTreeMap<String, crate::snapshot::Snapshot>>,
     /// Wakes the MQTT thread for new events.
     pub wake: tokio::sync::Notify,
     /// Wakes the MQTT thread to stop.
@@ -333,6 +341,14 @@ fn dispatch(
                 }
             }
         }
+        if mqtt && let Some(jpeg) = jpeg {
+            let mut pending = lock(&shared.snapshots);
+            if pending.len() < MAX_SNAPSHOT_SOURCES || pending.contains_key(&event.source) {
+                pending.insert(event.source.clone(), jpeg);
+            } else {
+                c.snapshots_failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         if mqtt {
             let r = lock(&shared.spool).push(event);
             if let Err(reason) = r {
@@ -369,6 +385,7 @@ impl Publisher {
             name: config.name.clone(),
             counters: Counters::default(),
             spool: Mutex::new(spool),
+            snapshots: Mutex::new(Default::default()),
             wake: tokio::sync::Notify::new(),
             stop: tokio::sync::Notify::new(),
             stopping: AtomicBool::new(false),
