@@ -200,7 +200,7 @@ fn no_snapshot_unless_asked() {
 fn publish_run(dir: &Path, props: &str) -> (Vec<serde_json::Value>, gst::Structure) {
     init();
     let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
     let det = dir.join("detections.txt");
     let mut d = String::new();
     for f in 1..=40 {
