@@ -347,7 +347,11 @@ impl Shared {
                 if let Some((ticket, enqueued)) = slot {
                     let mut o = outcome(i);
                     o.queue_ms = elapsed_ms(enqueued, batch.started);
-                    o.snapshot = snapshot_of(&ticket, &clips[i]);
+                    // A failed clip shows what the scorer choked on; a cancelled one
+                    // (flush, stop) is of no interest to anyone.
+                    if o.status != Status::Dropped {
+                        o.snapshot = snapshot_of(&ticket, &clips[i]);
+                    }
                     ticket.finish(o);
                 }
             }
