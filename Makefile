@@ -26,7 +26,8 @@ MODELS := $(TINY_MODEL) models/tiny-action.labels.txt models/slow-action.onnx
 
 APT_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
 	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
-	python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 fonts-dejavu-core
+	python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 fonts-dejavu-core \
+	python3-pil
 
 # The synthetic demo (make demo-synthetic): a ball on black with a red object beside where the
 # recorded person walks; the recorded detections trigger clips, and the tiny model (random 3-D

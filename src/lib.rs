@@ -32,6 +32,7 @@ pub mod pool;
 pub mod publish;
 pub mod sampler;
 pub mod scorer;
+pub mod snapshot;
 pub mod sources;
 pub mod tracks;
 pub mod verdict;

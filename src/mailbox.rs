@@ -87,6 +87,7 @@ mod tests {
             reason: String::new(),
             object_id: None,
             crop: None,
+            snapshot: None,
         }
     }
 

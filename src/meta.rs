@@ -42,6 +42,9 @@ pub mod fields {
     pub const CROP_Y: &str = "crop-y";
     pub const CROP_WIDTH: &str = "crop-width";
     pub const CROP_HEIGHT: &str = "crop-height";
+    /// `GstBuffer`, only with `snapshot=true` and when one was made: the clip's tiles as a
+    /// JPEG contact sheet (`image/jpeg`, row-major in sampling order).
+    pub const SNAPSHOT: &str = "snapshot";
 }
 
 /// Registers the meta once per process (plugin_init may run more than once in tests).
@@ -100,6 +103,26 @@ pub fn fill_structure(s: &mut gst::StructureRef, v: &Verdict) {
     s.set(CROP_Y, c.y);
     s.set(CROP_WIDTH, c.width);
     s.set(CROP_HEIGHT, c.height);
+    if let Some(jpeg) = &v.snapshot {
+        // Shares the bytes: a verdict goes out as a message, a meta and an event.
+        s.set(SNAPSHOT, gst::Buffer::from_slice(SharedJpeg(jpeg.clone())));
+    }
+}
+
+/// A snapshot's bytes as a buffer's memory, without a copy.
+struct SharedJpeg(crate::snapshot::Snapshot);
+
+impl AsRef<[u8]> for SharedJpeg {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_slice()
+    }
+}
+
+/// The snapshot in a structure's `snapshot` field, if any.
+pub fn snapshot(s: &gst::StructureRef) -> Option<crate::snapshot::Snapshot> {
+    let buf = s.get::<gst::Buffer>(fields::SNAPSHOT).ok()?;
+    let map = buf.map_readable().ok()?;
+    Some(std::sync::Arc::new(map.as_slice().to_vec()))
 }
 
 /// The verdict as a structure named `name`.
@@ -169,6 +192,7 @@ pub fn from_structure(s: &gst::StructureRef) -> Result<Verdict, String> {
         reason: get(s, REASON)?,
         object_id,
         crop,
+        snapshot: snapshot(s),
     })
 }
 
@@ -215,6 +239,7 @@ mod tests {
                 width: 30,
                 height: 40,
             }),
+            snapshot: None,
         }
     }
 
@@ -241,5 +266,23 @@ mod tests {
         let mut s = to_structure(MESSAGE_NAME, &sample());
         s.set(fields::STATUS, "maybe");
         assert!(from_structure(&s).unwrap_err().contains("maybe"));
+    }
+
+    #[test]
+    fn a_snapshot_travels_as_a_buffer_field() {
+        gst::init().unwrap();
+        register();
+        let jpeg = std::sync::Arc::new(vec![0xff, 0xd8, 1, 2, 3, 0xff, 0xd9]);
+        let v = Verdict {
+            snapshot: Some(jpeg.clone()),
+            ..sample()
+        };
+        let s = to_structure(MESSAGE_NAME, &v);
+        let buf = s.get::<gst::Buffer>(fields::SNAPSHOT).unwrap();
+        assert_eq!(buf.map_readable().unwrap().as_slice(), jpeg.as_slice());
+        let mut b = gst::Buffer::with_size(16).unwrap();
+        add(b.get_mut().unwrap(), &v).unwrap();
+        assert_eq!(read_all(&b), vec![v]);
+        assert!(!to_structure(MESSAGE_NAME, &sample()).has_field(fields::SNAPSHOT));
     }
 }

@@ -85,6 +85,8 @@ pub struct Verdict {
     pub object_id: Option<u64>,
     /// The crop on the clip's last sampled frame, in frame pixels.
     pub crop: Option<PixelRect>,
+    /// The clip's tiles as a JPEG contact sheet (`snapshot=true`), encoded by the worker.
+    pub snapshot: Option<crate::snapshot::Snapshot>,
 }
 
 impl Verdict {

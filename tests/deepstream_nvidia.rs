@@ -238,6 +238,7 @@ fn verdict(source_id: u32, status: Status, label: &str, score: f64) -> Verdict {
         reason: String::new(),
         object_id: None,
         crop: None,
+        snapshot: None,
     }
 }
 

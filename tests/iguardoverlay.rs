@@ -46,6 +46,7 @@ fn verdict(request_id: u64, status: Status, object_id: Option<u64>) -> Verdict {
         reason: String::new(),
         object_id,
         crop: None,
+        snapshot: None,
     }
 }
 

@@ -500,6 +500,7 @@ mod tests {
             reason: String::new(),
             object_id,
             crop: None,
+            snapshot: None,
         }
     }
 

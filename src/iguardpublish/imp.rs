@@ -47,6 +47,10 @@ const DEFAULT_WEBHOOK_TIMEOUT: u32 = 5000;
 /// How long `stop()` waits for each output thread.
 const STOP_JOIN_WAIT: Duration = Duration::from_secs(2);
 
+/// `snapshot-dir` bounds: a day of one alert a minute, and a few hundred MB.
+const DEFAULT_SNAPSHOT_DIR_MAX_FILES: u32 = 1440;
+const DEFAULT_SNAPSHOT_DIR_MAX_BYTES: u64 = 256 * 1024 * 1024;
+
 #[derive(Debug, Clone)]
 struct Settings {
     file_path: Option<String>,
@@ -73,6 +77,9 @@ struct Settings {
     webhook_secret: Option<String>,
     webhook_timeout: u32,
     metrics_address: Option<String>,
+    snapshot_dir: Option<String>,
+    snapshot_dir_max_files: u32,
+    snapshot_dir_max_bytes: u64,
 }
 
 impl Default for Settings {
@@ -102,6 +109,9 @@ impl Default for Settings {
             webhook_secret: None,
             webhook_timeout: DEFAULT_WEBHOOK_TIMEOUT,
             metrics_address: None,
+            snapshot_dir: None,
+            snapshot_dir_max_files: DEFAULT_SNAPSHOT_DIR_MAX_FILES,
+            snapshot_dir_max_bytes: DEFAULT_SNAPSHOT_DIR_MAX_BYTES,
         }
     }
 }
@@ -114,6 +124,8 @@ fn non_empty(s: &Option<String>) -> Option<String> {
 struct State {
     publisher: Arc<Publisher>,
     flush_timeout: Duration,
+    /// `snapshot-dir` or MQTT is set: verdicts' JPEGs go to the publisher.
+    snapshots: bool,
 }
 
 #[derive(Default)]
@@ -144,6 +156,8 @@ fn stats_structure(s: &Stats) -> gst::Structure {
         .field("spool-events", s.spool_events)
         .field("spool-bytes", s.spool_bytes)
         .field("spool-dropped", s.spool_dropped)
+        .field("snapshots-written", s.snapshots_written)
+        .field("snapshots-failed", s.snapshots_failed)
         .field("spool-disk", s.spool_disk)
         .field("spool-disk-errors", s.spool_disk_errors)
         .field("gaps", s.gaps)
@@ -226,6 +240,13 @@ impl IGuardPublish {
                 max_bytes: settings.spool_max_bytes,
                 dir: publish::dir(settings.spool_dir.as_deref()),
             },
+            snapshot_dir: publish::dir(settings.snapshot_dir.as_deref()).map(|dir| {
+                publish::snapshots::SnapshotDirConfig {
+                    dir,
+                    max_files: settings.snapshot_dir_max_files,
+                    max_bytes: settings.snapshot_dir_max_bytes,
+                }
+            }),
         })
     }
 
@@ -308,6 +329,26 @@ impl ObjectImpl for IGuardPublish {
                     "Path of the JSON Lines event log (one iguard.verdict/1 object a line, \
                      appended); unset = no log",
                 ),
+                string(
+                    "snapshot-dir",
+                    "Snapshot folder",
+                    "Folder where each verdict's snapshot (iguardverify snapshot=true) is written \
+                     as <event_id>.jpg, named in the event's snapshot.file; unset = not written",
+                ),
+                glib::ParamSpecUInt::builder("snapshot-dir-max-files")
+                    .nick("Snapshots kept")
+                    .blurb("Snapshots kept in snapshot-dir; the oldest are removed")
+                    .minimum(1)
+                    .default_value(DEFAULT_SNAPSHOT_DIR_MAX_FILES)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("snapshot-dir-max-bytes")
+                    .nick("Snapshot folder size")
+                    .blurb("Bytes of snapshots kept in snapshot-dir; the oldest are removed")
+                    .minimum(1024)
+                    .default_value(DEFAULT_SNAPSHOT_DIR_MAX_BYTES)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt64::builder("max-bytes")
                     .nick("Event log size")
                     .blurb(
@@ -522,6 +563,13 @@ impl ObjectImpl for IGuardPublish {
             "file-path" => s.file_path = string(),
             "max-bytes" => s.max_bytes = value.get().expect("type checked upstream"),
             "max-files" => s.max_files = value.get().expect("type checked upstream"),
+            "snapshot-dir" => s.snapshot_dir = string(),
+            "snapshot-dir-max-files" => {
+                s.snapshot_dir_max_files = value.get().expect("type checked upstream")
+            }
+            "snapshot-dir-max-bytes" => {
+                s.snapshot_dir_max_bytes = value.get().expect("type checked upstream")
+            }
             "mqtt-url" => s.mqtt_url = string(),
             "topic-prefix" => s.topic_prefix = string().unwrap_or_default(),
             "mqtt-user" => s.mqtt_user = string(),
@@ -562,6 +610,9 @@ impl ObjectImpl for IGuardPublish {
             "file-path" => s.file_path.to_value(),
             "max-bytes" => s.max_bytes.to_value(),
             "max-files" => s.max_files.to_value(),
+            "snapshot-dir" => s.snapshot_dir.to_value(),
+            "snapshot-dir-max-files" => s.snapshot_dir_max_files.to_value(),
+            "snapshot-dir-max-bytes" => s.snapshot_dir_max_bytes.to_value(),
             "mqtt-url" => s.mqtt_url.to_value(),
             "topic-prefix" => s.topic_prefix.to_value(),
             "mqtt-user" => s.mqtt_user.to_value(),
@@ -632,6 +683,7 @@ impl BaseTransformImpl for IGuardPublish {
         let settings = lock(&self.settings).clone();
         let run = wire::run_id();
         let config = self.config(&settings, &run)?;
+        let snapshots = config.snapshot_dir.is_some() || config.mqtt.is_some();
         if config.file.is_none() && config.mqtt.is_none() && config.webhook.is_none() {
             gst::warning!(
                 CAT,
@@ -670,6 +722,7 @@ impl BaseTransformImpl for IGuardPublish {
         *lock(&self.state) = Some(State {
             publisher: Arc::new(publisher),
             flush_timeout: Duration::from_millis(settings.flush_timeout as u64),
+            snapshots,
         });
         Ok(())
     }
@@ -696,7 +749,9 @@ impl BaseTransformImpl for IGuardPublish {
             let name = self.obj().name();
             let (fields, origin) = wire::read(s, &name);
             if let Some(st) = lock(&self.state).as_ref() {
-                st.publisher.submit(fields, origin);
+                // The bytes are copied only when a folder wants them.
+                let jpeg = st.snapshots.then(|| wire::snapshot(s)).flatten();
+                st.publisher.submit_with_snapshot(fields, origin, jpeg);
             }
         } else if let gst::EventView::Eos(_) = event.view() {
             let running = lock(&self.state)

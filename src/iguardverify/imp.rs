@@ -90,6 +90,8 @@ impl Running {
             results_overflowed,
             publish_overflowed: lock(&self.outbox).overflowed,
             sources_refused: self.sources_refused.load(Ordering::Relaxed),
+            snapshots_encoded: self.reporter.snapshot_counters().encoded(),
+            snapshots_skipped: self.reporter.snapshot_counters().skipped(),
             scorer: self.pool().scorer_name().to_string(),
             pool_name: config.name.clone(),
             model_instance_id: self.instance.id.clone().unwrap_or_default(),
@@ -254,6 +256,8 @@ impl IGuardVerify {
                     reason: "labels only: NVIDIA's surface libraries are not available".into(),
                     queue_ms: 0.0,
                     processing_ms: 0.0,
+                    // Scored on the streaming thread: no JPEG is encoded here.
+                    snapshot: None,
                 },
                 _ => Outcome::unscored(Status::Error, "the label-based fallback failed"),
             };
@@ -682,6 +686,7 @@ impl BaseTransformImpl for IGuardVerify {
             let s = meta::to_structure(meta::MESSAGE_NAME, v);
             let _ = obj.post_message(gst::message::Element::builder(s).src(&obj).build());
         });
+        reporter.set_snapshot(run.snapshot_config());
         let assembler = ClipAssembler::with_tracks(run.clip_config(), run.track_config());
         let running = Running {
             clips: assembler.counters(),

@@ -233,6 +233,38 @@ pub fn list() -> Vec<glib::ParamSpec> {
             .default_value(DEFAULT_WORKER_NICE)
             .mutable_ready()
             .build(),
+        glib::ParamSpecBoolean::builder("snapshot")
+            .nick("Snapshot")
+            .blurb(
+                "Attach to each verdict of a scored clip a JPEG contact sheet of the clip's \
+                 tiles (field snapshot, encoded by the worker, never the streaming thread)",
+            )
+            .default_value(false)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("snapshot-columns")
+            .nick("Snapshot columns")
+            .blurb("Tiles per row of the snapshot's contact sheet")
+            .minimum(1)
+            .maximum(64)
+            .default_value(DEFAULT_SNAPSHOT_COLUMNS)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("snapshot-quality")
+            .nick("Snapshot quality")
+            .blurb("JPEG quality of the snapshot (1-100)")
+            .minimum(1)
+            .maximum(100)
+            .default_value(DEFAULT_SNAPSHOT_QUALITY)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("snapshot-max-bytes")
+            .nick("Snapshot size bound")
+            .blurb("A snapshot larger than this is not attached, and counted as skipped")
+            .minimum(1024)
+            .default_value(DEFAULT_SNAPSHOT_MAX_BYTES)
+            .mutable_ready()
+            .build(),
         glib::ParamSpecEnum::builder_with_default("priority", Priority::Fifo)
             .nick("Priority")
             .blurb("Which clip is verified first and which is dropped when the queue is full")

@@ -38,6 +38,9 @@ pub const DEFAULT_MAX_WORKERS: u32 = 2;
 /// Workers at nice 10: under contention the streaming threads get the CPU first; idle CPU
 /// still goes to inference, so throughput is unchanged on an otherwise idle machine.
 pub const DEFAULT_WORKER_NICE: i32 = 10;
+pub const DEFAULT_SNAPSHOT_COLUMNS: u32 = 4;
+pub const DEFAULT_SNAPSHOT_QUALITY: u32 = 85;
+pub const DEFAULT_SNAPSHOT_MAX_BYTES: u32 = 2 * 1024 * 1024;
 pub const DEFAULT_QUEUE_SIZE: u32 = 50;
 pub const DEFAULT_RESULT_QUEUE_SIZE: u32 = 100;
 pub const DEFAULT_WORKER_TIMEOUT: f64 = 10.0;
@@ -111,6 +114,10 @@ pub struct Settings {
     pub tls_key_file: Option<String>,
     pub adaptive_workers: bool,
     pub worker_nice: i32,
+    pub snapshot: bool,
+    pub snapshot_columns: u32,
+    pub snapshot_quality: u32,
+    pub snapshot_max_bytes: u32,
     pub enabled: bool,
     pub class_labels: Option<String>,
     pub class_labels_file: Option<String>,
@@ -179,6 +186,10 @@ impl Default for Settings {
             tls_key_file: None,
             adaptive_workers: false,
             worker_nice: DEFAULT_WORKER_NICE,
+            snapshot: false,
+            snapshot_columns: DEFAULT_SNAPSHOT_COLUMNS,
+            snapshot_quality: DEFAULT_SNAPSHOT_QUALITY,
+            snapshot_max_bytes: DEFAULT_SNAPSHOT_MAX_BYTES,
             enabled: true,
             class_labels: None,
             class_labels_file: None,
@@ -283,6 +294,10 @@ impl Settings {
             "enabled" => s.enabled = v.get().unwrap_or(s.enabled),
             "adaptive-workers" => s.adaptive_workers = v.get().unwrap_or(s.adaptive_workers),
             "worker-nice" => s.worker_nice = v.get().unwrap_or(s.worker_nice),
+            "snapshot" => s.snapshot = v.get().unwrap_or(s.snapshot),
+            "snapshot-columns" => s.snapshot_columns = v.get().unwrap_or(s.snapshot_columns),
+            "snapshot-quality" => s.snapshot_quality = v.get().unwrap_or(s.snapshot_quality),
+            "snapshot-max-bytes" => s.snapshot_max_bytes = v.get().unwrap_or(s.snapshot_max_bytes),
             "server-url" => s.server_url = string(v),
             "model-name" => s.model_name = v.get().unwrap_or(None),
             "model-version" => s.model_version = v.get().unwrap_or(None),
@@ -350,6 +365,10 @@ impl Settings {
             "enabled" => s.enabled.to_send_value(),
             "adaptive-workers" => s.adaptive_workers.to_send_value(),
             "worker-nice" => s.worker_nice.to_send_value(),
+            "snapshot" => s.snapshot.to_send_value(),
+            "snapshot-columns" => s.snapshot_columns.to_send_value(),
+            "snapshot-quality" => s.snapshot_quality.to_send_value(),
+            "snapshot-max-bytes" => s.snapshot_max_bytes.to_send_value(),
             "server-url" => s.server_url.to_send_value(),
             "model-name" => s.model_name.to_send_value(),
             "model-version" => s.model_version.to_send_value(),
@@ -570,6 +589,15 @@ impl Settings {
     }
 
     /// The pool these settings ask for; `name` tags its thread names.
+    /// How this element's snapshots are made, `None` with `snapshot=false`.
+    pub fn snapshot_config(&self) -> Option<crate::snapshot::SnapshotConfig> {
+        self.snapshot.then(|| crate::snapshot::SnapshotConfig {
+            columns: self.snapshot_columns.max(1),
+            quality: self.snapshot_quality.clamp(1, 100) as u8,
+            max_bytes: self.snapshot_max_bytes as usize,
+        })
+    }
+
     pub fn pool_config(&self, name: String) -> PoolConfig {
         PoolConfig {
             name,

@@ -44,6 +44,9 @@ pub struct Stats {
     pub publish_overflowed: u64,
     /// Distinct sources met beyond `max-sources`, whose detections were not followed.
     pub sources_refused: u64,
+    /// Snapshots attached to verdicts, and those not made (over the bound, or failed).
+    pub snapshots_encoded: u64,
+    pub snapshots_skipped: u64,
     /// The clip assembler's figures (clips collecting, their bytes, overflows, lost tracks).
     pub clips: ClipStats,
     pub scorer: String,
@@ -78,6 +81,8 @@ impl Stats {
             .field("results-overflowed", self.results_overflowed)
             .field("publish-overflowed", self.publish_overflowed)
             .field("sources-refused", self.sources_refused)
+            .field("snapshots-encoded", self.snapshots_encoded)
+            .field("snapshots-skipped", self.snapshots_skipped)
             .field("scorer", self.scorer.as_str())
             .field("pool", self.pool_name.as_str())
             .field("model-instance-id", self.model_instance_id.as_str())
@@ -107,7 +112,7 @@ mod tests {
         }
         .to_structure();
         assert_eq!(s.name(), "iguard-stats");
-        assert_eq!(s.n_fields(), 31);
+        assert_eq!(s.n_fields(), 33);
         assert_eq!(s.get::<u64>("submitted").unwrap(), 0);
         assert_eq!(s.get::<u32>("max-workers").unwrap(), 3);
         assert_eq!(s.get::<u32>("queue-size").unwrap(), 9);

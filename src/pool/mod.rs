@@ -99,6 +99,9 @@ pub struct Reporter {
     /// While set, requests submitted to a pool are answered `dropped` with this reason instead
     /// of queued (a flush or a stop is under way).
     gate: Mutex<Option<String>>,
+    /// How this element's snapshots are made; `None` when it makes none.
+    snapshot: Mutex<Option<crate::snapshot::SnapshotConfig>>,
+    snapshot_counters: crate::snapshot::SnapshotCounters,
 }
 
 impl Reporter {
@@ -110,7 +113,22 @@ impl Reporter {
             next_id: AtomicU64::new(1),
             deliver: Box::new(deliver),
             gate: Mutex::new(None),
+            snapshot: Mutex::new(None),
+            snapshot_counters: Default::default(),
         })
+    }
+
+    /// Turns snapshots on (`Some`) or off for requests scored from now on.
+    pub fn set_snapshot(&self, config: Option<crate::snapshot::SnapshotConfig>) {
+        *lock(&self.snapshot) = config;
+    }
+
+    pub fn snapshot_config(&self) -> Option<crate::snapshot::SnapshotConfig> {
+        *lock(&self.snapshot)
+    }
+
+    pub fn snapshot_counters(&self) -> &crate::snapshot::SnapshotCounters {
+        &self.snapshot_counters
     }
 
     pub fn set_threshold(&self, t: f64) {
@@ -248,6 +266,8 @@ pub struct Outcome {
     pub reason: String,
     pub queue_ms: f64,
     pub processing_ms: f64,
+    /// The clip's snapshot, when the element asked for one and it was made.
+    pub snapshot: Option<crate::snapshot::Snapshot>,
 }
 
 impl Outcome {
@@ -259,6 +279,7 @@ impl Outcome {
             reason: reason.into(),
             queue_ms: 0.0,
             processing_ms: 0.0,
+            snapshot: None,
         }
     }
 }
@@ -348,6 +369,7 @@ impl Ticket {
             reason: o.reason,
             object_id: info.object_id,
             crop: info.crop,
+            snapshot: o.snapshot,
         });
         if let Some(done) = self.done.take() {
             *lock(&done.done) = true;

@@ -111,6 +111,31 @@ fn every_request_gets_one_verdict() {
 }
 
 #[test]
+fn snapshots_come_with_scored_and_failed_verdicts_when_asked() {
+    let rig = Rig::new(
+        config(1, 50),
+        Arc::new(FaultScorer::new(|n| {
+            if n == 2 { Fault::Fail } else { Fault::None }
+        })),
+    );
+    rig.submit(0.9);
+    assert!(rig.reporter.wait_idle(Duration::from_secs(10)));
+    rig.reporter
+        .set_snapshot(Some(crate::snapshot::SnapshotConfig::default()));
+    rig.submit(0.9);
+    rig.submit(0.9);
+    assert!(rig.reporter.wait_idle(Duration::from_secs(10)));
+    rig.assert_settled();
+    let v = rig.verdicts.lock().unwrap();
+    let got: Vec<(Status, bool)> = v.iter().map(|v| (v.status, v.snapshot.is_some())).collect();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0], (Status::Fallback, false), "not asked yet");
+    assert!(got[1..].contains(&(Status::Error, true)), "{got:?}");
+    assert!(got[1..].contains(&(Status::Fallback, true)), "{got:?}");
+    assert_eq!(rig.reporter.snapshot_counters().encoded(), 2);
+}
+
+#[test]
 fn a_full_queue_drops_the_oldest_and_never_blocks() {
     let gate = Arc::new(Gate::default());
     let scorer = Arc::new(FaultScorer::new(|_| Fault::None).with_gate(gate.clone()));

@@ -91,6 +91,20 @@ impl Drop for ThreadGuard {
     }
 }
 
+/// The clip's snapshot when its element asked for one: encoded here, on the worker that scored
+/// it, so no streaming thread ever pays for a JPEG.
+fn snapshot_of(ticket: &Ticket, clip: &Clip) -> Option<crate::snapshot::Snapshot> {
+    let reporter = ticket.reporter()?;
+    let config = reporter.snapshot_config()?;
+    match crate::snapshot::make(clip, &config, reporter.snapshot_counters()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            gst::debug!(CAT, "request {}: no snapshot: {e}", ticket.id());
+            None
+        }
+    }
+}
+
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     p.downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -324,6 +338,7 @@ impl Shared {
                             reason: String::new(),
                             queue_ms: 0.0,
                             processing_ms,
+                            snapshot: None,
                         }
                     }
                 }
@@ -332,6 +347,11 @@ impl Shared {
                 if let Some((ticket, enqueued)) = slot {
                     let mut o = outcome(i);
                     o.queue_ms = elapsed_ms(enqueued, batch.started);
+                    // A failed clip shows what the scorer choked on; a cancelled one
+                    // (flush, stop) is of no interest to anyone.
+                    if o.status != Status::Dropped {
+                        o.snapshot = snapshot_of(&ticket, &clips[i]);
+                    }
                     ticket.finish(o);
                 }
             }

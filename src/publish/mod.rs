@@ -25,6 +25,7 @@ pub mod file;
 pub mod metrics;
 pub mod mqtt;
 pub mod schema;
+pub mod snapshots;
 pub mod spool;
 pub mod webhook;
 pub mod wire;
@@ -32,6 +33,7 @@ pub mod wire;
 use file::{FileConfig, JsonlFile};
 use mqtt::MqttConfig;
 use schema::{Event, Origin};
+use snapshots::{SnapshotDir, SnapshotDirConfig};
 use spool::{Spool, SpoolConfig};
 use webhook::WebhookConfig;
 
@@ -89,6 +91,8 @@ pub struct Config {
     pub mqtt: Option<MqttConfig>,
     pub webhook: Option<WebhookConfig>,
     pub spool: SpoolConfig,
+    /// `snapshot-dir`: where verdicts' JPEGs are written.
+    pub snapshot_dir: Option<SnapshotDirConfig>,
 }
 
 #[derive(Default)]
@@ -111,6 +115,8 @@ pub struct Counters {
     /// Failed attempts (5xx, timeout, no connection), each followed by a back-off.
     pub webhook_retries: AtomicU64,
     pub webhook_gaps: AtomicU64,
+    pub snapshots_written: AtomicU64,
+    pub snapshots_failed: AtomicU64,
 }
 
 /// A snapshot of the figures (the `stats` property, `<prefix>/stats`).
@@ -144,6 +150,9 @@ pub struct Stats {
     pub webhook_spool_events: u64,
     pub webhook_spool_dropped: u64,
     pub webhook_gaps: u64,
+    /// `snapshot-dir` files written, and snapshots that could not be.
+    pub snapshots_written: u64,
+    pub snapshots_failed: u64,
 }
 
 impl Stats {
@@ -180,12 +189,19 @@ pub struct Outputs {
     pub mqtt: bool,
     pub webhook: bool,
 }
+/// Sources whose snapshot can wait for the broker at once; past it the new one is dropped
+/// (counted in `snapshots-failed`).
+pub const MAX_SNAPSHOT_SOURCES: usize = 256;
 
 /// What the threads share.
 pub struct Shared {
     pub name: String,
     pub counters: Counters,
     pub spool: Mutex<Spool>,
+    /// The newest snapshot of each source not yet handed to the broker, for the retained
+    /// `<prefix>/<source>/snapshot` topic: a newer one replaces an older one (only the last
+    /// is retained anyway), so this holds one per source, at most [`MAX_SNAPSHOT_SOURCES`].
+    pub snapshots: Mutex<std::collections::BTreeMap<String, crate::snapshot::Snapshot>>,
     /// Wakes the MQTT thread for new events.
     pub wake: tokio::sync::Notify,
     /// Wakes the MQTT thread to stop.
@@ -273,12 +289,18 @@ impl Shared {
             webhook_spool_events,
             webhook_spool_dropped,
             webhook_gaps: get(&c.webhook_gaps),
+            snapshots_written: get(&c.snapshots_written),
+            snapshots_failed: get(&c.snapshots_failed),
         }
     }
 }
 
 enum Job {
-    Event(Map<String, Value>, Origin),
+    Event(
+        Map<String, Value>,
+        Origin,
+        Option<crate::snapshot::Snapshot>,
+    ),
     /// Answered once every job before it is done.
     Barrier(SyncSender<()>),
 }
@@ -299,11 +321,22 @@ fn dispatch(
     file: Option<FileConfig>,
     mqtt: bool,
     webhook: bool,
+    snapshot_dir: Option<SnapshotDirConfig>,
 ) {
     let mut file = file.map(JsonlFile::new);
+    let mut snapshot_dir = snapshot_dir.and_then(|c| match SnapshotDir::open(c) {
+        Ok(d) => Some(d),
+        Err(reason) => {
+            (shared.notice)(Notice::Warning {
+                sink: Sink::File,
+                reason: format!("{reason}: snapshots are not written"),
+            });
+            None
+        }
+    });
     let mut file_up = true;
     for job in rx {
-        let (fields, origin) = match job {
+        let (fields, origin, jpeg) = match job {
             Job::Barrier(done) => {
                 if let Some(f) = file.as_mut() {
                     let _ = f.flush();
@@ -311,7 +344,7 @@ fn dispatch(
                 let _ = done.try_send(());
                 continue;
             }
-            Job::Event(f, o) => (f, o),
+            Job::Event(f, o, j) => (f, o, j),
         };
         let c = &shared.counters;
         let event = match Event::from_fields(fields, &origin) {
@@ -341,6 +374,25 @@ fn dispatch(
             }
             let key = (element, event.source.clone(), event.status.clone());
             *lock(&shared.verdicts).entry(key).or_insert(0) += 1;
+        }
+        let mut event = event;
+        if let (Some(dir), Some(jpeg)) = (snapshot_dir.as_mut(), jpeg.as_ref()) {
+            // Written before the event, so a consumer that reads `snapshot.file` finds it.
+            match dir.write(&event.event_id, jpeg) {
+                Ok(name) => {
+                    c.snapshots_written.fetch_add(1, Ordering::Relaxed);
+                    if let Some(Value::Object(o)) = event.body_mut().get_mut("snapshot") {
+                        o.insert("file".into(), name.into());
+                    }
+                }
+                Err(reason) => {
+                    c.snapshots_failed.fetch_add(1, Ordering::Relaxed);
+                    (shared.notice)(Notice::Warning {
+                        sink: Sink::File,
+                        reason,
+                    });
+                }
+            }
         }
         if let Some(f) = file.as_mut() {
             match f.write_line(&event.render(false, schema::now_us())) {
@@ -374,6 +426,14 @@ fn dispatch(
                     sink: Sink::Spool,
                     reason,
                 });
+            }
+        }
+        if mqtt && let Some(jpeg) = jpeg {
+            let mut pending = lock(&shared.snapshots);
+            if pending.len() < MAX_SNAPSHOT_SOURCES || pending.contains_key(&event.source) {
+                pending.insert(event.source.clone(), jpeg);
+            } else {
+                c.snapshots_failed.fetch_add(1, Ordering::Relaxed);
             }
         }
         if mqtt {
@@ -422,6 +482,7 @@ impl Publisher {
             name: config.name.clone(),
             counters: Counters::default(),
             spool: Mutex::new(spool),
+            snapshots: Mutex::new(Default::default()),
             wake: tokio::sync::Notify::new(),
             stop: tokio::sync::Notify::new(),
             stopping: AtomicBool::new(false),
@@ -451,10 +512,11 @@ impl Publisher {
         let has_webhook = config.webhook.is_some();
         let sh = shared.clone();
         let file = config.file.clone();
+        let snapshot_dir = config.snapshot_dir.clone();
         threads.push(
             std::thread::Builder::new()
                 .name("iguardpub-io".into())
-                .spawn(move || dispatch(sh, rx, file, has_mqtt, has_webhook))
+                .spawn(move || dispatch(sh, rx, file, has_mqtt, has_webhook, snapshot_dir))
                 .map_err(|e| format!("cannot start the publishing thread: {e}"))?,
         );
         if let Some(m) = config.mqtt.clone() {
@@ -502,10 +564,20 @@ impl Publisher {
 
     /// Hands a verdict to the outputs without waiting; a full queue drops it (counted).
     pub fn submit(&self, fields: Map<String, Value>, origin: Origin) {
+        self.submit_with_snapshot(fields, origin, None);
+    }
+
+    /// Like [`Publisher::submit`], with the verdict's JPEG for `snapshot-dir`.
+    pub fn submit_with_snapshot(
+        &self,
+        fields: Map<String, Value>,
+        origin: Origin,
+        snapshot: Option<crate::snapshot::Snapshot>,
+    ) {
         let c = &self.shared.counters;
         c.received.fetch_add(1, Ordering::Relaxed);
         let sent = match lock(&self.tx).as_ref() {
-            Some(tx) => tx.try_send(Job::Event(fields, origin)).is_ok(),
+            Some(tx) => tx.try_send(Job::Event(fields, origin, snapshot)).is_ok(),
             None => false,
         };
         if !sent {
@@ -644,6 +716,7 @@ mod tests {
                     max_bytes: 1 << 20,
                     dir: None,
                 },
+                snapshot_dir: None,
             },
             Box::new(move |n| lock(&n2).push(n)),
         )
@@ -687,6 +760,7 @@ mod tests {
                     max_bytes: 1 << 20,
                     dir: None,
                 },
+                snapshot_dir: None,
             },
             Box::new(move |n| lock(&n2).push(n)),
         )

@@ -293,6 +293,17 @@ impl Session<'_> {
         self.report_gap();
         let prefix = self.config.topic_prefix.clone();
         let q = qos(self.config.qos);
+        // Snapshots first: queued before their event, they reach the broker before it.
+        let snapshots = std::mem::take(&mut *lock(&self.shared.snapshots));
+        for (src, jpeg) in snapshots {
+            self.publish(
+                format!("{prefix}/{src}/snapshot"),
+                q,
+                true,
+                jpeg.to_vec(),
+                None,
+            )?;
+        }
         while self.events.len() < WINDOW {
             let Some(o) = lock(&self.shared.spool).next_unsent() else {
                 break;

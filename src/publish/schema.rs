@@ -229,6 +229,10 @@ impl Event {
         &self.body
     }
 
+    pub(crate) fn body_mut(&mut self) -> &mut Map<String, Value> {
+        &mut self.body
+    }
+
     /// The JSON text sent or written at `now_us`; `replayed` for events sent late (after an
     /// outage, or from a previous run's spool).
     pub fn render(&self, replayed: bool, now_us: i64) -> String {

@@ -113,12 +113,36 @@ pub fn read(s: &gst::StructureRef, publisher: &str) -> (Map<String, Value>, Orig
                     origin.unix_us = us;
                 }
             }
+            // The JPEG stays out of the JSON: the event names its size and digest, and the
+            // publisher takes the bytes with [`snapshot`].
+            meta::fields::SNAPSHOT => {
+                if let Some(jpeg) = meta::snapshot(s) {
+                    fields.insert("snapshot".into(), snapshot_summary(&jpeg));
+                }
+            }
             n => {
                 fields.insert(schema::snake_case(n), json_value(n, value));
             }
         }
     }
     (fields, origin)
+}
+
+/// The JPEG snapshot an `iguard-verdict` structure carries, if any.
+pub fn snapshot(s: &gst::StructureRef) -> Option<crate::snapshot::Snapshot> {
+    meta::snapshot(s)
+}
+
+/// What the JSON event says of a snapshot: its type, size and SHA-256 (hex). The publisher
+/// adds `file` when it writes one.
+pub fn snapshot_summary(jpeg: &[u8]) -> Value {
+    let digest = ring::digest::digest(&ring::digest::SHA256, jpeg);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    serde_json::json!({
+        "content_type": "image/jpeg",
+        "bytes": jpeg.len(),
+        "sha256": hex,
+    })
 }
 
 /// Verdict events waiting for the streaming thread, bounded: past the capacity the oldest is
@@ -196,6 +220,7 @@ mod tests {
                 width: 30,
                 height: 40,
             }),
+            snapshot: None,
         }
     }
 
@@ -221,6 +246,38 @@ mod tests {
         let e = Event::from_fields(fields, &origin).unwrap();
         assert_eq!(e.event_id, "abcd-5");
         assert_eq!(e.source, "2");
+    }
+
+    #[test]
+    fn a_snapshot_is_named_in_json_and_its_bytes_kept_apart() {
+        gst::init().unwrap();
+        let jpeg: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let v = Verdict {
+            snapshot: Some(std::sync::Arc::new(jpeg.clone())),
+            ..verdict()
+        };
+        let ev = verdict_event(&v, "abcd", "verify7");
+        let s = verdict_structure(&ev).expect("ours");
+        let (fields, _) = read(s, "pub0");
+        let summary = &fields["snapshot"];
+        assert_eq!(summary["bytes"], 100_000);
+        assert_eq!(summary["content_type"], "image/jpeg");
+        let sha = summary["sha256"].as_str().unwrap();
+        assert_eq!(sha.len(), 64);
+        // The digest of these bytes, not of something else.
+        assert_ne!(sha, snapshot_summary(b"other")["sha256"].as_str().unwrap());
+        assert_eq!(sha, snapshot_summary(&jpeg)["sha256"].as_str().unwrap());
+        // The JSON stays small: the bytes are not in it.
+        assert!(Value::Object(fields).to_string().len() < 2_000);
+        assert_eq!(snapshot(s).unwrap().as_slice(), jpeg.as_slice());
+    }
+
+    #[test]
+    fn sha256_of_abc_is_the_standard_one() {
+        assert_eq!(
+            snapshot_summary(b"abc")["sha256"],
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]
