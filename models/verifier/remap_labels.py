@@ -52,6 +52,8 @@ def main():
     lab = {int(v[0]): (v[6], v[7]) for v in rows(a.old)}
     mot = {int(v[0]): v for v in rows(a.motion)}
     hdr = [line for line in open(a.old) if line.startswith("#")]
+    # The old header counts the old excluded tracks; 8 after the re-map (counted in the output).
+    hdr = [line.replace("all 7 excluded tracks", "all 8 excluded tracks") for line in hdr]
     with open(a.out, "w") as out:
         out.write("# Labels of the HOG tracks of vtest.avi (track ids of models/verifier/clips.py's "
                   "tracker, IoU >= 0.2).\n")
