@@ -3,14 +3,15 @@
 
 This mirrors, in Python, what the element does with `clip-per=object` and `tracking=builtin`
 (src/tracks.rs and src/clip.rs), at the element's defaults: the tracker matches id-less boxes
-greedily by IoU (>= 0.3) against each track's box moved by its velocity, and forgets a track
+greedily by IoU (>= 0.2) against each track's box moved by its velocity, and forgets a track
 unseen for more than `track-timeout` (15) frames. A tracked box that is not already followed,
 not in its object's cooldown (30 frames after its last clip) and not beyond
 `max-clips-per-source` (8) starts a clip. On every frame the clip's crop target is the box
 clamped to the frame, widened by `roi-margin` (0.15 of the box on each side), grown to the
 tile's aspect ratio around its centre; the crop moves halfway towards it (smoothing 0.5) and is
-shrunk and moved to fit the frame. A clip whose object is missing for 15 frames ends: completed
-by repeating its last tile with >= `min-frames` (8) real tiles, dropped otherwise.
+shrunk and moved to fit the frame. A clip whose object is missing for 15 frames ends: the tiles
+sampled after the object was last seen are cut (they show where it was, not it), then it is
+completed by repeating its last tile with >= `min-frames` (8) real tiles, dropped otherwise.
 
 Only numpy here; the caller crops and resizes the pixels (OpenCV's bilinear resize, which is
 what the element's sampler approximates).
@@ -19,7 +20,7 @@ what the element's sampler approximates).
 import math
 
 TRACK_TIMEOUT = 15
-MIN_IOU = 0.3
+MIN_IOU = 0.2
 VELOCITY_GAIN = 0.5
 CROP_SMOOTHING = 0.5
 ROI_MARGIN = 0.15
@@ -191,6 +192,10 @@ def element_clips(dets, n_frames, fw, fh):
             if c["missing"] >= TRACK_TIMEOUT:
                 quiet[c["track"]] = frame + COOLDOWN
                 refused = set()
+                # src/clip.rs trim_to_last_seen: only the tiles up to the last one that saw it.
+                keep = c["seen"]
+                c["crops"] = c["crops"][:keep]
+                c["real"] = keep
                 c["status"] = "lost-completed" if c["real"] >= MIN_FRAMES else "lost-dropped"
                 c["end"] = frame
                 clips.append(c)
@@ -215,6 +220,8 @@ def element_clips(dets, n_frames, fw, fh):
             crop = fit_frame(c["smoothed"], fw, fh)
             c["crops"].append((frame,) + crop)
             c["real"] += 1
+            if c["track"] in by_id:
+                c["seen"] = c["real"]  # tiles up to the last one with the object's own box
             if c["real"] >= TEMPORAL:
                 quiet[c["track"]] = frame + COOLDOWN
                 refused = set()
@@ -232,6 +239,7 @@ def element_clips(dets, n_frames, fw, fh):
         c.pop("smoothed", None)
         c.pop("since", None)
         c.pop("missing", None)
+        c.pop("seen", None)
     clips.sort(key=lambda c: (c["start"], c["track"]))
     return clips, tracks
 
