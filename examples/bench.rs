@@ -1243,11 +1243,14 @@ fn footage_paths() -> Result<(PathBuf, PathBuf), String> {
     Ok((video, dets))
 }
 
+/// Person boxes (x, y, width, height) and their confidence, by frame number (1-based).
+type DetectionsByFrame = BTreeMap<u64, Vec<((u32, u32, u32, u32), f64)>>;
+
 /// The HOG detections by frame number (1-based, MOTChallenge lines
 /// `frame,id,x,y,w,h,confidence,...`): box and confidence.
-fn read_detections(path: &Path) -> Result<BTreeMap<u64, Vec<((u32, u32, u32, u32), f64)>>, String> {
+fn read_detections(path: &Path) -> Result<DetectionsByFrame, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut out: BTreeMap<u64, Vec<_>> = BTreeMap::new();
+    let mut out = DetectionsByFrame::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
