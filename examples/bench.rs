@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --features testing --example bench -- [--quick] [--out PATH] [--clip-model PATH]
-//!     [--sync-model PATH] [--only rss,frame,streams,sync,clips]
+//!     [--sync-model PATH] [--only rss,frame,objects,footage,streams,sync,clips]
 //! ```
 //!
 //! Every figure is printed as one `name: value` line when it is measured, then in a short table
@@ -22,6 +22,13 @@
 //! - `frame`: 1080p frames pushed with `gst_check::Harness`, one element per case, the cases
 //!   interleaved frame by frame: idle (no trigger), collecting (person box, full frame), and
 //!   saturated (every worker held, `queue-size=2` overflowing), in RGBA and NV12.
+//! - `objects`: 1080p RGBA frames with 1, 4, 8 and 16 person boxes, each with its own tracked
+//!   id (`clip-per=object`, `cooldown=0`: every frame samples a 224x224 tile per object), the
+//!   cases interleaved frame by frame: streaming-thread wall and CPU time per frame, and its
+//!   ratio to N x the one-object cost.
+//! - `footage`: OpenCV's `vtest.avi` with its HOG person detections (`make footage`; the paths
+//!   from `IGUARD_FOOTAGE_VIDEO` and `IGUARD_FOOTAGE_DETECTIONS`), decoded into memory first,
+//!   `clip-per=object` and `clip-per=source` interleaved frame by frame: time per frame.
 //! - `streams`: N real-time 1080p30 sources, each a thread with its own element (all sharing one
 //!   pool), for N = 1, 2, 4, ...: the largest N whose frames all leave the element within one
 //!   frame interval of their arrival.
@@ -808,7 +815,8 @@ impl Opts {
                 }
                 "-h" | "--help" => {
                     return Err("usage: bench [--quick] [--out PATH] [--clip-model PATH] \
-                                [--sync-model PATH] [--only rss,frame,streams,sync,clips]"
+                                [--sync-model PATH] \
+                                [--only rss,frame,objects,footage,streams,sync,clips]"
                         .into());
                 }
                 other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -1094,6 +1102,334 @@ fn phase_frame(opts: &Opts, rep: &mut Report) -> Result<(), String> {
     Ok(())
 }
 
+/// Objects collecting at once in the per-object phase.
+const OBJECT_COUNTS: [usize; 4] = [1, 4, 8, 16];
+
+/// `n` person boxes of 240 x 320 on a 4 x 4 grid over a 1080p frame, one per tracked object.
+fn object_boxes(n: usize) -> Vec<(u32, u32, u32, u32)> {
+    (0..n as u32)
+        .map(|i| (i % 4 * 480 + 120, i / 4 * 270 + 10, 240, 320))
+        .collect()
+}
+
+/// `frame` with one `person` ROI meta per box, each with its own tracked `object_id`.
+fn with_objects(frame: &gst::Buffer, boxes: &[(u32, u32, u32, u32)]) -> gst::Buffer {
+    let mut buf = frame.copy();
+    {
+        let b = buf.get_mut().expect("a fresh copy is writable");
+        for (id, rect) in boxes.iter().enumerate() {
+            let mut m = gst_video::VideoRegionOfInterestMeta::add(b, "person", *rect);
+            m.add_param(
+                gst::Structure::builder("detection")
+                    .field("confidence", 0.9f64)
+                    .field("object_id", id as u64 + 1)
+                    .build(),
+            );
+        }
+    }
+    buf
+}
+
+/// Streaming-thread cost per 1080p frame with 1, 4, 8 and 16 objects collecting at once
+/// (clip-per=object), interleaved frame by frame, and its ratio to N x the one-object cost.
+fn phase_objects(opts: &Opts, rep: &mut Report) -> Result<(), String> {
+    let (warm, n) = if opts.quick { (100, 1500) } else { (200, 6000) };
+    let (plain, caps) = make_frame(gst_video::VideoFormat::Rgba, WIDTH, HEIGHT, 3, None);
+    let mut cases: Vec<(usize, Rig)> = Vec::new();
+    for objects in OBJECT_COUNTS {
+        let most = objects.to_string();
+        // cooldown=0: an object's clip starts again on the frame after it completes, so every
+        // frame samples a tile for every object. The queue is large enough that the cheap
+        // label-based scorer keeps it from overflowing (an overflow is another path).
+        let props = [
+            ("clip-per", "object"),
+            ("tracking", "ids"),
+            ("max-clips-per-source", most.as_str()),
+            ("cooldown", "0"),
+            ("roi-margin", "0"),
+            ("input-width", "224"),
+            ("input-height", "224"),
+            ("queue-size", "10000"),
+        ];
+        let frame = with_objects(&plain, &object_boxes(objects));
+        cases.push((
+            objects,
+            Rig::with_timing(&props, None, vec![frame], &caps, true)?,
+        ));
+    }
+    for i in 0..warm + n {
+        if i == warm {
+            for (_, rig) in &cases {
+                rig.timing.start_recording();
+            }
+        }
+        for (_, rig) in cases.iter_mut() {
+            rig.push()?;
+        }
+    }
+    let mut one = (f64::NAN, f64::NAN, f64::NAN, f64::NAN);
+    let mut seen = Vec::new();
+    for (objects, rig) in &cases {
+        let wall = rig.timing.take_sorted();
+        let cpu = rig.timing.take_cpu_sorted();
+        let p = (
+            percentile(&wall, 50.0) / 1e3,
+            percentile(&wall, 99.0) / 1e3,
+            percentile(&cpu, 50.0) / 1e3,
+            percentile(&cpu, 99.0) / 1e3,
+        );
+        if *objects == 1 {
+            one = p;
+        }
+        let fig = |what: &str| format!("objects_{what}_n{objects}");
+        rep.fig(&fig("frame_us_p50"), p.0);
+        rep.fig(&fig("frame_us_p99"), p.1);
+        rep.fig(&fig("frame_cpu_us_p50"), p.2);
+        rep.fig(&fig("frame_cpu_us_p99"), p.3);
+        let k = *objects as f64;
+        rep.fig(&fig("ratio_p50"), p.0 / (k * one.0));
+        rep.fig(&fig("ratio_p99"), p.1 / (k * one.1));
+        rep.fig(&fig("ratio_cpu_p50"), p.2 / (k * one.2));
+        rep.fig(&fig("ratio_cpu_p99"), p.3 / (k * one.3));
+        let (most, overflowed, dropped) = (
+            rig.stat("clips-most-collecting"),
+            rig.stat("clips-overflowed"),
+            rig.stat("dropped"),
+        );
+        // A case that never had its N clips collecting at once measured something else.
+        if most < *objects as u64 || overflowed > 0 {
+            rep.errors.push(format!(
+                "objects n={objects}: at most {most} clips collected at once, {overflowed} \
+                 triggers beyond max-clips-per-source"
+            ));
+        }
+        seen.push(format!(
+            "n={objects}: {} clips completed, {dropped} dropped, at most {most} collecting",
+            rig.stat("completed")
+        ));
+    }
+    rep.detail(
+        "objects",
+        format!(
+            "{n} frames per case after {warm} warm-up frames, 1920x1080 RGBA, cases (N = {:?}) \
+             interleaved frame by frame on one thread; N person boxes of 240x320 on a 4x4 grid, \
+             each with its own object_id (tracking=ids), clip-per=object, \
+             max-clips-per-source=N, cooldown=0 and roi-margin=0 so every frame samples a \
+             224x224 tile for each of the N objects; label-based fallback scorer; \
+             objects_ratio_* = the N-object figure / (N x the 1-object figure); {}",
+            OBJECT_COUNTS,
+            seen.join("; ")
+        ),
+    );
+    Ok(())
+}
+
+/// The footage's video and HOG detections, from the environment footage.mk exports or from
+/// their place under `.cache/footage/`.
+fn footage_paths() -> Result<(PathBuf, PathBuf), String> {
+    let dir = PathBuf::from(".cache/footage");
+    let path = |var: &str, name: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| dir.join(name))
+    };
+    let video = path("IGUARD_FOOTAGE_VIDEO", "vtest.avi");
+    let dets = path("IGUARD_FOOTAGE_DETECTIONS", "vtest-hog.txt");
+    for p in [&video, &dets] {
+        if !p.is_file() {
+            return Err(format!("no footage at {} (make footage)", p.display()));
+        }
+    }
+    Ok((video, dets))
+}
+
+/// Person boxes (x, y, width, height) and their confidence, by frame number (1-based).
+type DetectionsByFrame = BTreeMap<u64, Vec<((u32, u32, u32, u32), f64)>>;
+
+/// The HOG detections by frame number (1-based, MOTChallenge lines
+/// `frame,id,x,y,w,h,confidence,...`): box and confidence.
+fn read_detections(path: &Path) -> Result<DetectionsByFrame, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = DetectionsByFrame::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<f64> = line
+            .split(',')
+            .map(|v| v.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("{} line {}: {line:?}: {e}", path.display(), n + 1))?;
+        if f.len() < 7 || f[..7].iter().any(|v| !v.is_finite()) {
+            return Err(format!(
+                "{} line {}: {line:?} is not frame,id,x,y,w,h,confidence",
+                path.display(),
+                n + 1
+            ));
+        }
+        let px = |v: f64| v.max(0.0) as u32;
+        out.entry(f[0] as u64)
+            .or_default()
+            .push(((px(f[2]), px(f[3]), px(f[4]), px(f[5])), f[6]));
+    }
+    Ok(out)
+}
+
+/// Decodes up to `max` frames of `video` into RGBA buffers in memory (deep copies, so no
+/// decoder pool is held), with their caps.
+fn decode_footage(video: &Path, max: usize) -> Result<(Vec<gst::Buffer>, gst::Caps), String> {
+    let desc = format!(
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format=RGBA \
+         ! fakesink name=sink sync=false",
+        video.display()
+    );
+    let pipeline = gst::parse::launch(&desc)
+        .map_err(|e| format!("{desc}: {e}"))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline".to_string())?;
+    let frames = Arc::new(Mutex::new((Vec::new(), None::<gst::Caps>)));
+    {
+        let frames = frames.clone();
+        let sink = pipeline.by_name("sink").ok_or("no sink")?;
+        sink.static_pad("sink").ok_or("no sink pad")?.add_probe(
+            gst::PadProbeType::BUFFER,
+            move |pad, info| {
+                if let Some(buf) = info.buffer() {
+                    let mut f = frames.lock().unwrap();
+                    if f.0.len() < max {
+                        f.0.push(buf.copy_deep().unwrap_or_else(|_| buf.copy()));
+                        if f.1.is_none() {
+                            f.1 = pad.current_caps();
+                        }
+                    }
+                }
+                gst::PadProbeReturn::Ok
+            },
+        );
+    }
+    let bus = pipeline.bus().ok_or("no bus")?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| format!("cannot decode {}: {e}", video.display()))?;
+    let mut error = None;
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(300)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => {
+                error = Some(format!("decoding {}: {}", video.display(), e.error()));
+                break;
+            }
+            _ => (),
+        }
+        if frames.lock().unwrap().0.len() >= max {
+            break;
+        }
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    if let Some(e) = error {
+        return Err(e);
+    }
+    let (bufs, caps) = std::mem::take(&mut *frames.lock().unwrap());
+    match caps {
+        Some(caps) if !bufs.is_empty() => Ok((bufs, caps)),
+        _ => Err(format!("{} decoded to no frame", video.display())),
+    }
+}
+
+/// Per-frame cost on real footage (vtest.avi with its HOG person detections, decoded into
+/// memory first), clip-per=object against clip-per=source, interleaved frame by frame.
+fn phase_footage(opts: &Opts, rep: &mut Report) -> Result<(), String> {
+    let (video, dets) = footage_paths()?;
+    let detections = read_detections(&dets)?;
+    // RGBA at 768x576 is 1.7 MB a frame: the quick run takes the first 300 frames, the full
+    // run all 795 (1.4 GB).
+    let max = if opts.quick { 300 } else { usize::MAX };
+    let (decoded, caps) = decode_footage(&video, max)?;
+    let frames: Vec<gst::Buffer> = decoded
+        .iter()
+        .enumerate()
+        .map(|(i, frame)| {
+            let mut buf = frame.copy();
+            let b = buf.get_mut().expect("a fresh copy is writable");
+            for (rect, confidence) in detections.get(&(i as u64 + 1)).into_iter().flatten() {
+                let mut m = gst_video::VideoRegionOfInterestMeta::add(b, "person", *rect);
+                m.add_param(
+                    gst::Structure::builder("detection")
+                        .field("confidence", *confidence)
+                        .build(),
+                );
+            }
+            buf
+        })
+        .collect();
+    drop(decoded);
+    let boxes: usize = frames
+        .iter()
+        .map(|f| {
+            f.iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+                .count()
+        })
+        .sum();
+    // The element's defaults otherwise (cooldown, max-clips-per-source, tracking=auto: the
+    // built-in association, as HOG gives no ids), with the label-based fallback scorer.
+    let mut cases: Vec<(&str, Rig)> = Vec::new();
+    for per in ["object", "source"] {
+        let props = [("clip-per", per)];
+        cases.push((
+            per,
+            Rig::with_timing(&props, None, frames.clone(), &caps, true)?,
+        ));
+    }
+    for (_, rig) in &cases {
+        rig.timing.start_recording();
+    }
+    for _ in 0..frames.len() {
+        for (_, rig) in cases.iter_mut() {
+            rig.push()?;
+        }
+    }
+    let mut seen = Vec::new();
+    for (per, rig) in &cases {
+        let wall = rig.timing.take_sorted();
+        let cpu = rig.timing.take_cpu_sorted();
+        let fig = |what: &str| format!("footage_{what}_{per}");
+        rep.fig(&fig("frame_us_p50"), percentile(&wall, 50.0) / 1e3);
+        rep.fig(&fig("frame_us_p99"), percentile(&wall, 99.0) / 1e3);
+        rep.fig(&fig("frame_cpu_us_p50"), percentile(&cpu, 50.0) / 1e3);
+        rep.fig(&fig("frame_cpu_us_p99"), percentile(&cpu, 99.0) / 1e3);
+        let mean = cpu.iter().sum::<u64>() as f64 / cpu.len().max(1) as f64;
+        rep.fig(&fig("frame_cpu_us_mean"), mean / 1e3);
+        rep.fig(&fig("clips_submitted"), rig.stat("submitted") as f64);
+        rep.fig(
+            &fig("most_collecting"),
+            rig.stat("clips-most-collecting") as f64,
+        );
+        seen.push(format!(
+            "clip-per={per}: {} clips started, {} dropped, {} triggers beyond \
+             max-clips-per-source",
+            rig.stat("submitted"),
+            rig.stat("dropped"),
+            rig.stat("clips-overflowed")
+        ));
+    }
+    rep.detail(
+        "footage",
+        format!(
+            "{} frames of {} ({}) decoded into RGBA in memory before timing, {boxes} HOG person \
+             boxes from {} as ROI metas without ids (tracking=auto: the built-in association); \
+             element defaults otherwise (cooldown, max-clips-per-source, 224x224 tiles), \
+             label-based fallback scorer; the two cases interleaved frame by frame on one \
+             thread, every frame pushed once; {}",
+            frames.len(),
+            video.display(),
+            caps,
+            dets.display(),
+            seen.join("; ")
+        ),
+    );
+    Ok(())
+}
 #[derive(Debug, Clone)]
 struct StreamStep {
     n: usize,
@@ -1696,9 +2032,11 @@ fn main() -> ExitCode {
         ),
     );
     type Phase = fn(&Opts, &mut Report) -> Result<(), String>;
-    let phases: [(&str, Phase); 5] = [
+    let phases: [(&str, Phase); 7] = [
         ("rss", phase_rss),
         ("frame", phase_frame),
+        ("objects", phase_objects),
+        ("footage", phase_footage),
         ("streams", phase_streams),
         ("sync", phase_sync),
         ("clips", phase_clips),
