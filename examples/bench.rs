@@ -1078,7 +1078,7 @@ fn phase_frame(opts: &Opts, rep: &mut Report) -> Result<(), String> {
     // The person case again, alone: the same frame back to back, so the crop's pixels stay in
     // the caches. Against the interleaved (cold) figure, it shows how much is memory traffic.
     let (person, caps) = make_frame(Rgba, WIDTH, HEIGHT, 2, Some(PERSON));
-    let mut warm_rig = Rig::with_timing(&collect, None, vec![person], &caps, true)?;
+    let mut warm_rig = Rig::with_timing(&collect, sampling_scorer(), vec![person], &caps, true)?;
     for i in 0..warm + n / 2 {
         if i == warm {
             warm_rig.timing.start_recording();
@@ -1154,7 +1154,7 @@ fn phase_objects(opts: &Opts, rep: &mut Report) -> Result<(), String> {
         let frame = with_objects(&plain, &object_boxes(objects));
         cases.push((
             objects,
-            Rig::with_timing(&props, None, vec![frame], &caps, true)?,
+            Rig::with_timing(&props, sampling_scorer(), vec![frame], &caps, true)?,
         ));
     }
     for i in 0..warm + n {
@@ -1215,13 +1215,19 @@ fn phase_objects(opts: &Opts, rep: &mut Report) -> Result<(), String> {
              interleaved frame by frame on one thread; N person boxes of 240x320 on a 4x4 grid, \
              each with its own object_id (tracking=ids), clip-per=object, \
              max-clips-per-source=N, cooldown=0 and roi-margin=0 so every frame samples a \
-             224x224 tile for each of the N objects; label-based fallback scorer; \
+             224x224 tile for each of the N objects; an instant scorer that asks for pixels (as a model does); \
              objects_ratio_* = the N-object figure / (N x the 1-object figure); {}",
             OBJECT_COUNTS,
             seen.join("; ")
         ),
     );
     Ok(())
+}
+
+/// A scorer that answers at once but, like a model, asks for the clips' pixels, so the
+/// streaming thread samples every tile (the label-based fallback needs none and samples none).
+fn sampling_scorer() -> Option<Arc<dyn Scorer>> {
+    Some(Arc::new(FaultScorer::new(|_| Fault::None)))
 }
 
 /// The footage's video and HOG detections, from the environment footage.mk exports or from
@@ -1372,13 +1378,13 @@ fn phase_footage(opts: &Opts, rep: &mut Report) -> Result<(), String> {
         })
         .sum();
     // The element's defaults otherwise (cooldown, max-clips-per-source, tracking=auto: the
-    // built-in association, as HOG gives no ids), with the label-based fallback scorer.
+    // built-in association, as HOG gives no ids), with an instant scorer that asks for pixels.
     let mut cases: Vec<(&str, Rig)> = Vec::new();
     for per in ["object", "source"] {
         let props = [("clip-per", per)];
         cases.push((
             per,
-            Rig::with_timing(&props, None, frames.clone(), &caps, true)?,
+            Rig::with_timing(&props, sampling_scorer(), frames.clone(), &caps, true)?,
         ));
     }
     for (_, rig) in &cases {
@@ -1419,7 +1425,7 @@ fn phase_footage(opts: &Opts, rep: &mut Report) -> Result<(), String> {
             "{} frames of {} ({}) decoded into RGBA in memory before timing, {boxes} HOG person \
              boxes from {} as ROI metas without ids (tracking=auto: the built-in association); \
              element defaults otherwise (cooldown, max-clips-per-source, 224x224 tiles), \
-             label-based fallback scorer; the two cases interleaved frame by frame on one \
+             an instant scorer that asks for pixels (tiles sampled); the two cases interleaved frame by frame on one \
              thread, every frame pushed once; {}",
             frames.len(),
             video.display(),
