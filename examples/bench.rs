@@ -987,8 +987,14 @@ fn phase_frame(opts: &Opts, rep: &mut Report) -> Result<(), String> {
             Rig::with_timing(props, scorer, vec![frame.clone()], &caps, true)
         };
         cases.push((name("idle"), rig(&[], None, &plain)?));
-        cases.push((name("collect_person"), rig(&collect, None, &person)?));
-        cases.push((name("collect_full"), rig(&full, None, &person)?));
+        cases.push((
+            name("collect_person"),
+            rig(&collect, sampling_scorer(), &person)?,
+        ));
+        cases.push((
+            name("collect_full"),
+            rig(&full, sampling_scorer(), &person)?,
+        ));
         if format == Rgba {
             cases.push((
                 "saturated".to_string(),
