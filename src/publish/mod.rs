@@ -684,6 +684,26 @@ pub fn dir(path: Option<&str>) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A publisher config with only the JSON Lines log at `path`.
+    fn file_only(path: impl Into<std::path::PathBuf>, queue_size: usize) -> Config {
+        Config {
+            name: "p".into(),
+            queue_size,
+            file: Some(FileConfig {
+                path: path.into(),
+                max_bytes: 0,
+                max_files: 0,
+            }),
+            mqtt: None,
+            webhook: None,
+            spool: SpoolConfig {
+                max_bytes: 1 << 20,
+                dir: None,
+            },
+            snapshot_dir: None,
+        }
+    }
     use crate::publish::schema::tests::{fields, origin};
 
     fn tmp(name: &str) -> PathBuf {
@@ -702,22 +722,7 @@ mod tests {
         let notices = Arc::new(Mutex::new(Vec::new()));
         let n2 = notices.clone();
         let p = Publisher::start(
-            Config {
-                name: "p".into(),
-                queue_size: 1000,
-                file: Some(FileConfig {
-                    path: path.clone(),
-                    max_bytes: 0,
-                    max_files: 0,
-                }),
-                mqtt: None,
-                webhook: None,
-                spool: SpoolConfig {
-                    max_bytes: 1 << 20,
-                    dir: None,
-                },
-                snapshot_dir: None,
-            },
+            file_only(path.clone(), 1000),
             Box::new(move |n| lock(&n2).push(n)),
         )
         .unwrap();
@@ -746,22 +751,7 @@ mod tests {
         let notices = Arc::new(Mutex::new(Vec::new()));
         let n2 = notices.clone();
         let p = Publisher::start(
-            Config {
-                name: "p".into(),
-                queue_size: 1,
-                file: Some(FileConfig {
-                    path: "/nonexistent-iguard/x.jsonl".into(),
-                    max_bytes: 0,
-                    max_files: 0,
-                }),
-                mqtt: None,
-                webhook: None,
-                spool: SpoolConfig {
-                    max_bytes: 1 << 20,
-                    dir: None,
-                },
-                snapshot_dir: None,
-            },
+            file_only("/nonexistent-iguard/x.jsonl", 1),
             Box::new(move |n| lock(&n2).push(n)),
         )
         .unwrap();
