@@ -1111,6 +1111,11 @@ struct Hook {
 
 impl Hook {
     fn start(dir: &Path, secret: &str, fail_s: f64, refuse_mod: u64) -> Hook {
+        Hook::start_with(dir, secret, fail_s, refuse_mod, &[])
+    }
+
+    /// `tls`: the server's certificate and key files, for HTTPS.
+    fn start_with(dir: &Path, secret: &str, fail_s: f64, refuse_mod: u64, tls: &[&Path]) -> Hook {
         use std::io::BufRead;
         let port = broker::free_port();
         let log = dir.join("webhook.jsonl");
@@ -1124,6 +1129,7 @@ impl Hook {
                 refuse_mod.to_string(),
                 log.display().to_string(),
             ])
+            .args(tls)
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("python3 runs the webhook server");
@@ -1279,6 +1285,76 @@ fn a_wrong_webhook_secret_is_refused_and_an_unreachable_webhook_never_blocks() {
         run.warnings.iter().any(|w| w.contains("webhook")),
         "{:?}",
         run.warnings
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_https_webhook_checks_the_certificate_and_a_wrong_ca_only_warns() {
+    let dir = tmpdir("webhook-tls");
+    certificates(&dir);
+    let hook = Hook::start_with(
+        &dir,
+        "k",
+        0.0,
+        0,
+        &[&dir.join("server.pem"), &dir.join("server.key")],
+    );
+    let run_with = |ca: &str, flush_ms: u32| {
+        let props = format!(
+            "webhook-url=https://localhost:{}/in webhook-secret=k tls-ca-file={} \
+             flush-timeout={flush_ms} reconnect-delay=50 reconnect-max-delay=200",
+            hook.port,
+            dir.join(ca).display()
+        );
+        let dir = dir.clone();
+        with_watchdog(Duration::from_secs(120), move || {
+            run_pipeline(&dir, 60, false, 5, &props, |_| false)
+        })
+    };
+    let good = run_with("ca.pem", 30_000);
+    let answers = hook.answers();
+    let problems: Vec<_> = answers.iter().filter(|a| a["problem"] != "").collect();
+    assert!(problems.is_empty(), "{problems:?}");
+    let ok: Vec<u64> = answers
+        .iter()
+        .filter(|a| a["code"] == 200 && a["schema"] == "iguard.verdict/1")
+        .map(|a| a["request_id"].as_u64().unwrap())
+        .collect();
+    assert!(!good.verdicts.is_empty());
+    assert_once("https webhook", &ok, &good.verdicts);
+    let s = &good.publisher;
+    assert_eq!(u(s, "webhook-delivered"), good.verdicts.len() as u64, "{s}");
+    assert_eq!(u(s, "webhook-retries"), 0, "{s}");
+    assert!(good.warnings.is_empty(), "{:?}", good.warnings);
+
+    // A CA that did not sign the server's certificate: no event is sent, one warning names
+    // the certificate problem, everything stays in the spool, and the video still ends.
+    let before = answers.len();
+    let bad = run_with("other-ca.pem", 500);
+    assert_eq!(
+        hook.answers().len(),
+        before,
+        "an event went to an unverified server"
+    );
+    let s = &bad.publisher;
+    assert_eq!(u(s, "webhook-delivered"), 0, "{s}");
+    assert_eq!(
+        u(s, "webhook-spool-events") + u(s, "webhook-spool-dropped"),
+        bad.verdicts.len() as u64,
+        "{s}"
+    );
+    let down: Vec<_> = bad
+        .states
+        .iter()
+        .filter(|(sink, st, _)| sink == "webhook" && st == "down")
+        .collect();
+    assert_eq!(down.len(), 1, "one warning per outage: {:?}", bad.states);
+    println!("wrong CA: {}", down[0].2);
+    assert!(
+        down[0].2.contains("TLS handshake with localhost") && down[0].2.contains("certificate"),
+        "{}",
+        down[0].2
     );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -213,12 +213,11 @@ impl IGuardPublish {
         let webhook = match non_empty(&settings.webhook_url) {
             None => None,
             Some(url) => {
-                let (host, port, path) = webhook::parse_url(&url).map_err(bad)?;
+                let endpoint = webhook::parse_url(&url).map_err(bad)?;
                 Some(WebhookConfig {
                     url,
-                    host,
-                    port,
-                    path,
+                    endpoint,
+                    ca_file: non_empty(&settings.tls_ca_file),
                     secret: non_empty(&settings.webhook_secret),
                     timeout: Duration::from_millis(settings.webhook_timeout as u64),
                     retry_min: Duration::from_millis(settings.reconnect_delay as u64),
@@ -410,8 +409,9 @@ impl ObjectImpl for IGuardPublish {
                 string(
                     "tls-ca-file",
                     "TLS CA file",
-                    "PEM file of the CAs that sign the broker's certificate (mqtts://); unset \
-                     = the system's (/etc/ssl/certs/ca-certificates.crt)",
+                    "PEM file of the CAs that sign the broker's (mqtts://) and the webhook's \
+                     (https://) certificates; unset = the system's \
+                     (/etc/ssl/certs/ca-certificates.crt)",
                 ),
                 string(
                     "spool-dir",
@@ -502,7 +502,7 @@ impl ObjectImpl for IGuardPublish {
                 string(
                     "webhook-url",
                     "Webhook URL",
-                    "POST each event as JSON to http://host[:port]/path (Idempotency-Key: \
+                    "POST each event as JSON to http[s]://host[:port]/path (Idempotency-Key: \
                      event_id; retried on 5xx or timeout, dropped and counted on 4xx); unset = \
                      no webhook",
                 ),

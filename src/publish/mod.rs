@@ -27,6 +27,7 @@ pub mod mqtt;
 pub mod schema;
 pub mod snapshots;
 pub mod spool;
+pub mod tls;
 pub mod webhook;
 pub mod wire;
 
@@ -462,6 +463,9 @@ impl Publisher {
     ) -> Result<Publisher, String> {
         if let Some(m) = &config.mqtt {
             mqtt::validate(m)?;
+        }
+        if let Some(w) = &config.webhook {
+            webhook::validate(w)?;
         }
         let spool_config = SpoolConfig {
             dir: config.mqtt.as_ref().and(config.spool.dir.clone()),

@@ -28,8 +28,6 @@ use super::{Notice, Shared, Sink, lock};
 
 /// Events in flight at once.
 pub const WINDOW: usize = 16;
-/// Used for `mqtts://` when no CA file is given: Debian's bundle of trusted roots.
-pub const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MqttConfig {
@@ -108,29 +106,8 @@ fn qos(n: u8) -> QoS {
 }
 
 fn tls_transport(ca_file: Option<&str>) -> Result<Transport, String> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let path = ca_file.unwrap_or(SYSTEM_CA_FILE);
-    let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read the CA file {path:?}: {e}"))?;
-    for cert in certs {
-        let cert = cert.map_err(|e| format!("bad certificate in {path:?}: {e}"))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("bad certificate in {path:?}: {e}"))?;
-    }
-    if roots.is_empty() {
-        return Err(format!("no certificates in the CA file {path:?}"));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup failed: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     Ok(Transport::tls_with_config(TlsConfiguration::Rustls(
-        Arc::new(config),
+        super::tls::client_config(ca_file)?,
     )))
 }
 
@@ -619,16 +596,5 @@ mod tests {
         }
         assert!(backoff(0, min, max, 999) < backoff(3, min, max, 0) * 2);
         assert_ne!(backoff(2, min, max, 0), backoff(2, min, max, 999));
-    }
-
-    #[test]
-    fn tls_needs_a_readable_ca() {
-        let e = tls_transport(Some("/nonexistent/ca.pem")).err().unwrap();
-        assert!(e.contains("/nonexistent/ca.pem"), "{e}");
-        let d = std::env::temp_dir().join(format!("iguard-ca-{}", std::process::id()));
-        std::fs::write(&d, "not a certificate\n").unwrap();
-        let e = tls_transport(d.to_str()).err().unwrap();
-        assert!(e.contains("no certificates"), "{e}");
-        std::fs::remove_file(d).unwrap();
     }
 }

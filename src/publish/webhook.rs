@@ -3,9 +3,10 @@
 //! at a time (so the order per source holds without bookkeeping).
 //!
 //! The client is a small blocking HTTP/1.1 writer over `std::net::TcpStream` (one connection
-//! per event, `Connection: close`): it needs no new dependency and no async runtime, and a
-//! POST with a status line back is all this output uses. `http://` only for now; `https://`
-//! is refused at start with a clear error rather than sent in the clear.
+//! per event, `Connection: close`), wrapped in rustls for `https://` (the same client set-up
+//! as `mqtts://`: the roots of `tls-ca-file` or the system's, the host name checked against
+//! the certificate): it needs no new dependency and no async runtime, and a POST with a status
+//! line back is all this output uses.
 //!
 //! An event leaves the spool only on a 2xx answer. 4xx: the receiver will never take it, so it
 //! is dropped and counted (`webhook-rejected`). 5xx, a timeout or a connection failure: the
@@ -14,23 +15,35 @@
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
+
+use rustls::pki_types::ServerName;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::mqtt::backoff;
 use super::schema::{self, Event};
-use super::{Notice, Shared, Sink, lock};
+use super::{Notice, Shared, Sink, lock, tls};
 
 /// The signature header: `sha256=<hex of HMAC-SHA256(secret, body)>`.
 pub const SIGNATURE_HEADER: &str = "X-IGuard-Signature";
 
+/// Where a webhook URL points.
 #[derive(Debug, Clone, PartialEq)]
-pub struct WebhookConfig {
-    pub url: String,
+pub struct Endpoint {
+    /// `https://`: TLS, the host name checked against the server's certificate.
+    pub tls: bool,
     pub host: String,
     pub port: u16,
     /// Path and query, starting with `/`.
     pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookConfig {
+    pub url: String,
+    pub endpoint: Endpoint,
+    /// PEM roots for `https://`; `None` = the system's.
+    pub ca_file: Option<String>,
     pub secret: Option<String>,
     /// One attempt: connect, send, and the status line back.
     pub timeout: Duration,
@@ -38,19 +51,19 @@ pub struct WebhookConfig {
     pub retry_max: Duration,
 }
 
-/// Parses `http://host[:port][/path]` (port 80 by default; IPv6 addresses in brackets) into
-/// host, port and path.
-pub fn parse_url(url: &str) -> Result<(String, u16, String), String> {
+/// Parses `http://host[:port][/path]` or `https://…` (port 80 or 443 by default; IPv6
+/// addresses in brackets).
+pub fn parse_url(url: &str) -> Result<Endpoint, String> {
     let bad = |why: &str| format!("webhook-url {url:?} is not valid: {why}");
-    if url.starts_with("https://") {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else {
         return Err(bad(
-            "https:// is not supported yet; use http:// (e.g. to a local \
-                        TLS-terminating proxy)",
+            "use http://host[:port]/path or https://host[:port]/path",
         ));
-    }
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| bad("use http://host[:port]/path"))?;
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -73,12 +86,29 @@ pub fn parse_url(url: &str) -> Result<(String, u16, String), String> {
             .ok()
             .filter(|p| *p > 0)
             .ok_or_else(|| bad("the port is not a number from 1 to 65535"))?,
+        None if tls => 443,
         None => 80,
     };
     if path.contains(['\r', '\n', ' ']) {
         return Err(bad("the path has spaces or line breaks"));
     }
-    Ok((host.to_string(), port, path.to_string()))
+    if tls && ServerName::try_from(host).is_err() {
+        return Err(bad("the host is neither a DNS name nor an IP address"));
+    }
+    Ok(Endpoint {
+        tls,
+        host: host.to_string(),
+        port,
+        path: path.to_string(),
+    })
+}
+
+/// Checks what can be checked before starting (the TLS roots of an `https://` webhook).
+pub fn validate(config: &WebhookConfig) -> Result<(), String> {
+    if config.endpoint.tls {
+        tls::client_config(config.ca_file.as_deref())?;
+    }
+    Ok(())
 }
 
 /// `sha256=<hex>`: HMAC-SHA256 of the body with the secret.
@@ -93,13 +123,69 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     s
 }
 
+/// One connection, plain or TLS.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Conn {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// The TLS client set-up of an `https://` webhook, made once per thread; `None` for `http://`.
+pub type Tls = Option<Result<Arc<rustls::ClientConfig>, String>>;
+
+pub fn tls_for(config: &WebhookConfig) -> Tls {
+    config
+        .endpoint
+        .tls
+        .then(|| tls::client_config(config.ca_file.as_deref()))
+}
+
 /// One POST; the HTTP status, or why there is none.
-pub fn post(config: &WebhookConfig, body: &[u8], event_id: &str) -> Result<u16, String> {
+pub fn post(config: &WebhookConfig, tls: &Tls, body: &[u8], event_id: &str) -> Result<u16, String> {
+    let Endpoint {
+        host, port, path, ..
+    } = &config.endpoint;
+    if let Some(Err(e)) = tls {
+        return Err(e.clone());
+    }
     let deadline = Instant::now() + config.timeout;
-    let addrs = (config.host.as_str(), config.port)
+    let addrs = (host.as_str(), *port)
         .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {}: {e}", config.host))?;
-    let mut stream = None;
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    let mut tcp = None;
     let mut last = String::from("no address");
     for a in addrs {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -108,13 +194,13 @@ pub fn post(config: &WebhookConfig, body: &[u8], event_id: &str) -> Result<u16, 
         }
         match TcpStream::connect_timeout(&a, left) {
             Ok(s) => {
-                stream = Some(s);
+                tcp = Some(s);
                 break;
             }
             Err(e) => last = format!("{a}: {e}"),
         }
     }
-    let mut stream = stream.ok_or_else(|| format!("cannot connect: {last}"))?;
+    let mut tcp = tcp.ok_or_else(|| format!("cannot connect: {last}"))?;
     let left = |what: &str| {
         let d = deadline.saturating_duration_since(Instant::now());
         if d.is_zero() {
@@ -123,19 +209,40 @@ pub fn post(config: &WebhookConfig, body: &[u8], event_id: &str) -> Result<u16, 
             Ok(d)
         }
     };
+    let mut stream = match tls {
+        None => Conn::Plain(tcp),
+        Some(Err(e)) => return Err(e.clone()),
+        Some(Ok(client)) => {
+            // Checked by parse_url.
+            let name = ServerName::try_from(host.clone()).map_err(|e| e.to_string())?;
+            let mut conn = rustls::ClientConnection::new(client.clone(), name)
+                .map_err(|e| format!("TLS setup failed: {e}"))?;
+            let wait = left("connecting")?;
+            tcp.set_read_timeout(Some(wait))
+                .and_then(|_| tcp.set_write_timeout(Some(wait)))
+                .map_err(|e| e.to_string())?;
+            // The handshake first, so that a certificate problem says so.
+            while conn.is_handshaking() {
+                conn.complete_io(&mut tcp)
+                    .map_err(|e| format!("TLS handshake with {host}:{port} failed: {e}"))?;
+            }
+            Conn::Tls(Box::new(rustls::StreamOwned::new(conn, tcp)))
+        }
+    };
     stream
+        .tcp()
         .set_write_timeout(Some(left("connecting")?))
         .map_err(|e| e.to_string())?;
-    let host = if config.host.contains(':') {
-        format!("[{}]:{}", config.host, config.port)
+    let host = if host.contains(':') {
+        format!("[{host}]:{port}")
     } else {
-        format!("{}:{}", config.host, config.port)
+        format!("{host}:{port}")
     };
     let mut head = format!(
         "POST {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: iguardpublish\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nIdempotency-Key: {event_id}\r\n\
          Connection: close\r\n",
-        config.path,
+        path,
         body.len()
     );
     if let Some(secret) = &config.secret {
@@ -154,6 +261,7 @@ pub fn post(config: &WebhookConfig, body: &[u8], event_id: &str) -> Result<u16, 
     let mut buf = [0u8; 512];
     while !got.contains(&b'\n') {
         stream
+            .tcp()
             .set_read_timeout(Some(left("waiting for the answer")?))
             .map_err(|e| e.to_string())?;
         match stream.read(&mut buf) {
@@ -246,6 +354,7 @@ pub fn run(shared: Arc<Shared>, config: WebhookConfig) {
     let mut failures = 0u32;
     let mut down = false;
     let mut rejected_reported = false;
+    let tls = tls_for(&config);
     while !shared.stopping.load(Ordering::Relaxed) {
         report_gap(&shared, &config);
         let Some(o) = lock(&shared.webhook_spool).next_unsent() else {
@@ -253,7 +362,7 @@ pub fn run(shared: Arc<Shared>, config: WebhookConfig) {
             continue;
         };
         let body = o.event.render(o.replay, schema::now_us()).into_bytes();
-        let failure = match post(&config, &body, &o.event.event_id) {
+        let failure = match post(&config, &tls, &body, &o.event.event_id) {
             Ok(code) if (200..300).contains(&code) => {
                 lock(&shared.webhook_spool).ack(o.seq);
                 c.webhook_delivered.fetch_add(1, Ordering::Relaxed);
@@ -327,21 +436,35 @@ mod tests {
 
     #[test]
     fn urls() {
+        let at = |tls, host: &str, port, path: &str| Endpoint {
+            tls,
+            host: host.into(),
+            port,
+            path: path.into(),
+        };
         assert_eq!(
             parse_url("http://127.0.0.1:8080/hook?a=1").unwrap(),
-            ("127.0.0.1".into(), 8080, "/hook?a=1".into())
+            at(false, "127.0.0.1", 8080, "/hook?a=1")
         );
         assert_eq!(
             parse_url("http://example.org").unwrap(),
-            ("example.org".into(), 80, "/".into())
+            at(false, "example.org", 80, "/")
         );
         assert_eq!(
             parse_url("http://[::1]:9/x").unwrap(),
-            ("::1".into(), 9, "/x".into())
+            at(false, "::1", 9, "/x")
+        );
+        assert_eq!(
+            parse_url("https://example.org/h").unwrap(),
+            at(true, "example.org", 443, "/h")
+        );
+        assert_eq!(
+            parse_url("https://localhost:8443").unwrap(),
+            at(true, "localhost", 8443, "/")
         );
         for bad in [
-            "https://x/",
             "ftp://x",
+            "https://bad_name!/",
             "http://",
             "http://h:0/",
             "http://h:x/",
@@ -351,6 +474,30 @@ mod tests {
             let e = parse_url(bad).unwrap_err();
             assert!(e.contains(bad), "{e}");
         }
+    }
+
+    #[test]
+    fn an_https_webhook_needs_readable_roots_before_it_starts() {
+        let config = |url: &str, ca: &str| WebhookConfig {
+            url: url.into(),
+            endpoint: parse_url(url).unwrap(),
+            ca_file: Some(ca.into()),
+            secret: None,
+            timeout: Duration::from_secs(1),
+            retry_min: Duration::from_millis(10),
+            retry_max: Duration::from_millis(100),
+        };
+        let e = validate(&config("https://localhost/", "/nonexistent/ca.pem")).unwrap_err();
+        assert!(e.contains("/nonexistent/ca.pem"), "{e}");
+        // Plain HTTP reads no roots.
+        validate(&config("http://localhost/", "/nonexistent/ca.pem")).unwrap();
+        // The set-up error is what every attempt then reports.
+        let c = config("https://localhost:1/", "/nonexistent/ca.pem");
+        let e = post(&c, &tls_for(&c), b"{}", "id").unwrap_err();
+        assert!(
+            e.contains("/nonexistent/ca.pem") || e.contains("cannot connect"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,19 +1,20 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
 """A webhook receiver for tests/iguardpublish.rs, on loopback.
 
-Usage: webhook_server.py PORT SECRET FAIL_SECONDS REFUSE_MOD LOG
+Usage: webhook_server.py PORT SECRET FAIL_SECONDS REFUSE_MOD LOG [CERT KEY]
 
 Checks every POST (Content-Type, Idempotency-Key = the body's event_id, the
 X-IGuard-Signature HMAC-SHA256 over the body with SECRET), answers 401 to a bad one, 500 for
 FAIL_SECONDS after the first request, then 422 to verdicts whose request_id % REFUSE_MOD == 0
 (REFUSE_MOD 0: none) and 200 to the rest. Each answer is a JSON line in LOG:
 {"code", "event_id", "request_id", "replayed", "schema", "problem"}.
-Prints "ready" once listening.
+With CERT and KEY (PEM files), it serves HTTPS. Prints "ready" once listening.
 """
 import hashlib
 import hmac
 import http.server
 import json
+import ssl
 import sys
 import time
 
@@ -64,5 +65,9 @@ class Hook(http.server.BaseHTTPRequestHandler):
 
 
 server = http.server.HTTPServer(("127.0.0.1", port), Hook)
+if len(sys.argv) > 7:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(sys.argv[6], sys.argv[7])
+    server.socket = context.wrap_socket(server.socket, server_side=True)
 print("ready", flush=True)
 server.serve_forever()
