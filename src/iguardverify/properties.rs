@@ -236,8 +236,9 @@ pub fn list() -> Vec<glib::ParamSpec> {
         glib::ParamSpecBoolean::builder("snapshot")
             .nick("Snapshot")
             .blurb(
-                "Attach to each verdict of a scored clip a JPEG contact sheet of the clip's \
-                 tiles (field snapshot, encoded by the worker, never the streaming thread)",
+                "Attach to each verdict of a clip a worker took up (timeouts included) a JPEG \
+                 contact sheet of the clip's tiles (field snapshot, encoded by the pool's \
+                 threads, never the streaming thread)",
             )
             .default_value(false)
             .mutable_ready()

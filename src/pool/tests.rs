@@ -136,6 +136,51 @@ fn snapshots_come_with_scored_and_failed_verdicts_when_asked() {
 }
 
 #[test]
+fn a_timed_out_request_shows_the_clip_the_scorer_was_stuck_on() {
+    // A 2x1 tile, left red and right blue, so the sheet can be told from a blank one.
+    let two_colours = || Clip {
+        width: 2,
+        pixels: vec![255, 0, 0, 0, 0, 255],
+        ..clip(0.9)
+    };
+    let scorer = Arc::new(FaultScorer::new(|_| {
+        Fault::Hang(Duration::from_millis(600))
+    }));
+    let rig = Rig::new(
+        PoolConfig {
+            timeout: Duration::from_millis(100),
+            ..config(1, 10)
+        },
+        scorer,
+    );
+    rig.reporter
+        .set_snapshot(Some(crate::snapshot::SnapshotConfig::default()));
+    let mut c = two_colours();
+    let ticket = rig
+        .reporter
+        .open(RequestInfo::from_clip(&c, rig.pool.scorer_name()));
+    c.request_id = ticket.id();
+    rig.pool.submit(ticket, c);
+    rig.wait_until("the timeout", |r| r.reporter.counters().timed_out == 1);
+    let v = rig.verdicts.lock().unwrap().clone();
+    assert_eq!(v[0].status, Status::Timeout);
+    let jpeg = v[0]
+        .snapshot
+        .clone()
+        .expect("a timeout verdict carries its snapshot");
+    let want = crate::snapshot::encode(&two_colours(), &Default::default()).unwrap();
+    assert_eq!(*jpeg, want, "not the stuck clip's sheet");
+    assert_eq!(rig.reporter.snapshot_counters().encoded(), 1);
+    // Encoded by the supervisor, not a streaming thread (nor the stuck worker).
+    let threads = crate::snapshot::encoder_threads();
+    assert!(
+        threads.iter().any(|t| t.starts_with("iguard-s")),
+        "{threads:?}"
+    );
+    rig.assert_settled();
+}
+
+#[test]
 fn a_full_queue_drops_the_oldest_and_never_blocks() {
     let gate = Arc::new(Gate::default());
     let scorer = Arc::new(FaultScorer::new(|_| Fault::None).with_gate(gate.clone()));

@@ -23,6 +23,9 @@ struct Job {
 /// result, the supervisor at the deadline, or a flush/stop.
 struct InFlight {
     tickets: Vec<Option<(Ticket, Instant)>>,
+    /// The batch's clips, shared with the worker scoring them, so a request the deadline ends
+    /// still gets its snapshot.
+    clips: Vec<Arc<Clip>>,
     started: Instant,
     deadline: Instant,
     cancel: Cancel,
@@ -91,8 +94,9 @@ impl Drop for ThreadGuard {
     }
 }
 
-/// The clip's snapshot when its element asked for one: encoded here, on the worker that scored
-/// it, so no streaming thread ever pays for a JPEG.
+/// The clip's snapshot when its element asked for one: encoded on the worker that scored it
+/// (or the supervisor, for a request it timed out), so no streaming thread ever pays for a
+/// JPEG.
 fn snapshot_of(ticket: &Ticket, clip: &Clip) -> Option<crate::snapshot::Snapshot> {
     let reporter = ticket.reporter()?;
     let config = reporter.snapshot_config()?;
@@ -197,7 +201,7 @@ impl Shared {
     }
 
     /// Takes the next batch, or `None` when the worker should end.
-    fn next_batch(&self) -> Option<(u64, Vec<Clip>, Cancel)> {
+    fn next_batch(&self) -> Option<(u64, Vec<Arc<Clip>>, Cancel)> {
         let mut st = lock(&self.state);
         loop {
             if st.shutdown {
@@ -234,14 +238,15 @@ impl Shared {
         let id = st.next_batch;
         let started = Instant::now();
         let cancel = Cancel::new();
-        let (tickets, clips) = jobs
+        let (tickets, clips): (Vec<_>, Vec<_>) = jobs
             .into_iter()
-            .map(|j| (Some((j.ticket, j.enqueued)), j.clip))
+            .map(|j| (Some((j.ticket, j.enqueued)), Arc::new(j.clip)))
             .unzip();
         st.in_flight.insert(
             id,
             InFlight {
                 tickets,
+                clips: clips.clone(),
                 started,
                 deadline: started + self.config.timeout,
                 cancel: cancel.clone(),
@@ -258,7 +263,7 @@ impl Shared {
 
     fn work_loop(self: &Arc<Self>) {
         while let Some((id, clips, cancel)) = self.next_batch() {
-            let refs: Vec<&Clip> = clips.iter().collect();
+            let refs: Vec<&Clip> = clips.iter().map(|c| &**c).collect();
             let result = catch_unwind(AssertUnwindSafe(|| self.scorer.score(&refs, &cancel)));
             let ended = Instant::now();
             drop(refs);
@@ -415,7 +420,12 @@ impl Shared {
                 };
                 b.abandoned = true;
                 let started = b.started;
-                answered.push((std::mem::take(&mut b.tickets), started, b.cancel.clone()));
+                answered.push((
+                    std::mem::take(&mut b.tickets),
+                    b.clips.clone(),
+                    started,
+                    b.cancel.clone(),
+                ));
                 st.serving -= 1;
                 st.stuck += 1;
                 if st.stuck <= max_stuck(&self.config) {
@@ -427,16 +437,23 @@ impl Shared {
             }
             drop(st);
             let now = Instant::now();
-            for (tickets, started, cancel) in answered {
+            for (tickets, clips, started, cancel) in answered {
                 cancel.cancel();
-                for (ticket, enqueued) in tickets.into_iter().flatten() {
+                for (i, slot) in tickets.into_iter().enumerate() {
+                    let Some((ticket, enqueued)) = slot else {
+                        continue;
+                    };
                     let reason = format!(
                         "not scored within worker-timeout ({:.3} s)",
                         self.config.timeout.as_secs_f64()
                     );
+                    // The clip the scorer is stuck on is what a user wants to see; encoding
+                    // it here (milliseconds) only delays the next deadline check.
+                    let snapshot = clips.get(i).and_then(|c| snapshot_of(&ticket, c));
                     ticket.finish(Outcome {
                         queue_ms: elapsed_ms(enqueued, started),
                         processing_ms: elapsed_ms(started, now),
+                        snapshot,
                         ..Outcome::unscored(Status::Timeout, reason)
                     });
                 }
