@@ -17,11 +17,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
-use gst::prelude::*;
 use gstiguard::clip::{ClipAssembler, ClipConfig, ClipPer, Collected, TrackConfig, Tracking};
 use gstiguard::detections::{Detection, SourceFrame};
 use gstiguard::geometry::{PixelRect, Rect};
-use gstiguard::meta;
 use gstiguard::verdict::Verdict;
 
 const FRAME_W: u32 = 768;
@@ -255,32 +253,7 @@ fn run_element(props: &str) -> (Vec<Verdict>, Stats) {
         video.display(),
         dets.display()
     );
-    let p = gst::parse::launch(&desc)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-    let _stop = StopOnDrop(p.clone().upcast());
-    let v = p.by_name("v").unwrap();
-    let bus = p.bus().unwrap();
-    p.set_state(gst::State::Playing).unwrap();
-    let mut verdicts = Vec::new();
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(300)) {
-        match msg.view() {
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(err) => panic!("pipeline error: {err:?}"),
-            gst::MessageView::Element(m) => {
-                if let Some(s) = m.structure()
-                    && s.name() == meta::MESSAGE_NAME
-                {
-                    verdicts.push(meta::from_structure(s).unwrap());
-                }
-            }
-            _ => (),
-        }
-    }
-    let stats = Stats::of(&v);
-    p.set_state(gst::State::Null).unwrap();
-    (verdicts, stats)
+    run_to_eos(&desc, Duration::from_secs(300), |_| {})
 }
 
 fn element_figures(v: &[Verdict], stats: &Stats) -> Figures {

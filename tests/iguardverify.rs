@@ -349,47 +349,22 @@ fn a_panicking_worker_answers_error_and_is_respawned() {
 }
 
 /// Runs `videotestsrc ! iguardreplay(demo) ! iguardverify ! fakesink` to EOS and returns the
-/// element messages in bus order, plus whether each came before EOS.
+/// verdict messages in bus order and the final stats.
 fn run_demo(
     verify_props: &str,
     scorer: Option<Arc<dyn gstiguard::scorer::Scorer>>,
 ) -> (Vec<Verdict>, Stats) {
-    init();
     let desc = format!(
         "videotestsrc num-buffers=45 ! video/x-raw,width=320,height=240,format=RGBA,framerate=30/1 \
          ! iguardreplay location={}/tests/data/demo-detections.txt ! iguardverify name=v clip-per=source {verify_props} \
          ! fakesink sync=false",
         env!("CARGO_MANIFEST_DIR")
     );
-    let p = gst::parse::launch(&desc)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-    let _stop = StopOnDrop(p.clone().upcast());
-    let v = p.by_name("v").unwrap();
-    if let Some(s) = scorer {
-        set_scorer(&v, s);
-    }
-    let bus = p.bus().unwrap();
-    p.set_state(gst::State::Playing).unwrap();
-    let mut verdicts = Vec::new();
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
-        match msg.view() {
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(err) => panic!("pipeline error: {err:?}"),
-            gst::MessageView::Element(m) => {
-                if let Some(s) = m.structure()
-                    && s.name() == meta::MESSAGE_NAME
-                {
-                    verdicts.push(meta::from_structure(s).unwrap());
-                }
-            }
-            _ => (),
+    run_to_eos(&desc, Duration::from_secs(60), |v| {
+        if let Some(s) = scorer {
+            set_scorer(v, s);
         }
-    }
-    let stats = Stats::of(&v);
-    p.set_state(gst::State::Null).unwrap();
-    (verdicts, stats)
+    })
 }
 
 #[test]

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use gst::prelude::*;
 use gstiguard::geometry::PixelRect;
 use gstiguard::meta;
 use gstiguard::verdict::{Status, Verdict};
@@ -140,33 +139,9 @@ fn replay(lines: &str, frames: u32, props: &str) -> (Vec<Verdict>, Stats) {
          ! fakesink sync=false",
         path.display()
     );
-    let p = gst::parse::launch(&desc)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-    let _stop = StopOnDrop(p.clone().upcast());
-    let v = p.by_name("v").unwrap();
-    let bus = p.bus().unwrap();
-    p.set_state(gst::State::Playing).unwrap();
-    let mut verdicts = Vec::new();
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
-        match msg.view() {
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(err) => panic!("pipeline error: {err:?}"),
-            gst::MessageView::Element(m) => {
-                if let Some(s) = m.structure()
-                    && s.name() == meta::MESSAGE_NAME
-                {
-                    verdicts.push(meta::from_structure(s).unwrap());
-                }
-            }
-            _ => (),
-        }
-    }
-    let stats = Stats::of(&v);
-    p.set_state(gst::State::Null).unwrap();
+    let out = run_to_eos(&desc, Duration::from_secs(60), |_| {});
     let _ = std::fs::remove_file(&path);
-    (verdicts, stats)
+    out
 }
 
 fn crossing_file(ids: (i64, i64)) -> String {

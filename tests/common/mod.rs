@@ -203,6 +203,49 @@ impl Stats {
     }
 }
 
+/// Runs a `gst-launch` description with an `iguardverify name=v` to EOS (`setup` sees that
+/// element before PLAYING) and returns the verdict messages in bus order and its final `stats`.
+/// An error message or no EOS within `limit` fails the test.
+pub fn run_to_eos(
+    desc: &str,
+    limit: Duration,
+    setup: impl FnOnce(&gst::Element),
+) -> (Vec<Verdict>, Stats) {
+    init();
+    let p = gst::parse::launch(desc)
+        .unwrap_or_else(|e| panic!("{desc}: {e}"))
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let _stop = StopOnDrop(p.clone().upcast());
+    let v = p.by_name("v").expect("an element named v");
+    setup(&v);
+    let bus = p.bus().unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    let mut verdicts = Vec::new();
+    let mut eos = false;
+    for msg in bus.iter_timed(gst::ClockTime::from_nseconds(limit.as_nanos() as u64)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => {
+                eos = true;
+                break;
+            }
+            gst::MessageView::Error(err) => panic!("pipeline error: {err:?}"),
+            gst::MessageView::Element(m) => {
+                if let Some(s) = m.structure()
+                    && s.name() == meta::MESSAGE_NAME
+                {
+                    verdicts.push(meta::from_structure(s).unwrap());
+                }
+            }
+            _ => (),
+        }
+    }
+    assert!(eos, "no EOS within {limit:?}: {desc}");
+    let stats = Stats::of(&v);
+    p.set_state(gst::State::Null).unwrap();
+    (verdicts, stats)
+}
+
 /// A scorer that keeps a copy of every clip and scores with the real fallback heuristic.
 #[derive(Default)]
 pub struct Recorder {
