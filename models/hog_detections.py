@@ -69,7 +69,14 @@ def main():
             rects, weights = hog.detectMultiScale(
                 img, hitThreshold=HIT_THRESHOLD, winStride=WIN_STRIDE, scale=SCALE
             )
-            for (x, y, w, h), wt in zip(rects, weights.reshape(-1) if len(rects) else []):
+            # OpenCV's HOG returns a frame's boxes in an order that depends on its threads
+            # (it differs from run to run); the tracker numbers new tracks in detection order,
+            # and the labels are kept by track id, so the file lists them sorted.
+            found = sorted(
+                (int(x), int(y), int(w), int(h), float(wt))
+                for (x, y, w, h), wt in zip(rects, weights.reshape(-1) if len(rects) else [])
+            )
+            for x, y, w, h, wt in found:
                 out.write(
                     f"{frames},-1,{x},{y},{w},{h},{confidence(wt):.4f},{PERSON_CLASS}\n"
                 )

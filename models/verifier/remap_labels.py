@@ -1,5 +1,17 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
-"""One-off: carries the labels checked by eye over to new track ids after a tracker change.
+"""Carries the labels checked by eye over to new track ids: after a tracker change, or (with
+--renumber) after the detections' order within frames changed.
+
+--renumber: the same detections, the same tracker, another order within some frames (OpenCV's
+HOG returned each frame's boxes in a thread-dependent order until models/hog_detections.py began
+to sort them). The tracker numbers new tracks in detection order, so only the ids of tracks born
+in the same frame can change. Every new track must hold exactly the detections of one old track;
+its row is the old one with the new id. Anything else stops with the tracks named.
+
+  /usr/bin/python3 models/verifier/remap_labels.py --renumber --old-detections OLD.txt \
+      --detections vtest-hog.txt --old models/verifier/labels.tsv --out /tmp/labels.tsv
+
+Without --renumber (one-off, kept for the record):
 
 The element's tracker went from IoU >= 0.3 to >= 0.2 (src/tracks.rs DEFAULT_MIN_IOU), which
 merges some tracks and renumbers the rest. A detection (frame, box) is the same in both
@@ -37,15 +49,51 @@ def rows(path):
             yield line.rstrip("\n").split("\t")
 
 
+def renumber(a):
+    new = tracks(C.read_detections(a.detections), a.frames, C.MIN_IOU)
+    old = tracks(C.read_detections(a.old_detections), a.frames, C.MIN_IOU)
+    oldof = {(f, b): tid for tid, v in old.items() for f, b in v}
+    rows_by_id = {int(v[0]): v for v in rows(a.old)}
+    mapping = {}
+    for tid, v in sorted(new.items()):
+        olds = {oldof.get((f, b)) for f, b in v}
+        o = next(iter(olds))
+        if len(olds) != 1 or o is None or sorted(old[o]) != sorted(v):
+            sys.exit(f"new track {tid} is not one old track (it holds detections of {sorted(olds, key=str)})")
+        mapping[tid] = o
+    if sorted(mapping.values()) != sorted(old):
+        sys.exit("the old and the new trackings do not have the same tracks")
+    moved = {n: o for n, o in mapping.items() if n != o}
+    hdr = [line for line in open(a.old) if line.startswith("#")]
+    with open(a.out, "w") as out:
+        out.writelines(hdr[:-1])
+        out.write("# Renumbered by remap_labels.py --renumber when hog_detections.py began to sort each\n"
+                  "# frame's boxes (OpenCV's order depends on its threads; ids of tracks born in one frame\n"
+                  f"# followed it): {len(moved)} of {len(mapping)} tracks took a new id, every row is unchanged.\n")
+        out.write(hdr[-1])
+        for tid in sorted(mapping):
+            out.write("\t".join([str(tid)] + rows_by_id[mapping[tid]][1:]) + "\n")
+    print(f"{len(moved)} of {len(mapping)} tracks renumbered: "
+          + ", ".join(f"{o}->{n}" for n, o in sorted(moved.items())))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--detections", required=True)
+    ap.add_argument("--renumber", action="store_true")
+    ap.add_argument("--old-detections", help="with --renumber: the detections the old ids come from")
     ap.add_argument("--frames", type=int, default=795)
     ap.add_argument("--old-iou", type=float, default=0.3)
     ap.add_argument("--old", required=True, help="labels.tsv of the old track ids")
-    ap.add_argument("--motion", required=True, help="dataset.py --write-labels output")
+    ap.add_argument("--motion", help="dataset.py --write-labels output (not with --renumber)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
+    if a.renumber:
+        if not a.old_detections:
+            sys.exit("--renumber needs --old-detections")
+        return renumber(a)
+    if not a.motion:
+        sys.exit("--motion is needed without --renumber")
     dets = C.read_detections(a.detections)
     old, new = tracks(dets, a.frames, a.old_iou), tracks(dets, a.frames, C.MIN_IOU)
     oldof = {(f, b): tid for tid, v in old.items() for f, b in v}
