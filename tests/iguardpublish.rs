@@ -8,267 +8,17 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
-use gstiguard::clip::Clip;
-use gstiguard::meta;
-use gstiguard::scorer::{Cancel, Score, ScoreError, Scorer};
 use serde_json::Value;
 
 use broker::{Broker, Received, Subscriber};
+use common::publish::{
+    Run, Slow, assert_once, detections, lines, now_ms, parse_openmetrics, request_ids,
+    run_pipeline, tmpdir, u,
+};
 use common::{StopOnDrop, init, with_watchdog};
-
-/// Scores each clip after `delay`, alternately high (verified) and low (rejected), so verdicts
-/// keep coming after the last buffer (the EOS drain) and both statuses appear.
-struct Slow {
-    delay: Duration,
-    n: AtomicU64,
-}
-
-impl Slow {
-    fn new(ms: u64) -> Arc<Slow> {
-        Arc::new(Slow {
-            delay: Duration::from_millis(ms),
-            n: AtomicU64::new(0),
-        })
-    }
-}
-
-impl Scorer for Slow {
-    fn name(&self) -> &str {
-        "slow"
-    }
-    fn is_model(&self) -> bool {
-        true
-    }
-    fn score(&self, clips: &[&Clip], _cancel: &Cancel) -> Result<Vec<Score>, ScoreError> {
-        std::thread::sleep(self.delay);
-        Ok(clips
-            .iter()
-            .map(|_| {
-                let n = self.n.fetch_add(1, Ordering::Relaxed);
-                Score {
-                    score: if n.is_multiple_of(2) { 0.9 } else { 0.1 },
-                    label: "weapon".into(),
-                }
-            })
-            .collect())
-    }
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "iguard-publish-{name}-{}-{}",
-        std::process::id(),
-        broker::free_port()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A person in every frame, so with temporal-size=4 and cooldown=0 a clip ends every 4 frames.
-fn detections(dir: &Path, frames: u32) -> PathBuf {
-    let p = dir.join("detections.txt");
-    let mut s = String::new();
-    for f in 1..=frames {
-        s.push_str(&format!("{f},1,100,60,60,120,0.9,1\n"));
-    }
-    std::fs::write(&p, s).unwrap();
-    p
-}
-
-struct Run {
-    /// Request ids of the verdicts posted on the bus, in order.
-    verdicts: Vec<u64>,
-    /// iguard-publish-state messages: (sink, state, reason).
-    states: Vec<(String, String, String)>,
-    warnings: Vec<String>,
-    /// When the last buffer left the publisher (ms since the epoch).
-    last_buffer_ms: i64,
-    /// Largest delay of a buffer through the publisher, and largest gap between buffers.
-    max_delay: Duration,
-    max_gap: Duration,
-    publisher: gst::Structure,
-    verifier: gst::Structure,
-}
-
-/// Largest delay through the publisher, largest gap between buffers, the last buffer's
-/// Instant and wall-clock ms.
-type Timing = (Duration, Duration, Option<Instant>, i64);
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-/// Runs `videotestsrc → iguardreplay → iguardverify → iguardpublish <props> → fakesink` for
-/// `frames` frames (live at 30 fps when `live`) to EOS; `during` runs alongside on the test
-/// thread with the elapsed time, until it returns false.
-fn run_pipeline(
-    dir: &Path,
-    frames: u32,
-    live: bool,
-    scorer_ms: u64,
-    props: &str,
-    mut during: impl FnMut(Duration) -> bool,
-) -> Run {
-    init();
-    let det = detections(dir, frames);
-    let desc = format!(
-        "videotestsrc num-buffers={frames} is-live={live} \
-         ! video/x-raw,format=RGBA,width=320,height=240,framerate=30/1 \
-         ! iguardreplay location={} \
-         ! iguardverify name=v cooldown=0 temporal-size=4 input-width=32 input-height=32 \
-           result-queue-size=1 max-workers=1 queue-size=1000 model-type=fallback \
-         ! iguardpublish name=p {props} ! fakesink name=sink sync={live}",
-        det.display()
-    );
-    let pipeline = gst::parse::launch(&desc).unwrap();
-    let guard = StopOnDrop(pipeline.clone());
-    let bin = pipeline.downcast_ref::<gst::Bin>().unwrap();
-    let v = bin.by_name("v").unwrap();
-    common::set_scorer(&v, Slow::new(scorer_ms));
-    let p = bin.by_name("p").unwrap();
-
-    // Per-buffer delay through the publisher, keyed by PTS.
-    let entered: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
-    let timing: Arc<Mutex<Timing>> = Arc::default();
-    let e2 = entered.clone();
-    p.static_pad("sink")
-        .unwrap()
-        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            if let Some(b) = info.buffer() {
-                e2.lock()
-                    .unwrap()
-                    .insert(b.pts().map_or(0, |t| t.nseconds()), Instant::now());
-            }
-            gst::PadProbeReturn::Ok
-        });
-    let (e3, t3) = (entered.clone(), timing.clone());
-    p.static_pad("src")
-        .unwrap()
-        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            if let Some(b) = info.buffer() {
-                let now = Instant::now();
-                let pts = b.pts().map_or(0, |t| t.nseconds());
-                let mut t = t3.lock().unwrap();
-                if let Some(at) = e3.lock().unwrap().remove(&pts) {
-                    t.0 = t.0.max(now - at);
-                }
-                if let Some(prev) = t.2 {
-                    t.1 = t.1.max(now - prev);
-                }
-                t.2 = Some(now);
-                t.3 = now_ms();
-            }
-            gst::PadProbeReturn::Ok
-        });
-
-    let bus = pipeline.bus().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let start = Instant::now();
-    let mut run = Run {
-        verdicts: Vec::new(),
-        states: Vec::new(),
-        warnings: Vec::new(),
-        last_buffer_ms: 0,
-        max_delay: Duration::ZERO,
-        max_gap: Duration::ZERO,
-        publisher: gst::Structure::new_empty("none"),
-        verifier: gst::Structure::new_empty("none"),
-    };
-    let mut during_on = true;
-    loop {
-        if during_on {
-            during_on = during(start.elapsed());
-        }
-        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(20)) else {
-            continue;
-        };
-        match msg.view() {
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(e) => panic!("pipeline error: {} ({:?})", e.error(), e.debug()),
-            gst::MessageView::Warning(w) => run.warnings.push(w.error().to_string()),
-            gst::MessageView::Element(_) => {
-                let s = msg.structure().unwrap();
-                if s.name() == meta::MESSAGE_NAME {
-                    run.verdicts.push(s.get("request-id").unwrap());
-                } else if s.name() == "iguard-publish-state" {
-                    run.states.push((
-                        s.get("sink").unwrap(),
-                        s.get("state").unwrap(),
-                        s.get("reason").unwrap(),
-                    ));
-                }
-            }
-            _ => {}
-        }
-    }
-    while during_on {
-        during_on = during(start.elapsed());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    run.verifier = v.property("stats");
-    pipeline.set_state(gst::State::Null).unwrap();
-    // Messages posted by the outputs up to the stop.
-    while let Some(msg) = bus.pop() {
-        if let gst::MessageView::Warning(w) = msg.view() {
-            run.warnings.push(w.error().to_string());
-        }
-        if let Some(s) = msg.structure()
-            && s.name() == "iguard-publish-state"
-        {
-            run.states.push((
-                s.get("sink").unwrap(),
-                s.get("state").unwrap(),
-                s.get("reason").unwrap(),
-            ));
-        }
-    }
-    run.publisher = p.property("stats");
-    let t = timing.lock().unwrap();
-    run.max_delay = t.0;
-    run.max_gap = t.1;
-    run.last_buffer_ms = t.3;
-    drop(guard);
-    run
-}
-
-fn u(s: &gst::Structure, f: &str) -> u64 {
-    s.get::<u64>(f)
-        .unwrap_or_else(|e| panic!("{f}: {e} in {s}"))
-}
-
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn request_ids(events: &[Value]) -> Vec<u64> {
-    events
-        .iter()
-        .filter(|e| e["schema"] == "iguard.verdict/1")
-        .map(|e| e["request_id"].as_u64().unwrap())
-        .collect()
-}
-
-fn assert_once(what: &str, got: &[u64], want: &[u64]) {
-    let mut sorted = got.to_vec();
-    sorted.sort_unstable();
-    let mut w = want.to_vec();
-    w.sort_unstable();
-    let dups: Vec<_> = sorted.windows(2).filter(|p| p[0] == p[1]).collect();
-    assert!(dups.is_empty(), "{what}: published twice: {dups:?}");
-    assert_eq!(sorted, w, "{what}: not every verdict once");
-}
 
 #[test]
 fn the_event_log_has_every_verdict_once_including_those_finished_at_eos() {
@@ -1359,31 +1109,6 @@ fn an_https_webhook_checks_the_certificate_and_a_wrong_ca_only_warns() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// `name{labels} value` lines of an OpenMetrics text, as (name, labels, value).
-fn parse_openmetrics(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
-    let mut out = Vec::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
-        let (series, value) = line.rsplit_once(' ').unwrap();
-        let (name, labels) = match series.split_once('{') {
-            Some((n, rest)) => (n, rest.strip_suffix('}').unwrap()),
-            None => (series, ""),
-        };
-        let labels = labels
-            .split(',')
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                let (k, v) = l.split_once('=').unwrap();
-                (k.to_string(), v.trim_matches('"').to_string())
-            })
-            .collect();
-        out.push((name.to_string(), labels, value.parse().unwrap()));
-    }
-    out
-}
-
 #[test]
 fn metrics_are_served_as_openmetrics_and_equal_stats() {
     init();
@@ -1531,5 +1256,250 @@ fn metrics_are_served_as_openmetrics_and_equal_stats() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
     drop(guard);
     drop(hook);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The body of `GET /metrics` at `addr`, scraped with curl.
+fn scrape(addr: &str) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-sf", &format!("http://{addr}/metrics")])
+        .output()
+        .expect("curl runs");
+    assert!(out.status.success(), "curl {addr}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+type Series = Vec<(String, BTreeMap<String, String>, f64)>;
+
+/// The series of the publishers in `names`, sorted (other tests' publishers run alongside).
+fn series_of(body: &str, names: &[&str]) -> Series {
+    let mut s: Series = parse_openmetrics(body)
+        .into_iter()
+        .filter(|(_, l, _)| {
+            l.get("publisher")
+                .is_some_and(|p| names.contains(&p.as_str()))
+        })
+        .collect();
+    s.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    s
+}
+
+/// The value of `name` with `labels` (all of them matching), or None when there is no such
+/// series.
+fn value_of(series: &Series, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let found: Vec<f64> = series
+        .iter()
+        .filter(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|(.., v)| *v)
+        .collect();
+    (!found.is_empty()).then(|| found.iter().sum())
+}
+
+/// A publisher's and its verifier's series equal their `stats`.
+fn assert_series_equal_stats(
+    series: &Series,
+    publisher: &str,
+    p: &gst::Structure,
+    verifier: &str,
+    v: &gst::Structure,
+) {
+    let pv = |name: &str, more: &[(&str, &str)]| {
+        let mut l = vec![("publisher", publisher)];
+        l.extend_from_slice(more);
+        value_of(series, name, &l).unwrap_or_else(|| panic!("no {name} {l:?}: {series:?}"))
+    };
+    for status in ["verified", "rejected"] {
+        assert_eq!(
+            pv(
+                "iguard_verdicts_total",
+                &[("element", verifier), ("status", status)]
+            ) as u64,
+            u(v, status),
+            "{publisher}/{verifier} {status}: {v}"
+        );
+    }
+    assert_eq!(
+        pv("iguard_publish_received_total", &[]) as u64,
+        u(p, "received"),
+        "{publisher}: {p}"
+    );
+    assert_eq!(
+        pv("iguard_publish_queue_dropped_total", &[]) as u64,
+        u(p, "queue-dropped"),
+        "{publisher}: {p}"
+    );
+    if p.get::<u64>("file-written").unwrap() > 0 {
+        assert_eq!(
+            pv(
+                "iguard_publish_results_total",
+                &[("output", "file"), ("result", "written")]
+            ) as u64,
+            u(p, "file-written"),
+            "{publisher}: {p}"
+        );
+    }
+    for (metric, field) in [
+        ("iguard_queue_depth", "queue-depth"),
+        ("iguard_workers", "workers"),
+        ("iguard_workers_active", "workers-active"),
+    ] {
+        assert_eq!(
+            pv(metric, &[("element", verifier)]) as u32,
+            v.get::<u32>(field).unwrap(),
+            "{publisher}/{verifier} {metric}: {v}"
+        );
+    }
+}
+
+#[test]
+fn metrics_show_every_publisher_and_verifier_in_the_process_until_the_element_is_freed() {
+    init();
+    let dir = tmpdir("metrics-many");
+    let det = detections(&dir, 120);
+    let (port, port2) = (broker::free_port(), broker::free_port());
+    let (addr, addr2) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{port2}"));
+    let source = |frames: u32, verifier: &str| {
+        format!(
+            "videotestsrc num-buffers={frames} \
+             ! video/x-raw,format=RGBA,width=320,height=240,framerate=30/1 \
+             ! iguardreplay location={} \
+             ! iguardverify name={verifier} cooldown=0 temporal-size=4 input-width=32 \
+               input-height=32 max-workers=2 queue-size=1000 model-type=fallback",
+            det.display()
+        )
+    };
+    // Two pipelines, one address: `mpa` after `mva`; `mpb` after `mvb`, then `mpc` (a different
+    // address) after `mpb`, so it sees `mvb`'s verdicts too.
+    let a = gst::parse::launch(&format!(
+        "{} ! iguardpublish name=mpa metrics-address={port} file-path={} ! fakesink",
+        source(120, "mva"),
+        dir.join("a.jsonl").display()
+    ))
+    .unwrap();
+    let b = gst::parse::launch(&format!(
+        "{} ! iguardpublish name=mpb metrics-address={port} file-path={} \
+         ! iguardpublish name=mpc metrics-address={addr2} ! fakesink",
+        source(60, "mvb"),
+        dir.join("b.jsonl").display()
+    ))
+    .unwrap();
+    let (guard_a, guard_b) = (StopOnDrop(a.clone()), StopOnDrop(b.clone()));
+    let by_name = |p: &gst::Element, n: &str| {
+        p.downcast_ref::<gst::Bin>()
+            .unwrap()
+            .by_name(n)
+            .unwrap_or_else(|| panic!("no {n}"))
+    };
+    common::set_scorer(&by_name(&a, "mva"), Slow::new(3));
+    common::set_scorer(&by_name(&b, "mvb"), Slow::new(3));
+    with_watchdog(Duration::from_secs(120), {
+        let (a, b) = (a.clone(), b.clone());
+        move || {
+            for p in [&a, &b] {
+                p.set_state(gst::State::Playing).unwrap();
+            }
+            for p in [&a, &b] {
+                let msg = p
+                    .bus()
+                    .unwrap()
+                    .timed_pop_filtered(
+                        gst::ClockTime::from_seconds(100),
+                        &[gst::MessageType::Eos, gst::MessageType::Error],
+                    )
+                    .unwrap();
+                assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+            }
+        }
+    });
+    let stats = |p: &gst::Element, n: &str| by_name(p, n).property::<gst::Structure>("stats");
+    let names = ["mpa", "mpb", "mpc"];
+    // After EOS (flushed) the figures hold still: one scrape shows all three publishers and
+    // both verifiers, each equal to its own element's stats.
+    let body = scrape(&addr);
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    let series = series_of(&body, &names);
+    let (va, vb) = (stats(&a, "mva"), stats(&b, "mvb"));
+    assert_ne!(u(&va, "completed"), u(&vb, "completed"), "tell them apart");
+    assert_series_equal_stats(&series, "mpa", &stats(&a, "mpa"), "mva", &va);
+    assert_series_equal_stats(&series, "mpb", &stats(&b, "mpb"), "mvb", &vb);
+    assert_series_equal_stats(&series, "mpc", &stats(&b, "mpc"), "mvb", &vb);
+    // Each publisher sees only the verifiers upstream of it.
+    for (p, other) in [("mpa", "mvb"), ("mpb", "mva"), ("mpc", "mva")] {
+        assert!(
+            !series.iter().any(|(_, l, _)| l["publisher"] == p
+                && l.get("element").map(String::as_str) == Some(other)),
+            "{p} shows {other}: {series:?}"
+        );
+    }
+    // The other address serves the same process-wide registry.
+    assert_eq!(
+        series_of(&scrape(&addr2), &names),
+        series,
+        "{addr2} differs"
+    );
+    // An address already taken fails the start, naming it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    let c = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=1 ! iguardpublish name=mpd metrics-address={taken_addr} \
+         ! fakesink"
+    ))
+    .unwrap();
+    let guard_c = StopOnDrop(c.clone());
+    assert!(c.set_state(gst::State::Paused).is_err());
+    let msg = c
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Error])
+        .expect("an error message");
+    let gst::MessageView::Error(e) = msg.view() else {
+        unreachable!()
+    };
+    let text = format!("{} {:?}", e.error(), e.debug());
+    assert!(text.contains(&taken_addr), "{text}");
+    drop(guard_c);
+    drop(c);
+    drop(taken);
+
+    // A stopped pipeline: its publisher's series stay (the last run, as `stats` shows it),
+    // and its verifier's gauges are read from the verifier as it is now.
+    a.set_state(gst::State::Null).unwrap();
+    let series = series_of(&scrape(&addr), &names);
+    assert_series_equal_stats(&series, "mpa", &stats(&a, "mpa"), "mva", &stats(&a, "mva"));
+    assert_series_equal_stats(&series, "mpb", &stats(&b, "mpb"), "mvb", &vb);
+    // Freed: its series go; the other pipeline's stay.
+    drop(guard_a);
+    drop(a);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let series = series_of(&scrape(&addr), &names);
+        let left: Vec<_> = series
+            .iter()
+            .filter(|(_, l, _)| l["publisher"] == "mpa")
+            .collect();
+        if left.is_empty() {
+            assert_series_equal_stats(&series, "mpb", &stats(&b, "mpb"), "mvb", &vb);
+            assert_series_equal_stats(&series, "mpc", &stats(&b, "mpc"), "mvb", &vb);
+            assert!(
+                !series
+                    .iter()
+                    .any(|(_, l, _)| l.get("element").map(String::as_str) == Some("mva")),
+                "{series:?}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a freed publisher's series stayed: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(guard_b);
+    drop(b);
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -4,9 +4,15 @@
 //! When the next line would take the file past `max_bytes`, `log.jsonl` becomes `log.jsonl.1`,
 //! `.1` becomes `.2`, and so on; files past `max_files` are deleted. A line is never split
 //! across files.
+//!
+//! A write that fails part-way (a full disk: the kernel takes what fits, then `ENOSPC`) would
+//! leave half a line that the next line is glued to, spoiling both. So a failed write is cut
+//! back to the last full line; when even that fails (or a previous run crashed mid-line), the
+//! next write starts on a new line, so only the torn line is lost.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -22,6 +28,8 @@ pub struct JsonlFile {
     config: FileConfig,
     file: Option<File>,
     size: u64,
+    /// The file does not end with a newline (a torn line): the next write starts with one.
+    torn: bool,
 }
 
 fn rotated(path: &Path, n: u32) -> PathBuf {
@@ -36,6 +44,7 @@ impl JsonlFile {
             config,
             file: None,
             size: 0,
+            torn: false,
         }
     }
 
@@ -48,8 +57,15 @@ impl JsonlFile {
             let f = OpenOptions::new()
                 .create(true)
                 .append(true)
+                .read(true)
                 .open(&self.config.path)?;
             self.size = f.metadata()?.len();
+            self.torn = false;
+            if self.size > 0 {
+                let mut last = [0u8; 1];
+                f.read_exact_at(&mut last, self.size - 1)?;
+                self.torn = last[0] != b'\n';
+            }
             self.file = Some(f);
         }
         Ok(self.file.as_mut().expect("opened above"))
@@ -76,22 +92,35 @@ impl JsonlFile {
         Ok(())
     }
 
-    /// Appends one line (a newline is added). On an error the file is reopened next time.
+    /// Appends one line (a newline is added). On an error the file is reopened next time, and
+    /// what the failed write left is cut back to the last full line.
     pub fn write_line(&mut self, line: &str) -> std::io::Result<()> {
-        let len = line.len() as u64 + 1;
         let result = (|| {
             self.open()?;
+            let len = line.len() as u64 + 1 + u64::from(self.torn);
             if self.config.max_bytes > 0 && self.size > 0 && self.size + len > self.config.max_bytes
             {
                 self.rotate()?;
+                self.open()?;
             }
-            let f = self.open()?;
-            let mut buf = Vec::with_capacity(line.len() + 1);
+            let before = self.size;
+            let torn = self.torn;
+            let f = self.file.as_mut().expect("opened above");
+            let mut buf = Vec::with_capacity(line.len() + 2);
+            if torn {
+                buf.push(b'\n');
+            }
             buf.extend_from_slice(line.as_bytes());
             buf.push(b'\n');
             // One write per line: with O_APPEND a line is never interleaved or cut by a reader.
-            f.write_all(&buf)?;
-            self.size += len;
+            if let Err(e) = f.write_all(&buf) {
+                // Freeing the tail needs no space, so this works on a full disk too; if it
+                // does not, the next open sees the torn line and starts on a new one.
+                let _ = f.set_len(before);
+                return Err(e);
+            }
+            self.size += buf.len() as u64;
+            self.torn = false;
             Ok(())
         })();
         if result.is_err() {
@@ -168,6 +197,40 @@ mod tests {
         assert_eq!(l.len(), 101);
         assert_eq!(l[0], "old");
         std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_torn_last_line_does_not_spoil_the_next() {
+        let d = tmpdir("torn");
+        let path = d.join("log.jsonl");
+        // What a crash or a full disk in the middle of a write leaves.
+        std::fs::write(&path, "{\"n\":1}\n{\"n\":").unwrap();
+        let mut f = JsonlFile::new(FileConfig {
+            path: path.clone(),
+            max_bytes: 0,
+            max_files: 0,
+        });
+        f.write_line("{\"n\":3}").unwrap();
+        f.write_line("{\"n\":4}").unwrap();
+        assert_eq!(
+            lines(&path),
+            ["{\"n\":1}", "{\"n\":", "{\"n\":3}", "{\"n\":4}"]
+        );
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_full_device_is_an_error_each_time_not_a_panic() {
+        // /dev/full answers every write with ENOSPC, as a full disk does.
+        let mut f = JsonlFile::new(FileConfig {
+            path: "/dev/full".into(),
+            max_bytes: 0,
+            max_files: 0,
+        });
+        for _ in 0..2 {
+            let e = f.write_line("x").unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(28), "{e}");
+        }
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub enum Sink {
     Mqtt,
     Spool,
     Webhook,
+    /// `snapshot-dir`.
+    SnapshotDir,
 }
 
 impl Sink {
@@ -61,6 +63,7 @@ impl Sink {
             Sink::Mqtt => "mqtt",
             Sink::Spool => "spool",
             Sink::Webhook => "webhook",
+            Sink::SnapshotDir => "snapshot-dir",
         }
     }
 }
@@ -329,13 +332,26 @@ fn dispatch(
         Ok(d) => Some(d),
         Err(reason) => {
             (shared.notice)(Notice::Warning {
-                sink: Sink::File,
+                sink: Sink::SnapshotDir,
                 reason: format!("{reason}: snapshots are not written"),
             });
             None
         }
     });
     let mut file_up = true;
+    let mut snapshot_dir_up = true;
+    // The spools' folder problems: one warning per outage, `up` when it works again.
+    let spooled = |r: Result<Option<String>, String>| match r {
+        Ok(None) => {}
+        Ok(Some(detail)) => (shared.notice)(Notice::Up {
+            sink: Sink::Spool,
+            detail,
+        }),
+        Err(reason) => (shared.notice)(Notice::Warning {
+            sink: Sink::Spool,
+            reason,
+        }),
+    };
     for job in rx {
         let (fields, origin, jpeg) = match job {
             Job::Barrier(done) => {
@@ -385,13 +401,30 @@ fn dispatch(
                     if let Some(Value::Object(o)) = event.body_mut().get_mut("snapshot") {
                         o.insert("file".into(), name.into());
                     }
+                    if !snapshot_dir_up {
+                        snapshot_dir_up = true;
+                        (shared.notice)(Notice::Up {
+                            sink: Sink::SnapshotDir,
+                            detail: format!("writing snapshots to {} again", dir.dir().display()),
+                        });
+                    }
                 }
-                Err(reason) => {
+                Err(e) => {
                     c.snapshots_failed.fetch_add(1, Ordering::Relaxed);
-                    (shared.notice)(Notice::Warning {
-                        sink: Sink::File,
-                        reason,
-                    });
+                    // A failing folder is one outage, warned once; a refused snapshot (too big
+                    // for the folder's bound) is about that snapshot alone.
+                    if !e.io {
+                        (shared.notice)(Notice::Warning {
+                            sink: Sink::SnapshotDir,
+                            reason: e.reason,
+                        });
+                    } else if snapshot_dir_up {
+                        snapshot_dir_up = false;
+                        (shared.notice)(Notice::Down {
+                            sink: Sink::SnapshotDir,
+                            reason: e.reason,
+                        });
+                    }
                 }
             }
         }
@@ -422,12 +455,7 @@ fn dispatch(
         if webhook {
             let r = lock(&shared.webhook_spool).push(event.clone());
             shared.webhook_wake.notify_one();
-            if let Err(reason) = r {
-                (shared.notice)(Notice::Warning {
-                    sink: Sink::Spool,
-                    reason,
-                });
-            }
+            spooled(r);
         }
         if mqtt && let Some(jpeg) = jpeg {
             let mut pending = lock(&shared.snapshots);
@@ -439,12 +467,7 @@ fn dispatch(
         }
         if mqtt {
             let r = lock(&shared.spool).push(event);
-            if let Err(reason) = r {
-                (shared.notice)(Notice::Warning {
-                    sink: Sink::Spool,
-                    reason,
-                });
-            }
+            spooled(r);
             shared.wake.notify_one();
         }
         c.processed.fetch_add(1, Ordering::Relaxed);

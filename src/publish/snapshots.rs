@@ -21,6 +21,25 @@ pub struct DirCounts {
     pub removed: u64,
 }
 
+/// Why a snapshot was not written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteError {
+    pub reason: String,
+    /// The folder failed (full disk, gone, read-only): an outage, warned once until a write
+    /// works again. Otherwise this snapshot alone was refused (too big, odd id).
+    pub io: bool,
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+fn refused(reason: String) -> WriteError {
+    WriteError { reason, io: false }
+}
+
 pub struct SnapshotDir {
     config: SnapshotDirConfig,
     /// Our files in the folder, oldest first, with their sizes.
@@ -95,8 +114,8 @@ impl SnapshotDir {
     }
 
     /// Writes `jpeg` as `<event_id>.jpg` (via a temporary name, so a reader never sees half a
-    /// file) and returns the file name.
-    pub fn write(&mut self, event_id: &str, jpeg: &[u8]) -> Result<String, String> {
+    /// file) and returns the file name. A failed write leaves nothing behind.
+    pub fn write(&mut self, event_id: &str, jpeg: &[u8]) -> Result<String, WriteError> {
         let result = self.write_inner(event_id, jpeg);
         match &result {
             Ok(_) => self.counts.written += 1,
@@ -105,16 +124,16 @@ impl SnapshotDir {
         result
     }
 
-    fn write_inner(&mut self, event_id: &str, jpeg: &[u8]) -> Result<String, String> {
-        let name =
-            file_name(event_id).ok_or_else(|| format!("event id {event_id:?} is no file name"))?;
+    fn write_inner(&mut self, event_id: &str, jpeg: &[u8]) -> Result<String, WriteError> {
+        let name = file_name(event_id)
+            .ok_or_else(|| refused(format!("event id {event_id:?} is no file name")))?;
         let n = jpeg.len() as u64;
         if n > self.config.max_bytes || self.config.max_files == 0 {
-            return Err(format!(
+            return Err(refused(format!(
                 "a snapshot of {n} bytes does not fit snapshot-dir-max-bytes={} / \
                  snapshot-dir-max-files={}",
                 self.config.max_bytes, self.config.max_files
-            ));
+            )));
         }
         self.trim(n);
         let path = self.config.dir.join(&name);
@@ -123,8 +142,12 @@ impl SnapshotDir {
             .and_then(|mut f| f.write_all(jpeg))
             .and_then(|()| std::fs::rename(&tmp, &path));
         if let Err(e) = written {
+            // A full disk keeps what fit of the temporary file: give the space back.
             let _ = std::fs::remove_file(&tmp);
-            return Err(format!("cannot write {}: {e}", path.display()));
+            return Err(WriteError {
+                reason: format!("cannot write {}: {e}", path.display()),
+                io: true,
+            });
         }
         self.files.push_back((path, n));
         self.bytes += n;
@@ -198,8 +221,32 @@ mod tests {
         s.write("b-1", &[0; 100]).unwrap();
         assert_eq!(listing(&d), vec!["a-2.jpg", "b-1.jpg"]);
         let e = s.write("b-2", &[0; 300]).unwrap_err();
-        assert!(e.contains("snapshot-dir-max-bytes=250"), "{e}");
+        assert!(e.reason.contains("snapshot-dir-max-bytes=250"), "{e}");
+        assert!(!e.io, "one refused snapshot is no outage");
         assert_eq!(s.counts.failed, 1);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_folder_that_fails_is_an_io_error_naming_the_file_and_leaves_no_temporary() {
+        let d = tmp("gone");
+        let mut s = SnapshotDir::open(SnapshotDirConfig {
+            dir: d.clone(),
+            max_files: 10,
+            max_bytes: 1000,
+        })
+        .unwrap();
+        std::fs::remove_dir_all(&d).unwrap();
+        let e = s.write("r-1", &[1; 10]).unwrap_err();
+        assert!(e.io, "{e}");
+        assert!(
+            e.reason.contains(&d.join("r-1.jpg").display().to_string()),
+            "{e}"
+        );
+        std::fs::create_dir_all(&d).unwrap();
+        assert_eq!(s.write("r-2", &[2; 10]).unwrap(), "r-2.jpg", "works again");
+        assert_eq!(listing(&d), vec!["r-2.jpg"]);
+        assert_eq!((s.counts.written, s.counts.failed), (1, 1));
         let _ = std::fs::remove_dir_all(&d);
     }
 
@@ -212,7 +259,7 @@ mod tests {
             max_bytes: 1000,
         })
         .unwrap();
-        assert!(s.write("../x", &[1]).unwrap_err().contains("../x"));
+        assert!(s.write("../x", &[1]).unwrap_err().reason.contains("../x"));
         assert!(listing(&d).is_empty());
         let _ = std::fs::remove_dir_all(&d);
     }

@@ -9,6 +9,11 @@
 //! (after a crash, a partly acknowledged segment is replayed whole: consumers drop duplicates
 //! by `event_id`). The bound (`max_bytes`, the stored lines' size) drops the oldest events not
 //! in flight, counts them, and remembers a gap to report.
+//!
+//! When the folder fails (a full disk), the event stays in memory only, under the same bound,
+//! and the half-written line is cut off the segment; each later event tries the folder again,
+//! so spooling to disk resumes by itself once there is room. What only memory holds is written
+//! out at a clean close like the rest.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -103,7 +108,15 @@ impl Disk {
         let mut buf = Vec::with_capacity(line.len() + 1);
         buf.extend_from_slice(line.as_bytes());
         buf.push(b'\n');
-        f.write_all(&buf)?;
+        if let Err(e) = f.write_all(&buf) {
+            // A full disk keeps what fit: cut it off, or the next line would be glued to it
+            // and both be unreadable at the next start. If even that fails, the segment is
+            // left (its torn last line is skipped at loading) and the next one starts clean.
+            if f.set_len(*size).is_err() {
+                self.current = None;
+            }
+            return Err(e);
+        }
         *size += len;
         *self.pending.entry(*id).or_default() += 1;
         Ok(*id)
@@ -142,8 +155,10 @@ pub struct Spool {
     gap: Option<Gap>,
     /// Events the bound dropped, in all.
     pub dropped: u64,
-    /// Failed writes to the folder (the spool then keeps to memory).
+    /// Failed writes to the folder (those events are kept in memory only).
     pub disk_errors: u64,
+    /// The last write to the folder failed: warned once, until one works again.
+    disk_failing: bool,
     /// Whether the receiver is known to be down (a connection failed and none succeeded
     /// since): events pushed meanwhile are sent late, as replays.
     pub down: bool,
@@ -162,6 +177,7 @@ impl Spool {
             gap: None,
             dropped: 0,
             disk_errors: 0,
+            disk_failing: false,
             down: false,
             disk: None,
         };
@@ -236,21 +252,31 @@ impl Spool {
         });
     }
 
-    /// Adds an event. An error means the folder failed: the event is kept in memory, and the
-    /// spool keeps to memory from then on.
-    pub fn push(&mut self, event: Event) -> Result<(), String> {
+    /// Adds an event. When the folder fails the event is kept in memory only; the error (the
+    /// first failure of an outage only, so one warning per outage) names the folder. `Ok(Some)`
+    /// says the folder works again after such an outage.
+    pub fn push(&mut self, event: Event) -> Result<Option<String>, String> {
         let line = event.stored();
         let bytes = line.len() as u64 + 1;
-        let mut result = Ok(());
-        let segment = match self.disk.as_mut().map(|d| d.append(&line)) {
-            Some(Ok(id)) => Some(id),
-            Some(Err(e)) => {
+        let mut result = Ok(None);
+        let segment = match self.disk.as_mut().map(|d| (d.append(&line), d.dir.clone())) {
+            Some((Ok(id), dir)) => {
+                if self.disk_failing {
+                    self.disk_failing = false;
+                    result = Ok(Some(format!("spooling to {} again", dir.display())));
+                }
+                Some(id)
+            }
+            Some((Err(e), dir)) => {
                 self.disk_errors += 1;
-                let dir = self.disk.take().map(|d| d.dir).unwrap_or_default();
-                result = Err(format!(
-                    "cannot write to spool folder {} ({e}); spooling in memory only",
-                    dir.display()
-                ));
+                if !self.disk_failing {
+                    self.disk_failing = true;
+                    result = Err(format!(
+                        "cannot write to spool folder {} ({e}); keeping events in memory until \
+                         it works again",
+                        dir.display()
+                    ));
+                }
                 None
             }
             None => None,
@@ -368,8 +394,10 @@ impl Spool {
         self.entries.iter().filter(|e| e.sent).count()
     }
 
+    /// Whether events are being written to the folder (it is set, usable, and the last write
+    /// worked).
     pub fn has_disk(&self) -> bool {
-        self.disk.is_some()
+        self.disk.is_some() && !self.disk_failing
     }
 
     /// Shutdown: what is left goes into one fresh segment for the next start; the older
@@ -380,6 +408,7 @@ impl Spool {
         };
         disk.current = None;
         let dir = disk.dir.clone();
+        let mut tmp = None;
         let result = (|| -> std::io::Result<usize> {
             let old = Disk::segments(&dir)?;
             let id = old
@@ -387,8 +416,8 @@ impl Spool {
                 .map_or(disk.next_id, |l| (l + 1).max(disk.next_id));
             let kept = self.entries.iter().filter(|e| !e.event.gap).count();
             if kept > 0 {
-                let tmp = dir.join(format!(".seg-{id:010}.tmp"));
-                let mut f = File::create(&tmp)?;
+                let path = tmp.insert(dir.join(format!(".seg-{id:010}.tmp")));
+                let mut f = File::create(&*path)?;
                 let mut text = String::new();
                 for e in self.entries.iter().filter(|e| !e.event.gap) {
                     text.push_str(&e.event.stored());
@@ -396,14 +425,31 @@ impl Spool {
                 }
                 f.write_all(text.as_bytes())?;
                 f.sync_all()?;
-                std::fs::rename(&tmp, segment_path(&dir, id))?;
+                std::fs::rename(&*path, segment_path(&dir, id))?;
+                tmp = None;
             }
             for o in old {
                 std::fs::remove_file(segment_path(&dir, o))?;
             }
             Ok(kept)
         })();
-        result.map_err(|e| format!("cannot save the spool in {} ({e})", dir.display()))
+        result.map_err(|e| {
+            // A full disk: give back what the temporary file took; the older segments stay,
+            // with every event that reached them.
+            if let Some(t) = tmp {
+                let _ = std::fs::remove_file(t);
+            }
+            let memory_only = self
+                .entries
+                .iter()
+                .filter(|e| !e.event.gap && e.segment.is_none())
+                .count();
+            format!(
+                "cannot save the spool in {} ({e}): {memory_only} events held only in memory \
+                 are lost; those in the older segments are sent at the next start",
+                dir.display()
+            )
+        })
     }
 }
 
@@ -557,6 +603,36 @@ mod tests {
             Disk::segments(&dir).unwrap().len() <= 1,
             "only the current segment remains"
         );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_full_disk_keeps_events_in_memory_warns_once_and_resumes_when_there_is_room() {
+        let dir = tmpdir("full");
+        let config = SpoolConfig {
+            max_bytes: 1 << 20,
+            dir: Some(dir.clone()),
+        };
+        let (mut s, p) = Spool::open(&config);
+        assert!(p.is_empty(), "{p:?}");
+        // The next two segments are /dev/full, which answers every write with ENOSPC.
+        for id in [1, 2] {
+            std::os::unix::fs::symlink("/dev/full", segment_path(&dir, id)).unwrap();
+        }
+        let e = s.push(event(1)).unwrap_err();
+        assert!(e.contains(&dir.display().to_string()), "{e}");
+        assert!(e.contains("No space left on device"), "{e}");
+        assert!(!s.has_disk());
+        assert_eq!(s.push(event(2)), Ok(None), "one warning per outage");
+        let back = s.push(event(3)).unwrap().expect("the folder works again");
+        assert!(back.contains(&dir.display().to_string()), "{back}");
+        assert!(s.has_disk());
+        assert_eq!((s.disk_errors, s.len()), (2, 3), "nothing lost");
+        // The clean close writes every event, those only in memory included.
+        assert_eq!(s.close().unwrap(), 3);
+        let (mut s, p) = Spool::open(&config);
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(ids(&mut s), ["00c0ffee-1", "00c0ffee-2", "00c0ffee-3"]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

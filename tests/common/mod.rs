@@ -2,6 +2,8 @@
 //! Helpers shared by the element tests.
 #![allow(dead_code)]
 
+pub mod publish;
+
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
