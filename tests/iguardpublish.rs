@@ -1356,6 +1356,97 @@ fn assert_series_equal_stats(
     }
 }
 
+/// `videotestsrc ! iguardreplay ! iguardverify name=<verifier>`, a clip every few frames.
+fn verifying_source(det: &Path, frames: u32, verifier: &str) -> String {
+    format!(
+        "videotestsrc num-buffers={frames} \
+         ! video/x-raw,format=RGBA,width=320,height=240,framerate=30/1 \
+         ! iguardreplay location={} \
+         ! iguardverify name={verifier} cooldown=0 temporal-size=4 input-width=32 \
+           input-height=32 max-workers=2 queue-size=1000 model-type=fallback",
+        det.display()
+    )
+}
+
+/// Plays `p` to EOS, failing on an error; returns its warnings.
+fn play_to_eos(p: &gst::Element) -> Vec<String> {
+    p.set_state(gst::State::Playing).unwrap();
+    let mut warnings = Vec::new();
+    for msg in p
+        .bus()
+        .unwrap()
+        .iter_timed(gst::ClockTime::from_seconds(100))
+    {
+        match msg.view() {
+            gst::MessageView::Eos(_) => return warnings,
+            gst::MessageView::Error(e) => panic!("{e:?}"),
+            gst::MessageView::Warning(w) => {
+                warnings.push(format!("{} {}", w.error(), w.debug().unwrap_or_default()))
+            }
+            _ => (),
+        }
+    }
+    panic!("no EOS within 100 s");
+}
+
+#[test]
+fn two_publishers_of_one_name_get_distinct_labels_and_freeing_one_keeps_the_other() {
+    init();
+    let dir = tmpdir("metrics-dup");
+    let det = detections(&dir, 120);
+    let port = broker::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let launch = |frames: u32, verifier: &str, extra: &str| {
+        gst::parse::launch(&format!(
+            "{} ! iguardpublish name=dup {extra} ! fakesink",
+            verifying_source(&det, frames, verifier)
+        ))
+        .unwrap()
+    };
+    let x = launch(120, "dvx", &format!("metrics-address={port}"));
+    let y = launch(60, "dvy", "");
+    let (guard_x, guard_y) = (StopOnDrop(x.clone()), StopOnDrop(y.clone()));
+    let by_name =
+        |p: &gst::Element, n: &str| p.downcast_ref::<gst::Bin>().unwrap().by_name(n).unwrap();
+    common::set_scorer(&by_name(&x, "dvx"), Slow::new(3));
+    common::set_scorer(&by_name(&y, "dvy"), Slow::new(3));
+    let (wx, wy) = with_watchdog(Duration::from_secs(120), {
+        let (x, y) = (x.clone(), y.clone());
+        move || (play_to_eos(&x), play_to_eos(&y))
+    });
+    assert!(wx.is_empty(), "{wx:?}");
+    assert!(
+        wy.iter().any(|w| w.contains("publisher=\"dup#2\"")),
+        "{wy:?}"
+    );
+    let stats = |p: &gst::Element, n: &str| by_name(p, n).property::<gst::Structure>("stats");
+    let names = ["dup", "dup#2"];
+    let series = series_of(&scrape(&addr), &names);
+    let (vx, vy) = (stats(&x, "dvx"), stats(&y, "dvy"));
+    assert_ne!(u(&vx, "completed"), u(&vy, "completed"), "tell them apart");
+    assert_series_equal_stats(&series, "dup", &stats(&x, "dup"), "dvx", &vx);
+    assert_series_equal_stats(&series, "dup#2", &stats(&y, "dup"), "dvy", &vy);
+    // Freeing the second takes out its series only (keyed by element, not by name).
+    drop(guard_y);
+    drop(y);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let series = series_of(&scrape(&addr), &names);
+        if !series.iter().any(|(_, l, _)| l["publisher"] == "dup#2") {
+            assert_series_equal_stats(&series, "dup", &stats(&x, "dup"), "dvx", &vx);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a freed publisher's series stayed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(guard_x);
+    drop(x);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn metrics_show_every_publisher_and_verifier_in_the_process_until_the_element_is_freed() {
     init();
@@ -1363,16 +1454,7 @@ fn metrics_show_every_publisher_and_verifier_in_the_process_until_the_element_is
     let det = detections(&dir, 120);
     let (port, port2) = (broker::free_port(), broker::free_port());
     let (addr, addr2) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{port2}"));
-    let source = |frames: u32, verifier: &str| {
-        format!(
-            "videotestsrc num-buffers={frames} \
-             ! video/x-raw,format=RGBA,width=320,height=240,framerate=30/1 \
-             ! iguardreplay location={} \
-             ! iguardverify name={verifier} cooldown=0 temporal-size=4 input-width=32 \
-               input-height=32 max-workers=2 queue-size=1000 model-type=fallback",
-            det.display()
-        )
-    };
+    let source = |frames: u32, verifier: &str| verifying_source(&det, frames, verifier);
     // Two pipelines, one address: `mpa` after `mva`; `mpb` after `mvb`, then `mpc` (a different
     // address) after `mpb`, so it sees `mvb`'s verdicts too.
     let a = gst::parse::launch(&format!(

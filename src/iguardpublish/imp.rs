@@ -128,8 +128,18 @@ struct State {
     snapshots: bool,
 }
 
+/// This element's key in the process-wide metrics registry.
+struct MetricsKey(u64);
+
+impl Default for MetricsKey {
+    fn default() -> Self {
+        MetricsKey(metrics::next_key())
+    }
+}
+
 #[derive(Default)]
 pub struct IGuardPublish {
+    metrics_key: MetricsKey,
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
     /// The last run's figures, kept readable after stop.
@@ -639,7 +649,7 @@ impl ObjectImpl for IGuardPublish {
     }
 
     fn dispose(&self) {
-        metrics::unregister(&self.obj().name());
+        metrics::unregister(self.metrics_key.0);
     }
 
     fn constructed(&self) {
@@ -708,10 +718,21 @@ impl BaseTransformImpl for IGuardPublish {
         )
         .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["{}", e]))?;
         // Every element is in the process-wide registry, served by any metrics-address.
-        publisher.register_metrics();
+        let name = self.obj().name();
+        let label = publisher.register_metrics(self.metrics_key.0);
+        if label != name.as_str() {
+            gst::element_imp_warning!(
+                self,
+                gst::LibraryError::Settings,
+                [
+                    "another iguardpublish in this process is named {name:?}: this one's \
+                     metrics are labelled publisher=\"{label}\" (give each a distinct name)"
+                ]
+            );
+        }
         let weak = self.obj().downgrade();
         metrics::register_upstream(
-            &self.obj().name(),
+            self.metrics_key.0,
             Box::new(move || {
                 weak.upgrade()
                     .map(|o| upstream_verifiers(o.upcast_ref()))

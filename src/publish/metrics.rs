@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
@@ -23,8 +24,24 @@ use prometheus_client::registry::Registry;
 
 use super::{Shared, lock};
 
-/// The publishers in the process, by element name.
-static PUBLISHERS: LazyLock<Mutex<BTreeMap<String, Arc<Shared>>>> = LazyLock::new(Default::default);
+/// One publisher in the registry: its figures, how its upstream verifiers are read, and its
+/// `publisher` label (the element name, or `name#2`, `name#3`, ... while another live
+/// publisher in the process has that name: two pipelines may both call one `pub`, and
+/// identical label sets would make the scrape invalid).
+struct Entry {
+    shared: Arc<Shared>,
+    label: String,
+    upstream: Option<Arc<Upstream>>,
+}
+
+/// The publishers in the process, by instance key (one per element, for its lifetime).
+static PUBLISHERS: LazyLock<Mutex<BTreeMap<u64, Entry>>> = LazyLock::new(Default::default);
+static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+
+/// A key for a new element, unique in the process.
+pub fn next_key() -> u64 {
+    NEXT_KEY.fetch_add(1, Ordering::Relaxed)
+}
 /// A verifying element's pool, read at scrape time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verifier {
@@ -37,28 +54,51 @@ pub struct Verifier {
 /// Reads the `iguardverify` elements upstream of a publisher (their `stats`).
 pub type Upstream = Box<dyn Fn() -> Vec<Verifier> + Send + Sync>;
 
-/// Per publisher: how to read its upstream verifiers.
-static UPSTREAM: LazyLock<Mutex<BTreeMap<String, Arc<Upstream>>>> = LazyLock::new(Default::default);
-
 /// Addresses served, so a second element with the same `metrics-address` shares the server.
 static SERVERS: LazyLock<Mutex<HashMap<SocketAddr, ()>>> = LazyLock::new(Default::default);
 
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Adds (or replaces, at a restart) an element's figures.
-pub fn register(shared: Arc<Shared>) {
-    lock(&PUBLISHERS).insert(shared.name.clone(), shared);
+/// Adds (or replaces, at a restart) an element's figures; returns the `publisher` label its
+/// series carry.
+pub fn register(key: u64, shared: Arc<Shared>) -> String {
+    let mut all = lock(&PUBLISHERS);
+    let taken = |label: &str| all.iter().any(|(k, e)| *k != key && e.label == label);
+    let label = match all.get(&key) {
+        // A restart under the same name keeps its label.
+        Some(e) if e.shared.name == shared.name => e.label.clone(),
+        _ => {
+            let mut label = shared.name.clone();
+            let mut n = 2;
+            while taken(&label) {
+                label = format!("{}#{n}", shared.name);
+                n += 1;
+            }
+            label
+        }
+    };
+    let upstream = all.remove(&key).and_then(|e| e.upstream);
+    all.insert(
+        key,
+        Entry {
+            shared,
+            label: label.clone(),
+            upstream,
+        },
+    );
+    label
 }
 
 /// Removes an element's figures (the element is being freed).
-pub fn unregister(name: &str) {
-    lock(&PUBLISHERS).remove(name);
-    lock(&UPSTREAM).remove(name);
+pub fn unregister(key: u64) {
+    lock(&PUBLISHERS).remove(&key);
 }
 
-/// Sets how a publisher's upstream verifiers are read.
-pub fn register_upstream(name: &str, upstream: Upstream) {
-    lock(&UPSTREAM).insert(name.to_string(), Arc::new(upstream));
+/// Sets how a registered publisher's upstream verifiers are read.
+pub fn register_upstream(key: u64, upstream: Upstream) {
+    if let Some(e) = lock(&PUBLISHERS).get_mut(&key) {
+        e.upstream = Some(Arc::new(upstream));
+    }
 }
 
 /// `PORT` alone is `127.0.0.1:PORT` (loopback: metrics are not published to the network
@@ -123,7 +163,15 @@ fn family(
 
 impl Collector for Publishers {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let publishers: Vec<Arc<Shared>> = lock(&PUBLISHERS).values().cloned().collect();
+        let (publishers, upstream): (Vec<_>, Vec<_>) = lock(&PUBLISHERS)
+            .values()
+            .map(|e| {
+                (
+                    (e.label.clone(), e.shared.clone()),
+                    (e.label.clone(), e.upstream.clone()),
+                )
+            })
+            .unzip();
         let mut verdicts = Vec::new();
         let mut results = Vec::new();
         let mut spool = Vec::new();
@@ -131,12 +179,9 @@ impl Collector for Publishers {
         let mut received = Vec::new();
         let mut processing = Vec::new();
         let (mut depth, mut workers, mut active) = (Vec::new(), Vec::new(), Vec::new());
-        let upstream: Vec<(String, Arc<Upstream>)> = lock(&UPSTREAM)
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
         // Called without our locks: it reads GObject properties.
         for (p, read) in &upstream {
+            let Some(read) = read else { continue };
             for v in read() {
                 let l = labels(&[("publisher", p), ("element", &v.element)]);
                 depth.push((l.clone(), v.queue_depth));
@@ -145,8 +190,8 @@ impl Collector for Publishers {
             }
         }
         let mut dropped = Vec::new();
-        for sh in &publishers {
-            let p = sh.name.as_str();
+        for (p, sh) in &publishers {
+            let p = p.as_str();
             for ((element, source, status), n) in lock(&sh.verdicts).iter() {
                 verdicts.push((
                     labels(&[

@@ -655,9 +655,10 @@ impl Publisher {
         self.shared.stats()
     }
 
-    /// Puts this element's figures in the process-wide metrics registry.
-    pub fn register_metrics(&self) {
-        metrics::register(self.shared.clone());
+    /// Puts this element's figures in the process-wide metrics registry under its instance
+    /// `key`; returns the `publisher` label they carry.
+    pub fn register_metrics(&self, key: u64) -> String {
+        metrics::register(key, self.shared.clone())
     }
 
     /// Stops the threads (waiting at most `join_wait` for each) and saves what the spool
