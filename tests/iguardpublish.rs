@@ -1204,7 +1204,9 @@ fn metrics_are_served_as_openmetrics_and_equal_stats() {
         "{body}"
     );
     let inf = series.iter().find(|(n, l, _)| {
-        n == "iguard_processing_seconds_bucket" && l.get("le").map(String::as_str) == Some("+Inf")
+        n == "iguard_processing_seconds_bucket"
+            && l.get("le").map(String::as_str) == Some("+Inf")
+            && l["publisher"] == "mp"
     });
     assert_eq!(inf.map(|s| s.2 as u64), Some(completed), "{body}");
     let checks = [
@@ -1404,7 +1406,7 @@ fn two_publishers_of_one_name_get_distinct_labels_and_freeing_one_keeps_the_othe
         .unwrap()
     };
     let x = launch(120, "dvx", &format!("metrics-address={port}"));
-    let y = launch(60, "dvy", "");
+    let y = launch(60, "dvy", &format!("metrics-address={port}"));
     let (guard_x, guard_y) = (StopOnDrop(x.clone()), StopOnDrop(y.clone()));
     let by_name =
         |p: &gst::Element, n: &str| p.downcast_ref::<gst::Bin>().unwrap().by_name(n).unwrap();

@@ -721,14 +721,16 @@ impl BaseTransformImpl for IGuardPublish {
         let name = self.obj().name();
         let label = publisher.register_metrics(self.metrics_key.0);
         if label != name.as_str() {
-            gst::element_imp_warning!(
-                self,
-                gst::LibraryError::Settings,
-                [
-                    "another iguardpublish in this process is named {name:?}: this one's \
-                     metrics are labelled publisher=\"{label}\" (give each a distinct name)"
-                ]
+            let why = format!(
+                "another iguardpublish in this process is named {name:?}: this one's metrics \
+                 are labelled publisher=\"{label}\" (give each a distinct name)"
             );
+            // A warning where this element serves the metrics; otherwise nobody may look.
+            if non_empty(&settings.metrics_address).is_some() {
+                gst::element_imp_warning!(self, gst::LibraryError::Settings, ["{}", why]);
+            } else {
+                gst::info!(CAT, imp = self, "{why}");
+            }
         }
         let weak = self.obj().downgrade();
         metrics::register_upstream(
