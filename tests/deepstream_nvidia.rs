@@ -640,52 +640,107 @@ fn a_pipeline_with_nvidias_metas_gives_verdicts_per_source() {
 /// The element itself writes its verdicts as DeepStream metadata on the next batch that carries
 /// the verdict's source: the IGUARD.VERDICT user meta on that source's frame, with the
 /// classifier meta's `unique-id` as set.
+/// Feeds `iguardverify` (its scorer from `scorer`, when given) frames with NVIDIA's batch metas
+/// (source 3 triggers, tracked object 5; source 4 is empty) until a verdict is written; returns
+/// its user meta and the classifier metas on object 5.
+fn first_written(
+    scorer: Option<std::sync::Arc<dyn gstiguard::scorer::Scorer>>,
+) -> (IGuardVerdictMeta, Vec<nvidia::Classifier>) {
+    common::init();
+    let e = gst::ElementFactory::make("iguardverify")
+        .property("trigger-labels", "person")
+        .property("temporal-size", 2u32)
+        .property("cooldown", 1000u32)
+        .property("input-width", 16u32)
+        .property("input-height", 16u32)
+        .property("unique-id", 42u32)
+        .property("deepstream-version", "9.0")
+        .build()
+        .unwrap();
+    if let Some(s) = scorer {
+        common::set_scorer(&e, s);
+    }
+    let mut h = gst_check::Harness::with_element(&e, Some("sink"), Some("src"));
+    h.set_src_caps(common::caps());
+    for n in 0..40u64 {
+        let mut b = common::frame((100, 60, 64, 80), n * 33);
+        let frames = [
+            Frame::new(3, 0, 0)
+                .at(n as i32, n * 33_000_000)
+                .size(common::W, common::H)
+                .object(Object::new(0, 0.9, [100.0, 60.0, 64.0, 80.0], "person").id(5)),
+            Frame::new(4, 1, 1)
+                .at(n as i32, n * 33_000_000)
+                .size(common::W, common::H),
+        ];
+        nvidia::attach(b.get_mut().unwrap(), &frames);
+        h.push(b).unwrap();
+        let out = h.pull().unwrap();
+        assert!(
+            payloads(&out, 4).is_empty(),
+            "nothing for the untriggered source"
+        );
+        let written: Vec<_> = payloads(&out, 3).into_iter().map(|(_, m)| m).collect();
+        if !written.is_empty() {
+            assert_eq!(written.len(), 1, "one verdict, written once");
+            let cls = nvidia::classifiers(object(&out, 3, 5));
+            h.push_event(gst::event::Eos::new());
+            return (written[0], cls);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("no verdict written in 40 frames");
+}
+
 #[test]
 fn the_element_writes_its_verdicts_as_deepstream_user_metas() {
     common::with_watchdog(Duration::from_secs(60), || {
-        common::init();
-        let e = gst::ElementFactory::make("iguardverify")
-            .property("trigger-labels", "person")
-            .property("temporal-size", 2u32)
-            .property("cooldown", 1000u32)
-            .property("input-width", 16u32)
-            .property("input-height", 16u32)
-            .property("unique-id", 42u32)
-            .property("deepstream-version", "9.0")
-            .build()
-            .unwrap();
-        let mut h = gst_check::Harness::with_element(&e, Some("sink"), Some("src"));
-        h.set_src_caps(common::caps());
-        let mut written = Vec::new();
-        for n in 0..40u64 {
-            let mut b = common::frame((100, 60, 64, 80), n * 33);
-            let frames = [
-                Frame::new(3, 0, 0)
-                    .at(n as i32, n * 33_000_000)
-                    .size(common::W, common::H)
-                    .object(Object::new(0, 0.9, [100.0, 60.0, 64.0, 80.0], "person").id(5)),
-                Frame::new(4, 1, 1)
-                    .at(n as i32, n * 33_000_000)
-                    .size(common::W, common::H),
-            ];
-            nvidia::attach(b.get_mut().unwrap(), &frames);
-            h.push(b).unwrap();
-            let out = h.pull().unwrap();
-            assert!(
-                payloads(&out, 4).is_empty(),
-                "nothing for the untriggered source"
-            );
-            written.extend(payloads(&out, 3).into_iter().map(|(_, m)| m));
-            if !written.is_empty() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert_eq!(written.len(), 1, "one verdict, written once");
-        let m = &written[0];
+        let (m, cls) = first_written(None);
         assert_eq!(m.source_id, 3);
         assert_eq!(m.frames, 2);
         assert_eq!(c_array_str(&m.status_name), "fallback");
-        h.push_event(gst::event::Eos::new());
+        // The label-based fallback names no model class.
+        assert_eq!(cls.len(), 1, "{cls:?}");
+        assert_eq!(cls[0].labels[0].result_class_id, u32::MAX);
+    });
+}
+
+/// A model-like scorer: every clip is class 2, `armed`, at 0.9.
+struct Armed;
+
+impl gstiguard::scorer::Scorer for Armed {
+    fn name(&self) -> &str {
+        "armed-model"
+    }
+    fn is_model(&self) -> bool {
+        true
+    }
+    fn class_index(&self, label: &str) -> Option<u32> {
+        (label == "armed").then_some(2)
+    }
+    fn score(
+        &self,
+        clips: &[&gstiguard::clip::Clip],
+        _: &gstiguard::scorer::Cancel,
+    ) -> Result<Vec<gstiguard::scorer::Score>, gstiguard::scorer::ScoreError> {
+        Ok(clips
+            .iter()
+            .map(|_| gstiguard::scorer::Score {
+                score: 0.9,
+                label: "armed".into(),
+            })
+            .collect())
+    }
+}
+
+#[test]
+fn a_model_verdict_names_the_models_class_in_result_class_id() {
+    common::with_watchdog(Duration::from_secs(60), || {
+        let (m, cls) = first_written(Some(std::sync::Arc::new(Armed)));
+        assert_eq!(c_array_str(&m.status_name), "verified");
+        assert_eq!(cls.len(), 1, "{cls:?}");
+        let l = &cls[0].labels[0];
+        assert_eq!(l.result_label, "verified armed");
+        assert_eq!((l.result_class_id, l.result_prob), (2, 0.9));
     });
 }

@@ -384,9 +384,12 @@ impl IGuardVerify {
         buf: &mut gst::BufferRef,
         v: &Verdict,
     ) -> Option<String> {
+        let scored = matches!(v.status, Status::Verified | Status::Rejected);
         let target = Target {
             object_id: v.object_id,
-            class_id: None,
+            class_id: scored
+                .then(|| state.running.pool().class_index(&v.label))
+                .flatten(),
             unique_id: state.run.unique_id as i32,
             layout: state.ds_layout,
         };

@@ -466,6 +466,11 @@ impl Pool {
         self.shared.scorer.name()
     }
 
+    /// The model's class index behind a verdict's label (see [`Scorer::class_index`]).
+    pub fn class_index(&self, label: &str) -> Option<u32> {
+        self.shared.scorer.class_index(label)
+    }
+
     /// Whether this pool's scorer reads the clips' pixels (see [`Scorer::needs_pixels`]).
     pub fn needs_pixels(&self) -> bool {
         self.shared.scorer.needs_pixels()

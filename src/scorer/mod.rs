@@ -53,6 +53,12 @@ pub trait Scorer: Send + Sync {
         1
     }
 
+    /// The model's class index behind a [`Score::label`] it returned, for consumers that
+    /// want a number (DeepStream's `result_class_id`); `None` for a heuristic.
+    fn class_index(&self, _label: &str) -> Option<u32> {
+        None
+    }
+
     /// Scores `clips`, one result per clip in the same order. Long-running implementations
     /// should give up when `cancel` fires (the pool fires it at the deadline).
     fn score(&self, clips: &[&Clip], cancel: &Cancel) -> Result<Vec<Score>, ScoreError>;

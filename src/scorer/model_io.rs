@@ -387,6 +387,16 @@ pub fn scores(
 }
 
 /// Turns one clip's outputs into a score and the top class's name.
+/// The class index of a label [`score_outputs`] gave: its place in the labels, or `N` of the
+/// `class-N` it names without labels.
+pub fn class_index(io: &ModelIo, label: &str) -> Option<u32> {
+    match io.labels.iter().position(|l| l == label) {
+        Some(i) => u32::try_from(i).ok(),
+        None if io.labels.is_empty() => label.strip_prefix("class-")?.parse().ok(),
+        None => None,
+    }
+}
+
 pub fn score_outputs(
     logits: &[f32],
     activation: Activation,
@@ -425,6 +435,28 @@ pub fn score_outputs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_label_gives_back_its_class_index() {
+        let io = |labels: &[&str]| ModelIo {
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            ..Default::default()
+        };
+        let named = io(&["normal", "armed"]);
+        assert_eq!(class_index(&named, "armed"), Some(1));
+        assert_eq!(
+            class_index(&named, "class-1"),
+            None,
+            "labels given: names only"
+        );
+        assert_eq!(class_index(&named, "fighting"), None);
+        let unnamed = io(&[]);
+        assert_eq!(class_index(&unnamed, "class-3"), Some(3));
+        assert_eq!(class_index(&unnamed, "armed"), None);
+        // What score_outputs returns maps back to its top class.
+        let s = score_outputs(&[0.1, 3.0], Activation::Softmax, &[1], &named.labels);
+        assert_eq!(class_index(&named, &s.label), Some(1));
+    }
     use crate::detections::SourceFrame;
     use crate::geometry::PixelRect;
 

@@ -334,6 +334,10 @@ impl Scorer for OnnxScorer {
         }
     }
 
+    fn class_index(&self, label: &str) -> Option<u32> {
+        model_io::class_index(&self.config.io, label)
+    }
+
     fn score(&self, clips: &[&Clip], cancel: &Cancel) -> Result<Vec<Score>, ScoreError> {
         if clips.is_empty() {
             return Ok(vec![]);

@@ -631,6 +631,10 @@ impl Scorer for TritonScorer {
         true
     }
 
+    fn class_index(&self, label: &str) -> Option<u32> {
+        model_io::class_index(&self.config.io, label)
+    }
+
     fn max_batch(&self) -> usize {
         if !self.batch_dim {
             return 1;
