@@ -220,6 +220,9 @@ pub struct FrameEvents {
     /// Requests answered `dropped` and why: a trigger beyond `max-clips-per-source` (a clip
     /// with no tiles), or a clip whose object was lost before `min-frames` tiles.
     pub dropped: Vec<(Collected, String)>,
+    /// Ids the built-in tracker gave detections that carried none (`clip-per=object`): the
+    /// detection's index in the frame, and the object id its verdicts will name.
+    pub assigned: Vec<(usize, u64)>,
 }
 
 /// What happened to a source on one frame, for `clip-per=source` (at most one of each).
@@ -913,6 +916,11 @@ impl ClipAssembler {
             height,
         );
         o.refused.retain(|k| cands.iter().any(|c| c.key == *k));
+        events.assigned = cands
+            .iter()
+            .filter(|c| matches!(c.key, Key::Builtin(_)) && detections[c.index].object_id.is_none())
+            .map(|c| (c.index, c.key.id()))
+            .collect();
 
         // Follow: every collecting clip looks for its object.
         for clip in &mut o.clips {

@@ -155,6 +155,96 @@ fn crossing_file(ids: (i64, i64)) -> String {
     s
 }
 
+/// Each ROI meta of `buf`: its box, the `detection` param's `object_id` and `confidence`.
+fn rois(buf: &gst::BufferRef) -> Vec<(Boxed, Option<u64>, Option<f64>)> {
+    buf.iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+        .map(|m| {
+            let d = m.param("detection");
+            (
+                m.rect(),
+                d.and_then(|d| d.get::<u64>("object_id").ok()),
+                d.and_then(|d| d.get::<f64>("confidence").ok()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn builtin_ids_are_written_back_to_the_roi_metas_verdicts_name() {
+    with_watchdog(Duration::from_secs(60), || {
+        let (e, bus, _rec) = recorded();
+        let mut h = harness(&e);
+        let mut seen: Vec<(Option<u64>, Option<u64>)> = Vec::new();
+        for i in 0..8u32 {
+            let (a, b) = crossing(i);
+            let mut buf = frame(BG, (i as u64 + 1) * 33);
+            {
+                let buf = buf.make_mut();
+                let mut m = gst_video::VideoRegionOfInterestMeta::add(buf, "person", a);
+                m.add_param(
+                    gst::Structure::builder("detection")
+                        .field("confidence", 0.9f64)
+                        .build(),
+                );
+                // No params at all, and a label that triggers nothing.
+                gst_video::VideoRegionOfInterestMeta::add(buf, "person", b);
+                gst_video::VideoRegionOfInterestMeta::add(buf, "car", (0, 0, 20, 20));
+            }
+            h.push(buf).unwrap();
+            let out = h.pull().unwrap();
+            let r = rois(&out);
+            assert_eq!(r.len(), 3, "{r:?}");
+            assert_eq!((r[0].0, r[1].0), (a, b), "boxes unchanged");
+            assert_eq!(r[0].2, Some(0.9), "the detector's confidence is kept");
+            assert_eq!(r[2].1, None, "untracked labels get no id: {r:?}");
+            seen.push((r[0].1, r[1].1));
+        }
+        let (v, stats) = finish(&mut h, &e, &bus);
+        let (id_a, id_b) = seen[0];
+        let (id_a, id_b) = (id_a.expect("an id for A"), id_b.expect("an id for B"));
+        assert_ne!(id_a, id_b);
+        // Stable through the crossing: each box keeps its person's id.
+        assert!(
+            seen.iter().all(|s| *s == (Some(id_a), Some(id_b))),
+            "{seen:?}"
+        );
+        // The ids the verdicts name are those on the boxes, on the right person.
+        assert_eq!(stats.u("completed"), 2, "{}", stats.0);
+        let (a, b) = crossing(7);
+        for (id, last) in [(id_a, a), (id_b, b)] {
+            let v = v
+                .iter()
+                .find(|v| v.object_id == Some(id))
+                .expect("a verdict");
+            assert!(contains_centre(v.crop.unwrap(), last), "{id}: {v:?}");
+        }
+    });
+}
+
+#[test]
+fn an_id_the_detector_gave_is_never_overwritten() {
+    with_watchdog(Duration::from_secs(60), || {
+        let (e, _bus, _rec) = recorded();
+        let mut h = harness(&e);
+        for i in 0..3u64 {
+            let mut buf = frame(BG, (i + 1) * 33);
+            {
+                let buf = buf.make_mut();
+                let mut m =
+                    gst_video::VideoRegionOfInterestMeta::add(buf, "person", (40, 80, 40, 80));
+                m.add_param(
+                    gst::Structure::builder("detection")
+                        .field("object_id", 41u64)
+                        .build(),
+                );
+            }
+            h.push(buf).unwrap();
+            let out = h.pull().unwrap();
+            assert_eq!(rois(&out)[0].1, Some(41));
+        }
+    });
+}
+
 #[test]
 fn ids_from_the_replay_file_and_from_the_builtin_association() {
     with_watchdog(Duration::from_secs(90), || {

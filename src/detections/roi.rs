@@ -62,6 +62,47 @@ pub fn detection_from_roi(meta: &gst_video::VideoRegionOfInterestMeta) -> Detect
     }
 }
 
+/// Writes the object ids the element's tracker gave (`(index, id)`: the detection's place among
+/// the buffer's ROI metas, in the order [`RoiReader`] reads them) into each meta's `detection`
+/// param as `object_id` (guint64), adding the param where there is none, so downstream elements
+/// and applications can tell which box a verdict's `object-id` names. A meta that already has an
+/// `object_id` keeps it.
+pub fn write_object_ids(buffer: &mut gst::BufferRef, assigned: &[(usize, u64)]) {
+    if assigned.is_empty() {
+        return;
+    }
+    for (index, mut meta) in buffer
+        .iter_meta_mut::<gst_video::VideoRegionOfInterestMeta>()
+        .enumerate()
+    {
+        let Some(&(_, id)) = assigned.iter().find(|(i, _)| *i == index) else {
+            continue;
+        };
+        if meta.param("detection").is_none() {
+            meta.add_param(
+                gst::Structure::builder("detection")
+                    .field("object_id", id)
+                    .build(),
+            );
+            continue;
+        }
+        // SAFETY: the meta is on a buffer we hold mutably, and the structure it returns is
+        // owned by the meta's param list, alive and unshared while we set one field.
+        let detection = unsafe {
+            let p = gst_video::ffi::gst_video_region_of_interest_meta_get_param(
+                meta.as_mut_ptr(),
+                c"detection".as_ptr(),
+            );
+            (!p.is_null()).then(|| gst::StructureRef::from_glib_borrow_mut(p))
+        };
+        if let Some(d) = detection
+            && !d.has_field("object_id")
+        {
+            d.set("object_id", id);
+        }
+    }
+}
+
 impl DetectionReader for RoiReader {
     fn read(&mut self, buffer: &gst::BufferRef, out: &mut Vec<FrameDetections>) {
         let detections = buffer
@@ -78,6 +119,47 @@ impl DetectionReader for RoiReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_are_written_where_none_was_and_read_back() {
+        gst::init().unwrap();
+        let mut buf = gst::Buffer::new();
+        {
+            let b = buf.get_mut().unwrap();
+            let mut m = gst_video::VideoRegionOfInterestMeta::add(b, "person", (0, 0, 10, 10));
+            m.add_param(
+                gst::Structure::builder("detection")
+                    .field("confidence", 0.75f64)
+                    .build(),
+            );
+            let mut m = gst_video::VideoRegionOfInterestMeta::add(b, "person", (5, 5, 10, 10));
+            m.add_param(
+                gst::Structure::builder("detection")
+                    .field("object_id", 9i32)
+                    .build(),
+            );
+            gst_video::VideoRegionOfInterestMeta::add(b, "person", (9, 9, 10, 10));
+            gst_video::VideoRegionOfInterestMeta::add(b, "car", (1, 1, 2, 2));
+            write_object_ids(b, &[(0, 100), (1, 101), (2, 102)]);
+        }
+        let mut out = Vec::new();
+        RoiReader.read(&buf, &mut out);
+        let got: Vec<(Option<u64>, f64)> = out[0]
+            .detections
+            .iter()
+            .map(|d| (d.object_id, d.confidence))
+            .collect();
+        // Written, kept (an upstream id), added (no param), and untouched (not assigned).
+        assert_eq!(
+            got,
+            [
+                (Some(100), 0.75),
+                (Some(9), 1.0),
+                (Some(102), 1.0),
+                (None, 1.0)
+            ]
+        );
+    }
 
     #[test]
     fn reads_label_confidence_and_ids() {

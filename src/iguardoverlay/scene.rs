@@ -233,9 +233,10 @@ impl Holds {
     }
 
     /// The newest tracked verdict that no detection of this frame names (`present`: the ids
-    /// the detections carry) whose crop contains the centre of `rect`. The element's built-in
-    /// association gives ids the detections themselves do not carry; the crop (which follows
-    /// the object) still says whom the verdict is about.
+    /// the detections carry) whose crop contains the centre of `rect`. `iguardverify` writes
+    /// its built-in ids back to the ROI metas, but a box may still lack the id (an overlay
+    /// before the verifier, or a frame where the box's track was not followed); the crop (which
+    /// follows the object) still says whom the verdict is about.
     pub fn orphan_over(&self, rect: &PixelRect, present: &[u64]) -> Option<&Held> {
         self.tracked
             .iter()

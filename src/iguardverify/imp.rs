@@ -26,7 +26,7 @@ use crate::clip::{ClipAssembler, ClipCounters, Collected};
 use crate::deepstream::DeepStreamLayout;
 use crate::deepstream::verdict_meta::{AttachError, Target, attach_verdict};
 use crate::detections::deepstream::carries_batch_meta;
-use crate::detections::{AutoReader, DetectionReader, FrameDetections};
+use crate::detections::{AutoReader, DetectionReader, FrameDetections, roi};
 use crate::frames::{self, FrameSource};
 use crate::instance::{self, Instance};
 use crate::mailbox::VerdictMailbox;
@@ -305,7 +305,7 @@ impl IGuardVerify {
         buf: &gst::BufferRef,
         info: &gst_video::VideoInfo,
         frames: &[FrameDetections],
-    ) -> Vec<Collected> {
+    ) -> (Vec<Collected>, Vec<(usize, u64)>) {
         let pts = buf.pts().map(|t| t.nseconds());
         let (width, height) = (info.width(), info.height());
         let State {
@@ -324,6 +324,7 @@ impl IGuardVerify {
             assembler.config().tile_height,
         );
         let mut finished = Vec::new();
+        let mut assigned = Vec::new();
         let mut pixels = frame_source.pixels(buf, info);
         for fd in frames {
             let outcome = assembler.push(
@@ -372,8 +373,12 @@ impl IGuardVerify {
                 );
             }
             finished.extend(outcome.finished);
+            // Only a buffer of one frame's ROI metas gets its ids written back.
+            if frames.len() == 1 {
+                assigned = outcome.assigned;
+            }
         }
-        finished
+        (finished, assigned)
     }
 
     /// Writes `v` as DeepStream metadata (classifier meta on the tracked object, IGUARD.VERDICT
@@ -881,7 +886,10 @@ impl BaseTransformImpl for IGuardVerify {
                 frames.len()
             );
         }
-        let finished = self.collect(state, buf, &info, &frames);
+        let (finished, assigned) = self.collect(state, buf, &info, &frames);
+        if !state.nvmm && !carries_batch_meta(buf) {
+            roi::write_object_ids(buf, &assigned);
+        }
         let wait = !state.run.async_;
         for clip in finished {
             self.submit(state, clip, wait);
