@@ -1476,7 +1476,9 @@ fn phase_streams(opts: &Opts, rep: &mut Report) -> Result<(), String> {
                 let f = (0..DISTINCT_FRAMES as usize)
                     .map(|i| frames[(s + i) % frames.len()].0.clone())
                     .collect();
-                Rig::new(&props, None, f, &caps)
+                // A scorer that asks for pixels: the label-based fallback would let the
+                // element skip sampling, and this phase would time bookkeeping only.
+                Rig::new(&props, sampling_scorer(), f, &caps)
             })
             .collect::<Result<Vec<_>, _>>()?;
         let (cpu0, wall0) = (cpu_time_ns(), now_ns());
@@ -1525,9 +1527,9 @@ fn phase_streams(opts: &Opts, rep: &mut Report) -> Result<(), String> {
         format!(
             "N = 1, 2, 4 ... {max_n} live 1080p30 RGBA sources, {secs} s each, one thread and one \
              element per source (the ROI-meta path carries one source per buffer), all \
-             sharing one pool (model-instance-id) and the label-based fallback scorer (element \
-             cost only: no model, no decode); a person on every frame, cooldown=0 (every frame \
-             sampled); late = leaves the element more than 1/30 s after it was due; \
+             sharing one pool (model-instance-id) and an instant scorer that asks for pixels \
+             (element cost only: no model, no decode); a person on every frame, cooldown=0 \
+             (every frame sampled); late = leaves the element more than 1/30 s after it was due; \
              streams_by_cost = cores / (30 x mean element CPU time per collected \
              frame from the frame phase)"
         ),
