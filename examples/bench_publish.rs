@@ -1193,7 +1193,7 @@ fn main() -> ExitCode {
     rep.details.push((
         "machine".into(),
         format!(
-            "{} cores; release build; GStreamer {}",
+            "{} cores; release build; {}",
             cores(),
             gst::version_string()
         ),
