@@ -2,35 +2,58 @@
 # ORT_DYLIB_PATH and its model targets.
 #   make bench         every figure, R3D-18-shaped model (under 10 min on 2 cores)
 #   make bench-quick   the same figures from shorter runs, small models (under 1 min)
+#   make bench-publish iguardpublish alone (examples/bench_publish.rs): verdict events per
+#                      second through no output, the event log, MQTT to a mosquitto it starts
+#                      on loopback (make mqtt-deps), both; about 4 min
+#   make bench-publish-quick  the same, fewer and shorter steps (under 1 min)
 # The footage phase needs vtest.avi and its HOG detections (footage.mk: `make footage`).
 # Figures are printed as `name: value` lines and a table, and written as JSON to BENCH_DIR.
 # Both then run the remote benchmark (examples/bench_triton.rs, see triton.mk): a Triton server
-# against local ONNX Runtime on the tiny model, into bench-triton.json / bench-triton-quick.json.
+# against local ONNX Runtime on the tiny model, into bench-triton.json / bench-triton-quick.json,
+# and the publishing benchmark, into bench-publish.json / bench-publish-quick.json.
 
 BENCH_DIR := $(CURDIR)/bench-results
 BENCH_BIN := $(CURDIR)/target/release/examples/bench
 BENCH_TRITON_BIN := $(CURDIR)/target/release/examples/bench_triton
+BENCH_PUBLISH_BIN := $(CURDIR)/target/release/examples/bench_publish
 BENCH_ARGS ?=
 # The plugin is registered statically by the program: keep the debug build's copy on
 # GST_PLUGIN_PATH (and the registry that lists it) away from it.
 BENCH_ENV := GST_PLUGIN_PATH= GST_REGISTRY=$(CURDIR)/target/gst-registry-bench.bin \
 	ORT_DYLIB_PATH=$(ORT_DYLIB_PATH)
 
-.PHONY: bench bench-quick bench-build
+.PHONY: bench bench-quick bench-build bench-publish bench-publish-quick bench-publish-build
 
 bench-build:
-	$(CARGO) build --release --features testing --example bench --example bench_triton
+	$(CARGO) build --release --features testing --example bench --example bench_triton \
+		--example bench_publish
 
-bench: models models/r3d18-action.onnx triton-venv footage bench-build
+bench: models models/r3d18-action.onnx triton-venv footage mqtt-deps bench-build
 	@mkdir -p $(BENCH_DIR)
 	$(BENCH_ENV) $(BENCH_BIN) --out $(BENCH_DIR)/bench.json \
 		--clip-model $(CURDIR)/models/r3d18-action.onnx \
 		--sync-model $(CURDIR)/models/r3d18-action.onnx $(BENCH_ARGS)
 	$(BENCH_ENV) $(BENCH_TRITON_BIN) --out $(BENCH_DIR)/bench-triton.json
+	$(BENCH_ENV) $(BENCH_PUBLISH_BIN) --out $(BENCH_DIR)/bench-publish.json
 
-bench-quick: models triton-venv footage bench-build
+bench-quick: models triton-venv footage mqtt-deps bench-build
 	@mkdir -p $(BENCH_DIR)
 	$(BENCH_ENV) $(BENCH_BIN) --quick --out $(BENCH_DIR)/bench-quick.json \
 		--clip-model $(CURDIR)/models/tiny-action.onnx \
 		--sync-model $(CURDIR)/models/slow-action.onnx $(BENCH_ARGS)
 	$(BENCH_ENV) $(BENCH_TRITON_BIN) --quick --out $(BENCH_DIR)/bench-triton-quick.json
+	$(BENCH_ENV) $(BENCH_PUBLISH_BIN) --quick --out $(BENCH_DIR)/bench-publish-quick.json
+
+# iguardpublish alone (BENCH_PUBLISH_ARGS: more options, e.g. --rates 100,1000).
+BENCH_PUBLISH_ARGS ?=
+bench-publish-build:
+	$(CARGO) build --release --features testing --example bench_publish
+
+bench-publish: mqtt-deps bench-publish-build
+	@mkdir -p $(BENCH_DIR)
+	$(BENCH_ENV) $(BENCH_PUBLISH_BIN) --out $(BENCH_DIR)/bench-publish.json $(BENCH_PUBLISH_ARGS)
+
+bench-publish-quick: mqtt-deps bench-publish-build
+	@mkdir -p $(BENCH_DIR)
+	$(BENCH_ENV) $(BENCH_PUBLISH_BIN) --quick --out $(BENCH_DIR)/bench-publish-quick.json \
+		$(BENCH_PUBLISH_ARGS)

@@ -124,8 +124,6 @@ fn non_empty(s: &Option<String>) -> Option<String> {
 struct State {
     publisher: Arc<Publisher>,
     flush_timeout: Duration,
-    /// `snapshot-dir` or MQTT is set: verdicts' JPEGs go to the publisher.
-    snapshots: bool,
 }
 
 /// This element's key in the process-wide metrics registry.
@@ -693,7 +691,6 @@ impl BaseTransformImpl for IGuardPublish {
         let settings = lock(&self.settings).clone();
         let run = wire::run_id();
         let config = self.config(&settings, &run)?;
-        let snapshots = config.snapshot_dir.is_some() || config.mqtt.is_some();
         if config.file.is_none() && config.mqtt.is_none() && config.webhook.is_none() {
             gst::warning!(
                 CAT,
@@ -745,7 +742,6 @@ impl BaseTransformImpl for IGuardPublish {
         *lock(&self.state) = Some(State {
             publisher: Arc::new(publisher),
             flush_timeout: Duration::from_millis(settings.flush_timeout as u64),
-            snapshots,
         });
         Ok(())
     }
@@ -768,13 +764,10 @@ impl BaseTransformImpl for IGuardPublish {
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
-        if let Some(s) = wire::verdict_structure(&event) {
-            let name = self.obj().name();
-            let (fields, origin) = wire::read(s, &name);
+        if wire::verdict_structure(&event).is_some() {
             if let Some(st) = lock(&self.state).as_ref() {
-                // The bytes are copied only when a folder wants them.
-                let jpeg = st.snapshots.then(|| wire::snapshot(s)).flatten();
-                st.publisher.submit_with_snapshot(fields, origin, jpeg);
+                // A reference is queued; the output thread reads it.
+                st.publisher.submit_verdict(event.clone());
             }
         } else if let gst::EventView::Eos(_) = event.view() {
             let running = lock(&self.state)

@@ -7,8 +7,8 @@
 //!                                                               │
 //!                                              "iguardpub-mqtt": spool ──▶ broker, PUBACK ──▶ spool
 //! ```
-//! The streaming thread only converts the verdict and tries to queue it; a full queue drops
-//! and counts. Locks: `spool` and `latencies` are never held together, nor while calling
+//! The streaming thread only tries to queue the verdict event (a reference; the output thread
+//! reads it); a full queue drops and counts. Locks: `spool` and `latencies` are never held together, nor while calling
 //! `notice`.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -305,6 +305,10 @@ enum Job {
         Origin,
         Option<crate::snapshot::Snapshot>,
     ),
+    /// An `iguard-verdict` event as it arrived, and when: read ([`wire::read`]) here, on the
+    /// output thread, so the streaming thread only queues a reference (reading it there cost
+    /// 5-7 µs a verdict warm, 30-40 µs cold; see NOTES-pubbench.md).
+    Verdict(gst::Event, i64),
     /// Answered once every job before it is done.
     Barrier(SyncSender<()>),
 }
@@ -326,6 +330,8 @@ fn dispatch(
     mqtt: bool,
     webhook: bool,
     snapshot_dir: Option<SnapshotDirConfig>,
+    // The verdicts' JPEGs are wanted (a snapshot folder or MQTT is configured).
+    want_jpeg: bool,
 ) {
     let mut file = file.map(JsonlFile::new);
     let mut snapshot_dir = snapshot_dir.and_then(|c| match SnapshotDir::open(c) {
@@ -362,6 +368,22 @@ fn dispatch(
                 continue;
             }
             Job::Event(f, o, j) => (f, o, j),
+            Job::Verdict(ev, received_us) => {
+                let Some(s) = wire::verdict_structure(&ev) else {
+                    // `submit_verdict` is only given verdict events.
+                    shared.counters.invalid.fetch_add(1, Ordering::Relaxed);
+                    shared.counters.processed.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let (fields, mut origin) = wire::read(s, &shared.name);
+                if !s.has_field(wire::UNIX_US) {
+                    // Without the verifier's time, the time it reached the element.
+                    origin.unix_us = received_us;
+                }
+                // The bytes are copied only when something wants them.
+                let jpeg = want_jpeg.then(|| wire::snapshot(s)).flatten();
+                (fields, origin, jpeg)
+            }
         };
         let c = &shared.counters;
         let event = match Event::from_fields(fields, &origin) {
@@ -540,10 +562,13 @@ impl Publisher {
         let sh = shared.clone();
         let file = config.file.clone();
         let snapshot_dir = config.snapshot_dir.clone();
+        let want_jpeg = config.snapshot_dir.is_some() || config.mqtt.is_some();
         threads.push(
             std::thread::Builder::new()
                 .name("iguardpub-io".into())
-                .spawn(move || dispatch(sh, rx, file, has_mqtt, has_webhook, snapshot_dir))
+                .spawn(move || {
+                    dispatch(sh, rx, file, has_mqtt, has_webhook, snapshot_dir, want_jpeg)
+                })
                 .map_err(|e| format!("cannot start the publishing thread: {e}"))?,
         );
         if let Some(m) = config.mqtt.clone() {
@@ -601,10 +626,21 @@ impl Publisher {
         origin: Origin,
         snapshot: Option<crate::snapshot::Snapshot>,
     ) {
+        self.queue(Job::Event(fields, origin, snapshot));
+    }
+
+    /// Hands an `iguard-verdict` event (see [`wire::verdict_structure`]) to the outputs
+    /// without waiting, unread: the output thread turns it into fields. A full queue drops it
+    /// (counted).
+    pub fn submit_verdict(&self, event: gst::Event) {
+        self.queue(Job::Verdict(event, schema::now_us()));
+    }
+
+    fn queue(&self, job: Job) {
         let c = &self.shared.counters;
         c.received.fetch_add(1, Ordering::Relaxed);
         let sent = match lock(&self.tx).as_ref() {
-            Some(tx) => tx.try_send(Job::Event(fields, origin, snapshot)).is_ok(),
+            Some(tx) => tx.try_send(job).is_ok(),
             None => false,
         };
         if !sent {
@@ -810,5 +846,60 @@ mod tests {
             })
             .count();
         assert_eq!(downs, 1, "{n:?}");
+    }
+
+    #[test]
+    fn verdict_events_are_read_on_the_output_thread_with_their_fields_and_times() {
+        gst::init().unwrap();
+        let d = tmp("verdict-events");
+        std::fs::create_dir_all(&d).unwrap();
+        let path = d.join("events.jsonl");
+        let p = Publisher::start(file_only(path.clone(), 100), Box::new(|_| {})).unwrap();
+        let event = |request_id: u64, unix_us: Option<i64>| {
+            let mut s = gst::Structure::builder(wire::EVENT_NAME)
+                .field("request-id", request_id)
+                .field("source-id", 3u32)
+                .field("status", "verified")
+                .field(wire::RUN_ID, "feed")
+                .field(wire::ELEMENT, "verify1")
+                .build();
+            if let Some(us) = unix_us {
+                s.set(wire::UNIX_US, us);
+            }
+            gst::event::CustomDownstream::new(s)
+        };
+        let before_ms = schema::now_us() / 1000;
+        p.submit_verdict(event(1, Some(1_700_000_000_123_456)));
+        // No time from the verifier: the time it reached the element.
+        p.submit_verdict(event(2, None));
+        // Not a verdict: counted as invalid, nothing written.
+        p.submit_verdict(gst::event::CustomDownstream::new(
+            gst::Structure::new_empty("other"),
+        ));
+        assert!(p.flush(Duration::from_secs(30)));
+        let lines: Vec<Value> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[0]["event_id"], "feed-1");
+        assert_eq!(lines[0]["unix_ms"], 1_700_000_000_123i64);
+        assert_eq!(lines[0]["element"], "verify1");
+        assert_eq!(lines[0]["publisher"], "p");
+        assert_eq!(lines[0]["source"], "3");
+        assert_eq!(lines[0]["status"], "verified");
+        assert_eq!(lines[1]["event_id"], "feed-2");
+        let ms = lines[1]["unix_ms"].as_i64().unwrap();
+        assert!(
+            ms >= before_ms && ms <= schema::now_us() / 1000,
+            "{ms} {before_ms}"
+        );
+        let s = p.stop(Duration::from_secs(5));
+        assert_eq!(
+            (s.received, s.invalid, s.file_written, s.queue_dropped),
+            (3, 1, 2, 0)
+        );
+        std::fs::remove_dir_all(d).unwrap();
     }
 }
