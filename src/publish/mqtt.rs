@@ -390,6 +390,9 @@ async fn session(shared: &Shared, config: &MqttConfig) -> End {
     let (client, mut eventloop) = AsyncClient::new(options, 512);
     let secs = config.connect_timeout.as_secs().max(1);
     eventloop.network_options.set_connection_timeout(secs);
+    // An alert is one small packet: Nagle's algorithm would hold it back while an earlier one
+    // waits for its ACK (rumqttc leaves it on by default).
+    eventloop.network_options.set_tcp_nodelay(true);
     let mut s = Session {
         shared,
         config,
