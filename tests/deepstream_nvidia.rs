@@ -558,6 +558,7 @@ fn the_c_header_matches_the_rust_struct() {
 fn a_pipeline_with_nvidias_metas_gives_verdicts_per_source() {
     common::with_watchdog(Duration::from_secs(60), || {
         common::init();
+        let _g = PAYLOADS.lock().unwrap_or_else(|e| e.into_inner());
         let pipeline = gst::parse::launch(
             "appsrc name=src format=time ! iguardverify name=v deepstream-version=9.0 \
              trigger-labels=person,weapon temporal-size=2 cooldown=0 input-width=16 \
@@ -647,6 +648,8 @@ fn first_written(
     scorer: Option<std::sync::Arc<dyn gstiguard::scorer::Scorer>>,
 ) -> (IGuardVerdictMeta, Vec<nvidia::Classifier>) {
     common::init();
+    // The element's payloads count in `live_payloads`, which other tests compare.
+    let _g = PAYLOADS.lock().unwrap_or_else(|e| e.into_inner());
     let e = gst::ElementFactory::make("iguardverify")
         .property("trigger-labels", "person")
         .property("temporal-size", 2u32)
