@@ -41,6 +41,8 @@
 //! Run it with `GST_PLUGIN_PATH` unset: the plugin is registered statically, and a second copy
 //! found on the plugin path would clash with it.
 
+#[path = "common/clock.rs"]
+mod clock;
 #[path = "common/report.rs"]
 mod report;
 
@@ -49,9 +51,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, LazyLock, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use clock::{cores, load_average, now_ns, percentile, sleep_until, thread_cpu_ns};
 use gst::prelude::*;
 use gst_base::prelude::*;
 use gstiguard::clip::Clip;
@@ -78,29 +81,6 @@ const DISTINCT_FRAMES: u32 = 8;
 // ---------------------------------------------------------------------------------------------
 // Clocks, percentiles, memory
 
-static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
-
-/// Monotonic nanoseconds since the program started.
-fn now_ns() -> u64 {
-    EPOCH.elapsed().as_nanos() as u64
-}
-
-fn sleep_until(t_ns: u64) {
-    let now = now_ns();
-    if t_ns > now {
-        std::thread::sleep(Duration::from_nanos(t_ns - now));
-    }
-}
-
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted[rank.min(sorted.len()) - 1] as f64
-}
-
 fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
@@ -109,10 +89,6 @@ fn median(values: &[f64]) -> f64 {
         n if n % 2 == 1 => v[n / 2],
         n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Resident set size of this process, in bytes.
@@ -142,36 +118,8 @@ fn reset_rss_high_water() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
-#[repr(C)]
-struct Timespec {
-    sec: i64,
-    nsec: i64,
-}
-
 unsafe extern "C" {
     fn sysconf(name: i32) -> i64;
-    fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
-}
-
-/// CPU time of the calling thread, in nanoseconds: the work a frame cost, without the time the
-/// thread spent preempted by other processes on this shared machine.
-fn thread_cpu_ns() -> u64 {
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut ts = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec (two 64-bit fields on x86_64/aarch64 Linux).
-    let r = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if r != 0 {
-        return 0;
-    }
-    ts.sec as u64 * 1_000_000_000 + ts.nsec as u64
-}
-
-/// The 1-minute load average, to show how busy the shared machine was.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(String::from))
-        .unwrap_or_default()
 }
 
 /// User + system CPU time of this process (every thread), in nanoseconds.
@@ -2025,7 +1973,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    LazyLock::force(&EPOCH);
+    clock::start();
     if let Err(e) = gst::init() {
         eprintln!("cannot initialise GStreamer: {e}");
         return ExitCode::FAILURE;

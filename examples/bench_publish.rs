@@ -33,6 +33,8 @@
 //! (`--out`, default `bench-results/bench-publish.json`, or `bench-publish-quick.json`).
 //! Run it with `GST_PLUGIN_PATH` unset: the plugin is registered statically.
 
+#[path = "common/clock.rs"]
+mod clock;
 #[path = "common/report.rs"]
 mod report;
 
@@ -41,9 +43,10 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use clock::{cores, load_average, now_ns, percentile, sleep_until, thread_cpu_ns};
 use gst::prelude::*;
 use gstiguard::geometry::PixelRect;
 use gstiguard::publish::wire;
@@ -69,54 +72,6 @@ const VERIFIED_EVERY: u64 = 4;
 
 // ---------------------------------------------------------------------------------------------
 // Clocks and percentiles (as in bench.rs)
-
-static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
-
-fn now_ns() -> u64 {
-    EPOCH.elapsed().as_nanos() as u64
-}
-
-fn sleep_until(t_ns: u64) {
-    let now = now_ns();
-    if t_ns > now {
-        std::thread::sleep(Duration::from_nanos(t_ns - now));
-    }
-}
-
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted[rank.min(sorted.len()) - 1] as f64
-}
-
-/// CPU time of the calling thread, in nanoseconds: what the work cost, without the time the
-/// thread was preempted by the element's own I/O threads or other processes.
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if r != 0 {
-        return 0;
-    }
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(String::from))
-        .unwrap_or_default()
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
 
 // ---------------------------------------------------------------------------------------------
 // The broker
@@ -1177,7 +1132,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    LazyLock::force(&EPOCH);
+    clock::start();
     if let Err(e) = gst::init() {
         eprintln!("cannot initialise GStreamer: {e}");
         return ExitCode::FAILURE;
