@@ -16,7 +16,7 @@ use serde_json::Value;
 use broker::{Broker, Received, Subscriber};
 use common::publish::{
     Run, Slow, assert_once, detections, lines, now_ms, parse_openmetrics, request_ids,
-    run_pipeline, tmpdir, u,
+    run_pipeline, run_watched, tmpdir, u,
 };
 use common::{StopOnDrop, init, with_watchdog};
 
@@ -24,19 +24,14 @@ use common::{StopOnDrop, init, with_watchdog};
 fn the_event_log_has_every_verdict_once_including_those_finished_at_eos() {
     let dir = tmpdir("file");
     let log = dir.join("events.jsonl");
-    let run = with_watchdog(Duration::from_secs(120), {
-        let (dir, log) = (dir.clone(), log.clone());
-        move || {
-            run_pipeline(
-                &dir,
-                120,
-                false,
-                15,
-                &format!("file-path={}", log.display()),
-                |_| false,
-            )
-        }
-    });
+    let run = run_watched(
+        &dir,
+        Duration::from_secs(120),
+        120,
+        false,
+        15,
+        &format!("file-path={}", log.display()),
+    );
     let events = lines(&log);
     assert!(run.verdicts.len() >= 25, "{} verdicts", run.verdicts.len());
     assert_once("log", &request_ids(&events), &run.verdicts);
@@ -77,19 +72,14 @@ fn the_event_log_has_every_verdict_once_including_those_finished_at_eos() {
 fn the_event_log_rotates_by_size() {
     let dir = tmpdir("rotate");
     let log = dir.join("events.jsonl");
-    let run = with_watchdog(Duration::from_secs(120), {
-        let (dir, log) = (dir.clone(), log.clone());
-        move || {
-            run_pipeline(
-                &dir,
-                120,
-                false,
-                1,
-                &format!("file-path={} max-bytes=4000 max-files=100", log.display()),
-                |_| false,
-            )
-        }
-    });
+    let run = run_watched(
+        &dir,
+        Duration::from_secs(120),
+        120,
+        false,
+        1,
+        &format!("file-path={} max-bytes=4000 max-files=100", log.display()),
+    );
     let mut all = Vec::new();
     let mut files = 0;
     for n in (1..=100).rev() {
@@ -129,19 +119,14 @@ fn mqtt_gets_every_verdict_once_on_the_right_topics() {
     let broker = Broker::start("topics");
     let sub = Subscriber::start(broker.port, "sub-topics", "t/#", false);
     let url = broker.url();
-    let run = with_watchdog(Duration::from_secs(120), {
-        let dir = dir.clone();
-        move || {
-            run_pipeline(
-                &dir,
-                120,
-                false,
-                15,
-                &format!("mqtt-url={url} topic-prefix=t stats-interval=100"),
-                |_| false,
-            )
-        }
-    });
+    let run = run_watched(
+        &dir,
+        Duration::from_secs(120),
+        120,
+        false,
+        15,
+        &format!("mqtt-url={url} topic-prefix=t stats-interval=100"),
+    );
     let n = run.verdicts.len();
     assert!(n >= 25);
     // EOS waited for every PUBACK, so all are at the broker.
@@ -539,23 +524,18 @@ fn an_unreachable_broker_and_a_bad_spool_folder_warn_and_never_block() {
     std::fs::write(dir.join("file"), "x").unwrap();
     let spool = dir.join("file").join("spool");
     let port = broker::free_port();
-    let run = with_watchdog(Duration::from_secs(120), {
-        let dir = dir.clone();
-        move || {
-            run_pipeline(
-                &dir,
-                90,
-                false,
-                1,
-                &format!(
-                    "mqtt-url=mqtt://127.0.0.1:{port} spool-dir={} flush-timeout=500 \
+    let run = run_watched(
+        &dir,
+        Duration::from_secs(120),
+        90,
+        false,
+        1,
+        &format!(
+            "mqtt-url=mqtt://127.0.0.1:{port} spool-dir={} flush-timeout=500 \
                      reconnect-delay=50 reconnect-max-delay=200",
-                    spool.display()
-                ),
-                |_| false,
-            )
-        }
-    });
+            spool.display()
+        ),
+    );
     let p = &run.publisher;
     let n = run.verdicts.len() as u64;
     assert!(n > 0);
@@ -588,23 +568,18 @@ fn what_the_broker_never_acknowledged_is_sent_at_the_next_start() {
     let spool = dir.join("spool");
     let port = broker::free_port();
     // First run: nobody listens; the events stay in the spool folder.
-    let first = with_watchdog(Duration::from_secs(120), {
-        let (dir, spool) = (dir.clone(), spool.clone());
-        move || {
-            run_pipeline(
-                &dir,
-                60,
-                false,
-                1,
-                &format!(
-                    "mqtt-url=mqtt://127.0.0.1:{port} topic-prefix=r spool-dir={} \
+    let first = run_watched(
+        &dir,
+        Duration::from_secs(120),
+        60,
+        false,
+        1,
+        &format!(
+            "mqtt-url=mqtt://127.0.0.1:{port} topic-prefix=r spool-dir={} \
                      flush-timeout=200",
-                    spool.display()
-                ),
-                |_| false,
-            )
-        }
-    });
+            spool.display()
+        ),
+    );
     let n = first.verdicts.len() as u64;
     assert!(n > 0);
     assert_eq!(u(&first.publisher, "spool-events"), n);
@@ -616,23 +591,18 @@ fn what_the_broker_never_acknowledged_is_sent_at_the_next_start() {
     broker.resume();
     let sub = Subscriber::start(port, "sub-restart", "r/#", false);
     std::thread::sleep(Duration::from_millis(2500));
-    let second = with_watchdog(Duration::from_secs(120), {
-        let (dir, spool) = (dir.clone(), spool.clone());
-        move || {
-            run_pipeline(
-                &dir,
-                60,
-                false,
-                1,
-                &format!(
-                    "mqtt-url=mqtt://127.0.0.1:{port} topic-prefix=r spool-dir={} \
+    let second = run_watched(
+        &dir,
+        Duration::from_secs(120),
+        60,
+        false,
+        1,
+        &format!(
+            "mqtt-url=mqtt://127.0.0.1:{port} topic-prefix=r spool-dir={} \
                      flush-timeout=20000 max-alert-age=1",
-                    spool.display()
-                ),
-                |_| false,
-            )
-        }
-    });
+            spool.display()
+        ),
+    );
     let m = second.verdicts.len() as u64;
     sub.wait("both runs", Duration::from_secs(30), |msgs| {
         on(msgs, "r/verdicts").len() as u64 >= n + m
@@ -764,21 +734,12 @@ fn mqtts_needs_the_right_ca_and_a_wrong_one_only_warns() {
         )
     });
     let run_with = |ca: &str, flush_ms: u32| {
-        let (dir, ca) = (dir.clone(), dir.join(ca));
-        with_watchdog(Duration::from_secs(120), move || {
-            run_pipeline(
-                &dir,
-                60,
-                false,
-                1,
-                &format!(
-                    "mqtt-url=mqtts://localhost:{tls_port} tls-ca-file={} \
-                     flush-timeout={flush_ms} reconnect-delay=50 reconnect-max-delay=200",
-                    ca.display()
-                ),
-                |_| false,
-            )
-        })
+        let props = format!(
+            "mqtt-url=mqtts://localhost:{tls_port} tls-ca-file={} \
+             flush-timeout={flush_ms} reconnect-delay=50 reconnect-max-delay=200",
+            dir.join(ca).display()
+        );
+        run_watched(&dir, Duration::from_secs(120), 60, false, 1, &props)
     };
     let good = run_with("ca.pem", 20_000);
     let n = good.verdicts.len() as u64;
@@ -822,19 +783,14 @@ fn qos_0_and_2_deliver_every_verdict_too() {
         let dir = tmpdir(&format!("qos{qos}"));
         let sub = Subscriber::start(broker.port, &format!("sub-qos{qos}"), "q/verdicts", false);
         let url = broker.url();
-        let run = with_watchdog(Duration::from_secs(120), {
-            let dir = dir.clone();
-            move || {
-                run_pipeline(
-                    &dir,
-                    60,
-                    false,
-                    1,
-                    &format!("mqtt-url={url} topic-prefix=q mqtt-qos={qos} flush-timeout=20000"),
-                    |_| false,
-                )
-            }
-        });
+        let run = run_watched(
+            &dir,
+            Duration::from_secs(120),
+            60,
+            false,
+            1,
+            &format!("mqtt-url={url} topic-prefix=q mqtt-qos={qos} flush-timeout=20000"),
+        );
         let n = run.verdicts.len();
         assert!(n > 0);
         assert_eq!(u(&run.publisher, "mqtt-delivered"), n as u64, "qos {qos}");
@@ -919,10 +875,7 @@ fn the_webhook_gets_every_verdict_once_in_order_through_5xx_and_drops_4xx() {
          reconnect-delay=50 reconnect-max-delay=300 flush-timeout=60000",
         hook.port
     );
-    let run = with_watchdog(Duration::from_secs(180), {
-        let dir = dir.clone();
-        move || run_pipeline(&dir, 120, false, 15, &props, |_| false)
-    });
+    let run = run_watched(&dir, Duration::from_secs(180), 120, false, 15, &props);
     let answers = hook.answers();
     let problems: Vec<_> = answers.iter().filter(|a| a["problem"] != "").collect();
     assert!(problems.is_empty(), "{problems:?}");
@@ -995,10 +948,7 @@ fn a_wrong_webhook_secret_is_refused_and_an_unreachable_webhook_never_blocks() {
         "webhook-url=http://127.0.0.1:{}/ webhook-secret=wrong",
         hook.port
     );
-    let run = with_watchdog(Duration::from_secs(120), {
-        let dir = dir.clone();
-        move || run_pipeline(&dir, 60, false, 5, &props, |_| false)
-    });
+    let run = run_watched(&dir, Duration::from_secs(120), 60, false, 5, &props);
     let answers = hook.answers();
     assert!(!answers.is_empty());
     assert!(answers.iter().all(|a| a["code"] == 401), "{answers:?}");
@@ -1011,10 +961,7 @@ fn a_wrong_webhook_secret_is_refused_and_an_unreachable_webhook_never_blocks() {
     // and a down state say so, and every event is still in the spool.
     let port = broker::free_port();
     let props = format!("webhook-url=http://127.0.0.1:{port}/ flush-timeout=300");
-    let run = with_watchdog(Duration::from_secs(120), {
-        let dir = dir.clone();
-        move || run_pipeline(&dir, 60, false, 5, &props, |_| false)
-    });
+    let run = run_watched(&dir, Duration::from_secs(120), 60, false, 5, &props);
     let s = &run.publisher;
     assert_eq!(u(s, "received"), run.verdicts.len() as u64, "{s}");
     assert_eq!(u(s, "webhook-delivered"), 0, "{s}");
@@ -1057,10 +1004,7 @@ fn an_https_webhook_checks_the_certificate_and_a_wrong_ca_only_warns() {
             hook.port,
             dir.join(ca).display()
         );
-        let dir = dir.clone();
-        with_watchdog(Duration::from_secs(120), move || {
-            run_pipeline(&dir, 60, false, 5, &props, |_| false)
-        })
+        run_watched(&dir, Duration::from_secs(120), 60, false, 5, &props)
     };
     let good = run_with("ca.pem", 30_000);
     let answers = hook.answers();

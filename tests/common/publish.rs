@@ -117,6 +117,21 @@ pub fn run_pipeline(
     run_pipeline_with(dir, frames, live, scorer_ms, "", props, |t, _| during(t))
 }
 
+/// [`run_pipeline`] under a watchdog of `limit`, with nothing done during the run.
+pub fn run_watched(
+    dir: &Path,
+    limit: Duration,
+    frames: u32,
+    live: bool,
+    scorer_ms: u64,
+    props: &str,
+) -> Run {
+    let (dir, props) = (dir.to_path_buf(), props.to_string());
+    crate::common::with_watchdog(limit, move || {
+        run_pipeline(&dir, frames, live, scorer_ms, &props, |_| false)
+    })
+}
+
 /// [`run_pipeline`] with more `iguardverify` properties (`verify_props`), and `during` also
 /// given the `iguardpublish` element (to read its `stats` as the run goes).
 pub fn run_pipeline_with(
