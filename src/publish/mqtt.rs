@@ -62,27 +62,7 @@ pub fn parse_url(url: &str) -> Result<(String, u16, bool), String> {
         return Err(bad("use mqtt://host:port, or mqtts://host:port for TLS"));
     };
     let authority = rest.split('/').next().unwrap_or_default();
-    let default_port = if tls { 8883 } else { 1883 };
-    let (host, port) = if let Some(r) = authority.strip_prefix('[') {
-        let (h, after) = r.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
-        (h, after.strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(bad("no host"));
-    }
-    let port = match port {
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| bad("the port is not a number from 1 to 65535"))?,
-        None => default_port,
-    };
+    let (host, port) = super::host_port(authority, if tls { 8883 } else { 1883 }).map_err(bad)?;
     Ok((host.to_string(), port, tls))
 }
 

@@ -68,27 +68,10 @@ pub fn parse_url(url: &str) -> Result<Endpoint, String> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let (host, port) = if let Some(r) = authority.strip_prefix('[') {
-        let (h, after) = r.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
-        (h, after.strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() || host.contains('@') {
-        return Err(bad("no host (user info is not supported)"));
+    if authority.contains('@') {
+        return Err(bad("user info is not supported"));
     }
-    let port = match port {
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| bad("the port is not a number from 1 to 65535"))?,
-        None if tls => 443,
-        None => 80,
-    };
+    let (host, port) = super::host_port(authority, if tls { 443 } else { 80 }).map_err(bad)?;
     if path.contains(['\r', '\n', ' ']) {
         return Err(bad("the path has spaces or line breaks"));
     }
