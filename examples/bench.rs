@@ -1973,26 +1973,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    clock::start();
-    if let Err(e) = gst::init() {
-        eprintln!("cannot initialise GStreamer: {e}");
-        return ExitCode::FAILURE;
-    }
-    if let Err(e) = gstiguard::plugin_register_static() {
-        eprintln!("cannot register the iguard plugin: {e}");
+    if let Err(e) = clock::start_gstreamer() {
+        eprintln!("{e}");
         return ExitCode::FAILURE;
     }
     let started = Instant::now();
     let mut rep = Report::default();
     rep.detail("load_average_start", load_average());
-    rep.detail(
-        "machine",
-        format!(
-            "{} cores; release build; GStreamer {}",
-            cores(),
-            gst::version_string()
-        ),
-    );
+    rep.detail("machine", clock::machine());
     type Phase = fn(&Opts, &mut Report) -> Result<(), String>;
     let phases: [(&str, Phase); 7] = [
         ("rss", phase_rss),

@@ -1132,27 +1132,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    clock::start();
-    if let Err(e) = gst::init() {
-        eprintln!("cannot initialise GStreamer: {e}");
-        return ExitCode::FAILURE;
-    }
-    if let Err(e) = gstiguard::plugin_register_static() {
-        eprintln!("cannot register the iguard plugin: {e}");
+    if let Err(e) = clock::start_gstreamer() {
+        eprintln!("{e}");
         return ExitCode::FAILURE;
     }
     let started = Instant::now();
     let mut rep = Report::default();
     rep.details
         .push(("load_average_start".into(), load_average()));
-    rep.details.push((
-        "machine".into(),
-        format!(
-            "{} cores; release build; {}",
-            cores(),
-            gst::version_string()
-        ),
-    ));
+    rep.details.push(("machine".into(), clock::machine()));
     rep.details.push((
         "setup".into(),
         format!(

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Clocks, percentiles and machine facts shared by the benchmark programs (`#[path]`-included
-//! by each; a file in a subfolder of `examples/` is not an example of its own).
+//! Clocks, percentiles, machine facts and start-up shared by the benchmark programs
+//! (`#[path]`-included by each; a file in a subfolder of `examples/` is not an example of its
+//! own).
 #![allow(dead_code)]
 
 use std::sync::LazyLock;
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 /// Starts the clock [`now_ns`] counts from (otherwise its first call does).
-pub fn start() {
+fn start() {
     LazyLock::force(&EPOCH);
 }
 
@@ -60,4 +61,22 @@ pub fn load_average() -> String {
         .ok()
         .and_then(|s| s.split_whitespace().next().map(String::from))
         .unwrap_or_default()
+}
+
+/// What the figures were measured on, for the report.
+pub fn machine() -> String {
+    format!(
+        "{} cores; release build; {}",
+        cores(),
+        gst::version_string()
+    )
+}
+
+/// Starts the clock, GStreamer and the plugin, registered statically (so `GST_PLUGIN_PATH`
+/// must not hold a second copy), or says what failed.
+pub fn start_gstreamer() -> Result<(), String> {
+    start();
+    gst::init().map_err(|e| format!("cannot initialise GStreamer: {e}"))?;
+    gstiguard::plugin_register_static()
+        .map_err(|e| format!("cannot register the iguard plugin: {e}"))
 }
