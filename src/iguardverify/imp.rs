@@ -887,7 +887,8 @@ impl BaseTransformImpl for IGuardVerify {
             );
         }
         let (finished, assigned) = self.collect(state, buf, &info, &frames);
-        if !state.nvmm && !carries_batch_meta(buf) {
+        // Only the ROI-meta path (system memory, no DeepStream batch) has metas to write to.
+        if !assigned.is_empty() && !state.nvmm && !carries_batch_meta(buf) {
             roi::write_object_ids(buf, &assigned);
         }
         let wait = !state.run.async_;
