@@ -106,6 +106,25 @@ fn harness(
 }
 
 /// For every pixel, whether any component sample covering it differs between `a` and `b`.
+/// A frame with one tracked person box `bx` and a `verified` verdict for it, before and after
+/// the element drew it with `line-width` `lw` and 12 px text.
+fn draw_one_box(
+    info: &gst_video::VideoInfo,
+    bx: (u32, u32, u32, u32),
+    lw: u32,
+) -> (gst::Buffer, gst::Buffer) {
+    let mut h = harness(info, &[("line-width", &lw), ("font-size", &12.0f64)], false);
+    let input = frame(
+        info,
+        0,
+        &[("person", Some(7), bx)],
+        &[verdict(1, Status::Verified, Some(7))],
+    );
+    let reference = input.copy_deep().unwrap();
+    let output = h.push_and_pull(input).unwrap();
+    (reference, output)
+}
+
 fn changed(info: &gst_video::VideoInfo, a: &gst::Buffer, b: &gst::Buffer) -> Vec<Vec<bool>> {
     changed_in(info, a, b, 0..info.n_components())
 }
@@ -200,19 +219,7 @@ fn boxes_and_verdicts_change_pixels_inside_the_outlines_and_nowhere_else_in_ever
     let band = (bx.0, 60u32, 320 - bx.0, bx.1 - 60);
     for format in formats {
         let info = info(format, 320, 240);
-        let mut h = harness(
-            &info,
-            &[("line-width", &lw), ("font-size", &12.0f64)],
-            false,
-        );
-        let input = frame(
-            &info,
-            0,
-            &[("person", Some(7), bx)],
-            &[verdict(1, Status::Verified, Some(7))],
-        );
-        let reference = input.copy_deep().unwrap();
-        let output = h.push_and_pull(input).unwrap();
+        let (reference, output) = draw_one_box(&info, bx, lw);
         let diff = changed(&info, &reference, &output);
         let mut in_band = 0;
         for (y, row) in diff.iter().enumerate() {
@@ -255,19 +262,7 @@ fn odd_boxes_in_subsampled_formats_stay_within_a_chroma_sample_of_their_outline(
     let band = (0u32, 60u32, 320, bx.1 + 1 - 60);
     for format in template_formats() {
         let info = info(format, 320, 240);
-        let mut h = harness(
-            &info,
-            &[("line-width", &lw), ("font-size", &12.0f64)],
-            false,
-        );
-        let input = frame(
-            &info,
-            0,
-            &[("person", Some(7), bx)],
-            &[verdict(1, Status::Verified, Some(7))],
-        );
-        let reference = input.copy_deep().unwrap();
-        let output = h.push_and_pull(input).unwrap();
+        let (reference, output) = draw_one_box(&info, bx, lw);
         let diff = changed(&info, &reference, &output);
         let finfo = info.format_info();
         if finfo.is_yuv() && info.n_components() >= 3 {
