@@ -250,6 +250,25 @@ mod tests {
         b
     }
 
+    /// A grey `format` frame of `w`×`h` with `rects` blended on by [`blend`].
+    fn blended_grey(
+        format: gst_video::VideoFormat,
+        w: u32,
+        h: u32,
+        rects: &[&gst_video::VideoOverlayRectangle],
+    ) -> gst::Buffer {
+        let info = gst_video::VideoInfo::builder(format, w, h).build().unwrap();
+        let mut buf = grey(&info);
+        let comp = gst_video::VideoOverlayComposition::new(rects.iter().copied()).unwrap();
+        {
+            let mut f =
+                gst_video::VideoFrameRef::from_buffer_ref_writable(buf.get_mut().unwrap(), &info)
+                    .unwrap();
+            blend(&comp, &mut f).unwrap();
+        }
+        buf
+    }
+
     #[test]
     fn matches_gstreamers_own_blender_on_aligned_rectangles_in_every_format() {
         gst::init().unwrap();
@@ -327,18 +346,12 @@ mod tests {
     #[test]
     fn opaque_red_on_rgba_is_exact_and_stays_in_its_rectangle() {
         gst::init().unwrap();
-        let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgba, 16, 8)
-            .build()
-            .unwrap();
-        let mut buf = grey(&info);
-        let comp =
-            gst_video::VideoOverlayComposition::new([&solid(0xFFFF0000, 4, 2, 3, 5)]).unwrap();
-        {
-            let mut f =
-                gst_video::VideoFrameRef::from_buffer_ref_writable(buf.get_mut().unwrap(), &info)
-                    .unwrap();
-            blend(&comp, &mut f).unwrap();
-        }
+        let buf = blended_grey(
+            gst_video::VideoFormat::Rgba,
+            16,
+            8,
+            &[&solid(0xFFFF0000, 4, 2, 3, 5)],
+        );
         let map = buf.map_readable().unwrap();
         for y in 0..8 {
             for x in 0..16 {
@@ -355,21 +368,15 @@ mod tests {
     #[test]
     fn half_alpha_mixes_halfway_and_transparent_changes_nothing() {
         gst::init().unwrap();
-        let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Bgrx, 8, 8)
-            .build()
-            .unwrap();
-        let mut buf = grey(&info);
-        let comp = gst_video::VideoOverlayComposition::new([
-            &solid(0x80FFFFFF, 2, 2, 0, 0),
-            &solid(0x00FFFFFF, 2, 2, 4, 4),
-        ])
-        .unwrap();
-        {
-            let mut f =
-                gst_video::VideoFrameRef::from_buffer_ref_writable(buf.get_mut().unwrap(), &info)
-                    .unwrap();
-            blend(&comp, &mut f).unwrap();
-        }
+        let buf = blended_grey(
+            gst_video::VideoFormat::Bgrx,
+            8,
+            8,
+            &[
+                &solid(0x80FFFFFF, 2, 2, 0, 0),
+                &solid(0x00FFFFFF, 2, 2, 4, 4),
+            ],
+        );
         let map = buf.map_readable().unwrap();
         let b = map[0] as i32;
         assert!((b - 0xC0).abs() <= 1, "white at half alpha over 0x80: {b}");
@@ -379,18 +386,12 @@ mod tests {
     #[test]
     fn a_rectangle_partly_outside_the_frame_is_clipped() {
         gst::init().unwrap();
-        let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, 8, 8)
-            .build()
-            .unwrap();
-        let mut buf = grey(&info);
-        let comp =
-            gst_video::VideoOverlayComposition::new([&solid(0xFF000000, 6, 6, -2, 5)]).unwrap();
-        {
-            let mut f =
-                gst_video::VideoFrameRef::from_buffer_ref_writable(buf.get_mut().unwrap(), &info)
-                    .unwrap();
-            blend(&comp, &mut f).unwrap();
-        }
+        let buf = blended_grey(
+            gst_video::VideoFormat::I420,
+            8,
+            8,
+            &[&solid(0xFF000000, 6, 6, -2, 5)],
+        );
         let map = buf.map_readable().unwrap();
         // Luma: black (16 in limited range) at x < 4, y >= 5; grey elsewhere.
         for y in 0..8 {
