@@ -756,3 +756,315 @@ fn a_real_pipeline_draws_iguardverify_verdicts_on_the_objects_they_are_about() {
         }
     });
 }
+
+// ---- Pixel caching (issue 19, item 12): boxes that move reuse their pixels; the cache is
+// bounded and least-recently-used; blended output equals the composition path's. ----
+
+use gstiguard::detections::roi::detection_from_roi;
+use gstiguard::iguardoverlay::blend;
+use gstiguard::iguardoverlay::scene::{self, Alignment, Holds, Shape};
+use gstiguard::iguardoverlay::text::{Argb, DEFAULT_FONT_FILE, Font};
+
+/// Boxes `k` = 0..n on frame `t`: each moves and changes size by odd steps, as a tracker's
+/// boxes do, so no two frames have a side of the same size.
+fn moving_dets(t: u32, n: u32) -> Vec<Det> {
+    (0..n)
+        .map(|k| {
+            let x = 10 + 70 * (k % 4) + 3 * t + k;
+            let y = 30 + 100 * (k / 4) + 5 * t;
+            ("person", Some(k as i32 + 1), (x, y, 41 + 3 * t, 51 + 5 * t))
+        })
+        .collect()
+}
+
+/// The addresses of the pixel buffers of `out`'s attached composition, in drawing order.
+fn attached_pixels(out: &gst::Buffer) -> Vec<usize> {
+    let comp = out
+        .meta::<gst_video::VideoOverlayCompositionMeta>()
+        .expect("composition meta attached")
+        .overlay_owned();
+    comp.iter()
+        .map(|r| {
+            r.pixels_unscaled_raw(gst_video::VideoOverlayFormatFlags::empty())
+                .as_ptr() as usize
+        })
+        .collect()
+}
+
+#[test]
+fn boxes_that_move_and_grow_reuse_the_pixels_of_earlier_frames() {
+    let info = info(gst_video::VideoFormat::I420, 320, 240);
+    let mut h = harness(&info, &[("hold", &60.0f64)], true);
+    let verdicts = [
+        verdict(1, Status::Verified, Some(1)),
+        verdict(2, Status::Rejected, Some(2)),
+    ];
+    // Every output is kept, so no pixel buffer is freed and its address reused.
+    let mut outs = Vec::new();
+    // The first two frames see each label at both chroma alignments (boxes move by odd
+    // steps, and I420 rounds a label out to even columns and rows): two renders per label.
+    let mut first = std::collections::HashSet::new();
+    for t in 0..6u32 {
+        let vs: &[Verdict] = if t == 0 { &verdicts } else { &[] };
+        let out = h
+            .push_and_pull(frame(&info, t as u64 * 100, &moving_dets(t, 3), vs))
+            .unwrap();
+        let pixels = attached_pixels(&out);
+        assert_eq!(
+            pixels.len(),
+            3 * 5,
+            "frame {t}: four sides and a label a box"
+        );
+        if t < 2 {
+            first.extend(pixels);
+        } else {
+            let fresh: Vec<_> = pixels.iter().filter(|p| !first.contains(p)).collect();
+            assert!(
+                fresh.is_empty(),
+                "frame {t}: {} of {} rectangles got new pixels although only positions and \
+                 sizes changed",
+                fresh.len(),
+                pixels.len()
+            );
+        }
+        outs.push(out);
+    }
+}
+
+#[test]
+fn a_label_in_use_stays_cached_while_hundreds_of_others_come_and_go() {
+    let info = info(gst_video::VideoFormat::Rgba, 320, 240);
+    let mut h = harness(&info, &[], true);
+    let mut outs = Vec::new();
+    let label_of = |out: &gst::Buffer, i: usize| attached_pixels(out)[i];
+    // Object 1 is on every frame; each frame also brings a new object (a new label).
+    let dets = |n: i32| -> Vec<Det> {
+        vec![
+            ("person", Some(1), (20, 40, 40, 60)),
+            ("person", Some(1000 + n), (150, 100, 40, 60)),
+        ]
+    };
+    let out = h.push_and_pull(frame(&info, 0, &dets(0), &[])).unwrap();
+    // Rectangles: box 1's four sides and label (index 4), then box 2's.
+    let (kept, early) = (label_of(&out, 4), label_of(&out, 9));
+    outs.push(out);
+    for n in 1..700 {
+        let out = h
+            .push_and_pull(frame(&info, n as u64 * 100, &dets(n), &[]))
+            .unwrap();
+        assert_eq!(
+            label_of(&out, 4),
+            kept,
+            "frame {n}: the label drawn on every frame was rendered again"
+        );
+        outs.push(out);
+    }
+    // The label of a box seen once, 700 labels ago, was let go: the cache is bounded.
+    let out = h
+        .push_and_pull(frame(&info, 70_000, &dets(0), &[]))
+        .unwrap();
+    assert_eq!(label_of(&out, 4), kept);
+    assert_ne!(
+        label_of(&out, 9),
+        early,
+        "a label unused for 700 frames is still held"
+    );
+}
+
+/// The composition the element made before its pixels were cached by label and colour: every
+/// shape an overlay rectangle of its own size (sides in their colour, labels rendered by the
+/// font); `None` when there is nothing to draw.
+fn old_composition(
+    info: &gst_video::VideoInfo,
+    input: &gst::Buffer,
+    holds: &Holds,
+    font: &Font,
+    font_px: f32,
+    line_width: u32,
+    pending: Argb,
+) -> Option<gst_video::VideoOverlayComposition> {
+    let detections: Vec<_> = input
+        .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+        .map(|m| detection_from_roi(&m))
+        .collect();
+    let finfo = info.format_info();
+    let sub = |s: &[u32]| 1u32 << s.iter().copied().max().unwrap_or(0).min(4);
+    let style = scene::Style {
+        line_width,
+        colours: scene::Colours {
+            pending,
+            verified: Argb(0xFFFF_2020),
+            rejected: Argb(0xFF20_D020),
+            unscored: Argb(0xFFFF_C000),
+            text: Argb(0xFF00_0000),
+        },
+        show_stats: false,
+    };
+    let measure = |text: &str| font.measure(text, font_px);
+    let shapes = scene::Frame {
+        width: info.width(),
+        height: info.height(),
+        align: Alignment {
+            x: sub(finfo.w_sub()),
+            y: sub(finfo.h_sub()),
+        },
+        style: &style,
+        measure: &measure,
+    }
+    .layout(&detections, holds);
+    let rects: Vec<_> = shapes
+        .into_iter()
+        .map(|shape| {
+            let r = shape.rect();
+            let bgra = match &shape {
+                Shape::Fill { colour, .. } => {
+                    colour.bgra().repeat(r.width as usize * r.height as usize)
+                }
+                Shape::Label { text, fg, bg, .. } => {
+                    font.render(text, font_px, *fg, *bg, r.width, r.height)
+                }
+            };
+            let mut px = gst::Buffer::from_mut_slice(bgra);
+            gst_video::VideoMeta::add(
+                px.get_mut().unwrap(),
+                gst_video::VideoFrameFlags::empty(),
+                gst_video::VideoFormat::Bgra,
+                r.width,
+                r.height,
+            )
+            .unwrap();
+            gst_video::VideoOverlayRectangle::new_raw(
+                &px,
+                r.x as i32,
+                r.y as i32,
+                r.width,
+                r.height,
+                gst_video::VideoOverlayFormatFlags::empty(),
+            )
+        })
+        .collect();
+    (!rects.is_empty()).then(|| gst_video::VideoOverlayComposition::new(rects.iter()).unwrap())
+}
+
+/// What the element drew before: [`old_composition`] blended by [`blend::blend`], through
+/// GStreamer's colour conversion.
+fn composition_path(
+    info: &gst_video::VideoInfo,
+    input: &gst::Buffer,
+    holds: &Holds,
+    font: &Font,
+    font_px: f32,
+    line_width: u32,
+    pending: Argb,
+) -> gst::Buffer {
+    let mut out = input.copy_deep().unwrap();
+    if let Some(comp) = old_composition(info, input, holds, font, font_px, line_width, pending) {
+        let mut f =
+            gst_video::VideoFrameRef::from_buffer_ref_writable(out.get_mut().unwrap(), info)
+                .unwrap();
+        blend::blend(&comp, &mut f).unwrap();
+    }
+    out
+}
+
+#[test]
+fn blended_frames_equal_the_composition_path_sample_for_sample_in_every_format() {
+    if cfg!(target_endian = "big") {
+        return; // the reference builds BGRA pixels, the composition's layout on little-endian
+    }
+    let font =
+        Font::load(std::path::Path::new(DEFAULT_FONT_FILE)).unwrap_or_else(|e| panic!("{e}"));
+    let (font_px, lw) = (13.0f32, 3u32);
+    // Pending boxes half transparent, verified and rejected ones opaque.
+    let pending = Argb(0x80FF_8000);
+    for format in template_formats() {
+        let info = info(format, 320, 240);
+        let mut h = harness(
+            &info,
+            &[
+                ("hold", &60.0f64),
+                ("line-width", &lw),
+                ("font-size", &(font_px as f64)),
+                ("box-color", &pending.0),
+            ],
+            false,
+        );
+        let mut holds = Holds::default();
+        let verdicts = [
+            verdict(1, Status::Verified, Some(1)),
+            verdict(2, Status::Rejected, Some(2)),
+        ];
+        for t in 0..4u32 {
+            let vs: &[Verdict] = if t == 0 { &verdicts } else { &[] };
+            let input = frame(&info, t as u64 * 100, &moving_dets(t, 5), vs);
+            let now = t as u64 * 100_000_000;
+            holds.observe(now, &meta::read_all(&input));
+            holds.expire(now, 60_000_000_000);
+            let reference = composition_path(&info, &input, &holds, &font, font_px, lw, pending);
+            let out = h.push_and_pull(input).unwrap();
+            let (a, b) = (
+                out.map_readable().unwrap(),
+                reference.map_readable().unwrap(),
+            );
+            let diff = a.iter().zip(b.iter()).filter(|(x, y)| x != y).count();
+            assert_eq!(
+                diff, 0,
+                "{format:?} frame {t}: {diff} bytes differ from the composition path"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_attached_composition_renders_as_the_exact_size_rectangles_did() {
+    // A renderer downstream draws the attached rectangles, scaling each side's one pixel of
+    // colour to the side: GStreamer's own blender stands in for it, on what the element
+    // attaches now and on the exact-size rectangles it attached before.
+    let font =
+        Font::load(std::path::Path::new(DEFAULT_FONT_FILE)).unwrap_or_else(|e| panic!("{e}"));
+    let (font_px, lw) = (13.0f32, 3u32);
+    let pending = Argb(0x80FF_8000);
+    for format in [gst_video::VideoFormat::Rgba, gst_video::VideoFormat::I420] {
+        let info = info(format, 320, 240);
+        let mut h = harness(
+            &info,
+            &[
+                ("hold", &60.0f64),
+                ("line-width", &lw),
+                ("font-size", &(font_px as f64)),
+                ("box-color", &pending.0),
+            ],
+            true,
+        );
+        let mut holds = Holds::default();
+        let verdicts = [
+            verdict(1, Status::Verified, Some(1)),
+            verdict(2, Status::Rejected, Some(2)),
+        ];
+        for t in 0..3u32 {
+            let vs: &[Verdict] = if t == 0 { &verdicts } else { &[] };
+            let input = frame(&info, t as u64 * 100, &moving_dets(t, 4), vs);
+            let now = t as u64 * 100_000_000;
+            holds.observe(now, &meta::read_all(&input));
+            holds.expire(now, 60_000_000_000);
+            let before = old_composition(&info, &input, &holds, &font, font_px, lw, pending)
+                .expect("shapes to draw");
+            let mut theirs = input.copy_deep().unwrap();
+            let mut ours = h.push_and_pull(input).unwrap();
+            let now_attached = ours
+                .meta::<gst_video::VideoOverlayCompositionMeta>()
+                .expect("attached")
+                .overlay_owned();
+            assert_eq!(now_attached.n_rectangles(), before.n_rectangles());
+            for (comp, buf) in [(&now_attached, &mut ours), (&before, &mut theirs)] {
+                let mut f =
+                    gst_video::VideoFrameRef::from_buffer_ref_writable(buf.make_mut(), &info)
+                        .unwrap();
+                comp.blend(&mut f).unwrap();
+            }
+            let (a, b) = (ours.map_readable().unwrap(), theirs.map_readable().unwrap());
+            let diff = a.iter().zip(b.iter()).filter(|(x, y)| x != y).count();
+            assert_eq!(diff, 0, "{format:?} frame {t}: {diff} bytes differ");
+        }
+    }
+}

@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! GObject glue of `iguardoverlay`: properties, caps, the allocation query that decides between
 //! attaching and blending, and `transform_ip` wiring the metas to [`super::scene`] and the
-//! shapes to overlay rectangles rendered by [`super::text`].
+//! shapes to [`super::render`] (overlay rectangles, or fills and labels blended into the frame).
 //!
 //! Locks: `settings` and `state` are never held at the same time; no lock is held while
 //! querying downstream.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
@@ -16,7 +15,8 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use super::scene::{Alignment, Colours, Frame, Holds, Shape, Style};
+use super::render::{Renderer, Target};
+use super::scene::{Alignment, Colours, Frame, Holds, Style};
 use super::text::{Argb, DEFAULT_FONT_FILE, Font};
 use crate::detections::roi::detection_from_roi;
 
@@ -38,9 +38,6 @@ const DEFAULT_VERIFIED_COLOR: u32 = 0xFFFF_2020;
 const DEFAULT_REJECTED_COLOR: u32 = 0xFF20_D020;
 const DEFAULT_UNSCORED_COLOR: u32 = 0xFFFF_C000;
 const DEFAULT_TEXT_COLOR: u32 = 0xFF00_0000;
-
-/// Rendered pixel buffers kept across frames (labels rarely change); cleared when full.
-const MAX_CACHED_PIXELS: usize = 512;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -93,24 +90,6 @@ impl Settings {
     }
 }
 
-/// What a cached pixel buffer shows.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum PixelsKey {
-    Fill {
-        colour: Argb,
-        width: u32,
-        height: u32,
-    },
-    Label {
-        text: String,
-        fg: Argb,
-        bg: Argb,
-        width: u32,
-        height: u32,
-        font_size_bits: u32,
-    },
-}
-
 /// Runtime data, created in `start()` and dropped in `stop()`.
 struct State {
     font: Arc<Font>,
@@ -123,7 +102,8 @@ struct State {
     query_pending: bool,
     /// Running time of the previous buffer, for buffers without a timestamp.
     last_time: Option<u64>,
-    pixels: HashMap<PixelsKey, gst::Buffer>,
+    /// Label pixels kept across frames (bounded, least recently used out first).
+    renderer: Renderer,
 }
 
 #[derive(Default)]
@@ -182,35 +162,6 @@ impl IGuardOverlay {
             None => 0,
         }
     }
-}
-
-/// A buffer of `width` x `height` overlay pixels (`0xAARRGGBB` in native byte order, the
-/// composition's BGRA on little-endian machines) with the video meta the rectangle needs.
-fn overlay_pixels(data: Vec<u8>, width: u32, height: u32) -> Result<gst::Buffer, glib::BoolError> {
-    let format = if cfg!(target_endian = "little") {
-        gst_video::VideoFormat::Bgra
-    } else {
-        gst_video::VideoFormat::Argb
-    };
-    let mut buf = gst::Buffer::from_mut_slice(data);
-    gst_video::VideoMeta::add(
-        buf.get_mut().expect("a new buffer is writable"),
-        gst_video::VideoFrameFlags::empty(),
-        format,
-        width,
-        height,
-    )?;
-    Ok(buf)
-}
-
-/// The label pixels are BGRA; the composition wants native-endian ARGB words.
-fn bgra_to_native(mut data: Vec<u8>) -> Vec<u8> {
-    if cfg!(target_endian = "big") {
-        for px in data.chunks_exact_mut(4) {
-            px.reverse();
-        }
-    }
-    data
 }
 
 #[glib::object_subclass]
@@ -405,7 +356,7 @@ impl BaseTransformImpl for IGuardOverlay {
             attach: false,
             query_pending: true,
             last_time: None,
-            pixels: HashMap::new(),
+            renderer: Renderer::default(),
         });
         Ok(())
     }
@@ -541,60 +492,24 @@ impl BaseTransformImpl for IGuardOverlay {
             return Ok(gst::FlowSuccess::Ok);
         }
 
-        if state.pixels.len() > MAX_CACHED_PIXELS {
-            state.pixels.clear();
-        }
-        let mut rects = Vec::with_capacity(shapes.len());
-        for shape in shapes {
-            let r = shape.rect();
-            let key = match shape {
-                Shape::Fill { colour, .. } => PixelsKey::Fill {
-                    colour,
-                    width: r.width,
-                    height: r.height,
-                },
-                Shape::Label { text, fg, bg, .. } => PixelsKey::Label {
-                    text,
-                    fg,
-                    bg,
-                    width: r.width,
-                    height: r.height,
-                    font_size_bits: font_px.to_bits(),
-                },
-            };
-            let pixels = match state.pixels.get(&key) {
-                Some(p) => p.clone(),
-                None => {
-                    let data = match &key {
-                        PixelsKey::Fill { colour, .. } => colour
-                            .0
-                            .to_ne_bytes()
-                            .repeat(r.width as usize * r.height as usize),
-                        PixelsKey::Label { text, fg, bg, .. } => {
-                            bgra_to_native(font.render(text, font_px, *fg, *bg, r.width, r.height))
-                        }
-                    };
-                    let p = overlay_pixels(data, r.width, r.height).map_err(|e| {
-                        gst::error!(CAT, imp = self, "cannot make overlay pixels: {e}");
-                        gst::FlowError::Error
-                    })?;
-                    state.pixels.insert(key, p.clone());
-                    p
-                }
-            };
-            rects.push(gst_video::VideoOverlayRectangle::new_raw(
-                &pixels,
-                r.x as i32,
-                r.y as i32,
-                r.width,
-                r.height,
-                gst_video::VideoOverlayFormatFlags::empty(),
-            ));
-        }
         let attach = state.attach;
-        drop(guard);
-
+        let target = if attach {
+            Target::Attach
+        } else if info.format_info().is_rgb() {
+            Target::Rgb
+        } else {
+            Target::Yuv
+        };
+        let cannot_render = |e: glib::BoolError| {
+            gst::error!(CAT, imp = self, "cannot make overlay pixels: {e}");
+            gst::FlowError::Error
+        };
         if attach {
+            let rects = state
+                .renderer
+                .rectangles(shapes, &font, font_px)
+                .map_err(cannot_render)?;
+            drop(guard);
             // Add to what upstream already attached rather than replacing it.
             if let Some(mut existing) = buf.meta_mut::<gst_video::VideoOverlayCompositionMeta>() {
                 let mut composition = existing.overlay_owned();
@@ -616,10 +531,11 @@ impl BaseTransformImpl for IGuardOverlay {
             return Ok(gst::FlowSuccess::Ok);
         }
 
-        let composition = gst_video::VideoOverlayComposition::new(rects.iter()).map_err(|e| {
-            gst::error!(CAT, imp = self, "cannot make a composition: {e}");
-            gst::FlowError::Error
-        })?;
+        let drawn = state
+            .renderer
+            .drawn(shapes, &font, font_px, target)
+            .map_err(cannot_render)?;
+        drop(guard);
         let mut frame =
             gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info).map_err(|_| {
                 gst::element_imp_error!(
@@ -633,7 +549,7 @@ impl BaseTransformImpl for IGuardOverlay {
                 );
                 gst::FlowError::Error
             })?;
-        super::blend::blend(&composition, &mut frame).map_err(|e| {
+        super::render::paint(&drawn, &mut frame).map_err(|e| {
             gst::element_imp_error!(self, gst::CoreError::Failed, ("Cannot draw: {}", e));
             gst::FlowError::Error
         })?;

@@ -25,7 +25,9 @@ use gst::glib;
 use gst::prelude::*;
 
 pub mod blend;
+pub mod cache;
 mod imp;
+pub mod render;
 pub mod scene;
 pub mod text;
 
