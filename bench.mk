@@ -6,6 +6,8 @@
 #                      second through no output, the event log, MQTT to a mosquitto it starts
 #                      on loopback (make mqtt-deps), both; about 4 min
 #   make bench-publish-quick  the same, fewer and shorter steps (under 1 min)
+#   make bench-overlay iguardoverlay alone (examples/bench_overlay.rs): the streaming thread's
+#                      cost per frame with 16 moving objects, RGBA and I420 1080p (under 1 min)
 # The footage phase needs vtest.avi and its HOG detections (footage.mk: `make footage`).
 # Figures are printed as `name: value` lines and a table, and written as JSON to BENCH_DIR.
 # Both then run the remote benchmark (examples/bench_triton.rs, see triton.mk): a Triton server
@@ -22,7 +24,8 @@ BENCH_ARGS ?=
 BENCH_ENV := GST_PLUGIN_PATH= GST_REGISTRY=$(CURDIR)/target/gst-registry-bench.bin \
 	ORT_DYLIB_PATH=$(ORT_DYLIB_PATH)
 
-.PHONY: bench bench-quick bench-build bench-publish bench-publish-quick bench-publish-build
+.PHONY: bench bench-quick bench-build bench-publish bench-publish-quick bench-publish-build \
+	bench-overlay
 
 bench-build:
 	$(CARGO) build --release --features testing --example bench --example bench_triton \
@@ -57,3 +60,11 @@ bench-publish-quick: mqtt-deps bench-publish-build
 	@mkdir -p $(BENCH_DIR)
 	$(BENCH_ENV) $(BENCH_PUBLISH_BIN) --quick --out $(BENCH_DIR)/bench-publish-quick.json \
 		$(BENCH_PUBLISH_ARGS)
+
+# iguardoverlay alone (BENCH_OVERLAY_ARGS: e.g. --objects 32 --width 1280 --height 720).
+BENCH_OVERLAY_ARGS ?=
+bench-overlay:
+	$(CARGO) build --release --features testing --example bench_overlay
+	@mkdir -p $(BENCH_DIR)
+	$(BENCH_ENV) $(CURDIR)/target/release/examples/bench_overlay \
+		--out $(BENCH_DIR)/bench-overlay.json $(BENCH_OVERLAY_ARGS)
