@@ -761,7 +761,6 @@ fn a_real_pipeline_draws_iguardverify_verdicts_on_the_objects_they_are_about() {
 // bounded and least-recently-used; blended output equals the composition path's. ----
 
 use gstiguard::detections::roi::detection_from_roi;
-use gstiguard::iguardoverlay::blend;
 use gstiguard::iguardoverlay::scene::{self, Alignment, Holds, Shape};
 use gstiguard::iguardoverlay::text::{Argb, DEFAULT_FONT_FILE, Font};
 
@@ -946,7 +945,7 @@ fn old_composition(
     (!rects.is_empty()).then(|| gst_video::VideoOverlayComposition::new(rects.iter()).unwrap())
 }
 
-/// What the element drew before: [`old_composition`] blended by [`blend::blend`], through
+/// What the element drew before: [`old_composition`] blended by the old blender, through
 /// GStreamer's colour conversion.
 fn composition_path(
     info: &gst_video::VideoInfo,
@@ -962,7 +961,7 @@ fn composition_path(
         let mut f =
             gst_video::VideoFrameRef::from_buffer_ref_writable(out.get_mut().unwrap(), info)
                 .unwrap();
-        blend::blend(&comp, &mut f).unwrap();
+        old_blender::blend(&comp, &mut f).unwrap();
     }
     out
 }
@@ -1066,5 +1065,183 @@ fn an_attached_composition_renders_as_the_exact_size_rectangles_did() {
             let diff = a.iter().zip(b.iter()).filter(|(x, y)| x != y).count();
             assert_eq!(diff, 0, "{format:?} frame {t}: {diff} bytes differ");
         }
+    }
+}
+
+/// The blender as it was before fills became solid colours and labels were cached converted
+/// (`src/iguardoverlay/blend.rs` at main, errors as strings): the reference for the pixels
+/// the element draws now.
+mod old_blender {
+    use gst_video::prelude::*;
+
+    /// Byte positions in one overlay pixel of its alpha and of the frame's first three components
+    /// (R, G, B for RGB frames; Y, U, V for YUV and gray frames).
+    struct Layout {
+        alpha: usize,
+        colour: [usize; 3],
+    }
+
+    impl Layout {
+        fn of(format: gst_video::VideoFormat) -> Option<Layout> {
+            use gst_video::VideoFormat::*;
+            Some(match format {
+                Ayuv | Argb => Layout {
+                    alpha: 0,
+                    colour: [1, 2, 3],
+                },
+                Bgra => Layout {
+                    alpha: 3,
+                    colour: [2, 1, 0],
+                },
+                Rgba => Layout {
+                    alpha: 3,
+                    colour: [0, 1, 2],
+                },
+                _ => return None,
+            })
+        }
+
+        fn channel(&self, frame: &gst_video::VideoFormatInfo, component: u32) -> usize {
+            if frame.has_alpha() && component == 3 {
+                self.alpha
+            } else {
+                self.colour[component.min(2) as usize]
+            }
+        }
+    }
+
+    /// Blends every rectangle of `composition` into `frame`.
+    pub fn blend(
+        composition: &gst_video::VideoOverlayCompositionRef,
+        frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+    ) -> Result<(), String> {
+        let info = frame.info().clone();
+        let finfo = info.format_info();
+        if (0..info.n_components()).any(|c| finfo.depth()[c as usize] != 8) {
+            return Err(info.format().to_str().to_string());
+        }
+        let yuv = !finfo.is_rgb();
+        for rect in composition.iter() {
+            let pixels = if yuv {
+                rect.pixels_unscaled_ayuv(gst_video::VideoOverlayFormatFlags::empty())
+            } else {
+                rect.pixels_unscaled_argb(gst_video::VideoOverlayFormatFlags::empty())
+            };
+            let (rx, ry, rw, rh) = rect.render_rectangle();
+            blend_pixels(&pixels, (rx, ry, rw, rh), frame, &info)?;
+        }
+        Ok(())
+    }
+
+    fn blend_pixels(
+        pixels: &gst::BufferRef,
+        (rx, ry, rw, rh): (i32, i32, u32, u32),
+        frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+        info: &gst_video::VideoInfo,
+    ) -> Result<(), String> {
+        let meta = pixels
+            .meta::<gst_video::VideoMeta>()
+            .ok_or("no video meta")?;
+        let (pw, ph) = (meta.width() as usize, meta.height() as usize);
+        let pstride = meta.stride()[0] as usize;
+        let poffset = meta.offset()[0];
+        let layout = Layout::of(meta.format()).ok_or("overlay pixels")?;
+        if pw != rw as usize || ph != rh as usize {
+            // The element always renders pixels at their drawn size.
+            return Err(format!("{pw}x{ph} pixels drawn at {rw}x{rh}"));
+        }
+        let map = pixels.map_readable().map_err(|e| e.to_string())?;
+        let src = map
+            .get(poffset..)
+            .filter(|s| ph == 0 || s.len() >= (ph - 1) * pstride + pw * 4)
+            .ok_or("short pixels")?;
+
+        let finfo = info.format_info();
+        let (fw, fh) = (info.width() as i64, info.height() as i64);
+        // The drawn area inside the frame, in frame pixels.
+        let x0 = (rx as i64).clamp(0, fw);
+        let y0 = (ry as i64).clamp(0, fh);
+        let x1 = (rx as i64 + rw as i64).clamp(0, fw);
+        let y1 = (ry as i64 + rh as i64).clamp(0, fh);
+        if x1 <= x0 || y1 <= y0 {
+            return Ok(());
+        }
+
+        // Frames with alpha: colours are composited "over" the frame's own alpha, as GStreamer's
+        // blender does; the old alpha is read before any component is written.
+        let area_w = (x1 - x0) as usize;
+        let dest_alpha: Option<Vec<u8>> = if finfo.has_alpha() && info.n_components() == 4 {
+            let stride = info.stride()[finfo.plane()[3] as usize] as usize;
+            let pstride = info.comp_pstride(3) as usize;
+            let data = frame.comp_data(3).map_err(|e| e.to_string())?;
+            let mut v = Vec::with_capacity(area_w * (y1 - y0) as usize);
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    v.push(data[y as usize * stride + x as usize * pstride]);
+                }
+            }
+            Some(v)
+        } else {
+            None
+        };
+
+        for c in 0..info.n_components() {
+            let cu = c as u8;
+            let (wsub, hsub) = (finfo.w_sub()[c as usize], finfo.h_sub()[c as usize]);
+            let comp_stride = info.stride()[finfo.plane()[c as usize] as usize] as usize;
+            let comp_pstride = info.comp_pstride(cu) as usize;
+            let (cw, ch) = (info.comp_width(cu) as i64, info.comp_height(cu) as i64);
+            let ch_src = layout.channel(&finfo, c);
+            let is_alpha = finfo.has_alpha() && c == 3;
+            let data = frame.comp_data_mut(c).map_err(|e| e.to_string())?;
+
+            // Samples touched: those whose pixels overlap the drawn area.
+            let cx0 = x0 >> wsub;
+            let cy0 = y0 >> hsub;
+            let cx1 = ((x1 + (1 << wsub) - 1) >> wsub).min(cw);
+            let cy1 = ((y1 + (1 << hsub) - 1) >> hsub).min(ch);
+            for cy in cy0..cy1 {
+                let py0 = (cy << hsub).max(y0);
+                let py1 = ((cy + 1) << hsub).min(y1);
+                for cx in cx0..cx1 {
+                    let px0 = (cx << wsub).max(x0);
+                    let px1 = ((cx + 1) << wsub).min(x1);
+                    // Alpha-weighted mean of the covered overlay pixels, and their mean alpha,
+                    // over the sample's whole footprint (uncovered pixels count as transparent).
+                    let footprint = (1u32 << wsub) * (1u32 << hsub);
+                    let (mut sum_a, mut sum_av) = (0u32, 0u32);
+                    for py in py0..py1 {
+                        let row = (py - ry as i64) as usize * pstride;
+                        for px in px0..px1 {
+                            let i = row + (px - rx as i64) as usize * 4;
+                            let a = src[i + layout.alpha] as u32;
+                            sum_a += a;
+                            sum_av += a * src[i + ch_src] as u32;
+                        }
+                    }
+                    if sum_a == 0 {
+                        continue;
+                    }
+                    let a = sum_a / footprint;
+                    let i = cy as usize * comp_stride + cx as usize * comp_pstride;
+                    let d = data[i] as u32;
+                    let da = dest_alpha.as_ref().map_or(255, |v| {
+                        v[(py0 - y0) as usize * area_w + (px0 - x0) as usize] as u32
+                    });
+                    data[i] = if is_alpha {
+                        (a + (da * (255 - a) + 127) / 255).min(255) as u8
+                    } else {
+                        let v = sum_av / sum_a;
+                        // Over: (v·a + d·da·(1 − a)) / (a + da·(1 − a)), in 1/255 steps.
+                        let out_a = a * 255 + da * (255 - a);
+                        // Fully transparent on both sides: nothing to show, write 0.
+                        (v * a * 255 + d * da * (255 - a) + out_a / 2)
+                            .checked_div(out_a)
+                            .map_or(0, |x| x.min(255) as u8)
+                    };
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -169,9 +169,10 @@ impl<'f, 'b> Canvas<'f, 'b> {
             rect.width,
             rect.height,
         );
-        self.composite(area, Layout::AXXX, |ch, xs, ys| {
+        // Every covered pixel has the same value, so their weighted mean is that value.
+        self.composite(area, Layout::AXXX, a == 255, |ch, xs, ys| {
             let n = (xs.end - xs.start) as u32 * (ys.end - ys.start) as u32;
-            (a * n, a * n * px[ch] as u32)
+            (a * n, px[ch] as u32)
         })
     }
 
@@ -187,7 +188,19 @@ impl<'f, 'b> Canvas<'f, 'b> {
             )));
         }
         let (stride, layout) = (bitmap.stride, bitmap.layout);
-        self.composite((x, y, bitmap.width, bitmap.height), layout, |ch, xs, ys| {
+        let opaque = (0..ph).all(|row| {
+            src[row * stride..][..pw * 4]
+                .chunks_exact(4)
+                .all(|p| p[layout.alpha] == 255)
+        });
+        let area = (x, y, bitmap.width, bitmap.height);
+        self.composite(area, layout, opaque, |ch, xs, ys| {
+            if xs.end - xs.start == 1 && ys.end - ys.start == 1 {
+                // One pixel (every sample of an unsubsampled component): its own value.
+                let i =
+                    (ys.start - y as i64) as usize * stride + (xs.start - x as i64) as usize * 4;
+                return (src[i + layout.alpha] as u32, src[i + ch] as u32);
+            }
             let (mut sum_a, mut sum_av) = (0u32, 0u32);
             for py in ys {
                 let row = (py - y as i64) as usize * stride;
@@ -198,17 +211,19 @@ impl<'f, 'b> Canvas<'f, 'b> {
                     sum_av += a * src[i + ch] as u32;
                 }
             }
-            (sum_a, sum_av)
+            (sum_a, sum_av.checked_div(sum_a).unwrap_or(0))
         })
     }
 
     /// Blends the shape covering `(rx, ry, rw, rh)` into every component. `sums(channel, xs,
-    /// ys)` gives, over the frame pixels `xs` x `ys` of the shape, the sum of its alphas and of
-    /// alpha times its byte `channel` (a position in `layout`).
+    /// ys)` gives, over the frame pixels `xs` x `ys` of the shape, the sum of its alphas and
+    /// the alpha-weighted mean of its byte `channel` (a position in `layout`). `opaque`: every
+    /// pixel of the shape has alpha 255.
     fn composite(
         &mut self,
         (rx, ry, rw, rh): (i32, i32, u32, u32),
         layout: Layout,
+        opaque: bool,
         sums: impl Fn(usize, Range<i64>, Range<i64>) -> (u32, u32),
     ) -> Result<(), BlendError> {
         let info = &self.info;
@@ -224,25 +239,28 @@ impl<'f, 'b> Canvas<'f, 'b> {
         }
 
         // Frames with alpha: colours are composited "over" the frame's own alpha, as GStreamer's
-        // blender does; the old alpha is read before any component is written.
+        // blender does; the old alpha is read before any component is written. Such formats
+        // are not subsampled, so over an opaque shape every sample is opaque, and then the old
+        // alpha does not matter.
         let area_w = (x1 - x0) as usize;
-        let dest_alpha: Option<Vec<u8>> = if finfo.has_alpha() && info.n_components() == 4 {
-            let stride = info.stride()[finfo.plane()[3] as usize] as usize;
-            let pstride = info.comp_pstride(3) as usize;
-            let data = self
-                .frame
-                .comp_data(3)
-                .map_err(|e| BlendError::Pixels(e.to_string()))?;
-            let mut v = Vec::with_capacity(area_w * (y1 - y0) as usize);
-            for y in y0..y1 {
-                for x in x0..x1 {
-                    v.push(data[y as usize * stride + x as usize * pstride]);
+        let dest_alpha: Option<Vec<u8>> =
+            if finfo.has_alpha() && info.n_components() == 4 && !opaque {
+                let stride = info.stride()[finfo.plane()[3] as usize] as usize;
+                let pstride = info.comp_pstride(3) as usize;
+                let data = self
+                    .frame
+                    .comp_data(3)
+                    .map_err(|e| BlendError::Pixels(e.to_string()))?;
+                let mut v = Vec::with_capacity(area_w * (y1 - y0) as usize);
+                for y in y0..y1 {
+                    for x in x0..x1 {
+                        v.push(data[y as usize * stride + x as usize * pstride]);
+                    }
                 }
-            }
-            Some(v)
-        } else {
-            None
-        };
+                Some(v)
+            } else {
+                None
+            };
 
         for c in 0..info.n_components() {
             let cu = c as u8;
@@ -263,20 +281,27 @@ impl<'f, 'b> Canvas<'f, 'b> {
             let cx1 = ((x1 + (1 << wsub) - 1) >> wsub).min(cw);
             let cy1 = ((y1 + (1 << hsub) - 1) >> hsub).min(ch);
             // Alpha-weighted mean of the covered shape pixels, and their mean alpha, over the
-            // sample's whole footprint (uncovered pixels count as transparent).
-            let footprint = (1u32 << wsub) * (1u32 << hsub);
+            // sample's whole footprint of 2^(wsub + hsub) pixels (uncovered pixels count as
+            // transparent).
+            let footprint_shift = wsub + hsub;
             for cy in cy0..cy1 {
                 let py0 = (cy << hsub).max(y0);
                 let py1 = ((cy + 1) << hsub).min(y1);
                 for cx in cx0..cx1 {
                     let px0 = (cx << wsub).max(x0);
                     let px1 = ((cx + 1) << wsub).min(x1);
-                    let (sum_a, sum_av) = sums(ch_src, px0..px1, py0..py1);
+                    let (sum_a, v) = sums(ch_src, px0..px1, py0..py1);
                     if sum_a == 0 {
                         continue;
                     }
-                    let a = sum_a / footprint;
+                    let a = sum_a >> footprint_shift;
                     let i = cy as usize * comp_stride + cx as usize * comp_pstride;
+                    if a == 255 {
+                        // Opaque: the formula below gives the shape's own value (and alpha
+                        // 255) whatever was there.
+                        data[i] = if is_alpha { 255 } else { v as u8 };
+                        continue;
+                    }
                     let d = data[i] as u32;
                     let da = dest_alpha.as_ref().map_or(255, |v| {
                         v[(py0 - y0) as usize * area_w + (px0 - x0) as usize] as u32
@@ -284,7 +309,6 @@ impl<'f, 'b> Canvas<'f, 'b> {
                     data[i] = if is_alpha {
                         (a + (da * (255 - a) + 127) / 255).min(255) as u8
                     } else {
-                        let v = sum_av / sum_a;
                         // Over: (v·a + d·da·(1 − a)) / (a + da·(1 − a)), in 1/255 steps.
                         let out_a = a * 255 + da * (255 - a);
                         // Fully transparent on both sides: nothing to show, write 0.

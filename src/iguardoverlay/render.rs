@@ -304,7 +304,11 @@ mod tests {
         for k in 0..n {
             let (x, y) = (10 + 60 * k + 3 * t, 40 + 2 * t);
             let (w, h) = (30 + t, 50 + 3 * t);
-            let colour = Argb(if k.is_multiple_of(2) { 0xFFFF_2020 } else { 0xFF20_D020 });
+            let colour = Argb(if k.is_multiple_of(2) {
+                0xFFFF_2020
+            } else {
+                0xFF20_D020
+            });
             for side in crate::iguardoverlay::scene::outline(px(x, y, w, h), 2) {
                 out.push(Shape::Fill { rect: side, colour });
             }
