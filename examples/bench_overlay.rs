@@ -253,7 +253,14 @@ fn main() -> ExitCode {
         "{} moving objects, {}x{}",
         args.objects, args.width, args.height
     );
+    // The machine line says "release build"; say what this binary really is.
+    let build = if cfg!(debug_assertions) {
+        "debug assertions on (dev profile): figures only comparable with the same build"
+    } else {
+        "optimised, no debug assertions"
+    };
     println!("machine: {}", clock::machine());
+    println!("build: {build}");
     println!(
         "load-average: {} before, {} after",
         load_before,
@@ -286,6 +293,7 @@ fn main() -> ExitCode {
     let mut json = String::from("{\n");
     let _ = writeln!(json, "  \"machine\": {},", json_str(&clock::machine()));
     let _ = writeln!(json, "  \"scene\": {},", json_str(&what));
+    let _ = writeln!(json, "  \"build\": {},", json_str(build));
     json.push_str("  \"cases\": [\n");
     for (i, (case, f)) in results.iter().enumerate() {
         let _ = write!(
