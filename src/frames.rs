@@ -101,6 +101,13 @@ impl Pixels<'_> {
             }
             FrameSource::Nvmm(reader) => {
                 if self.map.is_none() {
+                    // Only NVIDIA's memory is an NvBufSurface: anything else under NVMM caps
+                    // is refused before it is mapped or read.
+                    if let Err(e) = surface::check_memory(self.buf) {
+                        let e = e.to_string();
+                        self.error = Some(e.clone());
+                        return Err(e);
+                    }
                     match self.buf.map_readable() {
                         Ok(m) => self.map = Some(m),
                         Err(e) => {
@@ -111,12 +118,11 @@ impl Pixels<'_> {
                     }
                 }
                 let map = self.map.as_ref().expect("mapped above");
-                // SAFETY: the buffer's mapped memory, kept mapped while `map` lives; an NVMM
-                // buffer's memory is its `NvBufSurface` (checked by size in `read_tile`).
-                unsafe {
-                    reader.read_tile(map.as_ptr(), map.size(), batch_index, region, tw, th, out)
-                }
-                .map_err(|e| e.to_string())
+                // SAFETY: the buffer's mapped memory, kept mapped while `map` lives, made by
+                // one of NVIDIA's NVMM allocators (`check_memory` above): its NvBufSurface,
+                // whose header `read_tile` checks before following `surfaceList`.
+                unsafe { reader.read_tile(map.as_slice(), batch_index, region, tw, th, out) }
+                    .map_err(|e| e.to_string())
             }
         }
     }

@@ -637,6 +637,143 @@ fn a_pipeline_with_nvidias_metas_gives_verdicts_per_source() {
         );
     });
 }
+/// Sets the element size of the object pool of `buffer`'s batch (as a DeepStream release of
+/// another object size would have it); returns the size it had.
+fn set_object_size(buffer: &gst::BufferRef, size: u32) -> u32 {
+    let batch = nvidia::batch_of(buffer).cast::<u8>();
+    // SAFETY: NVIDIA's live batch meta of a buffer we hold; its object pool is a live
+    // `NvDsMetaPool`, whose `element_size` guint is written and restored by the tests before
+    // NVIDIA's functions allocate, copy or release anything more from it.
+    unsafe {
+        let pool = batch
+            .add(layout::batch::OBJ_META_POOL)
+            .cast::<*mut u8>()
+            .read_unaligned();
+        assert!(!pool.is_null());
+        let slot = pool.add(layout::pool::ELEMENT_SIZE).cast::<u32>();
+        let old = slot.read_unaligned();
+        slot.write_unaligned(size);
+        old
+    }
+}
+
+/// Issue 19, item 4: only the object sizes of known releases (544: 5.0–8.x, 552: 9.x) are
+/// written to. A batch whose pool allocates 560-byte objects (a future release whose object
+/// grew) gets nothing: no classifier meta, no `display_text` change, no user meta, whatever
+/// `deepstream-version` says; the error names the size.
+#[test]
+fn a_batch_whose_objects_are_of_an_unknown_size_gets_nothing_written() {
+    common::init();
+    let _g = PAYLOADS.lock().unwrap_or_else(|e| e.into_inner());
+    let live = live_payloads();
+    let mut buffer = nvidia::buffer_with(&two_sources());
+    let real = set_object_size(&buffer, 560);
+    assert_eq!(real, layout::object::SIZE_V9, "NVIDIA's 9.x object size");
+    let v = verdict(2, Status::Verified, "armed", 0.914);
+    for configured in [
+        DeepStreamLayout::V5toV8,
+        DeepStreamLayout::V9,
+        DeepStreamLayout::Unknown,
+    ] {
+        for object_id in [Some(11), None] {
+            let t = Target {
+                layout: configured,
+                ..target(object_id)
+            };
+            let e = attach_verdict(buffer.get_mut().unwrap(), &v, &t);
+            assert!(
+                matches!(e, Err(AttachError::UnknownObjectSize { size: 560, configured: c }) if c == configured),
+                "{configured} {object_id:?}: {e:?}"
+            );
+            let text = e.unwrap_err().to_string();
+            assert!(text.contains("560-byte NvDsObjectMeta"), "{text}");
+        }
+    }
+    set_object_size(&buffer, real);
+    for (source, id) in [(2, 11), (2, 12), (1, 11)] {
+        assert!(nvidia::classifiers(object(&buffer, source, id)).is_empty());
+    }
+    assert_eq!(
+        nvidia::display_text(object(&buffer, 2, 11)).as_deref(),
+        Some("person"),
+        "display_text untouched"
+    );
+    assert!(payloads(&buffer, 1).is_empty() && payloads(&buffer, 2).is_empty());
+    assert_eq!(live_payloads(), live);
+    // With the size restored, the same verdict is written.
+    let a = attach_verdict(buffer.get_mut().unwrap(), &v, &target(Some(11))).unwrap();
+    assert_eq!(
+        (a.object, a.layout),
+        (ObjectResult::Classified, DeepStreamLayout::V9)
+    );
+}
+
+/// The element warns once, naming the size, when its batches' objects are of an unknown size,
+/// writes nothing to them, and its verdicts still go out on the bus.
+#[test]
+fn the_element_warns_once_about_an_unknown_object_size_and_writes_nothing() {
+    common::with_watchdog(Duration::from_secs(60), || {
+        common::init();
+        let _g = PAYLOADS.lock().unwrap_or_else(|e| e.into_inner());
+        let live = live_payloads();
+        let (e, bus) = common::element(&[
+            ("trigger-labels", &"person"),
+            ("temporal-size", &2u32),
+            ("cooldown", &0u32),
+            ("input-width", &16u32),
+            ("input-height", &16u32),
+            ("deepstream-version", &"9.0"),
+        ]);
+        let mut h = gst_check::Harness::with_element(&e, Some("sink"), Some("src"));
+        h.set_src_caps(common::caps());
+        let (mut verdicts, mut warnings) = (0, Vec::new());
+        // Every message at once: popping one type discards the others.
+        let drain = |verdicts: &mut usize, warnings: &mut Vec<String>| {
+            while let Some(m) = bus.pop() {
+                match m.view() {
+                    gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
+                    gst::MessageView::Element(_)
+                        if m.structure()
+                            .is_some_and(|s| s.name() == gstiguard::meta::MESSAGE_NAME) =>
+                    {
+                        *verdicts += 1
+                    }
+                    _ => {}
+                }
+            }
+        };
+        for n in 0..40u64 {
+            let mut b = common::frame((100, 60, 64, 80), n * 33);
+            let frames = [Frame::new(3, 0, 0)
+                .at(n as i32, n * 33_000_000)
+                .size(common::W, common::H)
+                .object(Object::new(0, 0.9, [100.0, 60.0, 64.0, 80.0], "person").id(5))];
+            nvidia::attach(b.get_mut().unwrap(), &frames);
+            let real = set_object_size(&b, 560);
+            h.push(b).unwrap();
+            let out = h.pull().unwrap();
+            set_object_size(&out, real);
+            assert!(payloads(&out, 3).is_empty(), "buffer {n}: a user meta");
+            assert!(nvidia::classifiers(object(&out, 3, 5)).is_empty());
+            drain(&mut verdicts, &mut warnings);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            verdicts >= 3,
+            "only {verdicts} verdicts: too few to warn more than once"
+        );
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("Cannot write verdicts as DeepStream metadata")
+                && warnings[0].contains("560-byte NvDsObjectMeta"),
+            "{warnings:?}"
+        );
+        h.push_event(gst::event::Eos::new());
+        drop(h);
+        let _ = e.set_state(gst::State::Null);
+        assert_eq!(live_payloads(), live);
+    });
+}
 
 /// The element itself writes its verdicts as DeepStream metadata on the next batch that carries
 /// the verdict's source: the IGUARD.VERDICT user meta on that source's frame, with the

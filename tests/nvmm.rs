@@ -9,8 +9,11 @@
 //! position and size against the system-memory path on the same frames (RGBA within 2 levels,
 //! NV12 within 16 levels per pixel and 3 on average: the two paths convert chroma differently);
 //! pitch ≠ width; odd crops (rounded to even); an index beyond numFilled, a null surface list,
-//! block-linear and unsupported colour formats, a header of another release (a clear reason,
-//! no crash, the video flows); stats add up; no surface or mapping is held after a run.
+//! block-linear and unsupported colour formats, a header of another release, memory that is
+//! not NVIDIA's (a system-memory buffer under NVMM caps) and header fields out of bounds (a
+//! clear reason naming the value, no crash, the video flows); stats add up; no surface or
+//! mapping is held after a run. The buffers' memory comes from a stand-in of DeepStream's
+//! allocator (memory type `nvds`, `nvmm_standin/mod.rs`).
 //! The tests of this binary run one at a time (`SERIAL`): they count the stand-in's surfaces.
 
 mod common;
@@ -90,13 +93,22 @@ fn metas(n: u64, batch_ids: &[u32], rect: (f32, f32, f32, f32)) -> Vec<nvidia::F
 /// Pushes `batch` with `frames` as buffer `n`; checks the buffer came out with its memory
 /// untouched (the same 72 bytes: no copy of the surface, no new memory).
 fn push(h: &mut gst_check::Harness, n: u64, batch: Batch, frames: &[nvidia::Frame]) {
-    let mut b = batch.into_buffer(n * 33);
+    push_buffer(h, batch.into_buffer(n * 33), frames);
+}
+
+/// Pushes `b` with `frames`; checks it came out with the same memories and bytes.
+fn push_buffer(h: &mut gst_check::Harness, mut b: gst::Buffer, frames: &[nvidia::Frame]) {
     nvidia::attach(b.get_mut().unwrap(), frames);
-    let before = b.map_readable().unwrap().to_vec();
+    // Each memory mapped alone: mapping the buffer would merge several into one.
+    let bytes = |b: &gst::BufferRef| -> Vec<Vec<u8>> {
+        b.iter_memories()
+            .map(|m| m.map_readable().unwrap().to_vec())
+            .collect()
+    };
+    let before = bytes(&b);
     h.push(b).expect("push");
     let out = h.pull().expect("the buffer came out");
-    assert_eq!(out.n_memory(), 1);
-    assert_eq!(out.map_readable().unwrap().as_slice(), before.as_slice());
+    assert_eq!(bytes(&out), before);
 }
 
 fn wait_verdicts(bus: &gst::Bus, n: usize) -> Vec<Verdict> {
@@ -279,12 +291,20 @@ type MakeBatch = Box<dyn Fn() -> Batch>;
 
 /// One frame meta at `batch_id` on a buffer of `make()`; returns its clip's verdict.
 fn one_bad_batch(format: &str, make: impl Fn() -> Batch, batch_id: u32) -> (Verdict, gst::Element) {
+    one_bad_buffer(format, || make().into_buffer(33), batch_id)
+}
+
+/// As [`one_bad_batch`], for a buffer made whole by `make()`.
+fn one_bad_buffer(
+    format: &str,
+    make: impl Fn() -> gst::Buffer,
+    batch_id: u32,
+) -> (Verdict, gst::Element) {
     let (e, bus, scorer) = nvmm_element(&[]);
     let mut h = harness(&e, format);
     // One buffer: with cooldown=0 every further one would trigger (and fail) again.
-    push(
+    push_buffer(
         &mut h,
-        1,
         make(),
         &metas(1, &[batch_id], (8.0, 8.0, 32.0, 32.0)),
     );
@@ -344,6 +364,97 @@ fn unreadable_surfaces_end_their_clip_with_a_reason_and_the_video_flows() {
             let (v, _e) = one_bad_batch(format, make, id);
             assert_eq!(v.status, Status::Error, "{v:?}");
             assert!(v.reason.contains(words), "{words:?} not in {:?}", v.reason);
+        }
+        assert_nothing_held(live);
+    });
+}
+
+/// Makes the whole buffer of one case.
+type MakeBuffer = Box<dyn Fn() -> gst::Buffer>;
+
+/// Sets the `u32` at `offset` of a mangled header.
+fn set_u32(h: &mut [u8], offset: usize, v: u32) {
+    h[offset..offset + 4].copy_from_slice(&v.to_ne_bytes());
+}
+
+/// Issue 19, item 3: nothing is read as an `NvBufSurface` before the buffer's memory is known
+/// to be NVIDIA's and its header's fields are within bounds. A system-memory buffer under NVMM
+/// caps, of either header size, is refused with its allocator named; a header with an unknown
+/// `memType`, a `batchSize` of 0 or of garbage, more filled entries than its batch, or a
+/// misaligned `surfaceList` is refused with the value named. The clip ends `error`, the video
+/// flows, stats add up and nothing is held.
+#[test]
+fn memory_that_is_not_a_sound_nvidia_surface_is_refused_with_what_was_found() {
+    let _g = serial();
+    with_watchdog(Duration::from_secs(120), || {
+        let live = standin().live_surfaces();
+        let mangled = |f: fn(&mut Vec<u8>)| -> MakeBuffer {
+            Box::new(move || {
+                Batch::new(2, 1, SW, SH, RGBA)
+                    .mangle_header(f)
+                    .into_buffer(33)
+            })
+        };
+        let cases: Vec<(MakeBuffer, &[&str])> = vec![
+            (
+                // A well-formed 8.0+ header, but in system memory.
+                Box::new(|| Batch::new(1, 1, SW, SH, RGBA).into_system_buffer(33)),
+                &[
+                    "the NVMM buffer's memory (72 bytes) comes from allocator",
+                    "of memory type 'RustGlobalAllocatorMemory', not from one of NVIDIA's NVMM \
+                     allocators (memory types nvds, V4l2Memory, nvfilter, nvarguscam)",
+                    "memory:NVMM caps",
+                ],
+            ),
+            (
+                // 64 bytes (the size of a 7.x header) of system memory.
+                Box::new(|| gst::Buffer::from_slice(vec![0u8; 64])),
+                &["memory (64 bytes)", "'RustGlobalAllocatorMemory'"],
+            ),
+            (
+                Box::new(|| {
+                    let mut b = Batch::new(1, 1, SW, SH, RGBA).into_buffer(33);
+                    b.get_mut()
+                        .unwrap()
+                        .append_memory(gst::Memory::from_slice(vec![0u8; 8]));
+                    b
+                }),
+                &["the NVMM buffer holds 2 memories, not one"],
+            ),
+            (
+                mangled(|h| set_u32(h, 16, 7)),
+                &["the NvBufSurface's memType is 7, not an NvBufSurfaceMemType"],
+            ),
+            (
+                mangled(|h| set_u32(h, 16, 0xdead_beef)),
+                &["memType is 3735928559"],
+            ),
+            (
+                mangled(|h| set_u32(h, 4, 0)),
+                &["the NvBufSurface's batchSize is 0, not 1 to 4096"],
+            ),
+            (
+                mangled(|h| set_u32(h, 4, 0x7fff_ffff)),
+                &["batchSize is 2147483647, not 1 to 4096"],
+            ),
+            (
+                mangled(|h| set_u32(h, 8, 5)),
+                &["numFilled=5 is more than its batchSize=2"],
+            ),
+            (
+                mangled(|h| {
+                    let list = u64::from_ne_bytes(h[24..32].try_into().unwrap()) + 4;
+                    h[24..32].copy_from_slice(&list.to_ne_bytes());
+                }),
+                &["surfaceList", "is not 8-byte aligned"],
+            ),
+        ];
+        for (make, words) in cases {
+            let (v, _e) = one_bad_buffer("RGBA", make, 0);
+            assert_eq!(v.status, Status::Error, "{v:?}");
+            for w in words {
+                assert!(v.reason.contains(w), "{w:?} not in {:?}", v.reason);
+            }
         }
         assert_nothing_held(live);
     });

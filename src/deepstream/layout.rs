@@ -142,8 +142,19 @@ pub mod object {
     pub const CLASSIFIER_META_LIST_V5_TO_V8: usize = 464;
     /// `GList *classifier_meta_list` in DeepStream 9.x (checked).
     pub const CLASSIFIER_META_LIST_V9: usize = 472;
-    /// The size 9.0.2's object pool allocates (checked); a pool of another size is not 9.x.
+    /// `sizeof(NvDsObjectMeta)` in DeepStream 5.0 to 8.x: `classifier_meta_list` at 464, then
+    /// `obj_user_meta_list` (8 bytes), `misc_obj_info[4]` and `reserved[4]` (`gint64`s): 544
+    /// (headers; the 9.x size below is the same tail after a `classifier_meta_list` 8 bytes on).
+    pub const SIZE_V5_TO_V8: u32 = 544;
+    /// The size 9.0.2's object pool allocates (checked).
     pub const SIZE_V9: u32 = 552;
+    /// The object pool element sizes whose layout is known, and that layout. A batch whose
+    /// pool allocates any other size is of a release we have no facts for: nothing is written
+    /// to it.
+    pub const KNOWN_SIZES: [(u32, crate::deepstream::DeepStreamLayout); 2] = [
+        (SIZE_V5_TO_V8, crate::deepstream::DeepStreamLayout::V5toV8),
+        (SIZE_V9, crate::deepstream::DeepStreamLayout::V9),
+    ];
 }
 
 /// `NvDsClassifierMeta` (begins with `NvDsBaseMeta`; 64 bytes in 9.0.2). DeepStream 5.0–9.x.

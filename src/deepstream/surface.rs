@@ -23,6 +23,12 @@
 //! - the `NvBufSurface` header size is the size of the buffer's memory (`gst_buffer_map` gives
 //!   the struct itself: 72 bytes in 9.0.2's pool), and it must agree with the stride (64 with
 //!   384, 72 with 416). Anything else is refused with both values named.
+//!
+//! Nothing is read through a buffer's memory before it is known to be a surface: the buffer
+//! holds one memory, from one of NVIDIA's NVMM allocators ([`allocator`], [`check_memory`]); its
+//! header is then checked field by field ([`SurfaceHeader::parse`]: `memType`, `batchSize`,
+//! `numFilled`, `surfaceList`) before `surfaceList[batch_id]` is touched. A system-memory buffer
+//! under `memory:NVMM` caps is refused with the allocator it came from named.
 
 use std::ffi::c_void;
 use std::sync::OnceLock;
@@ -96,6 +102,30 @@ pub mod mem_type {
     pub const HANDLE: u32 = 5;
     pub const SYSTEM: u32 = 6;
 }
+
+/// The `mem_type` names of the GstAllocators whose memory is an `NvBufSurface` (what
+/// `gst_buffer_map` gives on NVMM buffers). NVIDIA's own plugins tell NVMM memory apart the same
+/// way, by comparing the memory's `allocator->mem_type` with such names.
+pub mod allocator {
+    /// DeepStream's buffer pool (`GstNvDsMemoryAllocator`, `libnvdsbufferpool.so`), behind
+    /// `nvstreammux`, `nvvideoconvert` and the other DeepStream elements that allocate
+    /// surfaces. Checked in 9.0.2's library: the allocator's instance init stores this string as
+    /// `mem_type`, and the pool compares memory against it.
+    pub const NVDS: &str = "nvds";
+    /// `nvv4l2decoder` (`GstNvV4l2Allocator`, `libgstnvvideo4linux2.so`; checked in 9.0.2's
+    /// library, where its instance init stores this string).
+    pub const NV_V4L2: &str = "V4l2Memory";
+    /// Jetson's `nvvidconv` (NVIDIA's public gst-nvvidconv source).
+    pub const NV_FILTER: &str = "nvfilter";
+    /// Jetson's `nvarguscamerasrc` (NVIDIA's public source).
+    pub const NV_ARGUS: &str = "nvarguscam";
+    /// Every name accepted.
+    pub const KNOWN: [&str; 4] = [NVDS, NV_V4L2, NV_FILTER, NV_ARGUS];
+}
+
+/// The largest `batchSize` taken for a surface (ours, not NVIDIA's: a batch holds one frame per
+/// source, and no pipeline batches thousands of them). A larger value is garbage, not a batch.
+pub const MAX_BATCH_SIZE: u32 = 4096;
 
 /// `NvBufSurfaceLayout`.
 pub const LAYOUT_PITCH: u32 = 0;
@@ -212,6 +242,95 @@ impl SurfaceAbi {
     }
 }
 
+/// Checks that `buffer`'s memory is an `NvBufSurface` before anything maps or reads it: one
+/// memory, made by one of NVIDIA's NVMM allocators ([`allocator::KNOWN`]). Anything else (a
+/// system-memory buffer under `memory:NVMM` caps) is refused with its allocator named.
+pub fn check_memory(buffer: &gst::BufferRef) -> Result<(), SurfaceError> {
+    use gst::prelude::ObjectExt;
+    if buffer.n_memory() != 1 {
+        return Err(SurfaceError::MemoryCount(buffer.n_memory()));
+    }
+    let mem = buffer.peek_memory(0);
+    let found = match mem.allocator() {
+        None => "no allocator".to_string(),
+        Some(a) => {
+            let mem_type = a.memory_type().as_str();
+            if allocator::KNOWN.contains(&mem_type) {
+                return Ok(());
+            }
+            format!("allocator {} of memory type '{mem_type}'", a.type_().name())
+        }
+    };
+    Err(SurfaceError::NotNvidiaMemory {
+        found,
+        size: mem.size(),
+    })
+}
+
+/// The fields of an `NvBufSurface` header that decide whether and where to read, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SurfaceHeader {
+    pub gpu_id: u32,
+    pub batch_size: u32,
+    pub num_filled: u32,
+    pub mem_type: u32,
+    /// `surfaceList`: non-null and aligned (never dereferenced here).
+    pub surface_list: usize,
+}
+
+impl SurfaceHeader {
+    /// Reads and checks a buffer's `NvBufSurface` bytes: the size of `abi`'s header, a known
+    /// `memType`, `1 <= batchSize <= MAX_BATCH_SIZE`, `numFilled <= batchSize`, and a non-null,
+    /// 8-byte-aligned `surfaceList`. Reads only `bytes`.
+    pub fn parse(bytes: &[u8], abi: SurfaceAbi) -> Result<Self, SurfaceError> {
+        use layout::surface as s;
+        abi.check_header(bytes.len())?;
+        let u32_at = |o: usize| u32::from_ne_bytes(bytes[o..o + 4].try_into().expect("4 bytes"));
+        let h = SurfaceHeader {
+            gpu_id: u32_at(s::GPU_ID),
+            batch_size: u32_at(s::BATCH_SIZE),
+            num_filled: u32_at(s::NUM_FILLED),
+            mem_type: u32_at(s::MEM_TYPE),
+            surface_list: u64::from_ne_bytes(
+                bytes[s::SURFACE_LIST..s::SURFACE_LIST + 8]
+                    .try_into()
+                    .expect("8 bytes"),
+            ) as usize,
+        };
+        if h.mem_type > mem_type::SYSTEM {
+            return Err(SurfaceError::UnknownMemType(h.mem_type));
+        }
+        if h.batch_size == 0 || h.batch_size > MAX_BATCH_SIZE {
+            return Err(SurfaceError::BatchSize(h.batch_size));
+        }
+        if h.num_filled > h.batch_size {
+            return Err(SurfaceError::FilledBeyondBatch {
+                filled: h.num_filled,
+                batch: h.batch_size,
+            });
+        }
+        if h.surface_list == 0 {
+            return Err(SurfaceError::NullSurfaceList);
+        }
+        if !h.surface_list.is_multiple_of(8) {
+            return Err(SurfaceError::MisalignedSurfaceList(h.surface_list));
+        }
+        Ok(h)
+    }
+
+    /// Checks that frame `index` (a frame meta's `batch_id`) is a filled entry.
+    pub fn check_index(&self, index: u32) -> Result<(), SurfaceError> {
+        if index < self.num_filled {
+            return Ok(());
+        }
+        Err(SurfaceError::IndexBeyondFilled {
+            index,
+            filled: self.num_filled,
+            batch: self.batch_size,
+        })
+    }
+}
+
 /// Why a tile could not be read from a surface.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SurfaceError {
@@ -230,8 +349,36 @@ pub enum SurfaceError {
          (DeepStream up to 7.1) nor 416 (8.0 and later): unknown release"
     )]
     UnknownStride(usize),
+    #[error(
+        "the NVMM buffer holds {0} memories, not one: NVIDIA's NVMM buffers hold exactly one (the \
+         NvBufSurface); not read"
+    )]
+    MemoryCount(usize),
+    #[error(
+        "the NVMM buffer's memory ({size} bytes) comes from {found}, not from one of NVIDIA's \
+         NVMM allocators (memory types {known}): it is not an NvBufSurface and is not read; \
+         something upstream puts system memory under memory:NVMM caps",
+        known = allocator::KNOWN.join(", ")
+    )]
+    NotNvidiaMemory { found: String, size: usize },
+    #[error(
+        "the NvBufSurface's memType is {0}, not an NvBufSurfaceMemType (0 DEFAULT to 6 SYSTEM): \
+         not a surface"
+    )]
+    UnknownMemType(u32),
+    #[error("the NvBufSurface's batchSize is {0}, not 1 to {MAX_BATCH_SIZE}: not a surface")]
+    BatchSize(u32),
+    #[error(
+        "the NvBufSurface's numFilled={filled} is more than its batchSize={batch}: not a surface"
+    )]
+    FilledBeyondBatch { filled: u32, batch: u32 },
     #[error("the NvBufSurface has a null surfaceList")]
     NullSurfaceList,
+    #[error(
+        "the NvBufSurface's surfaceList {0:#x} is not 8-byte aligned: not an array of \
+         NvBufSurfaceParams"
+    )]
+    MisalignedSurfaceList(usize),
     #[error(
         "frame batch_id {index} is beyond the NvBufSurface's numFilled={filled} (batchSize={batch})"
     )]
@@ -528,17 +675,18 @@ impl TileReader {
         Ok(&self.dest.as_ref().expect("just made").0)
     }
 
-    /// Crops `region` of `surfaceList[index]` of the `NvBufSurface` at `header` (a buffer's
-    /// mapped memory, `header_size` bytes) and scales it into `out`, a `tw`×`th` RGB tile.
+    /// Crops `region` of `surfaceList[index]` of the `NvBufSurface` whose bytes are `header` (a
+    /// buffer's mapped memory) and scales it into `out`, a `tw`×`th` RGB tile. The header is
+    /// checked first ([`SurfaceHeader::parse`], [`SurfaceHeader::check_index`]).
     ///
     /// # Safety
-    /// `header` must point to `header_size` readable bytes that stay valid for the call: the
-    /// mapped memory of a live NVMM buffer.
+    /// `header` must be the mapped memory of a live NVMM buffer that [`check_memory`] accepted:
+    /// once its fields pass the checks, its `surfaceList` is taken to point at `numFilled`
+    /// entries of the library's stride, valid for the call.
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn read_tile(
         &mut self,
-        header: *const u8,
-        header_size: usize,
+        header: &[u8],
         index: u32,
         region: PixelRect,
         tw: u32,
@@ -554,29 +702,11 @@ impl TileReader {
             });
         }
         let abi = self.lib.abi;
-        abi.check_header(header_size)?;
-        // SAFETY: `header_size` (checked above to be the library's header size, at least 64)
-        // bytes are readable.
-        let (gpu, batch, filled, list): (u32, u32, u32, *const u8) = unsafe {
-            (
-                field(header, s::GPU_ID),
-                field(header, s::BATCH_SIZE),
-                field(header, s::NUM_FILLED),
-                field(header, s::SURFACE_LIST),
-            )
-        };
-        if list.is_null() {
-            return Err(SurfaceError::NullSurfaceList);
-        }
-        if index >= filled || filled > batch {
-            return Err(SurfaceError::IndexBeyondFilled {
-                index,
-                filled,
-                batch,
-            });
-        }
+        let h = SurfaceHeader::parse(header, abi)?;
+        h.check_index(index)?;
+        let (gpu, list) = (h.gpu_id, h.surface_list as *const u8);
         // SAFETY: `index < numFilled <= batchSize`: entry `index` is in the list, at the
-        // running library's stride.
+        // running library's stride (caller: the memory is NVIDIA's surface).
         let entry = unsafe { list.add(index as usize * abi.stride) };
         let (width, height, format, layout): (u32, u32, u32, u32) = unsafe {
             (
@@ -618,9 +748,7 @@ impl TileReader {
         // The single-frame view: the header copied with batchSize = numFilled = 1 and the list
         // pointing at our entry. A whole batch into a batch-1 destination is refused (or
         // crashes) in NVIDIA's transform.
-        let mut view = vec![0u8; header_size];
-        // SAFETY: `header_size` readable bytes.
-        unsafe { std::ptr::copy_nonoverlapping(header, view.as_mut_ptr(), header_size) };
+        let mut view = header.to_vec();
         put(&mut view, s::BATCH_SIZE, 1);
         put(&mut view, s::NUM_FILLED, 1);
         put_ptr(&mut view, s::SURFACE_LIST, entry);
@@ -778,6 +906,84 @@ mod tests {
         assert!(SurfaceAbi::V7.check_header(64).is_ok());
         let e = SurfaceAbi::V8.check_header(64).unwrap_err().to_string();
         assert!(e.contains("is 64 bytes") && e.contains("72 bytes"), "{e}");
+    }
+
+    /// An 8.0+ header: gpu 0, the given batch / filled / memType, list at `list`.
+    fn header(batch: u32, filled: u32, mem: u32, list: u64) -> Vec<u8> {
+        let mut h = vec![0u8; layout::surface::SIZE_V8];
+        put(&mut h, layout::surface::BATCH_SIZE, batch);
+        put(&mut h, layout::surface::NUM_FILLED, filled);
+        put(&mut h, layout::surface::MEM_TYPE, mem);
+        h[layout::surface::SURFACE_LIST..][..8].copy_from_slice(&list.to_ne_bytes());
+        h
+    }
+
+    #[test]
+    fn header_fields_are_checked_before_the_surface_list_is_followed() {
+        let ok = SurfaceHeader::parse(&header(4, 2, mem_type::CUDA_DEVICE, 0x1000), SurfaceAbi::V8)
+            .unwrap();
+        assert_eq!((ok.batch_size, ok.num_filled, ok.mem_type), (4, 2, 2));
+        assert_eq!(ok.surface_list, 0x1000);
+        assert!(ok.check_index(1).is_ok());
+        let e = ok.check_index(2).unwrap_err().to_string();
+        assert!(
+            e.contains("batch_id 2 is beyond") && e.contains("numFilled=2"),
+            "{e}"
+        );
+        // numFilled 0 is a surface with nothing to read, not garbage.
+        let empty = SurfaceHeader::parse(&header(1, 0, 0, 8), SurfaceAbi::V8).unwrap();
+        assert!(empty.check_index(0).is_err());
+
+        let refused = |h: Vec<u8>| {
+            SurfaceHeader::parse(&h, SurfaceAbi::V8)
+                .unwrap_err()
+                .to_string()
+        };
+        for (h, words) in [
+            (
+                header(1, 1, 7, 8),
+                "memType is 7, not an NvBufSurfaceMemType",
+            ),
+            (header(1, 1, u32::MAX, 8), "memType is 4294967295"),
+            (header(0, 0, 0, 8), "batchSize is 0, not 1 to 4096"),
+            (header(4097, 1, 0, 8), "batchSize is 4097"),
+            (
+                header(2, 3, 0, 8),
+                "numFilled=3 is more than its batchSize=2",
+            ),
+            (header(1, 1, 0, 0), "null surfaceList"),
+            (
+                header(1, 1, 0, 0x1004),
+                "surfaceList 0x1004 is not 8-byte aligned",
+            ),
+        ] {
+            let e = refused(h);
+            assert!(e.contains(words), "{words:?} not in {e:?}");
+        }
+        // The size is checked first: a 7.x header against an 8.0+ library.
+        let e = refused(header(1, 1, 0, 8)[..64].to_vec());
+        assert!(e.contains("is 64 bytes"), "{e}");
+    }
+
+    #[test]
+    fn only_memory_of_nvidias_allocators_is_taken_for_a_surface() {
+        gst::init().unwrap();
+        let b = gst::Buffer::from_slice(vec![0u8; 72]);
+        let e = check_memory(&b).unwrap_err().to_string();
+        assert!(
+            e.contains("memory (72 bytes) comes from allocator")
+                && e.contains("memory type 'RustGlobalAllocatorMemory'")
+                && e.contains("nvds, V4l2Memory, nvfilter, nvarguscam"),
+            "{e}"
+        );
+        let mut two = gst::Buffer::with_size(64).unwrap();
+        two.get_mut()
+            .unwrap()
+            .append_memory(gst::Memory::with_size(8));
+        let e = check_memory(&two).unwrap_err().to_string();
+        assert!(e.contains("holds 2 memories"), "{e}");
+        let e = check_memory(&gst::Buffer::new()).unwrap_err().to_string();
+        assert!(e.contains("holds 0 memories"), "{e}");
     }
 
     #[test]

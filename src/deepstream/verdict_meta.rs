@@ -185,7 +185,9 @@ pub struct Target {
     pub class_id: Option<u32>,
     /// `unique_component_id` of the classifier meta (the element's `unique-id`).
     pub unique_id: i32,
-    /// The configured layout; 9.x is also recognised from the object pool's element size.
+    /// The configured layout (`deepstream-version`), named in the error when the object pool's
+    /// element size is not a known release's. What is written follows the size alone: it is
+    /// the running library's own fact.
     pub layout: DeepStreamLayout,
 }
 
@@ -198,8 +200,6 @@ pub enum ObjectResult {
     Untracked,
     /// No object of the frame has that id.
     NotInFrame,
-    /// The object layout is neither configured nor recognised: the object was left alone.
-    UnknownLayout,
 }
 
 /// What [`attach_verdict`] attached.
@@ -208,7 +208,7 @@ pub struct Attached {
     /// `batch_id` of the frame meta that got the user meta.
     pub batch_id: u32,
     pub object: ObjectResult,
-    /// The layout the object part used (`Unknown` when left alone or not reached).
+    /// The object layout of the batch, from its object pool's element size.
     pub layout: DeepStreamLayout,
 }
 
@@ -228,6 +228,22 @@ pub enum AttachError {
     ForeignBatchMeta(String),
     #[error("no frame meta of source {0} in the buffer's batch")]
     SourceNotInBatch(u32),
+    #[error(
+        "the batch's object pool allocates {size}-byte NvDsObjectMeta, the size of no DeepStream \
+         release whose layout is known ({known}; deepstream-version gives {configured}): \
+         nothing is written to its metas",
+        known = layout::object::KNOWN_SIZES
+            .iter()
+            .map(|(size, l)| format!("{size} for {}", l.nick()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )]
+    UnknownObjectSize {
+        size: u32,
+        configured: DeepStreamLayout,
+    },
+    #[error("the batch meta has no object pool: nothing is written to its metas")]
+    NoObjectPool,
     #[error("DeepStream's {0} pool returned no meta")]
     PoolEmpty(&'static str),
     #[error(transparent)]
@@ -272,26 +288,31 @@ unsafe fn list_items(mut node: *const gst::glib::ffi::GList, limit: usize) -> Ve
     out
 }
 
-/// The object layout of a batch: 9.x when its object pool allocates 9.x-sized metas, the
-/// configured 5.0–8.x layout when the size is not 9.x's, nothing otherwise.
+/// The object layout of a batch, from the size its object pool allocates each
+/// `NvDsObjectMeta` with ([`layout::object::KNOWN_SIZES`]). Any other size is a release whose
+/// layout we do not know (a future one whose object grew, or another library): `Err`, and
+/// nothing may be written. `configured` only goes into the error.
 ///
 /// # Safety
 /// `batch` must be a live `NvDsBatchMeta`.
-pub unsafe fn object_layout(batch: *const u8, configured: DeepStreamLayout) -> DeepStreamLayout {
+pub unsafe fn object_layout(
+    batch: *const u8,
+    configured: DeepStreamLayout,
+) -> Result<DeepStreamLayout, AttachError> {
     // SAFETY: the pool pointer is a field of the batch meta (caller); a non-null pool is a
     // live `NvDsMetaPool`.
-    let element_size = unsafe {
+    let size = unsafe {
         let pool: *const u8 = field(batch, layout::batch::OBJ_META_POOL);
         if pool.is_null() {
-            return DeepStreamLayout::Unknown;
+            return Err(AttachError::NoObjectPool);
         }
         field::<u32>(pool, layout::pool::ELEMENT_SIZE)
     };
-    match (element_size == layout::object::SIZE_V9, configured) {
-        (true, _) => DeepStreamLayout::V9,
-        (false, DeepStreamLayout::V5toV8) => DeepStreamLayout::V5toV8,
-        _ => DeepStreamLayout::Unknown,
-    }
+    layout::object::KNOWN_SIZES
+        .iter()
+        .find(|(known, _)| *known == size)
+        .map(|(_, l)| *l)
+        .ok_or(AttachError::UnknownObjectSize { size, configured })
 }
 
 /// Copies the verdict payload of a user meta (`NvDsMetaCopyFunc`): NVIDIA's batch copy calls it
@@ -369,31 +390,31 @@ pub fn attach_verdict(
     // hold its lock.
     let frames: *const gst::glib::ffi::GList =
         unsafe { field(batch, layout::batch::FRAME_META_LIST) };
+    // Before anything is written: a batch whose objects are of an unknown size comes from a
+    // release whose layouts we do not know.
+    let used_layout = unsafe { object_layout(batch, target.layout) }?;
     let frame = unsafe { list_items(frames, MAX_FRAMES_PER_BUFFER) }
         .into_iter()
         .find(|f| unsafe { field::<u32>(*f, layout::frame::SOURCE_ID) } == verdict.source_id)
         .ok_or(AttachError::SourceNotInBatch(verdict.source_id))?;
     let batch_id: u32 = unsafe { field(frame, layout::frame::BATCH_ID) };
 
-    let (object, used_layout) = match target.object_id {
-        None => (ObjectResult::Untracked, DeepStreamLayout::Unknown),
-        Some(id) => match unsafe { object_layout(batch, target.layout) } {
-            DeepStreamLayout::Unknown => (ObjectResult::UnknownLayout, DeepStreamLayout::Unknown),
-            l => {
-                let objects: *const gst::glib::ffi::GList =
-                    unsafe { field(frame, layout::frame::OBJ_META_LIST) };
-                let found = unsafe { list_items(objects, MAX_OBJECTS_PER_BUFFER) }
-                    .into_iter()
-                    .find(|o| unsafe { field::<u64>(*o, layout::object::OBJECT_ID) } == id);
-                match found {
-                    None => (ObjectResult::NotInFrame, l),
-                    Some(o) => {
-                        unsafe { classify(lib, batch, o, verdict, target, l)? };
-                        (ObjectResult::Classified, l)
-                    }
+    let object = match target.object_id {
+        None => ObjectResult::Untracked,
+        Some(id) => {
+            let objects: *const gst::glib::ffi::GList =
+                unsafe { field(frame, layout::frame::OBJ_META_LIST) };
+            let found = unsafe { list_items(objects, MAX_OBJECTS_PER_BUFFER) }
+                .into_iter()
+                .find(|o| unsafe { field::<u64>(*o, layout::object::OBJECT_ID) } == id);
+            match found {
+                None => ObjectResult::NotInFrame,
+                Some(o) => {
+                    unsafe { classify(lib, batch, o, verdict, target, used_layout)? };
+                    ObjectResult::Classified
                 }
             }
-        },
+        }
     };
 
     let payload = IGuardVerdictMeta::new(verdict, target.object_id);
@@ -537,7 +558,7 @@ mod tests {
     }
 
     #[test]
-    fn the_object_layout_is_9x_by_pool_size_else_only_the_configured_5_to_8() {
+    fn the_object_layout_follows_the_pool_size_and_only_known_sizes_are_accepted() {
         let mut pool = [0u64; 4];
         let mut batch = [0u64; 16];
         let pool_ptr = pool.as_mut_ptr().cast::<u8>();
@@ -551,21 +572,36 @@ mod tests {
             }
         };
         use DeepStreamLayout::*;
-        assert_eq!(layout_with(552, Unknown), V9);
-        assert_eq!(layout_with(552, V5toV8), V9, "the library knows better");
-        assert_eq!(layout_with(544, V5toV8), V5toV8);
-        assert_eq!(
-            layout_with(544, V9),
-            Unknown,
-            "9.x configured, not 9.x-sized"
-        );
-        assert_eq!(layout_with(544, Unknown), Unknown);
+        for configured in [Unknown, V5toV8, V9] {
+            assert_eq!(layout_with(552, configured).unwrap(), V9, "{configured}");
+            assert_eq!(
+                layout_with(544, configured).unwrap(),
+                V5toV8,
+                "{configured}"
+            );
+            // A future release whose object grew, a smaller or a garbage size: nothing.
+            for size in [560, 536, 0, u32::MAX] {
+                let e = layout_with(size, configured).unwrap_err();
+                assert!(
+                    matches!(e, AttachError::UnknownObjectSize { size: s, .. } if s == size),
+                    "{e:?}"
+                );
+                let text = e.to_string();
+                assert!(
+                    text.contains(&format!("allocates {size}-byte NvDsObjectMeta"))
+                        && text.contains("544 for v5-v8, 552 for v9")
+                        && text.contains(&format!("deepstream-version gives {configured}"))
+                        && text.contains("nothing is written"),
+                    "{text}"
+                );
+            }
+        }
         // SAFETY: as above.
         let none = unsafe {
             put(b, layout::batch::OBJ_META_POOL, std::ptr::null_mut::<u8>());
             object_layout(b, V9)
         };
-        assert_eq!(none, Unknown, "no object pool");
+        assert!(matches!(none, Err(AttachError::NoObjectPool)), "{none:?}");
     }
 
     #[test]

@@ -333,13 +333,157 @@ impl Batch {
         self
     }
 
-    /// The buffer `nvstreammux` would push: its one memory is the `NvBufSurface`.
+    /// The buffer `nvstreammux` would push: its one memory is the `NvBufSurface`, from an
+    /// allocator of DeepStream's memory type (`nvds`; see [`standin_memory`]).
     pub fn into_buffer(self, pts_ms: u64) -> gst::Buffer {
+        let mut b = gst::Buffer::new();
+        {
+            let b = b.get_mut().unwrap();
+            b.append_memory(standin_memory(self.surf));
+            b.set_pts(gst::ClockTime::from_mseconds(pts_ms));
+        }
+        b
+    }
+
+    /// The same bytes in plain system memory (GStreamer-rs's wrapped memory): what a buffer
+    /// under `memory:NVMM` caps that is not NVIDIA's looks like.
+    pub fn into_system_buffer(self, pts_ms: u64) -> gst::Buffer {
         let mut b = gst::Buffer::from_slice(self.surf);
         b.get_mut()
             .unwrap()
             .set_pts(gst::ClockTime::from_mseconds(pts_ms));
         b
+    }
+}
+
+/// The memory type of DeepStream's own buffer pool allocator (`GstNvDsMemoryAllocator`),
+/// which the stand-in allocator takes on so the element treats its memory as NVIDIA's.
+pub const NVDS_MEMORY_TYPE: &str = "nvds";
+
+/// A STAND-IN of DeepStream's buffer-pool allocator: a GstAllocator whose `mem_type` is
+/// `nvds` and whose memory maps to the `NvBufSurface` header bytes it wraps. Not NVIDIA's code.
+mod allocator_imp {
+    use gst::glib;
+    use gst::prelude::*;
+    use gst::subclass::prelude::*;
+
+    use super::Surf;
+
+    /// One memory: the GstMemory header, then what it wraps.
+    #[repr(C)]
+    pub(super) struct StandinMemory {
+        pub mem: gst::ffi::GstMemory,
+        pub surf: Surf,
+    }
+
+    #[derive(Default)]
+    pub struct NvDsStandinAllocator;
+
+    #[glib::object_subclass]
+    impl ObjectSubclass for NvDsStandinAllocator {
+        const NAME: &'static str = "IGuardStandinNvDsMemoryAllocator";
+        type Type = super::NvDsStandinAllocator;
+        type ParentType = gst::Allocator;
+    }
+
+    unsafe extern "C" fn mem_map(
+        mem: *mut gst::ffi::GstMemory,
+        _maxsize: usize,
+        _flags: gst::ffi::GstMapFlags,
+    ) -> glib::ffi::gpointer {
+        // SAFETY: every memory of this allocator is a `StandinMemory`; its header bytes stay
+        // put while the memory lives.
+        unsafe {
+            let m = mem.cast::<StandinMemory>();
+            (*m).surf.header.as_ptr().cast_mut().cast()
+        }
+    }
+
+    unsafe extern "C" fn mem_unmap(_mem: *mut gst::ffi::GstMemory) {}
+
+    unsafe extern "C" fn mem_share(
+        _mem: *mut gst::ffi::GstMemory,
+        _offset: isize,
+        _size: isize,
+    ) -> *mut gst::ffi::GstMemory {
+        // As NVIDIA's pool memory (flag NO_SHARE): never shared; a buffer copy copies it.
+        std::ptr::null_mut()
+    }
+
+    impl ObjectImpl for NvDsStandinAllocator {
+        fn constructed(&self) {
+            self.parent_constructed();
+            let a: *mut gst::ffi::GstAllocator = self.obj().upcast_ref::<gst::Allocator>().as_ptr();
+            // SAFETY: our own, just constructed allocator; the strings are static.
+            unsafe {
+                (*a).mem_type = c"nvds".as_ptr();
+                (*a).mem_map = Some(mem_map);
+                (*a).mem_unmap = Some(mem_unmap);
+                (*a).mem_share = Some(mem_share);
+                // mem_copy stays GStreamer's fallback (a system-memory copy).
+                (*a).object.flags |= gst::ffi::GST_ALLOCATOR_FLAG_CUSTOM_ALLOC
+                    | gst::ffi::GST_OBJECT_FLAG_MAY_BE_LEAKED;
+            }
+        }
+    }
+
+    impl GstObjectImpl for NvDsStandinAllocator {}
+
+    unsafe impl AllocatorImpl for NvDsStandinAllocator {
+        unsafe fn alloc(
+            &self,
+            _size: usize,
+            _params: &gst::AllocationParams,
+        ) -> *mut gst::ffi::GstMemory {
+            // Memory is only made around a surface (`standin_memory`).
+            std::ptr::null_mut()
+        }
+
+        unsafe fn free(&self, memory: *mut gst::ffi::GstMemory) {
+            // SAFETY: made by `standin_memory` with `Box::into_raw`, freed once, here.
+            drop(unsafe { Box::from_raw(memory.cast::<StandinMemory>()) });
+        }
+    }
+}
+
+gst::glib::wrapper! {
+    pub struct NvDsStandinAllocator(ObjectSubclass<allocator_imp::NvDsStandinAllocator>)
+        @extends gst::Allocator, gst::Object;
+}
+
+fn nvds_allocator() -> &'static NvDsStandinAllocator {
+    static A: OnceLock<NvDsStandinAllocator> = OnceLock::new();
+    A.get_or_init(gst::glib::Object::new)
+}
+
+/// A memory of the stand-in `nvds` allocator showing `surf`'s header bytes.
+fn standin_memory(surf: Surf) -> gst::Memory {
+    use gst::glib::translate::ToGlibPtr;
+    use gst::prelude::Cast;
+    let size = surf.header.len();
+    let m = Box::into_raw(Box::new(allocator_imp::StandinMemory {
+        // SAFETY: a plain C struct; `gst_memory_init` fills it below.
+        mem: unsafe { std::mem::zeroed() },
+        surf,
+    }));
+    let allocator: *mut gst::ffi::GstAllocator = nvds_allocator()
+        .upcast_ref::<gst::Allocator>()
+        .to_glib_none()
+        .0;
+    // SAFETY: `m` starts with a GstMemory; `gst_memory_init` takes a reference on the
+    // allocator, whose `free` gives the box back.
+    unsafe {
+        gst::ffi::gst_memory_init(
+            m.cast(),
+            gst::ffi::GST_MEMORY_FLAG_NO_SHARE,
+            allocator,
+            std::ptr::null_mut(),
+            size,
+            7,
+            0,
+            size,
+        );
+        gst::Memory::from_glib_full(m.cast())
     }
 }
 

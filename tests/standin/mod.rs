@@ -522,3 +522,24 @@ pub fn attach_undersized(buffer: &mut gst::BufferRef) {
     };
     assert!(!meta.is_null());
 }
+
+/// Attaches an `NvDsMeta` of `meta_type` whose `meta_data` is `meta_data` as it is, owning
+/// nothing: the caller keeps that memory alive as long as the buffer (the fuzz target's
+/// arena of random metadata).
+pub fn attach_raw(buffer: &mut gst::BufferRef, meta_data: *mut u8, meta_type: i32) {
+    let infos = infos();
+    let mut params = InitParams {
+        meta_data: meta_data.cast(),
+        meta_type,
+        owned: std::ptr::null_mut(),
+    };
+    // SAFETY: `buffer` is writable; `params` outlives the call; a null `owned` frees nothing.
+    let meta = unsafe {
+        gst::ffi::gst_buffer_add_meta(
+            buffer.as_mut_ptr(),
+            infos.full,
+            std::ptr::addr_of_mut!(params).cast(),
+        )
+    };
+    assert!(!meta.is_null(), "gst_buffer_add_meta failed");
+}
