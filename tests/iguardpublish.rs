@@ -851,6 +851,7 @@ fn publish_events(props: &str, events: Vec<gst::Event>) -> (gst::Structure, Vec<
 
 #[test]
 fn a_large_snapshot_keeps_the_mqtt_session_and_one_over_the_brokers_limit_is_left_off() {
+    init();
     // A 1.5 MiB snapshot, under iguardverify's default snapshot-max-bytes (2 MiB): the
     // default bound makes room for it, and the session carries it.
     let big = 1_500_000;
