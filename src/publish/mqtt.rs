@@ -655,6 +655,36 @@ mod tests {
     }
 
     #[test]
+    fn the_packet_bound_comes_from_the_settings_and_counts_as_the_client_does() {
+        let mib = 1 << 20;
+        assert_eq!(packet_bound(0, None), 2 * mib + SNAPSHOT_ROOM);
+        assert_eq!(packet_bound(0, Some(4 * mib)), 4 * mib + SNAPSHOT_ROOM);
+        assert_eq!(packet_bound(0, Some(1024)), mib, "at least 1 MiB");
+        assert_eq!(
+            packet_bound(131_072, Some(4 * mib)),
+            131_072,
+            "the broker's limit wins"
+        );
+        assert_eq!(packet_bound(u32::MAX, None), PROTOCOL_MAX_PACKET);
+        // The size rumqttc checks against its bound, for each length of the length field.
+        for len in [
+            0,
+            1,
+            100,
+            127,
+            16_000,
+            16_383,
+            2_097_000,
+            2_097_151,
+            3 << 20,
+        ] {
+            let mut p = rumqttc::Publish::new("a/b/snapshot", QoS::AtLeastOnce, vec![0u8; len]);
+            p.pkid = 1;
+            assert_eq!(publish_size("a/b/snapshot", len), p.size(), "{len}");
+        }
+    }
+
+    #[test]
     fn backoff_doubles_to_the_cap_with_jitter() {
         let (min, max) = (Duration::from_millis(100), Duration::from_secs(2));
         for n in 0..30 {
