@@ -17,7 +17,7 @@ IGUARD_LONG_MK := 1
 
 FUZZ_SECONDS ?= 300
 FUZZ_SANITIZER ?= none
-FUZZ_TARGETS := replay_parser config_yaml deepstream_reader
+FUZZ_TARGETS := replay_parser config_yaml deepstream_reader spool_loader
 LONG_DIR := $(CURDIR)/target/long
 LONG_ENV := IGUARD_LONG=1 GST_REGISTRY=$(LONG_DIR)/gst-registry.bin
 FUZZ_ENV := $(if $(filter-out none,$(FUZZ_SANITIZER)),RUSTC_BOOTSTRAP=1)

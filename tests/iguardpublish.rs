@@ -807,6 +807,122 @@ fn qos_0_and_2_deliver_every_verdict_too() {
     }
 }
 
+/// An `iguard-verdict` event as `iguardverify` sends it downstream, with a snapshot of
+/// `jpeg_bytes` bytes (none for 0).
+fn verdict_event(request_id: u64, source_id: u32, jpeg_bytes: usize) -> gst::Event {
+    let mut s = gst::Structure::builder("iguard-verdict")
+        .field("request-id", request_id)
+        .field("source-id", source_id)
+        .field("status", "verified")
+        .field("run-id", "5eed")
+        .field("element", "v")
+        .build();
+    if jpeg_bytes > 0 {
+        let jpeg: Vec<u8> = (0..jpeg_bytes).map(|i| (i * 7 % 251) as u8).collect();
+        s.set("snapshot", gst::Buffer::from_mut_slice(jpeg));
+    }
+    gst::event::CustomDownstream::new(s)
+}
+
+/// Sends `events` through an `iguardpublish <props>` in a harness to EOS; returns its `stats`
+/// and the warnings it posted.
+fn publish_events(props: &str, events: Vec<gst::Event>) -> (gst::Structure, Vec<String>) {
+    init();
+    let e = gst::parse::launch(&format!("iguardpublish {props}")).unwrap();
+    let bus = gst::Bus::new();
+    e.set_bus(Some(&bus));
+    let mut h = gst_check::Harness::with_element(&e, Some("sink"), Some("src"));
+    h.set_src_caps_str("video/x-raw");
+    for ev in events {
+        assert!(h.push_event(ev));
+    }
+    // EOS waits (up to flush-timeout) for the broker's acknowledgements.
+    assert!(h.push_event(gst::event::Eos::new()));
+    let stats = e.property::<gst::Structure>("stats");
+    drop(h);
+    let warnings = std::iter::from_fn(|| bus.pop())
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Warning(w) => Some(w.error().to_string()),
+            _ => None,
+        })
+        .collect();
+    (stats, warnings)
+}
+
+#[test]
+fn a_large_snapshot_keeps_the_mqtt_session_and_one_over_the_brokers_limit_is_left_off() {
+    init();
+    // A 1.5 MiB snapshot, under iguardverify's default snapshot-max-bytes (2 MiB): the
+    // default bound makes room for it, and the session carries it.
+    let big = 1_500_000;
+    let broker = Broker::start("big-snapshot");
+    let sub = Subscriber::start(broker.port, "sub-big", "big/#", false);
+    let props = format!(
+        "mqtt-url={} topic-prefix=big flush-timeout=30000",
+        broker.url()
+    );
+    let (s, warnings) = publish_events(
+        &props,
+        vec![verdict_event(1, 1, big), verdict_event(2, 1, 0)],
+    );
+    sub.wait(
+        "the snapshot and both events",
+        Duration::from_secs(30),
+        |m| on(m, "big/1/snapshot").len() == 1 && ids_on(m, "big/verdicts").len() == 2,
+    );
+    let msgs = sub.messages();
+    let snap = on(&msgs, "big/1/snapshot")[0];
+    assert_eq!(snap.payload.len(), big);
+    assert!(
+        snap.payload
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == (i * 7 % 251) as u8)
+    );
+    assert_eq!(ids_on(&msgs, "big/verdicts"), [1, 2]);
+    assert_eq!(u(&s, "mqtt-delivered"), 2, "{s}");
+    assert_eq!(u(&s, "mqtt-disconnects"), 0, "the session survived: {s}");
+    assert_eq!(u(&s, "mqtt-connects"), 1, "{s}");
+    assert_eq!(u(&s, "mqtt-snapshots-skipped"), 0, "{s}");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    drop(sub);
+    drop(broker);
+
+    // A broker that takes at most 1 MiB (mosquitto disconnects a client that sends more),
+    // and the element told so: the large snapshot is left off, its event still goes, a
+    // smaller snapshot of another source goes, and the session never drops.
+    let broker = Broker::start_with("small-broker", |_| "max_packet_size 1048576\n".into());
+    let sub = Subscriber::start(broker.port, "sub-small", "small/#", false);
+    let props = format!(
+        "mqtt-url={} topic-prefix=small mqtt-max-packet-bytes=1048576 flush-timeout=30000",
+        broker.url()
+    );
+    let (s, warnings) = publish_events(
+        &props,
+        vec![verdict_event(1, 1, big), verdict_event(2, 2, 4096)],
+    );
+    sub.wait(
+        "both events and the small snapshot",
+        Duration::from_secs(30),
+        |m| on(m, "small/2/snapshot").len() == 1 && ids_on(m, "small/verdicts").len() == 2,
+    );
+    let msgs = sub.messages();
+    assert!(on(&msgs, "small/1/snapshot").is_empty());
+    assert_eq!(on(&msgs, "small/2/snapshot")[0].payload.len(), 4096);
+    // The event still says what the snapshot was.
+    let first = &on(&msgs, "small/verdicts")[0].json();
+    assert_eq!(first["snapshot"]["bytes"], big as u64, "{first}");
+    assert_eq!(u(&s, "mqtt-snapshots-skipped"), 1, "{s}");
+    assert_eq!(u(&s, "mqtt-too-large"), 0, "{s}");
+    assert_eq!(u(&s, "mqtt-disconnects"), 0, "{s}");
+    assert_eq!(u(&s, "mqtt-delivered"), 2, "{s}");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("mqtt-max-packet-bytes") && warnings[0].contains("1048576"),
+        "{warnings:?}"
+    );
+}
+
 /// `tests/python/webhook_server.py` on a loopback port, killed when dropped (a failing test
 /// included).
 struct Hook {
@@ -822,6 +938,18 @@ impl Hook {
 
     /// `tls`: the server's certificate and key files, for HTTPS.
     fn start_with(dir: &Path, secret: &str, fail_s: f64, refuse_mod: u64, tls: &[&Path]) -> Hook {
+        Hook::start_scripted(dir, secret, fail_s, refuse_mod, tls, "")
+    }
+
+    /// `script`: the answers to the first requests (the server's HOOK_SCRIPT).
+    fn start_scripted(
+        dir: &Path,
+        secret: &str,
+        fail_s: f64,
+        refuse_mod: u64,
+        tls: &[&Path],
+        answers: &str,
+    ) -> Hook {
         use std::io::BufRead;
         let port = broker::free_port();
         let log = dir.join("webhook.jsonl");
@@ -836,6 +964,7 @@ impl Hook {
                 log.display().to_string(),
             ])
             .args(tls)
+            .env("HOOK_SCRIPT", answers)
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("python3 runs the webhook server");
@@ -941,20 +1070,147 @@ fn the_webhook_gets_every_verdict_once_in_order_through_5xx_and_drops_4xx() {
 }
 
 #[test]
-fn a_wrong_webhook_secret_is_refused_and_an_unreachable_webhook_never_blocks() {
-    let dir = tmpdir("webhook-bad");
-    let hook = Hook::start(&dir, "right", 0.0, 0);
+fn a_webhook_that_says_slow_down_loses_nothing_and_waits_its_retry_after() {
+    let dir = tmpdir("webhook-slow-down");
+    // 429 with Retry-After in seconds, 408 with an HTTP date, then 401 and 403, then 200.
+    let hook = Hook::start_scripted(&dir, "k", 0.0, 0, &[], "429/s2,408/d3,401,403");
     let props = format!(
-        "webhook-url=http://127.0.0.1:{}/ webhook-secret=wrong",
+        "webhook-url=http://127.0.0.1:{}/ webhook-secret=k reconnect-delay=20 \
+         reconnect-max-delay=100 flush-timeout=60000",
         hook.port
     );
-    let run = run_watched(&dir, Duration::from_secs(120), 60, false, 5, &props);
+    let run = run_watched(&dir, Duration::from_secs(180), 60, false, 5, &props);
+    let answers = hook.answers();
+    let codes: Vec<i64> = answers
+        .iter()
+        .map(|a| a["code"].as_i64().unwrap())
+        .collect();
+    assert_eq!(codes[..5], [429, 408, 401, 403, 200], "{codes:?}");
+    // The same event, kept through all four, and sent again only after each Retry-After
+    // (the back-off alone would be at most 100 ms).
+    assert!(
+        answers[..5]
+            .iter()
+            .all(|a| a["event_id"] == answers[0]["event_id"]),
+        "{answers:?}"
+    );
+    let t = |i: usize| answers[i]["t"].as_f64().unwrap();
+    assert!(
+        t(1) - t(0) >= 1.9,
+        "Retry-After: 2 not honoured: {}",
+        t(1) - t(0)
+    );
+    assert!(
+        t(2) - t(1) >= 1.9,
+        "Retry-After: <date 3 s ahead> not honoured: {}",
+        t(2) - t(1)
+    );
+    let ok: Vec<u64> = answers
+        .iter()
+        .filter(|a| a["code"] == 200 && a["schema"] == "iguard.verdict/1")
+        .map(|a| a["request_id"].as_u64().unwrap())
+        .collect();
+    assert!(!run.verdicts.is_empty());
+    assert_once("webhook after 429/408/401/403", &ok, &run.verdicts);
+    let s = &run.publisher;
+    assert_eq!(u(s, "webhook-rejected"), 0, "{s}");
+    assert_eq!(u(s, "webhook-retries"), 4, "{s}");
+    assert_eq!(u(s, "webhook-delivered"), run.verdicts.len() as u64, "{s}");
+    let states: Vec<&(String, String, String)> = run
+        .states
+        .iter()
+        .filter(|(sink, ..)| sink == "webhook")
+        .collect();
+    let downs: Vec<_> = states.iter().filter(|(_, st, _)| st == "down").collect();
+    assert_eq!(downs.len(), 1, "one warning per outage: {states:?}");
+    assert!(
+        downs[0].2.contains("answered 429") && downs[0].2.contains("Retry-After 2 s"),
+        "{}",
+        downs[0].2
+    );
+    assert!(states.iter().any(|(_, st, _)| st == "up"), "{states:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_wrong_webhook_secret_keeps_every_event_until_it_is_fixed_and_an_unreachable_webhook_never_blocks()
+ {
+    let dir = tmpdir("webhook-bad");
+    let spool = dir.join("spool");
+    let hook = Hook::start(&dir, "right", 0.0, 0);
+    let props = |secret: &str, log: &str, flush_ms: u32| {
+        format!(
+            "webhook-url=http://127.0.0.1:{}/ webhook-secret={secret} spool-dir={} \
+             file-path={} reconnect-delay=20 reconnect-max-delay=100 flush-timeout={flush_ms}",
+            hook.port,
+            spool.display(),
+            dir.join(log).display()
+        )
+    };
+    // A secret the receiver does not take (rotated on one side only): an outage, not a
+    // refusal of the events. Every one is kept, and one warning says what to check.
+    let run = run_watched(
+        &dir,
+        Duration::from_secs(120),
+        60,
+        false,
+        5,
+        &props("wrong", "a", 500),
+    );
     let answers = hook.answers();
     assert!(!answers.is_empty());
     assert!(answers.iter().all(|a| a["code"] == 401), "{answers:?}");
     let s = &run.publisher;
-    assert_eq!(u(s, "webhook-rejected"), run.verdicts.len() as u64, "{s}");
+    assert_eq!(u(s, "webhook-rejected"), 0, "{s}");
     assert_eq!(u(s, "webhook-delivered"), 0, "{s}");
+    assert_eq!(
+        u(s, "webhook-spool-events"),
+        run.verdicts.len() as u64,
+        "{s}"
+    );
+    assert!(u(s, "webhook-retries") >= 1, "{s}");
+    let downs: Vec<_> = run
+        .states
+        .iter()
+        .filter(|(sink, st, _)| sink == "webhook" && st == "down")
+        .collect();
+    assert_eq!(downs.len(), 1, "{:?}", run.states);
+    assert!(
+        downs[0].2.contains("answered 401") && downs[0].2.contains("webhook-secret"),
+        "{}",
+        downs[0].2
+    );
+    // The secret is fixed: the next start sends what the first kept, then its own.
+    let first: Vec<String> = lines(&dir.join("a"))
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_string())
+        .collect();
+    let before = answers.len();
+    let run2 = run_watched(
+        &dir,
+        Duration::from_secs(120),
+        60,
+        false,
+        5,
+        &props("right", "b", 30_000),
+    );
+    let second: Vec<String> = lines(&dir.join("b"))
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_string())
+        .collect();
+    let ok: Vec<String> = hook.answers()[before..]
+        .iter()
+        .filter(|a| a["code"] == 200)
+        .map(|a| a["event_id"].as_str().unwrap().to_string())
+        .collect();
+    let mut want: Vec<String> = first.iter().chain(&second).cloned().collect();
+    want.sort();
+    let mut got = ok.clone();
+    got.sort();
+    assert_eq!(got, want, "every event of both runs, once");
+    let s = &run2.publisher;
+    assert_eq!(u(s, "webhook-replayed"), first.len() as u64, "{s}");
+    assert_eq!(u(s, "webhook-spool-events"), 0, "{s}");
     drop(hook);
 
     // Nobody listens: the video still reaches EOS (flush-timeout bounds the wait), a warning

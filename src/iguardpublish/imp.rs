@@ -62,6 +62,7 @@ struct Settings {
     mqtt_password: Option<String>,
     mqtt_qos: u32,
     mqtt_client_id: Option<String>,
+    mqtt_max_packet_bytes: u32,
     tls_ca_file: Option<String>,
     spool_dir: Option<String>,
     spool_max_bytes: u64,
@@ -94,6 +95,7 @@ impl Default for Settings {
             mqtt_password: None,
             mqtt_qos: DEFAULT_MQTT_QOS,
             mqtt_client_id: None,
+            mqtt_max_packet_bytes: 0,
             tls_ca_file: None,
             spool_dir: None,
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
@@ -161,6 +163,8 @@ fn stats_structure(s: &Stats) -> gst::Structure {
         .field("mqtt-replayed", s.mqtt_replayed)
         .field("mqtt-connects", s.mqtt_connects)
         .field("mqtt-disconnects", s.mqtt_disconnects)
+        .field("mqtt-snapshots-skipped", s.mqtt_snapshots_skipped)
+        .field("mqtt-too-large", s.mqtt_too_large)
         .field("spool-events", s.spool_events)
         .field("spool-bytes", s.spool_bytes)
         .field("spool-dropped", s.spool_dropped)
@@ -168,6 +172,7 @@ fn stats_structure(s: &Stats) -> gst::Structure {
         .field("snapshots-failed", s.snapshots_failed)
         .field("spool-disk", s.spool_disk)
         .field("spool-disk-errors", s.spool_disk_errors)
+        .field("spool-skipped", s.spool_skipped)
         .field("gaps", s.gaps)
         .field("latency-p50-ms", s.latency_p50_ms)
         .field("latency-p99-ms", s.latency_p99_ms)
@@ -178,6 +183,7 @@ fn stats_structure(s: &Stats) -> gst::Structure {
         .field("webhook-retries", s.webhook_retries)
         .field("webhook-spool-events", s.webhook_spool_events)
         .field("webhook-spool-dropped", s.webhook_spool_dropped)
+        .field("webhook-spool-skipped", s.webhook_spool_skipped)
         .field("webhook-gaps", s.webhook_gaps)
         .build()
 }
@@ -215,6 +221,10 @@ impl IGuardPublish {
                     reconnect_max: Duration::from_millis(settings.reconnect_max_delay as u64),
                     keep_alive: Duration::from_secs(settings.keep_alive as u64),
                     connect_timeout: Duration::from_secs(settings.connect_timeout as u64),
+                    max_packet_bytes: mqtt::packet_bound(
+                        settings.mqtt_max_packet_bytes,
+                        upstream_snapshot_max(self.obj().upcast_ref()),
+                    ),
                 })
             }
         };
@@ -282,9 +292,8 @@ impl IGuardPublish {
     }
 }
 
-/// The `iguardverify` elements upstream of `element` in the same bin (through any elements in
-/// between), with their pool figures from `stats`.
-fn upstream_verifiers(element: &gst::Element) -> Vec<metrics::Verifier> {
+/// The `iguardverify` elements upstream of `element` (through any elements in between).
+fn upstream_verifier_elements(element: &gst::Element) -> Vec<gst::Element> {
     let mut found = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut todo = vec![element.clone()];
@@ -297,19 +306,40 @@ fn upstream_verifiers(element: &gst::Element) -> Vec<metrics::Verifier> {
                 todo.push(up);
             }
         }
-        let is_verifier = e.factory().is_some_and(|f| f.name() == "iguardverify");
-        if is_verifier {
+        if e.factory().is_some_and(|f| f.name() == "iguardverify") {
+            found.push(e);
+        }
+    }
+    found
+}
+
+/// The largest `snapshot-max-bytes` of the verifiers upstream, `None` without one.
+fn upstream_snapshot_max(element: &gst::Element) -> Option<usize> {
+    upstream_verifier_elements(element)
+        .iter()
+        .filter_map(|e| {
+            e.find_property("snapshot-max-bytes")
+                .map(|_| e.property::<u32>("snapshot-max-bytes") as usize)
+        })
+        .max()
+}
+
+/// The `iguardverify` elements upstream of `element` in the same bin (through any elements in
+/// between), with their pool figures from `stats`.
+fn upstream_verifiers(element: &gst::Element) -> Vec<metrics::Verifier> {
+    upstream_verifier_elements(element)
+        .iter()
+        .map(|e| {
             let s = e.property::<gst::Structure>("stats");
             let get = |f: &str| s.get::<u32>(f).map_or(0, u64::from);
-            found.push(metrics::Verifier {
+            metrics::Verifier {
                 element: e.name().to_string(),
                 queue_depth: get("queue-depth"),
                 workers: get("workers"),
                 workers_active: get("workers-active"),
-            });
-        }
-    }
-    found
+            }
+        })
+        .collect()
 }
 
 #[glib::object_subclass]
@@ -414,6 +444,19 @@ impl ObjectImpl for IGuardPublish {
                     "MQTT client id",
                     "Client id at the broker; unset = iguard-<element name>-<random>",
                 ),
+                glib::ParamSpecUInt::builder("mqtt-max-packet-bytes")
+                    .nick("MQTT packet bound")
+                    .blurb(
+                        "Largest MQTT packet sent, in bytes: set it to the broker's limit. A \
+                         snapshot over it is left off (its event is sent) and counted in \
+                         mqtt-snapshots-skipped; 0 = room for the largest snapshot of the \
+                         iguardverify elements upstream (their snapshot-max-bytes + 64 KiB, \
+                         at least 1 MiB)",
+                    )
+                    .maximum(mqtt::PROTOCOL_MAX_PACKET as u32)
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
                 string(
                     "tls-ca-file",
                     "TLS CA file",
@@ -546,12 +589,15 @@ impl ObjectImpl for IGuardPublish {
                     .blurb(
                         "iguard-publish-stats: received, queue-dropped, invalid, queued, \
                          file-written, file-failed, mqtt-connected, mqtt-delivered, \
-                         mqtt-replayed, mqtt-connects, mqtt-disconnects, spool-events, \
-                         spool-bytes, spool-dropped, spool-disk, spool-disk-errors, gaps, \
+                         mqtt-replayed, mqtt-connects, mqtt-disconnects, \
+                         mqtt-snapshots-skipped (over mqtt-max-packet-bytes: left off their \
+                         event), mqtt-too-large (events over it: dropped), spool-events, \
+                         spool-bytes, spool-dropped, spool-disk, spool-disk-errors, \
+                         spool-skipped (folder lines that were not events at the start), gaps, \
                          latency-p50-ms, latency-p99-ms (verdict to PUBACK, live events), \
                          webhook-connected, webhook-delivered, webhook-replayed, \
                          webhook-rejected, webhook-retries, webhook-spool-events, \
-                         webhook-spool-dropped, webhook-gaps",
+                         webhook-spool-dropped, webhook-spool-skipped, webhook-gaps",
                     )
                     .read_only()
                     .build(),
@@ -597,6 +643,9 @@ impl ObjectImpl for IGuardPublish {
             }
             "keep-alive" => s.keep_alive = value.get().expect("type checked upstream"),
             "connect-timeout" => s.connect_timeout = value.get().expect("type checked upstream"),
+            "mqtt-max-packet-bytes" => {
+                s.mqtt_max_packet_bytes = value.get().expect("type checked upstream")
+            }
             "webhook-url" => s.webhook_url = string(),
             "webhook-secret" => s.webhook_secret = string(),
             "webhook-timeout" => s.webhook_timeout = value.get().expect("type checked upstream"),
@@ -638,6 +687,7 @@ impl ObjectImpl for IGuardPublish {
             "reconnect-max-delay" => s.reconnect_max_delay.to_value(),
             "keep-alive" => s.keep_alive.to_value(),
             "connect-timeout" => s.connect_timeout.to_value(),
+            "mqtt-max-packet-bytes" => s.mqtt_max_packet_bytes.to_value(),
             "webhook-url" => s.webhook_url.to_value(),
             "webhook-secret" => None::<String>.to_value(),
             "webhook-timeout" => s.webhook_timeout.to_value(),

@@ -2,7 +2,10 @@
 //! Prometheus metrics of every `iguardpublish` in the process: one process-wide registry
 //! (`prometheus-client`), filled at scrape time from each element's figures — the same
 //! [`Stats`](super::Stats) the `stats` property shows, so the two cannot disagree — and
-//! served in OpenMetrics text at `/metrics` by one small thread per address.
+//! served in OpenMetrics text at `/metrics` by one small thread per address, which hands each
+//! connection to a thread of its own (at most [`MAX_CONNECTIONS`] at once; more are closed at
+//! once). Each request has [`REQUEST_DEADLINE`] in all to arrive and be answered, so a client
+//! that sends one byte every few seconds is cut off and never holds a scrape back.
 //!
 //! An element's figures stay in the registry until the element is freed (like `stats`,
 //! which shows the last run after a stop), so the last run can still be scraped.
@@ -10,9 +13,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -58,6 +61,11 @@ pub type Upstream = Box<dyn Fn() -> Vec<Verifier> + Send + Sync>;
 static SERVERS: LazyLock<Mutex<HashMap<SocketAddr, ()>>> = LazyLock::new(Default::default);
 
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The time a request has, in all, to arrive and be answered.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+/// Connections served at once per address; more are closed at once.
+pub const MAX_CONNECTIONS: usize = 8;
 
 /// Adds (or replaces, at a restart) an element's figures; returns the `publisher` label its
 /// series carry.
@@ -224,6 +232,7 @@ impl Collector for Publishers {
                 result("mqtt", "delivered", s.mqtt_delivered);
                 result("mqtt", "replayed", s.mqtt_replayed);
                 result("mqtt", "spool_dropped", s.spool_dropped);
+                result("mqtt", "spool_skipped", s.spool_skipped);
                 spool.push((
                     labels(&[("publisher", p), ("output", "mqtt")]),
                     s.spool_events,
@@ -239,6 +248,7 @@ impl Collector for Publishers {
                 result("webhook", "rejected", s.webhook_rejected);
                 result("webhook", "retried", s.webhook_retries);
                 result("webhook", "spool_dropped", s.webhook_spool_dropped);
+                result("webhook", "spool_skipped", s.webhook_spool_skipped);
                 spool.push((
                     labels(&[("publisher", p), ("output", "webhook")]),
                     s.webhook_spool_events,
@@ -342,16 +352,26 @@ pub fn render() -> String {
 }
 
 fn answer(mut stream: TcpStream) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+    let deadline = Instant::now() + REQUEST_DEADLINE;
+    let left = || Some(deadline.saturating_duration_since(Instant::now())).filter(|d| !d.is_zero());
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];
     while !got.windows(4).any(|w| w == b"\r\n\r\n") && got.len() < 16384 {
+        // The deadline is for the whole request, not for each read.
+        let Some(wait) = left() else {
+            let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+            let _ = stream.write_all(
+                b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            return;
+        };
+        let _ = stream.set_read_timeout(Some(wait));
         match stream.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => got.extend_from_slice(&buf[..n]),
         }
     }
+    let _ = stream.set_write_timeout(Some(left().unwrap_or(Duration::from_millis(200))));
     let text = String::from_utf8_lossy(&got);
     let mut first = text.lines().next().unwrap_or_default().split_whitespace();
     let (method, path) = (first.next().unwrap_or(""), first.next().unwrap_or(""));
@@ -390,9 +410,23 @@ pub fn serve(addr: SocketAddr) -> Result<(), String> {
     std::thread::Builder::new()
         .name("iguardpub-metrics".into())
         .spawn(move || {
+            let busy = Arc::new(AtomicUsize::new(0));
             for stream in listener.incoming().flatten() {
-                // One scrape at a time is plenty; each is bounded by its timeouts.
-                answer(stream);
+                if busy.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+                    // Closed now: a flood of connections costs no thread and no memory.
+                    busy.fetch_sub(1, Ordering::AcqRel);
+                    continue;
+                }
+                let b = busy.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("iguardpub-scrape".into())
+                    .spawn(move || {
+                        answer(stream);
+                        b.fetch_sub(1, Ordering::AcqRel);
+                    });
+                if spawned.is_err() {
+                    busy.fetch_sub(1, Ordering::AcqRel);
+                }
             }
         })
         .map_err(|e| format!("cannot start the metrics thread: {e}"))?;
@@ -403,6 +437,82 @@ pub fn serve(addr: SocketAddr) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `GET /metrics` over a plain socket: the status line, or why there is none (a generous
+    /// limit that only turns a hang into a failure).
+    fn get(addr: SocketAddr) -> Result<String, String> {
+        let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))
+            .map_err(|e| e.to_string())?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .map_err(|e| e.to_string())?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).map_err(|e| e.to_string())?;
+        Ok(text.lines().next().unwrap_or_default().to_string())
+    }
+
+    #[test]
+    fn a_slow_client_holds_no_scrape_back_and_is_cut_off_at_the_deadline() {
+        let addr = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        serve(addr).unwrap();
+        // One byte every 2 s, for far longer than the deadline; it reports how it ended.
+        let slow = std::thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            for b in b"GET /metrics HTTP/1.1\r\nHost: slowly-slowly-slowly\r\n".iter() {
+                if s.write_all(&[*b]).is_err() {
+                    return "write refused";
+                }
+                let mut buf = [0u8; 64];
+                s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                match s.read(&mut buf) {
+                    Ok(0) => return "closed",
+                    Ok(_) => return "answered",
+                    Err(_) => {} // nothing yet: the next byte
+                }
+            }
+            "never cut off"
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        // Scrapes while the slow client is connected: each is answered.
+        for _ in 0..3 {
+            assert_eq!(get(addr).unwrap(), "HTTP/1.1 200 OK");
+        }
+        let ended = slow.join().unwrap();
+        assert!(ended == "answered" || ended == "closed", "{ended}");
+    }
+
+    #[test]
+    fn connections_past_the_limit_are_closed_and_the_server_goes_on() {
+        let addr = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        serve(addr).unwrap();
+        // Idle connections fill every slot; one more is closed without an answer.
+        let idle: Vec<TcpStream> = (0..MAX_CONNECTIONS)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let refused = get(addr);
+        assert!(
+            !matches!(&refused, Ok(l) if l.starts_with("HTTP")),
+            "answered past the limit: {refused:?}"
+        );
+        drop(idle);
+        // Their threads end as the connections close; then scrapes are answered again.
+        let mut answer = get(addr);
+        for _ in 0..100 {
+            if matches!(&answer, Ok(l) if l == "HTTP/1.1 200 OK") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            answer = get(addr);
+        }
+        assert_eq!(answer.unwrap(), "HTTP/1.1 200 OK");
+    }
 
     #[test]
     fn addresses() {

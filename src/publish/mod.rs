@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -111,6 +111,10 @@ pub struct Counters {
     pub mqtt_replayed: AtomicU64,
     pub mqtt_connects: AtomicU64,
     pub mqtt_disconnects: AtomicU64,
+    /// Snapshots over the MQTT packet bound: left off, their event sent.
+    pub mqtt_snapshots_skipped: AtomicU64,
+    /// Events over the MQTT packet bound: dropped.
+    pub mqtt_too_large: AtomicU64,
     pub gaps: AtomicU64,
     pub webhook_delivered: AtomicU64,
     pub webhook_replayed: AtomicU64,
@@ -137,11 +141,15 @@ pub struct Stats {
     pub mqtt_replayed: u64,
     pub mqtt_connects: u64,
     pub mqtt_disconnects: u64,
+    pub mqtt_snapshots_skipped: u64,
+    pub mqtt_too_large: u64,
     pub spool_events: u64,
     pub spool_bytes: u64,
     pub spool_dropped: u64,
     pub spool_disk: bool,
     pub spool_disk_errors: u64,
+    /// Lines of the spool folder that were not events at the start (torn, garbage): skipped.
+    pub spool_skipped: u64,
     pub gaps: u64,
     /// Verdict produced → PUBACK, live (not replayed) events, over the last [`LATENCY_SAMPLES`].
     pub latency_p50_ms: f64,
@@ -153,6 +161,7 @@ pub struct Stats {
     pub webhook_retries: u64,
     pub webhook_spool_events: u64,
     pub webhook_spool_dropped: u64,
+    pub webhook_spool_skipped: u64,
     pub webhook_gaps: u64,
     /// `snapshot-dir` files written, and snapshots that could not be.
     pub snapshots_written: u64,
@@ -167,9 +176,12 @@ impl Stats {
             "file_written": self.file_written, "file_failed": self.file_failed,
             "mqtt_connected": self.mqtt_connected, "mqtt_delivered": self.mqtt_delivered,
             "mqtt_replayed": self.mqtt_replayed, "mqtt_connects": self.mqtt_connects,
-            "mqtt_disconnects": self.mqtt_disconnects, "spool_events": self.spool_events,
+            "mqtt_disconnects": self.mqtt_disconnects,
+            "mqtt_snapshots_skipped": self.mqtt_snapshots_skipped,
+            "mqtt_too_large": self.mqtt_too_large, "spool_events": self.spool_events,
             "spool_bytes": self.spool_bytes, "spool_dropped": self.spool_dropped,
             "spool_disk": self.spool_disk, "spool_disk_errors": self.spool_disk_errors,
+            "spool_skipped": self.spool_skipped,
             "gaps": self.gaps, "latency_p50_ms": self.latency_p50_ms,
             "latency_p99_ms": self.latency_p99_ms,
             "webhook_connected": self.webhook_connected,
@@ -179,6 +191,7 @@ impl Stats {
             "webhook_retries": self.webhook_retries,
             "webhook_spool_events": self.webhook_spool_events,
             "webhook_spool_dropped": self.webhook_spool_dropped,
+            "webhook_spool_skipped": self.webhook_spool_skipped,
             "webhook_gaps": self.webhook_gaps,
         })
     }
@@ -257,9 +270,10 @@ impl Shared {
                 s.disk_errors,
             )
         };
-        let (webhook_spool_events, webhook_spool_dropped) = {
+        let spool_skipped = lock(&self.spool).skipped;
+        let (webhook_spool_events, webhook_spool_dropped, webhook_spool_skipped) = {
             let s = lock(&self.webhook_spool);
-            (s.len() as u64, s.dropped)
+            (s.len() as u64, s.dropped, s.skipped)
         };
         let mut lat: Vec<f64> = lock(&self.latencies).iter().copied().collect();
         lat.sort_by(f64::total_cmp);
@@ -277,11 +291,14 @@ impl Shared {
             mqtt_replayed: get(&c.mqtt_replayed),
             mqtt_connects: get(&c.mqtt_connects),
             mqtt_disconnects: get(&c.mqtt_disconnects),
+            mqtt_snapshots_skipped: get(&c.mqtt_snapshots_skipped),
+            mqtt_too_large: get(&c.mqtt_too_large),
             spool_events,
             spool_bytes,
             spool_dropped,
             spool_disk,
             spool_disk_errors,
+            spool_skipped,
             gaps: get(&c.gaps),
             latency_p50_ms: percentile(&lat, 0.5),
             latency_p99_ms: percentile(&lat, 0.99),
@@ -292,6 +309,7 @@ impl Shared {
             webhook_retries: get(&c.webhook_retries),
             webhook_spool_events,
             webhook_spool_dropped,
+            webhook_spool_skipped,
             webhook_gaps: get(&c.webhook_gaps),
             snapshots_written: get(&c.snapshots_written),
             snapshots_failed: get(&c.snapshots_failed),
@@ -358,12 +376,33 @@ fn dispatch(
             reason,
         }),
     };
-    for job in rx {
+    // A batch ends when the queue runs empty: the spools' appends are synced then (and by the
+    // spool itself every `SYNC_EVERY` appends while the queue stays busy).
+    let sync = || {
+        for (on, spool) in [(mqtt, &shared.spool), (webhook, &shared.webhook_spool)] {
+            if on && let Err(reason) = lock(spool).sync() {
+                spooled(Err(reason));
+            }
+        }
+    };
+    loop {
+        let job = match rx.try_recv() {
+            Ok(job) => job,
+            Err(TryRecvError::Empty) => {
+                sync();
+                match rx.recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                }
+            }
+            Err(TryRecvError::Disconnected) => break,
+        };
         let (fields, origin, jpeg) = match job {
             Job::Barrier(done) => {
                 if let Some(f) = file.as_mut() {
                     let _ = f.flush();
                 }
+                sync();
                 let _ = done.try_send(());
                 continue;
             }

@@ -9,6 +9,12 @@
 //! it never reorders publishes (its packet-id collision path). Each connection gets a fresh
 //! client: when one fails, everything unacknowledged is sent again on the next, as a replay,
 //! after a jittered exponential back-off.
+//!
+//! Packets are bounded by `max_packet_bytes` (the broker's limit when the user gives one,
+//! otherwise room for the largest snapshot the verifiers upstream attach): a publish over it is
+//! never handed to the client, whose own check would end the session. A snapshot over it is
+//! left off (its event still goes) and counted; an event over it can never go, so it leaves the
+//! spool, counted, rather than block every event behind it.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -29,6 +35,39 @@ use super::{Notice, Shared, Sink, lock};
 /// Events in flight at once.
 pub const WINDOW: usize = 16;
 
+/// MQTT's largest packet: a fixed header and a remaining length of at most 268,435,455.
+pub const PROTOCOL_MAX_PACKET: usize = 268_435_455 + 5;
+/// Room beyond a snapshot's bytes for its topic and packet header.
+pub const SNAPSHOT_ROOM: usize = 64 * 1024;
+/// `iguardverify`'s default `snapshot-max-bytes`: the largest snapshot expected when no
+/// verifier is linked upstream at start.
+pub const DEFAULT_SNAPSHOT_MAX_BYTES: usize = 2 * 1024 * 1024;
+
+/// The packet bound: `setting` (the broker's limit) when not 0; otherwise room for the
+/// largest snapshot the verifiers upstream attach (`snapshot_max`), at least 1 MiB; never
+/// over the protocol's limit.
+pub fn packet_bound(setting: u32, snapshot_max: Option<usize>) -> usize {
+    let auto = snapshot_max.unwrap_or(DEFAULT_SNAPSHOT_MAX_BYTES) + SNAPSHOT_ROOM;
+    let bound = if setting > 0 {
+        setting as usize
+    } else {
+        auto.max(1 << 20)
+    };
+    bound.min(PROTOCOL_MAX_PACKET)
+}
+
+/// The size of a PUBLISH packet (QoS 1 or 2: with a packet id), as the client counts it.
+pub fn publish_size(topic: &str, payload: usize) -> usize {
+    let remaining = 2 + topic.len() + 2 + payload;
+    let len_len = match remaining {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
+    };
+    1 + len_len + remaining
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct MqttConfig {
     pub host: String,
@@ -48,6 +87,8 @@ pub struct MqttConfig {
     pub reconnect_max: Duration,
     pub keep_alive: Duration,
     pub connect_timeout: Duration,
+    /// The largest packet sent (see [`packet_bound`]).
+    pub max_packet_bytes: usize,
 }
 
 /// Parses `mqtt://host[:port]` or `mqtts://host[:port]` (1883 and 8883 by default; IPv6
@@ -104,7 +145,8 @@ fn options(config: &MqttConfig) -> Result<MqttOptions, String> {
     o.set_keep_alive(config.keep_alive.max(Duration::from_secs(1)));
     o.set_clean_session(true);
     o.set_inflight(100);
-    o.set_max_packet_size(1 << 20, 1 << 20);
+    // Incoming: acknowledgements only. Outgoing: what `Session::publish` lets through.
+    o.set_max_packet_size(1 << 20, config.max_packet_bytes);
     o.set_last_will(LastWill::new(
         format!("{}/available", config.topic_prefix),
         "offline",
@@ -157,6 +199,10 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
+    fn fits(&self, topic: &str, payload: usize) -> bool {
+        publish_size(topic, payload) <= self.config.max_packet_bytes
+    }
+
     fn publish(
         &mut self,
         topic: String,
@@ -165,6 +211,12 @@ impl Session<'_> {
         payload: Vec<u8>,
         seq: Option<u64>,
     ) -> Result<(), String> {
+        if !self.fits(&topic, payload.len()) {
+            // Not for the client: its own check would end the session. Events and snapshots
+            // are checked before; a status message over the bound is left out.
+            debug_assert!(seq.is_none(), "an event part over the bound: {topic}");
+            return Ok(());
+        }
         self.client
             .try_publish(topic, qos, retain, payload)
             .map_err(|e| format!("cannot queue a publish: {e}"))?;
@@ -253,13 +305,12 @@ impl Session<'_> {
         // Snapshots first: queued before their event, they reach the broker before it.
         let snapshots = std::mem::take(&mut *lock(&self.shared.snapshots));
         for (src, jpeg) in snapshots {
-            self.publish(
-                format!("{prefix}/{src}/snapshot"),
-                q,
-                true,
-                jpeg.to_vec(),
-                None,
-            )?;
+            let topic = format!("{prefix}/{src}/snapshot");
+            if !self.fits(&topic, jpeg.len()) {
+                self.too_large("snapshot", &topic, jpeg.len());
+                continue;
+            }
+            self.publish(topic, q, true, jpeg.to_vec(), None)?;
         }
         while self.events.len() < WINDOW {
             let Some(o) = lock(&self.shared.spool).next_unsent() else {
@@ -267,6 +318,13 @@ impl Session<'_> {
             };
             let now = schema::now_us();
             let payload = o.event.render(o.replay, now).into_bytes();
+            // The longest of its topics decides.
+            let topic = format!("{prefix}/{}/verified", o.event.source);
+            if !self.fits(&topic, payload.len()) {
+                lock(&self.shared.spool).ack(o.seq);
+                self.too_large("event", &o.event.event_id, payload.len());
+                continue;
+            }
             let mut parts = 0;
             self.publish(
                 format!("{prefix}/verdicts"),
@@ -309,6 +367,36 @@ impl Session<'_> {
             );
         }
         Ok(())
+    }
+
+    /// Counts (and warns of, the first time) a snapshot or an event over the packet bound.
+    fn too_large(&self, what: &str, name: &str, bytes: usize) {
+        let c = &self.shared.counters;
+        let counter = if what == "snapshot" {
+            &c.mqtt_snapshots_skipped
+        } else {
+            &c.mqtt_too_large
+        };
+        let first = c.mqtt_snapshots_skipped.load(Ordering::Relaxed)
+            + c.mqtt_too_large.load(Ordering::Relaxed)
+            == 0;
+        counter.fetch_add(1, Ordering::Relaxed);
+        if first {
+            let what = if what == "snapshot" {
+                "the snapshot was left off (its event is sent); further ones are counted in \
+                 mqtt-snapshots-skipped"
+            } else {
+                "the event was dropped; further ones are counted in mqtt-too-large"
+            };
+            (self.shared.notice)(Notice::Warning {
+                sink: Sink::Mqtt,
+                reason: format!(
+                    "{name}: {bytes} bytes is over the MQTT packet bound of {} bytes \
+                     (mqtt-max-packet-bytes): {what}",
+                    self.config.max_packet_bytes
+                ),
+            });
+        }
     }
 
     fn on_event(&mut self, ev: MqttEvent) -> Result<(), String> {
@@ -563,6 +651,36 @@ mod tests {
         ] {
             let e = parse_url(bad).unwrap_err();
             assert!(e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_packet_bound_comes_from_the_settings_and_counts_as_the_client_does() {
+        let mib = 1 << 20;
+        assert_eq!(packet_bound(0, None), 2 * mib + SNAPSHOT_ROOM);
+        assert_eq!(packet_bound(0, Some(4 * mib)), 4 * mib + SNAPSHOT_ROOM);
+        assert_eq!(packet_bound(0, Some(1024)), mib, "at least 1 MiB");
+        assert_eq!(
+            packet_bound(131_072, Some(4 * mib)),
+            131_072,
+            "the broker's limit wins"
+        );
+        assert_eq!(packet_bound(u32::MAX, None), PROTOCOL_MAX_PACKET);
+        // The size rumqttc checks against its bound, for each length of the length field.
+        for len in [
+            0,
+            1,
+            100,
+            127,
+            16_000,
+            16_383,
+            2_097_000,
+            2_097_151,
+            3 << 20,
+        ] {
+            let mut p = rumqttc::Publish::new("a/b/snapshot", QoS::AtLeastOnce, vec![0u8; len]);
+            p.pkid = 1;
+            assert_eq!(publish_size("a/b/snapshot", len), p.size(), "{len}");
         }
     }
 

@@ -211,7 +211,8 @@ impl Event {
             source: s("source").unwrap_or_default(),
             status: s("status").unwrap_or_default(),
             gap,
-            unix_us: unix_ms * 1000,
+            // A stored line is input: a huge value saturates rather than overflow.
+            unix_us: unix_ms.saturating_mul(1000),
             body,
         })
     }
@@ -222,7 +223,7 @@ impl Event {
 
     /// How old the event is at `now_us`, in milliseconds (never negative).
     pub fn age_ms(&self, now_us: i64) -> i64 {
-        ((now_us - self.unix_us) / 1000).max(0)
+        (now_us.saturating_sub(self.unix_us) / 1000).max(0)
     }
 
     pub fn body(&self) -> &Map<String, Value> {

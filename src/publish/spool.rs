@@ -7,8 +7,20 @@
 //! acknowledged or dropped; on a clean close what is left is written to one fresh segment and
 //! the older ones are deleted, so the next start replays exactly the unacknowledged events
 //! (after a crash, a partly acknowledged segment is replayed whole: consumers drop duplicates
-//! by `event_id`). The bound (`max_bytes`, the stored lines' size) drops the oldest events not
-//! in flight, counts them, and remembers a gap to report.
+//! by `event_id`). The bound (`max_bytes`) counts what the spool holds: each event is kept as
+//! its stored line (parsed again only when it is sent) plus its entry. Past the bound the
+//! oldest events not in flight are dropped, counted, and a gap is remembered to report.
+//!
+//! Loading reads bytes, not text: a line that is not valid UTF-8 or not an event (a write torn
+//! by a crash or a power cut, a garbage file) is skipped and counted in `skipped`, and the
+//! rest of the folder is replayed.
+//!
+//! Durability: appends are `fdatasync`ed per batch: when the output thread has nothing more
+//! queued ([`Spool::sync`]), and at least every [`SYNC_EVERY`] appends; the folder itself is
+//! synced with them once a segment was created or deleted, and at a clean close after the
+//! rename. So a process crash loses nothing that reached [`Spool::push`] (the kernel has it);
+//! a power cut loses at most the last batch not yet synced (a torn last line is skipped), and
+//! may bring back a deleted segment, whose events are then sent again (duplicates, not losses).
 //!
 //! When the folder fails (a full disk), the event stays in memory only, under the same bound,
 //! and the half-written line is cut off the segment; each later event tries the folder again,
@@ -22,21 +34,33 @@ use std::path::{Path, PathBuf};
 
 use super::schema::Event;
 
+/// Appends between two syncs of the segment, at most, while events keep coming.
+pub const SYNC_EVERY: u32 = 64;
+
 #[derive(Debug, Clone)]
 pub struct SpoolConfig {
-    /// Bound on the stored events' size (memory, and the folder).
+    /// Bound on what the spool holds: each event's stored line and its entry.
     pub max_bytes: u64,
     pub dir: Option<PathBuf>,
 }
 
+/// One event, held as its stored line: a line is a fraction of the size of its parsed
+/// `serde_json::Map`, and the bound then counts what is really held.
 #[derive(Debug)]
 struct Entry {
     seq: u64,
-    event: Event,
+    line: Box<str>,
+    gap: bool,
+    unix_us: i64,
     replay: bool,
     sent: bool,
     bytes: u64,
     segment: Option<u64>,
+}
+
+/// What an event of `line` holds in the spool, in bytes: the line and its entry.
+pub fn held_bytes(line: &str) -> u64 {
+    (line.len() + std::mem::size_of::<Entry>()) as u64
 }
 
 /// Events the bound dropped since the last gap was reported.
@@ -64,6 +88,12 @@ struct Disk {
     pending: BTreeMap<u64, usize>,
     next_id: u64,
     segment_bytes: u64,
+    /// Appends to the current segment since its last sync.
+    unsynced: u32,
+    /// A segment was created or deleted since the folder's last sync.
+    dir_dirty: bool,
+    /// Segments that could not be read at loading: left as they are, for the next start.
+    unreadable: Vec<u64>,
 }
 
 fn segment_path(dir: &Path, id: u64) -> PathBuf {
@@ -103,6 +133,7 @@ impl Disk {
                 .open(segment_path(&self.dir, id))?;
             self.next_id += 1;
             self.current = Some((id, f, 0));
+            self.dir_dirty = true;
         }
         let (id, f, size) = self.current.as_mut().expect("opened above");
         let mut buf = Vec::with_capacity(line.len() + 1);
@@ -119,16 +150,45 @@ impl Disk {
         }
         *size += len;
         *self.pending.entry(*id).or_default() += 1;
+        self.unsynced += 1;
         Ok(*id)
+    }
+
+    /// Makes the appends so far and the folder's entries durable.
+    fn sync(&mut self) -> std::io::Result<()> {
+        if self.unsynced > 0 {
+            if let Some((_, f, _)) = &self.current {
+                f.sync_data()?;
+            }
+            self.unsynced = 0;
+        }
+        if self.dir_dirty {
+            sync_dir(&self.dir)?;
+            self.dir_dirty = false;
+        }
+        Ok(())
+    }
+
+    fn remove_segment(&mut self, id: u64) {
+        self.pending.remove(&id);
+        let _ = std::fs::remove_file(segment_path(&self.dir, id));
+        self.dir_dirty = true;
     }
 
     /// Stops appending to the current segment; deletes it if nothing in it is pending.
     fn finish_current(&mut self) {
+        if self.unsynced > 0 {
+            // Its last batch is made durable before the next segment takes the appends (an
+            // error here shows at the next sync of the folder or write).
+            if let Some((_, f, _)) = &self.current {
+                let _ = f.sync_data();
+            }
+            self.unsynced = 0;
+        }
         if let Some((id, _, _)) = self.current.take()
             && self.pending.get(&id).copied().unwrap_or(0) == 0
         {
-            self.pending.remove(&id);
-            let _ = std::fs::remove_file(segment_path(&self.dir, id));
+            self.remove_segment(id);
         }
     }
 
@@ -138,10 +198,34 @@ impl Disk {
         };
         *n = n.saturating_sub(1);
         if *n == 0 && self.current.as_ref().map(|c| c.0) != Some(id) {
-            self.pending.remove(&id);
-            let _ = std::fs::remove_file(segment_path(&self.dir, id));
+            self.remove_segment(id);
         }
     }
+}
+
+/// `fsync` of a folder: its entries (files created, renamed, deleted) survive a power cut.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// The events of one segment's bytes (each with its line), and how many lines were not events
+/// (not UTF-8, not JSON, not an event: a torn write or garbage).
+pub fn read_segment(bytes: &[u8]) -> (Vec<(Box<str>, Event)>, u64) {
+    let mut events = Vec::new();
+    let mut bad = 0;
+    for raw in bytes.split(|b| *b == b'\n') {
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match std::str::from_utf8(raw)
+            .map_err(|e| e.to_string())
+            .and_then(|l| Ok((l, Event::from_json(l)?)))
+        {
+            Ok((line, event)) => events.push((line.trim().into(), event)),
+            Err(_) => bad += 1,
+        }
+    }
+    (events, bad)
 }
 
 /// The first seq; below it, room for gap reports put at the front.
@@ -155,8 +239,11 @@ pub struct Spool {
     gap: Option<Gap>,
     /// Events the bound dropped, in all.
     pub dropped: u64,
-    /// Failed writes to the folder (those events are kept in memory only).
+    /// Failed writes or syncs of the folder (events not written are kept in memory only).
     pub disk_errors: u64,
+    /// Lines of the folder that were not events when it was loaded (a torn write, garbage):
+    /// skipped, the rest replayed.
+    pub skipped: u64,
     /// The last write to the folder failed: warned once, until one works again.
     disk_failing: bool,
     /// Whether the receiver is known to be down (a connection failed and none succeeded
@@ -177,6 +264,7 @@ impl Spool {
             gap: None,
             dropped: 0,
             disk_errors: 0,
+            skipped: 0,
             disk_failing: false,
             down: false,
             disk: None,
@@ -186,6 +274,7 @@ impl Spool {
             return (spool, problems);
         };
         let loaded = (|| -> std::io::Result<Disk> {
+            let problems = &mut problems;
             std::fs::create_dir_all(dir)?;
             // Fail now, not at the first event, when the folder is not writable.
             let probe = dir.join(".iguard-probe");
@@ -198,29 +287,47 @@ impl Spool {
                 pending: BTreeMap::new(),
                 next_id: ids.last().map_or(1, |l| l + 1),
                 segment_bytes: (config.max_bytes / 8).clamp(64 * 1024, 16 * 1024 * 1024),
+                unsynced: 0,
+                dir_dirty: false,
+                unreadable: Vec::new(),
             };
+            let mut torn = Vec::new();
             for id in ids {
-                let text = std::fs::read_to_string(segment_path(dir, id))?;
-                let mut bad = 0;
-                for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                    match Event::from_json(line) {
-                        Ok(event) => {
-                            *disk.pending.entry(id).or_default() += 1;
-                            spool.insert(event, true, Some(id), line.len() as u64 + 1);
-                        }
-                        Err(_) => bad += 1,
+                let path = segment_path(dir, id);
+                let bytes = match std::fs::read(&path) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        // Left in place (it may be readable at the next start); the others
+                        // are replayed.
+                        problems.push(format!(
+                            "cannot read {} ({e}): left for the next start",
+                            path.display()
+                        ));
+                        disk.unreadable.push(id);
+                        continue;
                     }
+                };
+                let (events, bad) = read_segment(&bytes);
+                for (line, event) in events {
+                    *disk.pending.entry(id).or_default() += 1;
+                    spool.insert_line(line, &event, true, Some(id));
                 }
                 if bad > 0 {
-                    problems.push(format!(
-                        "{}: {bad} unreadable lines skipped",
-                        segment_path(dir, id).display()
-                    ));
+                    spool.skipped += bad;
+                    torn.push(format!("seg-{id:010}.jsonl: {bad}"));
                 }
                 if disk.pending.get(&id).copied().unwrap_or(0) == 0 {
-                    disk.pending.remove(&id);
-                    let _ = std::fs::remove_file(segment_path(dir, id));
+                    disk.remove_segment(id);
                 }
+            }
+            if !torn.is_empty() {
+                problems.push(format!(
+                    "spool folder {}: {} lines that are not events (a write torn by a crash, \
+                     or garbage) were skipped ({}); the other events are replayed",
+                    dir.display(),
+                    spool.skipped,
+                    torn.join(", ")
+                ));
             }
             Ok(disk)
         })();
@@ -238,13 +345,16 @@ impl Spool {
         (spool, problems)
     }
 
-    fn insert(&mut self, event: Event, replay: bool, segment: Option<u64>, bytes: u64) {
+    fn insert_line(&mut self, line: Box<str>, event: &Event, replay: bool, segment: Option<u64>) {
         let seq = self.next_seq;
         self.next_seq += 1;
+        let bytes = held_bytes(&line);
         self.bytes += bytes;
         self.entries.push_back(Entry {
             seq,
-            event,
+            line,
+            gap: event.gap,
+            unix_us: event.unix_us,
             replay,
             sent: false,
             bytes,
@@ -257,7 +367,6 @@ impl Spool {
     /// says the folder works again after such an outage.
     pub fn push(&mut self, event: Event) -> Result<Option<String>, String> {
         let line = event.stored();
-        let bytes = line.len() as u64 + 1;
         let mut result = Ok(None);
         let segment = match self.disk.as_mut().map(|d| (d.append(&line), d.dir.clone())) {
             Some((Ok(id), dir)) => {
@@ -281,10 +390,37 @@ impl Spool {
             }
             None => None,
         };
+        if self.disk.as_ref().is_some_and(|d| d.unsynced >= SYNC_EVERY)
+            && let Err(e) = self.sync()
+        {
+            result = Err(e);
+        }
         let replay = self.down;
-        self.insert(event, replay, segment, bytes);
+        self.insert_line(line.into_boxed_str(), &event, replay, segment);
         self.enforce_bound();
         result
+    }
+
+    /// Makes what was appended so far durable (the end of a batch). An error (the first of
+    /// an outage only, like [`Spool::push`]'s) names the folder.
+    pub fn sync(&mut self) -> Result<(), String> {
+        let Some(d) = self.disk.as_mut() else {
+            return Ok(());
+        };
+        match d.sync() {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.disk_errors += 1;
+                if self.disk_failing {
+                    return Ok(());
+                }
+                self.disk_failing = true;
+                Err(format!(
+                    "cannot sync spool folder {} ({e}); events may not survive a power cut",
+                    d.dir.display()
+                ))
+            }
+        }
     }
 
     fn remove_at(&mut self, i: usize) -> Entry {
@@ -300,12 +436,12 @@ impl Spool {
     fn enforce_bound(&mut self) {
         while self.bytes > self.max_bytes {
             // Gap reports stay: they are what tells of the drops.
-            let Some(i) = self.entries.iter().position(|e| !e.sent && !e.event.gap) else {
+            let Some(i) = self.entries.iter().position(|e| !e.sent && !e.gap) else {
                 break;
             };
             let e = self.remove_at(i);
             self.dropped += 1;
-            let t = e.event.unix_us;
+            let t = e.unix_us;
             self.gap = Some(match self.gap {
                 None => Gap {
                     dropped: 1,
@@ -323,7 +459,8 @@ impl Spool {
 
     /// Puts an event at the front (a gap report, sent before what follows it).
     pub fn push_front(&mut self, event: Event) {
-        let bytes = event.stored().len() as u64 + 1;
+        let line = event.stored().into_boxed_str();
+        let bytes = held_bytes(&line);
         // Seqs start high, so there is room below the front.
         let seq = match self.entries.front() {
             Some(f) => f.seq - 1,
@@ -335,7 +472,9 @@ impl Spool {
         self.bytes += bytes;
         self.entries.push_front(Entry {
             seq,
-            event,
+            line,
+            gap: event.gap,
+            unix_us: event.unix_us,
             replay: false,
             sent: false,
             bytes,
@@ -345,13 +484,26 @@ impl Spool {
 
     /// The oldest event not yet sent, now marked in flight.
     pub fn next_unsent(&mut self) -> Option<Outgoing> {
-        let e = self.entries.iter_mut().find(|e| !e.sent)?;
-        e.sent = true;
-        Some(Outgoing {
-            seq: e.seq,
-            event: e.event.clone(),
-            replay: e.replay,
-        })
+        loop {
+            let i = self.entries.iter().position(|e| !e.sent)?;
+            let e = &mut self.entries[i];
+            match Event::from_json(&e.line) {
+                Ok(event) => {
+                    e.sent = true;
+                    return Some(Outgoing {
+                        seq: e.seq,
+                        event,
+                        replay: e.replay,
+                    });
+                }
+                // Every line was an event when it came in; should one not read back, it is
+                // skipped like a torn line rather than block the spool.
+                Err(_) => {
+                    self.remove_at(i);
+                    self.skipped += 1;
+                }
+            }
+        }
     }
 
     /// The receiver acknowledged `seq`: it leaves the spool. Unknown seqs (dropped) are ignored.
@@ -410,17 +562,18 @@ impl Spool {
         let dir = disk.dir.clone();
         let mut tmp = None;
         let result = (|| -> std::io::Result<usize> {
-            let old = Disk::segments(&dir)?;
+            let mut old = Disk::segments(&dir)?;
+            old.retain(|o| !disk.unreadable.contains(o));
             let id = old
                 .last()
                 .map_or(disk.next_id, |l| (l + 1).max(disk.next_id));
-            let kept = self.entries.iter().filter(|e| !e.event.gap).count();
+            let kept = self.entries.iter().filter(|e| !e.gap).count();
             if kept > 0 {
                 let path = tmp.insert(dir.join(format!(".seg-{id:010}.tmp")));
                 let mut f = File::create(&*path)?;
                 let mut text = String::new();
-                for e in self.entries.iter().filter(|e| !e.event.gap) {
-                    text.push_str(&e.event.stored());
+                for e in self.entries.iter().filter(|e| !e.gap) {
+                    text.push_str(&e.line);
                     text.push('\n');
                 }
                 f.write_all(text.as_bytes())?;
@@ -431,6 +584,7 @@ impl Spool {
             for o in old {
                 std::fs::remove_file(segment_path(&dir, o))?;
             }
+            sync_dir(&dir)?;
             Ok(kept)
         })();
         result.map_err(|e| {
@@ -442,7 +596,7 @@ impl Spool {
             let memory_only = self
                 .entries
                 .iter()
-                .filter(|e| !e.event.gap && e.segment.is_none())
+                .filter(|e| !e.gap && e.segment.is_none())
                 .count();
             format!(
                 "cannot save the spool in {} ({e}): {memory_only} events held only in memory \
@@ -509,7 +663,7 @@ mod tests {
 
     #[test]
     fn the_bound_drops_the_oldest_not_in_flight_and_reports_a_gap() {
-        let one = event(1).stored().len() as u64 + 1;
+        let one = held_bytes(&event(1).stored());
         let (mut s, _) = Spool::open(&SpoolConfig {
             max_bytes: one * 3 + one / 2,
             dir: None,
@@ -634,6 +788,109 @@ mod tests {
         assert!(p.is_empty(), "{p:?}");
         assert_eq!(ids(&mut s), ["00c0ffee-1", "00c0ffee-2", "00c0ffee-3"]);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// An event whose source name is multi-byte text, so a torn line can end mid-character.
+    fn accented(id: u64) -> Event {
+        let mut f = fields(id, 0, "verified");
+        f.insert("source_name".into(), "caméra-entrée-ü".into());
+        let mut o = origin();
+        o.unix_us += id as i64;
+        Event::from_fields(f, &o).unwrap()
+    }
+
+    fn write_segment(dir: &Path, id: u64, bytes: &[u8]) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(segment_path(dir, id), bytes).unwrap();
+    }
+
+    fn lines_of(events: impl IntoIterator<Item = Event>) -> Vec<u8> {
+        let mut b = Vec::new();
+        for e in events {
+            b.extend_from_slice(e.stored().as_bytes());
+            b.push(b'\n');
+        }
+        b
+    }
+
+    #[test]
+    fn a_torn_multibyte_character_at_a_segments_end_is_skipped_and_the_rest_replayed() {
+        let dir = tmpdir("torn");
+        let mut bytes = lines_of((1..=3).map(accented));
+        // The fourth line stops after the first byte of its first 'é' (a write cut short).
+        let fourth = accented(4).stored();
+        let cut = fourth.find('é').unwrap() + 1;
+        bytes.extend_from_slice(&fourth.as_bytes()[..cut]);
+        write_segment(&dir, 1, &bytes);
+        let config = SpoolConfig {
+            max_bytes: 1 << 20,
+            dir: Some(dir.clone()),
+        };
+        let (mut s, p) = Spool::open(&config);
+        assert!(s.has_disk(), "the folder is still used: {p:?}");
+        assert_eq!(s.skipped, 1);
+        assert_eq!(p.len(), 1, "one warning: {p:?}");
+        assert!(
+            p[0].contains(&dir.display().to_string()) && p[0].contains("1 lines"),
+            "{p:?}"
+        );
+        let o = s.next_unsent().unwrap();
+        assert!(o.replay);
+        assert_eq!(o.event.source, "caméra-entrée-ü");
+        s.rewind();
+        assert_eq!(ids(&mut s), ["00c0ffee-1", "00c0ffee-2", "00c0ffee-3"]);
+        // New events go to a new segment, never glued to the torn line.
+        s.push(accented(5)).unwrap();
+        assert_eq!(s.close().unwrap(), 4);
+        let (mut s, p) = Spool::open(&config);
+        assert!(p.is_empty(), "the clean close left no torn line: {p:?}");
+        assert_eq!(s.skipped, 0);
+        assert_eq!(
+            ids(&mut s),
+            ["00c0ffee-1", "00c0ffee-2", "00c0ffee-3", "00c0ffee-5"]
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_garbage_segment_between_good_ones_is_skipped_and_deleted() {
+        let dir = tmpdir("garbage");
+        write_segment(&dir, 1, &lines_of([event(1), event(2)]));
+        let mut garbage =
+            b"\xff\xfe\x00binary\n{\"schema\":\"iguard.verdict/1\"}\n{not json\n".to_vec();
+        garbage.extend((0..200u8).map(|i| i.wrapping_mul(37)));
+        write_segment(&dir, 2, &garbage);
+        write_segment(&dir, 3, &lines_of([event(3)]));
+        let (mut s, p) = Spool::open(&SpoolConfig {
+            max_bytes: 1 << 20,
+            dir: Some(dir.clone()),
+        });
+        assert!(s.has_disk(), "{p:?}");
+        assert_eq!(p.len(), 1, "one warning: {p:?}");
+        assert!(p[0].contains("seg-0000000002.jsonl"), "{p:?}");
+        assert!(s.skipped >= 4, "{}", s.skipped);
+        assert_eq!(ids(&mut s), ["00c0ffee-1", "00c0ffee-2", "00c0ffee-3"]);
+        assert_eq!(
+            Disk::segments(&dir).unwrap(),
+            [1, 3],
+            "the segment with no event left is deleted"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_bound_counts_the_held_line_and_entry() {
+        let e = event(1);
+        let (mut s, _) = Spool::open(&SpoolConfig {
+            max_bytes: 1 << 20,
+            dir: None,
+        });
+        s.push(e.clone()).unwrap();
+        assert_eq!(s.bytes(), held_bytes(&e.stored()));
+        assert!(s.bytes() > e.stored().len() as u64);
+        // What goes out is the event that came in.
+        let o = s.next_unsent().unwrap();
+        assert_eq!((o.event.body(), &o.event.event_id), (e.body(), &e.event_id));
     }
 
     #[test]

@@ -8,9 +8,13 @@
 //! the certificate): it needs no new dependency and no async runtime, and a POST with a status
 //! line back is all this output uses.
 //!
-//! An event leaves the spool only on a 2xx answer. 4xx: the receiver will never take it, so it
-//! is dropped and counted (`webhook-rejected`). 5xx, a timeout or a connection failure: the
-//! spool is rewound and sent again, as replays, after a jittered exponential back-off.
+//! An event leaves the spool only on a 2xx answer. 408 (timeout) and 429 (too many requests):
+//! the receiver wants it later, so it is sent again after the answer's `Retry-After` (seconds
+//! or an HTTP date, at most [`MAX_RETRY_AFTER`]), or the back-off without one. 401 and 403 (a
+//! rotated secret, an expired token): an outage, not a verdict on the event: kept, retried with
+//! back-off, warned once. Any other 4xx: the receiver will never take it, so it is dropped and
+//! counted (`webhook-rejected`). 5xx, a timeout or a connection failure: the spool is rewound
+//! and sent again, as replays, after a jittered exponential back-off (or `Retry-After`).
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -23,6 +27,9 @@ use std::time::{Duration, Instant};
 use super::mqtt::backoff;
 use super::schema::{self, Event};
 use super::{Notice, Shared, Sink, lock, tls};
+
+/// The longest `Retry-After` honoured; a longer one waits this long.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
 /// The signature header: `sha256=<hex of HMAC-SHA256(secret, body)>`.
 pub const SIGNATURE_HEADER: &str = "X-IGuard-Signature";
@@ -156,8 +163,94 @@ pub fn tls_for(config: &WebhookConfig) -> Tls {
         .then(|| tls::client_config(config.ca_file.as_deref()))
 }
 
-/// One POST; the HTTP status, or why there is none.
-pub fn post(config: &WebhookConfig, tls: &Tls, body: &[u8], event_id: &str) -> Result<u16, String> {
+/// What a receiver answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    pub code: u16,
+    /// `Retry-After`, read when the code asks for a retry (408, 429, 5xx).
+    pub retry_after: Option<Duration>,
+}
+
+/// What to do with an event after an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    /// Refused for good (a 4xx other than 401, 403, 408 and 429): dropped, counted.
+    Rejected,
+    /// Kept and sent again after the back-off, or after `Retry-After` when given.
+    Retry,
+}
+
+pub fn outcome(code: u16) -> Outcome {
+    match code {
+        200..=299 => Outcome::Delivered,
+        // A receiver that is slow, throttles, or no longer knows our secret: not an answer
+        // about this event.
+        401 | 403 | 408 | 429 => Outcome::Retry,
+        400..=499 => Outcome::Rejected,
+        _ => Outcome::Retry,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's method).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110's IMF-fixdate) as seconds since
+/// the Unix epoch.
+pub fn parse_http_date(s: &str) -> Option<i64> {
+    let mut p = s.split_whitespace();
+    let _weekday = p.next()?.strip_suffix(',')?;
+    let day: i64 = p.next()?.parse().ok()?;
+    let month = match p.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let year: i64 = p.next()?.parse().ok()?;
+    let mut t = p.next()?.split(':').map(|x| x.parse::<i64>().ok());
+    let (h, m, sec) = (t.next()??, t.next()??, t.next()??);
+    if p.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec)
+}
+
+/// A `Retry-After` value (delay-seconds, or an HTTP date) as a wait from `now_s` (Unix
+/// seconds), at most [`MAX_RETRY_AFTER`]; a date in the past is no wait.
+pub fn parse_retry_after(value: &str, now_s: i64) -> Option<Duration> {
+    let v = value.trim();
+    let secs = match v.parse::<u64>() {
+        Ok(n) => n,
+        Err(_) => parse_http_date(v)?.saturating_sub(now_s).max(0) as u64,
+    };
+    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+}
+
+/// One POST; the HTTP status (and `Retry-After` where it matters), or why there is none.
+pub fn post(
+    config: &WebhookConfig,
+    tls: &Tls,
+    body: &[u8],
+    event_id: &str,
+) -> Result<Answer, String> {
     let Endpoint {
         host, port, path, ..
     } = &config.endpoint;
@@ -239,33 +332,66 @@ pub fn post(config: &WebhookConfig, tls: &Tls, body: &[u8], event_id: &str) -> R
         .write_all(head.as_bytes())
         .and_then(|_| stream.write_all(body))
         .map_err(|e| format!("cannot send: {e}"))?;
-    // The status line is all we need; read until it is complete.
+    // The status line, and the headers when the answer asks for a retry (for Retry-After).
     let mut got = Vec::new();
     let mut buf = [0u8; 512];
-    while !got.contains(&b'\n') {
-        stream
-            .tcp()
-            .set_read_timeout(Some(left("waiting for the answer")?))
-            .map_err(|e| e.to_string())?;
-        match stream.read(&mut buf) {
-            Ok(0) => return Err("the server closed the connection without an answer".into()),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) => return Err(format!("no answer: {e}")),
+    let mut code = None;
+    loop {
+        if code.is_none()
+            && let Some(end) = got.iter().position(|b| *b == b'\n')
+        {
+            let line = String::from_utf8_lossy(&got[..end]);
+            let mut parts = line.split_whitespace();
+            code = match (
+                parts.next(),
+                parts.next().and_then(|c| c.parse::<u16>().ok()),
+            ) {
+                (Some(v), Some(code)) if v.starts_with("HTTP/") => Some(code),
+                _ => return Err(format!("not an HTTP answer: {:?}", line.trim_end())),
+            };
+        }
+        let headers_done = got.windows(4).any(|w| w == b"\r\n\r\n");
+        match code {
+            Some(c) if outcome(c) != Outcome::Retry || headers_done => break,
+            _ => {}
         }
         if got.len() > 8192 {
             break;
         }
+        let wait = match left("waiting for the answer") {
+            Ok(d) => d,
+            // The headers of a retry answer are a nicety: the code is enough.
+            Err(_) if code.is_some() => break,
+            Err(e) => return Err(e),
+        };
+        stream
+            .tcp()
+            .set_read_timeout(Some(wait))
+            .map_err(|e| e.to_string())?;
+        match stream.read(&mut buf) {
+            Ok(0) if code.is_some() => break,
+            Ok(0) => return Err("the server closed the connection without an answer".into()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) if code.is_some() => break,
+            Err(e) => return Err(format!("no answer: {e}")),
+        }
     }
-    let line = String::from_utf8_lossy(&got);
-    let line = line.lines().next().unwrap_or_default();
-    let mut parts = line.split_whitespace();
-    match (
-        parts.next(),
-        parts.next().and_then(|c| c.parse::<u16>().ok()),
-    ) {
-        (Some(v), Some(code)) if v.starts_with("HTTP/") => Ok(code),
-        _ => Err(format!("not an HTTP answer: {line:?}")),
-    }
+    let Some(code) = code else {
+        let line = String::from_utf8_lossy(&got);
+        return Err(format!(
+            "not an HTTP answer: {:?}",
+            line.lines().next().unwrap_or_default()
+        ));
+    };
+    let now_s = schema::now_us().div_euclid(1_000_000);
+    let retry_after = String::from_utf8_lossy(&got)
+        .split("\r\n")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("retry-after"))
+        .and_then(|(_, v)| parse_retry_after(v, now_s));
+    Ok(Answer { code, retry_after })
 }
 
 fn random() -> u64 {
@@ -345,34 +471,51 @@ pub fn run(shared: Arc<Shared>, config: WebhookConfig) {
             continue;
         };
         let body = o.event.render(o.replay, schema::now_us()).into_bytes();
+        // A failure: why, and the receiver's own Retry-After when it gave one.
         let failure = match post(&config, &tls, &body, &o.event.event_id) {
-            Ok(code) if (200..300).contains(&code) => {
-                lock(&shared.webhook_spool).ack(o.seq);
-                c.webhook_delivered.fetch_add(1, Ordering::Relaxed);
-                if o.replay {
-                    c.webhook_replayed.fetch_add(1, Ordering::Relaxed);
+            Ok(a) => match outcome(a.code) {
+                Outcome::Delivered => {
+                    lock(&shared.webhook_spool).ack(o.seq);
+                    c.webhook_delivered.fetch_add(1, Ordering::Relaxed);
+                    if o.replay {
+                        c.webhook_replayed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    None
                 }
-                None
-            }
-            Ok(code) if (400..500).contains(&code) => {
-                // The receiver refuses this event for good: sending it again cannot help.
-                lock(&shared.webhook_spool).ack(o.seq);
-                c.webhook_rejected.fetch_add(1, Ordering::Relaxed);
-                if !rejected_reported {
-                    rejected_reported = true;
-                    (shared.notice)(Notice::Warning {
-                        sink: Sink::Webhook,
-                        reason: format!(
-                            "{} answered {code} to event {}: dropped (further refusals are \
-                             only counted in webhook-rejected)",
-                            config.url, o.event.event_id
-                        ),
-                    });
+                Outcome::Rejected => {
+                    // The receiver refuses this event for good: sending it again cannot help.
+                    lock(&shared.webhook_spool).ack(o.seq);
+                    c.webhook_rejected.fetch_add(1, Ordering::Relaxed);
+                    if !rejected_reported {
+                        rejected_reported = true;
+                        (shared.notice)(Notice::Warning {
+                            sink: Sink::Webhook,
+                            reason: format!(
+                                "{} answered {} to event {}: dropped (further refusals are \
+                                 only counted in webhook-rejected)",
+                                config.url, a.code, o.event.event_id
+                            ),
+                        });
+                    }
+                    None
                 }
-                None
-            }
-            Ok(code) => Some(format!("{} answered {code}", config.url)),
-            Err(e) => Some(format!("{}: {e}", config.url)),
+                Outcome::Retry => {
+                    let why = match a.code {
+                        401 | 403 => " (is webhook-secret the one the receiver expects?)",
+                        408 | 429 => " (asks to send it later)",
+                        _ => "",
+                    };
+                    let after = a
+                        .retry_after
+                        .map(|d| format!(", Retry-After {} s", d.as_secs()))
+                        .unwrap_or_default();
+                    Some((
+                        format!("{} answered {}{why}{after}", config.url, a.code),
+                        a.retry_after,
+                    ))
+                }
+            },
+            Err(e) => Some((format!("{}: {e}", config.url), None)),
         };
         match failure {
             None => {
@@ -389,7 +532,7 @@ pub fn run(shared: Arc<Shared>, config: WebhookConfig) {
                     shared.webhook_up.store(true, Ordering::Relaxed);
                 }
             }
-            Some(reason) => {
+            Some((reason, retry_after)) => {
                 c.webhook_retries.fetch_add(1, Ordering::Relaxed);
                 shared.webhook_up.store(false, Ordering::Relaxed);
                 {
@@ -405,7 +548,9 @@ pub fn run(shared: Arc<Shared>, config: WebhookConfig) {
                         reason: format!("{reason}; retrying with back-off, events are spooled"),
                     });
                 }
-                let pause = backoff(failures, config.retry_min, config.retry_max, random());
+                let pause = retry_after.unwrap_or_else(|| {
+                    backoff(failures, config.retry_min, config.retry_max, random())
+                });
                 failures = failures.saturating_add(1);
                 wait(&shared, Instant::now() + pause, false);
             }
@@ -481,6 +626,59 @@ mod tests {
             e.contains("/nonexistent/ca.pem") || e.contains("cannot connect"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn only_final_refusals_drop_an_event() {
+        assert_eq!(outcome(200), Outcome::Delivered);
+        assert_eq!(outcome(204), Outcome::Delivered);
+        for code in [401, 403, 408, 429, 500, 502, 503, 301, 100] {
+            assert_eq!(outcome(code), Outcome::Retry, "{code}");
+        }
+        for code in [400, 404, 410, 413, 422] {
+            assert_eq!(outcome(code), Outcome::Rejected, "{code}");
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        // RFC 9110's example date.
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(
+            parse_http_date("Tue, 29 Feb 2028 23:59:59 GMT"),
+            Some(1_835_481_599)
+        );
+        for bad in [
+            "",
+            "Sun 06 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49 GMT",
+            "Sun, 06 Nov 1994 08:49:37 PST",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+        ] {
+            assert_eq!(parse_http_date(bad), None, "{bad}");
+        }
+        let now = 784_111_777;
+        assert_eq!(
+            parse_retry_after(" 120 ", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:40 GMT", now),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past"
+        );
+        assert_eq!(parse_retry_after("86400", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
     }
 
     #[test]

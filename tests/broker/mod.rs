@@ -175,7 +175,8 @@ impl Subscriber {
         let mut o = MqttOptions::new(id, "127.0.0.1", port);
         o.set_keep_alive(Duration::from_secs(5));
         o.set_clean_session(!persistent);
-        o.set_max_packet_size(1 << 20, 1 << 20);
+        // Snapshots of a few MiB come through.
+        o.set_max_packet_size(8 << 20, 1 << 20);
         let (client, mut conn) = Client::new(o, 100);
         let got = Arc::new(Mutex::new(Vec::new()));
         let subscribed = Arc::new(AtomicBool::new(false));
