@@ -1116,7 +1116,7 @@ impl ClipAssembler {
     }
 
     /// Abandons every clip being collected (flush, stop), returning their ids. Tracks and
-    /// cooldowns are forgotten too.
+    /// cooldowns are forgotten too, but not the built-in ids already given.
     pub fn abandon_all(&mut self) -> Vec<u64> {
         let mut ids: Vec<u64> = self
             .sources
@@ -1133,7 +1133,14 @@ impl ClipAssembler {
             .collect();
         ids.sort_unstable();
         self.sources.clear();
-        self.objects.clear();
+        // Each source keeps its tracker, emptied: its ids go on counting up, so an id names
+        // one object for the whole run (in events and ROI metas) across seeks.
+        for o in self.objects.values_mut() {
+            o.clips.clear();
+            o.quiet_until.clear();
+            o.refused.clear();
+            o.tracker.clear();
+        }
         self.update_counters();
         ids
     }
@@ -1824,6 +1831,21 @@ mod object_tests {
         r.push(&[person(Some(1), 100.0, 100.0)]);
         assert_eq!(r.a.abandon_all().len(), 1);
         assert_eq!(r.a.counters().collecting.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_flush_does_not_give_a_builtin_id_again() {
+        let mut r = Run::new(config(), tracks());
+        let mut object_ids = vec![];
+        for _ in 0..3 {
+            r.push(&[person(None, 100.0, 100.0), person(None, 300.0, 100.0)]);
+            r.a.abandon_all();
+            // The same two people after the seek: new tracks, so new ids.
+            r.push(&[person(None, 100.0, 100.0), person(None, 300.0, 100.0)]);
+            object_ids.extend(r.a.finish_partial().iter().map(|c| c.object_id.unwrap()));
+            r.a.abandon_all();
+        }
+        assert_eq!(object_ids, [3, 4, 7, 8, 11, 12]);
     }
 }
 
