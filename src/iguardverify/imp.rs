@@ -870,7 +870,7 @@ impl BaseTransformImpl for IGuardVerify {
         self.refresh_settings(state);
 
         let mut frames = std::mem::take(&mut state.frames);
-        frames.clear();
+        state.reader.recycle(&mut frames);
         if state.run.enabled {
             state.reader.read(buf, &mut frames);
         }

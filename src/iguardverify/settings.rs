@@ -646,6 +646,7 @@ impl Settings {
         };
         Ok(AutoReader {
             roi: RoiReader,
+            spare: Default::default(),
             deepstream: DeepStreamReader::new(self.deepstream_layout()?, labels),
         })
     }
