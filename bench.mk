@@ -6,6 +6,9 @@
 #                      second through no output, the event log, MQTT to a mosquitto it starts
 #                      on loopback (make mqtt-deps), both; about 4 min
 #   make bench-publish-quick  the same, fewer and shorter steps (under 1 min)
+#   make bench-frame   the streaming thread per frame (examples/bench_frame.rs): allocations in
+#                      steady state (no trigger, 1 and 16 objects collecting) and CPU for
+#                      20,000 boxes / 20 boxes; under 1 min
 # The footage phase needs vtest.avi and its HOG detections (footage.mk: `make footage`).
 # Figures are printed as `name: value` lines and a table, and written as JSON to BENCH_DIR.
 # Both then run the remote benchmark (examples/bench_triton.rs, see triton.mk): a Triton server
@@ -22,7 +25,8 @@ BENCH_ARGS ?=
 BENCH_ENV := GST_PLUGIN_PATH= GST_REGISTRY=$(CURDIR)/target/gst-registry-bench.bin \
 	ORT_DYLIB_PATH=$(ORT_DYLIB_PATH)
 
-.PHONY: bench bench-quick bench-build bench-publish bench-publish-quick bench-publish-build
+.PHONY: bench bench-quick bench-build bench-publish bench-publish-quick bench-publish-build \
+	bench-frame
 
 bench-build:
 	$(CARGO) build --release --features testing --example bench --example bench_triton \
@@ -57,3 +61,9 @@ bench-publish-quick: mqtt-deps bench-publish-build
 	@mkdir -p $(BENCH_DIR)
 	$(BENCH_ENV) $(BENCH_PUBLISH_BIN) --quick --out $(BENCH_DIR)/bench-publish-quick.json \
 		$(BENCH_PUBLISH_ARGS)
+
+# The streaming thread's cost per frame (BENCH_FRAME_ARGS: --quick for shorter runs).
+BENCH_FRAME_ARGS ?=
+bench-frame:
+	$(CARGO) build --release --features testing --example bench_frame
+	$(BENCH_ENV) $(CURDIR)/target/release/examples/bench_frame $(BENCH_FRAME_ARGS)

@@ -11,6 +11,7 @@ mod common;
 mod standin;
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,9 +23,20 @@ struct Counting;
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 
+thread_local! {
+    /// Allocations made by this thread (the one pushing, where `transform_ip` runs).
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count_allocation() {
+    // `try_with`: a thread being torn down has no thread-locals left.
+    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+}
+
 // SAFETY: every call goes to the system allocator unchanged; only the counts are added.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count_allocation();
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
             let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
@@ -37,6 +49,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count_allocation();
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             if new_size >= layout.size() {
@@ -246,5 +259,49 @@ fn one_batch_of_many_crowded_cameras_opens_at_most_max_clips() {
         );
         assert_eq!(s.u("clips-overflowed"), 8 * (PEOPLE - 8), "{}", s.0);
         assert_eq!(s.u("completed") + s.u("dropped"), s.u("submitted"));
+    });
+}
+
+/// Item 12 of issue 19: with nothing to trigger a clip, a frame costs the streaming thread no
+/// allocation (Rust's heap; GLib's metas are upstream's), whether it carries no detections or
+/// boxes of other labels. Counted, not timed.
+#[test]
+fn frames_without_a_trigger_allocate_nothing_on_the_streaming_thread() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    with_watchdog(Duration::from_secs(120), || {
+        let (e, _bus) = element(&[("stats-interval", &0u32)]);
+        set_scorer(&e, Arc::new(Recorder::default()));
+        let mut h = harness(&e);
+        let cars = |n: u64| {
+            let mut buf = frame((0, 0, 1, 1), n * 33);
+            for i in 0..4u32 {
+                add_detection(&mut buf, "car", 0.9, (10 + 60 * i, 100, 40, 30));
+            }
+            buf
+        };
+        let frames: Vec<gst::Buffer> = (0..40)
+            .map(|n| {
+                if n < 20 {
+                    frame((0, 0, 1, 1), n * 33)
+                } else {
+                    cars(n)
+                }
+            })
+            .collect();
+        let mut counts = Vec::new();
+        for (n, buf) in frames.into_iter().enumerate() {
+            let before = ALLOCATIONS.with(|c| c.get());
+            h.push(buf).expect("push");
+            let after = ALLOCATIONS.with(|c| c.get());
+            drop(h.pull().expect("pull"));
+            // The first frames of each kind warm the element's buffers up.
+            if n % 20 >= 5 {
+                counts.push(after - before);
+            }
+        }
+        assert!(
+            counts.iter().all(|&c| c == 0),
+            "allocations per frame (15 empty frames, then 15 with 4 cars): {counts:?}"
+        );
     });
 }
