@@ -8,6 +8,10 @@
 #   make bench-publish-quick  the same, fewer and shorter steps (under 1 min)
 #   make bench-overlay iguardoverlay alone (examples/bench_overlay.rs): the streaming thread's
 #                      cost per frame with 16 moving objects, RGBA and I420 1080p (under 1 min)
+
+#   make bench-frame   the streaming thread per frame (examples/bench_frame.rs): allocations in
+#                      steady state (no trigger, 1 and 16 objects collecting) and CPU for
+#                      20,000 boxes / 20 boxes; under 1 min
 # The footage phase needs vtest.avi and its HOG detections (footage.mk: `make footage`).
 # Figures are printed as `name: value` lines and a table, and written as JSON to BENCH_DIR.
 # Both then run the remote benchmark (examples/bench_triton.rs, see triton.mk): a Triton server
@@ -25,7 +29,7 @@ BENCH_ENV := GST_PLUGIN_PATH= GST_REGISTRY=$(CURDIR)/target/gst-registry-bench.b
 	ORT_DYLIB_PATH=$(ORT_DYLIB_PATH)
 
 .PHONY: bench bench-quick bench-build bench-publish bench-publish-quick bench-publish-build \
-	bench-overlay
+	bench-overlay bench-frame
 
 bench-build:
 	$(CARGO) build --release --features testing --example bench --example bench_triton \
@@ -68,3 +72,9 @@ bench-overlay:
 	@mkdir -p $(BENCH_DIR)
 	$(BENCH_ENV) $(CURDIR)/target/release/examples/bench_overlay \
 		--out $(BENCH_DIR)/bench-overlay.json $(BENCH_OVERLAY_ARGS)
+
+# The streaming thread's cost per frame (BENCH_FRAME_ARGS: --quick for shorter runs).
+BENCH_FRAME_ARGS ?=
+bench-frame:
+	$(CARGO) build --release --features testing --example bench_frame
+	$(BENCH_ENV) $(CURDIR)/target/release/examples/bench_frame $(BENCH_FRAME_ARGS)

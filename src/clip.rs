@@ -120,6 +120,39 @@ impl Default for TrackConfig {
     }
 }
 
+/// Bounds on the assembler's work per frame and per buffer, and on its memory, whatever the
+/// detector's metadata says (a circular DeepStream object list, a detector without NMS, a
+/// hostile batch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Trigger-label detections per source and frame that object clips and the built-in
+    /// association consider, most confident first (`clip-per=object`); the rest are counted.
+    pub max_detections: u32,
+    /// Clips collecting at once over all sources; a trigger beyond it is answered `dropped`.
+    pub max_clips: u32,
+    /// Tiles sampled per buffer over all its frames; past it, clips still due on that buffer
+    /// and new triggers are answered `dropped`.
+    pub max_tiles_per_buffer: u32,
+}
+
+pub const DEFAULT_MAX_DETECTIONS: u32 = 64;
+pub const DEFAULT_MAX_CLIPS: u32 = 64;
+pub const DEFAULT_MAX_TILES_PER_BUFFER: u32 = 64;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_detections: DEFAULT_MAX_DETECTIONS,
+            max_clips: DEFAULT_MAX_CLIPS,
+            max_tiles_per_buffer: DEFAULT_MAX_TILES_PER_BUFFER,
+        }
+    }
+}
+
+/// Distinct labels kept per tile (the most confident): the labels of a tile cost a bounded
+/// amount of work and memory however many detections a frame has.
+pub const MAX_LABELS_PER_TILE: usize = 16;
+
 /// A label seen on a sampled frame, with the best confidence it had there.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabelSeen {
@@ -251,6 +284,15 @@ pub struct ClipCounters {
     pub lost_completed: AtomicU64,
     /// Clips whose object was lost before `min-frames` tiles, dropped.
     pub lost_dropped: AtomicU64,
+    /// Trigger-label detections left out of a frame's candidates by `max-detections`.
+    pub detections_capped: AtomicU64,
+    /// Triggers answered `dropped` because `max-clips` clips were collecting.
+    pub over_max_clips: AtomicU64,
+    /// Clips and triggers answered `dropped` because their buffer had sampled
+    /// `max-tiles-per-buffer` tiles.
+    pub over_tile_budget: AtomicU64,
+    /// Tracks the built-in association follows now, over all sources.
+    pub tracks: AtomicU64,
 }
 
 /// The crop region in fractions of the frame, so it stays put across a resolution change.
@@ -361,14 +403,34 @@ struct Candidate {
 /// Fills one tile from a region of the current frame.
 pub type SampleFn<'a> = dyn FnMut(PixelRect, &mut [u8]) -> Result<(), String> + 'a;
 
+/// Per-frame working space of the object path, kept so frames allocate nothing.
+#[derive(Debug, Default)]
+struct Scratch {
+    /// Indices of the frame's eligible detections (then of the kept ones).
+    eligible: Vec<usize>,
+    /// Indices of the kept detections the built-in association follows.
+    untracked: Vec<usize>,
+    ids: Vec<Option<u64>>,
+    cands: Vec<Candidate>,
+}
+
 /// Clip assembly for every source of one element.
 #[derive(Debug)]
 pub struct ClipAssembler {
     config: ClipConfig,
     tracks: TrackConfig,
+    limits: Limits,
     sources: HashMap<u32, Phase>,
     objects: HashMap<u32, Objects>,
     counters: Arc<ClipCounters>,
+    /// Tiles the current buffer may still sample.
+    tiles_left: u32,
+    /// The caller marks buffers ([`ClipAssembler::begin_buffer`]); otherwise each push is one.
+    marks_buffers: bool,
+    /// Sources (`clip-per=source`) whose trigger was answered `dropped` for `max-clips`: not
+    /// answered again until a clip ends, so a refused camera does not make a verdict a frame.
+    refused_sources: HashSet<u32>,
+    scratch: Scratch,
 }
 
 fn labels_of<'a>(detections: impl IntoIterator<Item = &'a Detection>) -> Vec<LabelSeen> {
@@ -377,15 +439,41 @@ fn labels_of<'a>(detections: impl IntoIterator<Item = &'a Detection>) -> Vec<Lab
         if !d.confidence.is_finite() {
             continue;
         }
-        match seen.iter_mut().find(|s| s.label == d.label) {
-            Some(s) => s.confidence = s.confidence.max(d.confidence),
-            None => seen.push(LabelSeen {
-                label: d.label.clone(),
-                confidence: d.confidence,
-            }),
+        if let Some(s) = seen.iter_mut().find(|s| s.label == d.label) {
+            s.confidence = s.confidence.max(d.confidence);
+            continue;
+        }
+        let entry = LabelSeen {
+            label: d.label.clone(),
+            confidence: d.confidence,
+        };
+        if seen.len() < MAX_LABELS_PER_TILE {
+            seen.push(entry);
+        } else if let Some(least) = seen
+            .iter_mut()
+            .min_by(|a, b| a.confidence.total_cmp(&b.confidence))
+            .filter(|l| l.confidence < d.confidence)
+        {
+            *least = entry;
         }
     }
     seen
+}
+
+/// Why a clip was answered `dropped` for its buffer's tile budget.
+fn tile_budget_reason(limits: &Limits, source: u32) -> String {
+    format!(
+        "max-tiles-per-buffer={} tiles were already sampled from this buffer (source {source})",
+        limits.max_tiles_per_buffer
+    )
+}
+
+/// Why a trigger was answered `dropped` for `max-clips`.
+fn max_clips_reason(limits: &Limits, source: u32) -> String {
+    format!(
+        "max-clips={} clips are collecting over all sources (source {source})",
+        limits.max_clips
+    )
 }
 
 /// `b` clamped to a `width`×`height` frame (so huge boxes stay finite through what follows).
@@ -544,13 +632,36 @@ impl ClipAssembler {
     }
 
     pub fn with_tracks(config: ClipConfig, tracks: TrackConfig) -> Self {
+        let limits = Limits::default();
         ClipAssembler {
             config,
             tracks,
+            limits,
             sources: HashMap::new(),
             objects: HashMap::new(),
             counters: Arc::default(),
+            tiles_left: limits.max_tiles_per_buffer,
+            marks_buffers: false,
+            refused_sources: HashSet::new(),
+            scratch: Scratch::default(),
         }
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Takes new bounds, at once (a lower `max-clips` refuses triggers until enough clips
+    /// have ended; clips already collecting go on).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// Starts a buffer: its frames share one `max-tiles-per-buffer` budget. A caller that
+    /// never calls this gets one budget per [`ClipAssembler::push`].
+    pub fn begin_buffer(&mut self) {
+        self.marks_buffers = true;
+        self.tiles_left = self.limits.max_tiles_per_buffer;
     }
 
     pub fn config(&self) -> &ClipConfig {
@@ -610,6 +721,8 @@ impl ClipAssembler {
             * 3;
         c.collecting_bytes
             .store(n.saturating_mul(clip_bytes), Ordering::Relaxed);
+        let tracks: usize = self.objects.values().map(|o| o.tracker.len()).sum();
+        c.tracks.store(tracks as u64, Ordering::Relaxed);
     }
 
     /// The triggering detections of a frame: wanted label, confident enough, a usable box.
@@ -709,6 +822,9 @@ impl ClipAssembler {
         next_id: &mut dyn FnMut() -> u64,
         sample: &mut SampleFn<'_>,
     ) -> FrameEvents {
+        if !self.marks_buffers {
+            self.tiles_left = self.limits.max_tiles_per_buffer;
+        }
         let events = match self.tracks.clip_per {
             ClipPer::Source => {
                 self.push_source(source, detections, width, height, pts, next_id, sample)
@@ -758,6 +874,30 @@ impl ClipAssembler {
                     }
                 }
             };
+            if self.collecting() >= self.limits.max_clips as usize {
+                if self.refused_sources.insert(source.source_id) {
+                    self.counters.over_max_clips.fetch_add(1, Ordering::Relaxed);
+                    let clip = self.empty_clip(next_id(), source, pixels, best, pts);
+                    events.dropped.push((
+                        Collected {
+                            clip,
+                            object_id: None,
+                            crops: vec![pixels],
+                            boxes: vec![None],
+                        },
+                        max_clips_reason(&self.limits, source.source_id),
+                    ));
+                }
+                return events;
+            }
+            // The trigger frame samples at once: without a tile left, the trigger waits for
+            // the next buffer (counted; no request is opened).
+            if self.tiles_left == 0 {
+                self.counters
+                    .over_tile_budget
+                    .fetch_add(1, Ordering::Relaxed);
+                return events;
+            }
             let id = next_id();
             events.started.push(id);
             let clip = self.empty_clip(id, source, pixels, best, pts);
@@ -784,6 +924,26 @@ impl ClipAssembler {
         if c.since_trigger % self.config.frame_interval.max(1) as u64 != 0 {
             return events;
         }
+        if self.tiles_left == 0 {
+            let Phase::Collecting(c) = std::mem::replace(phase, Phase::Idle) else {
+                unreachable!()
+            };
+            self.counters
+                .over_tile_budget
+                .fetch_add(1, Ordering::Relaxed);
+            self.refused_sources.clear();
+            events.dropped.push((
+                Collected {
+                    clip: c.clip,
+                    object_id: None,
+                    boxes: vec![None; c.crops.len()],
+                    crops: c.crops,
+                },
+                tile_budget_reason(&self.limits, source.source_id),
+            ));
+            return events;
+        }
+        self.tiles_left -= 1;
         let tile = c.clip.tile_bytes();
         let i = c.clip.frames as usize;
         c.clip.pixels.resize((i + 1) * tile, 0);
@@ -797,6 +957,7 @@ impl ClipAssembler {
         if let Err(e) = result {
             events.failed.push((c.clip.request_id, e));
             *phase = Phase::Idle;
+            self.refused_sources.clear();
             return events;
         }
         c.crops.extend(region);
@@ -814,6 +975,7 @@ impl ClipAssembler {
                 boxes: vec![None; c.crops.len()],
                 crops: c.crops,
             });
+            self.refused_sources.clear();
             if self.config.cooldown > 0 {
                 *phase = Phase::Cooldown {
                     remaining: self.config.cooldown,
@@ -824,60 +986,100 @@ impl ClipAssembler {
     }
 
     /// The detections of a frame that can belong to an object's clip (a trigger label, a
-    /// usable box, a finite confidence), with their object keys, most confident first and one
-    /// per object.
+    /// usable box, a finite confidence, an id where `tracking=ids`): at most `limit` of them,
+    /// the most confident, with their object keys, most confident first and one per object,
+    /// into `s.cands`. Returns how many eligible detections the limit left out.
+    #[allow(clippy::too_many_arguments)]
     fn candidates(
         config: &ClipConfig,
         tracking: Tracking,
+        limit: usize,
         tracker: &mut Tracker,
         detections: &[Detection],
         width: u32,
         height: u32,
-    ) -> Vec<Candidate> {
-        let mut out = Vec::new();
-        let mut untracked: Vec<(usize, Bounds)> = Vec::new();
-        for (index, d) in detections.iter().enumerate() {
-            if !d.confidence.is_finite()
-                || !config.trigger_labels.contains(&d.label)
-                || d.rect.to_pixels(width, height).is_none()
-            {
-                continue;
+        s: &mut Scratch,
+    ) -> usize {
+        s.eligible.clear();
+        s.eligible.extend(
+            detections
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| {
+                    d.confidence.is_finite()
+                        && !(tracking == Tracking::Ids && d.object_id.is_none())
+                        && config.trigger_labels.contains(&d.label)
+                        && d.rect.to_pixels(width, height).is_some()
+                })
+                .map(|(i, _)| i),
+        );
+        let capped = s.eligible.len().saturating_sub(limit);
+        if capped > 0 {
+            // The `limit` most confident in O(n), then back in frame order, so that the
+            // association sees them as it would have without the cap.
+            if limit > 0 {
+                s.eligible.select_nth_unstable_by(limit - 1, |a, b| {
+                    detections[*b]
+                        .confidence
+                        .total_cmp(&detections[*a].confidence)
+                        .then(a.cmp(b))
+                });
             }
-            let bounds = Bounds::of(&d.rect);
+            s.eligible.truncate(limit);
+            s.eligible.sort_unstable();
+        }
+        s.cands.clear();
+        s.untracked.clear();
+        for &index in &s.eligible {
+            let d = &detections[index];
             match (tracking, d.object_id) {
-                (Tracking::Auto | Tracking::Ids, Some(id)) => out.push(Candidate {
+                (Tracking::Auto | Tracking::Ids, Some(id)) => s.cands.push(Candidate {
                     key: Key::Given(id),
                     index,
-                    bounds,
+                    bounds: Bounds::of(&d.rect),
                     confidence: d.confidence,
                 }),
-                (Tracking::Ids, None) => {}
-                (Tracking::Auto, None) | (Tracking::Builtin, _) => untracked.push((index, bounds)),
+                _ => s.untracked.push(index),
             }
         }
         // Fed every frame, with or without detections, so unseen tracks age.
-        let boxes: Vec<(&str, Bounds)> = untracked
-            .iter()
-            .map(|(i, b)| (detections[*i].label.as_str(), *b))
-            .collect();
-        for ((index, bounds), id) in untracked.iter().zip(tracker.update(&boxes)) {
-            if let Some(id) = id {
-                out.push(Candidate {
+        let untracked = &s.untracked;
+        tracker.update_with(
+            untracked.len(),
+            |k| {
+                let d = &detections[untracked[k]];
+                (d.label.as_str(), Bounds::of(&d.rect))
+            },
+            &mut s.ids,
+        );
+        for (&index, id) in s.untracked.iter().zip(&s.ids) {
+            if let Some(id) = *id {
+                s.cands.push(Candidate {
                     key: Key::Builtin(id),
-                    index: *index,
-                    bounds: *bounds,
-                    confidence: detections[*index].confidence,
+                    index,
+                    bounds: Bounds::of(&detections[index].rect),
+                    confidence: detections[index].confidence,
                 });
             }
         }
-        out.sort_by(|a, b| {
+        // (confidence, index) is unique: the unstable sort repeats across runs.
+        s.cands.sort_unstable_by(|a, b| {
             b.confidence
                 .total_cmp(&a.confidence)
                 .then(a.index.cmp(&b.index))
         });
-        let mut seen = HashSet::new();
-        out.retain(|c| seen.insert(c.key));
-        out
+        // One per object, its most confident detection: at most `limit` candidates, so a scan
+        // of those kept instead of a set.
+        let mut kept = 0;
+        for i in 0..s.cands.len() {
+            let c = s.cands[i];
+            if !s.cands[..kept].iter().any(|k| k.key == c.key) {
+                s.cands[kept] = c;
+                kept += 1;
+            }
+        }
+        s.cands.truncate(kept);
+        capped
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -903,18 +1105,30 @@ impl ClipAssembler {
                 quiet_until: HashMap::new(),
                 refused: HashSet::new(),
             });
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut tiles_left = self.tiles_left;
+        // Clips of the other sources (this one's are out of the map while it is fed).
+        let others = self.collecting();
         o.frame += 1;
         let frame = o.frame;
         o.quiet_until.retain(|_, until| *until >= frame);
-        let config = self.config.clone();
-        let cands = Self::candidates(
-            &config,
+        let config = &self.config;
+        let capped = Self::candidates(
+            config,
             self.tracks.tracking,
+            self.limits.max_detections as usize,
             &mut o.tracker,
             detections,
             width,
             height,
+            &mut scratch,
         );
+        if capped > 0 {
+            self.counters
+                .detections_capped
+                .fetch_add(capped as u64, Ordering::Relaxed);
+        }
+        let cands = &scratch.cands;
         o.refused.retain(|k| cands.iter().any(|c| c.key == *k));
         events.assigned = cands
             .iter()
@@ -928,24 +1142,34 @@ impl ClipAssembler {
             match cands.iter().find(|c| c.key == clip.key) {
                 Some(c) => {
                     clip.missing = 0;
-                    clip.observe(&c.bounds, &config, width, height);
+                    clip.observe(&c.bounds, config, width, height);
                 }
                 None => clip.missing = clip.missing.saturating_add(1),
             }
         }
 
         // Lost objects end their clips before triggers, so their slots are free again.
-        let (lost, kept): (Vec<ObjectClip>, Vec<ObjectClip>) = std::mem::take(&mut o.clips)
-            .into_iter()
-            .partition(|c| c.missing >= timeout.max(1));
-        o.clips = kept;
-        for clip in lost {
-            self.end_lost(&mut o, clip, frame, &mut events);
+        let mut i = 0;
+        while i < o.clips.len() {
+            if o.clips[i].missing >= timeout.max(1) {
+                let clip = o.clips.remove(i);
+                self.end_lost(&mut o, clip, frame, &mut events);
+            } else {
+                i += 1;
+            }
         }
 
-        // Triggers: objects without a clip, out of cooldown, confident enough.
+        // Triggers: objects without a clip, out of cooldown, confident enough. A new clip
+        // samples its first tile on this frame: it opens only while the buffer's budget has a
+        // tile for it after the clips already due.
+        let interval = config.frame_interval.max(1) as u64;
+        let due = o
+            .clips
+            .iter()
+            .filter(|c| c.since_trigger.is_multiple_of(interval))
+            .count();
         let aspect = config.tile_width as f64 / config.tile_height.max(1) as f64;
-        for c in &cands {
+        for c in cands {
             if !self.confident(&detections[c.index])
                 || o.clips.iter().any(|k| k.key == c.key)
                 || o.quiet_until.contains_key(&c.key)
@@ -960,22 +1184,40 @@ impl ClipAssembler {
             };
             let Some(region) = region else { continue };
             let d = &detections[c.index];
+            // The bounds on clips first: a refusal is answered once. The tile budget after:
+            // a trigger it stops waits for the next buffer (counted; no request is opened).
+            let over_clips = o.clips.len() >= self.tracks.max_clips_per_source as usize
+                || others + o.clips.len() >= self.limits.max_clips as usize;
+            if !over_clips && tiles_left as usize <= due + events.started.len() {
+                self.counters
+                    .over_tile_budget
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let refusal = if o.clips.len() >= self.tracks.max_clips_per_source as usize {
+                self.counters.overflowed.fetch_add(1, Ordering::Relaxed);
+                Some(format!(
+                    "max-clips-per-source={} clips of source {} are collecting",
+                    self.tracks.max_clips_per_source, source.source_id
+                ))
+            } else if others + o.clips.len() >= self.limits.max_clips as usize {
+                self.counters.over_max_clips.fetch_add(1, Ordering::Relaxed);
+                Some(max_clips_reason(&self.limits, source.source_id))
+            } else {
+                None
+            };
             let id = next_id();
             let clip = self.empty_clip(id, source, region, d, pts);
-            if o.clips.len() >= self.tracks.max_clips_per_source as usize {
-                self.counters.overflowed.fetch_add(1, Ordering::Relaxed);
+            if let Some(reason) = refusal {
                 o.refused.insert(c.key);
                 events.dropped.push((
                     Collected {
                         clip,
                         object_id: Some(c.key.id()),
                         crops: vec![region],
-                        boxes: vec![Bounds::of(&detections[c.index].rect).to_pixels(width, height)],
+                        boxes: vec![Bounds::of(&d.rect).to_pixels(width, height)],
                     },
-                    format!(
-                        "max-clips-per-source={} clips of source {} are collecting",
-                        self.tracks.max_clips_per_source, source.source_id
-                    ),
+                    reason,
                 ));
                 continue;
             }
@@ -993,8 +1235,7 @@ impl ClipAssembler {
             });
         }
 
-        // Sample every clip due on this frame.
-        let interval = config.frame_interval.max(1) as u64;
+        // Sample every clip due on this frame, oldest first, while the buffer has tiles.
         let mut i = 0;
         while i < o.clips.len() {
             let clip = &mut o.clips[i];
@@ -1002,10 +1243,23 @@ impl ClipAssembler {
                 i += 1;
                 continue;
             }
+            if tiles_left == 0 {
+                let clip = o.clips.remove(i);
+                self.counters
+                    .over_tile_budget
+                    .fetch_add(1, Ordering::Relaxed);
+                o.refused.clear();
+                events.dropped.push((
+                    clip.collected(),
+                    tile_budget_reason(&self.limits, source.source_id),
+                ));
+                continue;
+            }
+            tiles_left -= 1;
             let tile = clip.clip.tile_bytes();
             let n = clip.clip.frames as usize;
             clip.clip.pixels.resize((n + 1) * tile, 0);
-            let result = match clip.crop(&config, width, height) {
+            let result = match clip.crop(config, width, height) {
                 Some(crop) => sample(crop, &mut clip.clip.pixels[n * tile..]).map(|()| crop),
                 None => Err(format!("the crop does not fit a {width}x{height} frame")),
             };
@@ -1046,6 +1300,8 @@ impl ClipAssembler {
             }
             i += 1;
         }
+        self.tiles_left = tiles_left;
+        self.scratch = scratch;
         self.objects.insert(source.source_id, o);
         events
     }
@@ -1111,12 +1367,13 @@ impl ClipAssembler {
             }
         }
         out.sort_by_key(|c| c.clip.request_id);
+        self.refused_sources.clear();
         self.update_counters();
         out
     }
 
     /// Abandons every clip being collected (flush, stop), returning their ids. Tracks and
-    /// cooldowns are forgotten too.
+    /// cooldowns are forgotten too, but not the built-in ids already given.
     pub fn abandon_all(&mut self) -> Vec<u64> {
         let mut ids: Vec<u64> = self
             .sources
@@ -1133,7 +1390,15 @@ impl ClipAssembler {
             .collect();
         ids.sort_unstable();
         self.sources.clear();
-        self.objects.clear();
+        self.refused_sources.clear();
+        // Each source keeps its tracker, emptied: its ids go on counting up, so an id names
+        // one object for the whole run (in events and ROI metas) across seeks.
+        for o in self.objects.values_mut() {
+            o.clips.clear();
+            o.quiet_until.clear();
+            o.refused.clear();
+            o.tracker.clear();
+        }
         self.update_counters();
         ids
     }
@@ -1824,6 +2089,187 @@ mod object_tests {
         r.push(&[person(Some(1), 100.0, 100.0)]);
         assert_eq!(r.a.abandon_all().len(), 1);
         assert_eq!(r.a.counters().collecting.load(Ordering::Relaxed), 0);
+    }
+
+    /// Feeds one frame of `source` to `a`; returns the events and the tiles it sampled.
+    fn push_to(
+        a: &mut ClipAssembler,
+        source: u32,
+        dets: &[Detection],
+        next: &mut u64,
+    ) -> (FrameEvents, usize) {
+        let mut tiles = 0;
+        let e = a.push(
+            SourceFrame {
+                source_id: source,
+                ..Default::default()
+            },
+            dets,
+            W,
+            H,
+            None,
+            &mut || {
+                *next += 1;
+                *next - 1
+            },
+            &mut |_, _| {
+                tiles += 1;
+                Ok(())
+            },
+        );
+        (e, tiles)
+    }
+
+    #[test]
+    fn only_the_most_confident_detections_are_followed_and_the_rest_counted() {
+        let mut a = ClipAssembler::with_tracks(config(), tracks());
+        a.set_limits(Limits {
+            max_detections: 3,
+            ..Limits::default()
+        });
+        let mut next = 1;
+        // Five people far apart, no ids; the two least confident are left out.
+        let dets: Vec<Detection> = [0.6, 0.95, 0.7, 0.9, 0.8]
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| Detection {
+                confidence: c,
+                ..person(None, 10.0 + 100.0 * i as f32, 100.0)
+            })
+            .collect();
+        let (e, _) = push_to(&mut a, 0, &dets, &mut next);
+        let mut followed: Vec<usize> = e.assigned.iter().map(|(i, _)| *i).collect();
+        followed.sort();
+        assert_eq!(followed, [1, 3, 4]);
+        assert_eq!(e.started.len(), 3);
+        assert_eq!(a.counters().detections_capped.load(Ordering::Relaxed), 2);
+        assert_eq!(a.counters().tracks.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn twenty_thousand_boxes_are_cut_to_max_detections_before_the_association() {
+        let mut a = ClipAssembler::with_tracks(config(), tracks());
+        let mut next = 1;
+        let dets: Vec<Detection> = (0..20_000)
+            .map(|i| Detection {
+                confidence: 0.5 + (i % 1000) as f64 / 2000.0,
+                ..person(None, 100.0 + (i % 17) as f32, 100.0 + (i % 13) as f32)
+            })
+            .collect();
+        for frame in 1..=5u64 {
+            let (e, _) = push_to(&mut a, 0, &dets, &mut next);
+            assert!(e.assigned.len() <= DEFAULT_MAX_DETECTIONS as usize);
+            let c = a.counters();
+            assert_eq!(
+                c.detections_capped.load(Ordering::Relaxed),
+                frame * (20_000 - DEFAULT_MAX_DETECTIONS as u64)
+            );
+            assert!(c.tracks.load(Ordering::Relaxed) <= tracks::MAX_TRACKS as u64);
+            assert!(a.collecting() <= 8);
+        }
+    }
+
+    #[test]
+    fn max_clips_holds_over_all_sources_and_refuses_once() {
+        let mut a = ClipAssembler::with_tracks(config(), tracks());
+        a.set_limits(Limits {
+            max_clips: 5,
+            ..Limits::default()
+        });
+        let mut next = 1;
+        let two = [person(Some(1), 10.0, 10.0), person(Some(2), 300.0, 10.0)];
+        let mut dropped = 0;
+        for _ in 0..2 {
+            for source in 0..4 {
+                let (e, _) = push_to(&mut a, source, &two, &mut next);
+                dropped += e.dropped.len();
+                assert!(e.dropped.iter().all(|(_, r)| r.contains("max-clips=5")));
+                assert!(a.collecting() <= 5);
+            }
+        }
+        assert_eq!(a.collecting(), 5);
+        // Sources 2 and 3 have 3 refused people: answered once, not once a frame.
+        assert_eq!(dropped, 3);
+        assert_eq!(a.counters().over_max_clips.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn a_buffer_samples_at_most_its_tile_budget() {
+        let mut a = ClipAssembler::with_tracks(config(), tracks());
+        a.set_limits(Limits {
+            max_tiles_per_buffer: 5,
+            ..Limits::default()
+        });
+        let mut next = 1;
+        let three = [
+            person(Some(1), 10.0, 10.0),
+            person(Some(2), 200.0, 10.0),
+            person(Some(3), 400.0, 10.0),
+        ];
+        // One buffer carrying source 0 twice and source 1 (a hostile batch).
+        a.begin_buffer();
+        let mut tiles = 0;
+        let mut events = vec![];
+        for source in [0, 1, 0] {
+            let (e, t) = push_to(&mut a, source, &three, &mut next);
+            tiles += t;
+            events.push(e);
+        }
+        assert_eq!(tiles, 5);
+        // Source 0 opens 3 clips (3 tiles), source 1 opens 2 (the last trigger waits), and
+        // the repeated source 0 finds the budget spent: its 3 clips are dropped.
+        assert_eq!(events[0].started.len(), 3);
+        assert_eq!(events[1].started.len(), 2);
+        assert_eq!(events[2].dropped.len(), 3);
+        assert!(
+            events[2]
+                .dropped
+                .iter()
+                .all(|(_, r)| r.contains("max-tiles-per-buffer=5"))
+        );
+        assert_eq!(a.counters().over_tile_budget.load(Ordering::Relaxed), 4);
+        // The next buffer has a fresh budget: source 1's third person opens its clip.
+        a.begin_buffer();
+        let (e, t) = push_to(&mut a, 1, &three, &mut next);
+        assert_eq!((e.started.len(), t), (1, 3));
+    }
+
+    #[test]
+    fn a_tile_keeps_the_most_confident_labels_up_to_its_bound() {
+        let mut dets = vec![];
+        for i in 0..40 {
+            let mut d = person(None, 0.0, 0.0);
+            d.label = format!("junk{i}");
+            d.confidence = 0.1 + i as f64 / 100.0;
+            dets.push(d);
+        }
+        let mut gun = person(None, 0.0, 0.0);
+        gun.label = "gun".into();
+        gun.confidence = 0.99;
+        dets.insert(0, gun);
+        let labels = labels_of(&dets);
+        assert_eq!(labels.len(), MAX_LABELS_PER_TILE);
+        assert!(labels.iter().any(|l| l.label == "gun"));
+        assert!(
+            labels
+                .iter()
+                .all(|l| l.confidence >= 0.1 + 25.0 / 100.0 - 1e-9)
+        );
+    }
+
+    #[test]
+    fn a_flush_does_not_give_a_builtin_id_again() {
+        let mut r = Run::new(config(), tracks());
+        let mut object_ids = vec![];
+        for _ in 0..3 {
+            r.push(&[person(None, 100.0, 100.0), person(None, 300.0, 100.0)]);
+            r.a.abandon_all();
+            // The same two people after the seek: new tracks, so new ids.
+            r.push(&[person(None, 100.0, 100.0), person(None, 300.0, 100.0)]);
+            object_ids.extend(r.a.finish_partial().iter().map(|c| c.object_id.unwrap()));
+            r.a.abandon_all();
+        }
+        assert_eq!(object_ids, [3, 4, 7, 8, 11, 12]);
     }
 }
 

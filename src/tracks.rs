@@ -9,8 +9,9 @@
 //! the crossing their boxes overlap, but each predicted box lies on its own side.
 //!
 //! Greedy matching (not Hungarian) is enough for the few boxes of a camera frame and costs
-//! O(tracks × detections). The number of tracks is capped so a detector spraying boxes cannot
-//! make a frame expensive.
+//! O(tracks × detections). The number of tracks is capped here, and the detections by the
+//! caller (the assembler keeps the `max-detections` most confident), so a detector spraying
+//! boxes cannot make a frame expensive: at most [`MAX_TRACKS`] × `max-detections` pairs.
 
 use crate::geometry::Bounds;
 
@@ -87,6 +88,10 @@ pub struct Tracker {
     next_id: u64,
     timeout: u32,
     min_iou: f64,
+    /// Per-frame working space, kept so a steady stream of frames allocates nothing.
+    predicted: Vec<Bounds>,
+    pairs: Vec<(f64, usize, usize)>,
+    matched: Vec<bool>,
 }
 
 impl Tracker {
@@ -97,6 +102,9 @@ impl Tracker {
             next_id: 1,
             timeout,
             min_iou,
+            predicted: Vec::new(),
+            pairs: Vec::new(),
+            matched: Vec::new(),
         }
     }
 
@@ -116,55 +124,77 @@ impl Tracker {
     /// Feeds one frame: `(label, box)` per detection. Returns the track id of each detection,
     /// in the same order; `None` for a non-finite box or one beyond [`MAX_TRACKS`].
     pub fn update(&mut self, detections: &[(&str, Bounds)]) -> Vec<Option<u64>> {
+        let mut ids = Vec::new();
+        self.update_with(detections.len(), |d| detections[d], &mut ids);
+        ids
+    }
+
+    /// [`Tracker::update`] for `n` detections given by `detection(i)`, the ids written to
+    /// `ids` (cleared first): with the caller's buffers, a frame allocates nothing. The work is
+    /// O(tracks × n): the caller bounds `n` (the assembler's `max-detections`).
+    pub fn update_with<'a>(
+        &mut self,
+        n: usize,
+        detection: impl Fn(usize) -> (&'a str, Bounds),
+        ids: &mut Vec<Option<u64>>,
+    ) {
         let finite = |b: &Bounds| [b.x0, b.y0, b.x1, b.y1].iter().all(|v| v.is_finite());
-        let predicted: Vec<Bounds> = self.tracks.iter().map(Track::predicted).collect();
-        let mut pairs: Vec<(f64, usize, usize)> = Vec::new();
-        for (t, p) in predicted.iter().enumerate() {
-            for (d, (label, b)) in detections.iter().enumerate() {
-                if *label != self.tracks[t].label || !finite(b) {
+        self.predicted.clear();
+        self.predicted
+            .extend(self.tracks.iter().map(Track::predicted));
+        self.pairs.clear();
+        for (t, p) in self.predicted.iter().enumerate() {
+            for d in 0..n {
+                let (label, b) = detection(d);
+                if label != self.tracks[t].label || !finite(&b) {
                     continue;
                 }
-                let v = iou(p, b);
+                let v = iou(p, &b);
                 if v >= self.min_iou {
-                    pairs.push((v, t, d));
+                    self.pairs.push((v, t, d));
                 }
             }
         }
-        // Best pair first; ties in the order of tracks then detections, so runs repeat.
-        pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-        let mut ids: Vec<Option<u64>> = vec![None; detections.len()];
-        let mut matched = vec![false; self.tracks.len()];
-        for (_, t, d) in pairs {
-            if matched[t] || ids[d].is_some() {
+        // Best pair first; ties in the order of tracks then detections, so runs repeat. The
+        // order is total (each (t, d) is unique): an unstable sort gives the same result
+        // without a stable sort's buffer.
+        self.pairs
+            .sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        ids.clear();
+        ids.resize(n, None);
+        self.matched.clear();
+        self.matched.resize(self.tracks.len(), false);
+        for &(_, t, d) in &self.pairs {
+            if self.matched[t] || ids[d].is_some() {
                 continue;
             }
-            matched[t] = true;
-            self.tracks[t].update(detections[d].1);
+            self.matched[t] = true;
+            self.tracks[t].update(detection(d).1);
             ids[d] = Some(self.tracks[t].id);
         }
-        for (t, m) in matched.iter().enumerate() {
+        for (t, m) in self.matched.iter().enumerate() {
             if !m {
                 self.tracks[t].missed = self.tracks[t].missed.saturating_add(1);
             }
         }
         let timeout = self.timeout;
         self.tracks.retain(|t| t.missed <= timeout);
-        for (d, (label, b)) in detections.iter().enumerate() {
-            if ids[d].is_some() || !finite(b) || self.tracks.len() >= MAX_TRACKS {
+        for (d, id) in ids.iter_mut().enumerate() {
+            let (label, b) = detection(d);
+            if id.is_some() || !finite(&b) || self.tracks.len() >= MAX_TRACKS {
                 continue;
             }
-            let id = self.next_id;
+            let new = self.next_id;
             self.next_id += 1;
             self.tracks.push(Track {
-                id,
+                id: new,
                 label: label.to_string(),
-                bounds: *b,
+                bounds: b,
                 velocity: (0.0, 0.0),
                 missed: 0,
             });
-            ids[d] = Some(id);
+            *id = Some(new);
         }
-        ids
     }
 
     /// Forgets every track (flush); ids keep counting up so an old id never returns.

@@ -499,3 +499,88 @@ fn deepstream_object_ids_give_a_clip_per_object_and_camera() {
         assert!(contains_centre(a.crop.unwrap(), crossing(3).0), "{a:?}");
     });
 }
+
+/// A flushing seek in a real pipeline forgets the built-in tracks, but the ids already given
+/// are never given again: after the seek the same (id-less) person gets a new id on its ROI
+/// meta, so an id names one object for the whole run.
+#[test]
+fn a_seek_does_not_give_a_builtin_id_to_another_object() {
+    with_watchdog(Duration::from_secs(90), || {
+        use gst::prelude::*;
+        use std::sync::Mutex;
+        init();
+        let dir = std::env::temp_dir().join(format!("iguard-tracks-seek-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("still-person.txt");
+        // One untracked person standing still, on every frame the run can reach.
+        let lines: String = (1..=3000)
+            .map(|f| format!("{f},-1,100,60,40,80,0.9,1\n"))
+            .collect();
+        std::fs::write(&path, lines).unwrap();
+        let desc = format!(
+            "videotestsrc ! video/x-raw,width=320,height=240,format=RGBA,framerate=30/1 \
+             ! iguardreplay location={} class-labels=1=person \
+             ! iguardverify name=v clip-per=object temporal-size=4 input-width=16 \
+               input-height=16 cooldown=1000 \
+             ! fakesink name=sink sync=true",
+            path.display()
+        );
+        let p = gst::parse::launch(&desc)
+            .unwrap()
+            .downcast::<gst::Pipeline>()
+            .unwrap();
+        let _stop = StopOnDrop(p.clone().upcast());
+        let v = p.by_name("v").unwrap();
+        set_scorer(&v, Arc::new(Recorder::default()));
+        // Per flush epoch (0 before the seek, 1 after), the ids on the ROI metas.
+        // (flushes seen, ids per epoch)
+        type Seen = (usize, Vec<Vec<Option<u64>>>);
+        let seen: Arc<Mutex<Seen>> = Arc::new(Mutex::new((0, vec![vec![], vec![]])));
+        let pad = p.by_name("sink").unwrap().static_pad("sink").unwrap();
+        let s = seen.clone();
+        pad.add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_FLUSH,
+            move |_, info| {
+                let mut s = s.lock().unwrap();
+                match &info.data {
+                    Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::FlushStop => {
+                        s.0 += 1
+                    }
+                    Some(gst::PadProbeData::Buffer(b)) => {
+                        let epoch = s.0.min(1);
+                        s.1[epoch].extend(rois(b).into_iter().map(|r| r.1));
+                    }
+                    _ => (),
+                }
+                gst::PadProbeReturn::Ok
+            },
+        );
+        let frames_in = |epoch: usize| seen.lock().unwrap().1[epoch].len();
+        p.set_state(gst::State::Playing).unwrap();
+        wait_for("6 frames before the seek", Duration::from_secs(30), || {
+            frames_in(0) >= 6
+        });
+        assert!(
+            p.seek_simple(gst::SeekFlags::FLUSH, gst::ClockTime::ZERO)
+                .is_ok()
+        );
+        wait_for("6 frames after the seek", Duration::from_secs(30), || {
+            frames_in(1) >= 6
+        });
+        p.set_state(gst::State::Null).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let (epochs, ids) = seen.lock().unwrap().clone();
+        assert_eq!(epochs, 1, "one flush");
+        let before: BTreeSet<Option<u64>> = ids[0].iter().copied().collect();
+        let after: BTreeSet<Option<u64>> = ids[1].iter().copied().collect();
+        // One person, one id on each side of the seek, and not the same one.
+        assert_eq!(before.len(), 1, "{before:?}");
+        assert_eq!(after.len(), 1, "{after:?}");
+        assert!(before.iter().chain(&after).all(Option::is_some), "{ids:?}");
+        assert!(
+            before.is_disjoint(&after),
+            "before {before:?}, after {after:?}"
+        );
+        Stats::of(&v).assert_adds_up();
+    });
+}

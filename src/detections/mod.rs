@@ -51,21 +51,35 @@ pub trait DetectionReader: Send {
     /// always appends exactly one entry (possibly without detections), so every frame counts
     /// towards clip collection.
     fn read(&mut self, buffer: &gst::BufferRef, out: &mut Vec<FrameDetections>);
+
+    /// Empties `frames` (the last buffer's, done with) before the next [`read`]; a reader may
+    /// keep their storage, so that steady frames allocate nothing.
+    ///
+    /// [`read`]: DetectionReader::read
+    fn recycle(&mut self, frames: &mut Vec<FrameDetections>) {
+        frames.clear();
+    }
 }
 
 /// Reads DeepStream batch metas when a buffer carries one, ROI metas otherwise, so one element
 /// serves both kinds of pipeline without configuration.
 pub struct AutoReader {
     pub roi: roi::RoiReader,
+    /// The ROI path's detections, kept from buffer to buffer.
+    pub spare: roi::Spare,
     pub deepstream: deepstream::DeepStreamReader,
 }
 
 impl DetectionReader for AutoReader {
+    fn recycle(&mut self, frames: &mut Vec<FrameDetections>) {
+        self.spare.recycle(frames);
+    }
+
     fn read(&mut self, buffer: &gst::BufferRef, out: &mut Vec<FrameDetections>) {
         if deepstream::carries_batch_meta(buffer) {
             self.deepstream.read(buffer, out);
         } else {
-            self.roi.read(buffer, out);
+            self.roi.read_with(buffer, out, &mut self.spare);
         }
     }
 }

@@ -12,6 +12,33 @@ use crate::geometry::Rect;
 #[derive(Debug, Default)]
 pub struct RoiReader;
 
+/// The last buffers' detections, given back by [`Spare::recycle`], for [`RoiReader::read_with`]
+/// to write the next buffer's over: their label `String`s keep their capacity, so a steady
+/// stream of detections allocates nothing per detection.
+#[derive(Debug, Default)]
+pub struct Spare {
+    detections: Vec<Detection>,
+    /// Emptied detection lists, for the next frames.
+    lists: Vec<Vec<Detection>>,
+}
+
+/// Spare detections (and list capacity) kept at most, so one crowded buffer does not hold its
+/// memory for good.
+const MAX_SPARE: usize = 1024;
+
+impl Spare {
+    /// Empties `frames`, keeping their storage.
+    pub fn recycle(&mut self, frames: &mut Vec<FrameDetections>) {
+        for mut f in frames.drain(..) {
+            let room = MAX_SPARE.saturating_sub(self.detections.len());
+            self.detections.extend(f.detections.drain(..).take(room));
+            if self.lists.len() < 4 && f.detections.capacity() <= MAX_SPARE {
+                self.lists.push(f.detections);
+            }
+        }
+    }
+}
+
 fn number(s: &gst::StructureRef, field: &str) -> Option<f64> {
     if let Ok(v) = s.get::<f64>(field) {
         return Some(v);
@@ -36,6 +63,19 @@ fn number(s: &gst::StructureRef, field: &str) -> Option<f64> {
 
 /// Converts one ROI meta into a detection.
 pub fn detection_from_roi(meta: &gst_video::VideoRegionOfInterestMeta) -> Detection {
+    let mut d = Detection {
+        class_id: -1,
+        label: String::new(),
+        confidence: 1.0,
+        rect: Rect::default(),
+        object_id: None,
+    };
+    fill_from_roi(&mut d, meta);
+    d
+}
+
+/// [`detection_from_roi`] into an existing detection, reusing its label's storage.
+fn fill_from_roi(d: &mut Detection, meta: &gst_video::VideoRegionOfInterestMeta) {
     let (x, y, w, h) = meta.rect();
     let params = meta.param("detection");
     let confidence = params.and_then(|p| number(p, "confidence")).unwrap_or(1.0);
@@ -48,18 +88,17 @@ pub fn detection_from_roi(meta: &gst_video::VideoRegionOfInterestMeta) -> Detect
         .and_then(|p| number(p, "object_id").or_else(|| number(p, "id")))
         .filter(|v| v.is_finite() && *v >= 0.0)
         .map(|v| v as u64);
-    Detection {
-        class_id,
-        label: meta.roi_type().to_string(),
-        confidence,
-        rect: Rect {
-            x: x as f32,
-            y: y as f32,
-            width: w as f32,
-            height: h as f32,
-        },
-        object_id,
-    }
+    d.class_id = class_id;
+    d.label.clear();
+    d.label.push_str(meta.roi_type());
+    d.confidence = confidence;
+    d.rect = Rect {
+        x: x as f32,
+        y: y as f32,
+        width: w as f32,
+        height: h as f32,
+    };
+    d.object_id = object_id;
 }
 
 /// Writes the object ids the element's tracker gave (`(index, id)`: the detection's place among
@@ -103,16 +142,34 @@ pub fn write_object_ids(buffer: &mut gst::BufferRef, assigned: &[(usize, u64)]) 
     }
 }
 
-impl DetectionReader for RoiReader {
-    fn read(&mut self, buffer: &gst::BufferRef, out: &mut Vec<FrameDetections>) {
-        let detections = buffer
-            .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
-            .map(|m| detection_from_roi(&m))
-            .collect();
+impl RoiReader {
+    /// [`DetectionReader::read`], reusing `spare`'s storage.
+    pub fn read_with(
+        &self,
+        buffer: &gst::BufferRef,
+        out: &mut Vec<FrameDetections>,
+        spare: &mut Spare,
+    ) {
+        let mut detections = spare.lists.pop().unwrap_or_default();
+        for m in buffer.iter_meta::<gst_video::VideoRegionOfInterestMeta>() {
+            match spare.detections.pop() {
+                Some(mut d) => {
+                    fill_from_roi(&mut d, &m);
+                    detections.push(d);
+                }
+                None => detections.push(detection_from_roi(&m)),
+            }
+        }
         out.push(FrameDetections {
             source: SourceFrame::default(),
             detections,
         });
+    }
+}
+
+impl DetectionReader for RoiReader {
+    fn read(&mut self, buffer: &gst::BufferRef, out: &mut Vec<FrameDetections>) {
+        self.read_with(buffer, out, &mut Spare::default());
     }
 }
 
@@ -210,6 +267,43 @@ mod tests {
         assert_eq!(d[1].confidence, 1.0);
         assert_eq!(d[1].class_id, -1);
         assert_eq!(d[1].object_id, None);
+    }
+
+    #[test]
+    fn recycled_detections_are_overwritten_whole() {
+        gst::init().unwrap();
+        let buffer = |metas: &[(&str, f64)]| {
+            let mut buf = gst::Buffer::new();
+            let b = buf.get_mut().unwrap();
+            for (i, (label, conf)) in metas.iter().enumerate() {
+                let mut m =
+                    gst_video::VideoRegionOfInterestMeta::add(b, label, (i as u32, 0, 5, 5));
+                m.add_param(
+                    gst::Structure::builder("detection")
+                        .field("confidence", *conf)
+                        .field("object_id", 7u64)
+                        .build(),
+                );
+            }
+            gst_video::VideoRegionOfInterestMeta::add(b, "car", (9, 9, 1, 1));
+            buf
+        };
+        let mut spare = Spare::default();
+        let mut out = Vec::new();
+        RoiReader.read_with(
+            &buffer(&[("weapon", 0.8), ("person", 0.6)]),
+            &mut out,
+            &mut spare,
+        );
+        spare.recycle(&mut out);
+        assert!(out.is_empty());
+        let next = buffer(&[("person-with-a-long-label", 0.3)]);
+        RoiReader.read_with(&next, &mut out, &mut spare);
+        // The same as a fresh read: nothing of the last buffer's detections is left.
+        let mut fresh = Vec::new();
+        RoiReader.read(&next, &mut fresh);
+        assert_eq!(out, fresh);
+        assert_eq!(out[0].detections[1].object_id, None);
     }
 
     #[test]

@@ -222,6 +222,7 @@ impl IGuardVerify {
         };
         state.assembler.set_config(run.clip_config());
         state.assembler.set_track_config(run.track_config());
+        state.assembler.set_limits(run.clip_limits());
         state.running.reporter.set_threshold(run.threshold);
         *lock(&self.effective) = Some(run.clone());
         state.run = run;
@@ -325,6 +326,7 @@ impl IGuardVerify {
         );
         let mut finished = Vec::new();
         let mut assigned = Vec::new();
+        assembler.begin_buffer();
         let mut pixels = frame_source.pixels(buf, info);
         for fd in frames {
             let outcome = assembler.push(
@@ -695,7 +697,8 @@ impl BaseTransformImpl for IGuardVerify {
             let _ = obj.post_message(gst::message::Element::builder(s).src(&obj).build());
         });
         reporter.set_snapshot(run.snapshot_config());
-        let assembler = ClipAssembler::with_tracks(run.clip_config(), run.track_config());
+        let mut assembler = ClipAssembler::with_tracks(run.clip_config(), run.track_config());
+        assembler.set_limits(run.clip_limits());
         let running = Running {
             clips: assembler.counters(),
             reporter,
@@ -867,7 +870,7 @@ impl BaseTransformImpl for IGuardVerify {
         self.refresh_settings(state);
 
         let mut frames = std::mem::take(&mut state.frames);
-        frames.clear();
+        state.reader.recycle(&mut frames);
         if state.run.enabled {
             state.reader.read(buf, &mut frames);
         }

@@ -125,6 +125,48 @@ pub fn list() -> Vec<glib::ParamSpec> {
             .default_value(DEFAULT_MAX_CLIPS_PER_SOURCE)
             .mutable_playing()
             .build(),
+        glib::ParamSpecUInt::builder("max-detections")
+            .nick("Max detections")
+            .blurb(
+                "Detections with a trigger label that clip-per=object follows per source \
+                 and frame, the most confident first; the rest start no clip, get no \
+                 built-in id and are counted in stats (detections-capped). Bounds the \
+                 association's work per frame whatever the detector sends",
+            )
+            .minimum(1)
+            .maximum(65_536)
+            .default_value(crate::clip::DEFAULT_MAX_DETECTIONS)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecUInt::builder("max-clips")
+            .nick("Max clips")
+            .blurb(
+                "Clips collecting at once over all sources, which bounds their memory to \
+                 max-clips x temporal-size x input-width x input-height x 3 bytes; a \
+                 trigger beyond it is answered 'dropped' (once per object or source until a \
+                 clip ends) and counted in stats (clips-over-max)",
+            )
+            .minimum(1)
+            .maximum(65_536)
+            .default_value(crate::clip::DEFAULT_MAX_CLIPS)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecUInt::builder("max-tiles-per-buffer")
+            .nick("Max tiles per buffer")
+            .blurb(
+                "Tiles sampled from one buffer at most, over all the frames of a batch. \
+                 Frames are served in the order the buffer carries them, and within a \
+                 frame the clips already collecting (oldest first) before new ones. Once \
+                 spent, a clip still due a tile on that buffer is answered 'dropped', and \
+                 a new trigger waits for the next buffer; both are counted in stats \
+                 (tiles-over-budget). Keep it at least max-clips, so that only a batch \
+                 repeating a source reaches it",
+            )
+            .minimum(1)
+            .maximum(65_536)
+            .default_value(crate::clip::DEFAULT_MAX_TILES_PER_BUFFER)
+            .mutable_playing()
+            .build(),
         glib::ParamSpecUInt::builder("track-timeout")
             .nick("Track timeout")
             .blurb(

@@ -78,6 +78,9 @@ pub struct Settings {
     pub clip_per: ClipPer,
     pub tracking: Tracking,
     pub max_clips_per_source: u32,
+    pub max_detections: u32,
+    pub max_clips: u32,
+    pub max_tiles_per_buffer: u32,
     pub track_timeout: u32,
     pub min_frames: u32,
     pub max_workers: u32,
@@ -150,6 +153,9 @@ impl Default for Settings {
             clip_per: ClipPer::Object,
             tracking: Tracking::Auto,
             max_clips_per_source: DEFAULT_MAX_CLIPS_PER_SOURCE,
+            max_detections: crate::clip::DEFAULT_MAX_DETECTIONS,
+            max_clips: crate::clip::DEFAULT_MAX_CLIPS,
+            max_tiles_per_buffer: crate::clip::DEFAULT_MAX_TILES_PER_BUFFER,
             track_timeout: DEFAULT_TRACK_TIMEOUT,
             min_frames: DEFAULT_MIN_FRAMES,
             max_workers: DEFAULT_MAX_WORKERS,
@@ -264,6 +270,11 @@ impl Settings {
             "max-clips-per-source" => {
                 s.max_clips_per_source = v.get().unwrap_or(s.max_clips_per_source)
             }
+            "max-detections" => s.max_detections = v.get().unwrap_or(s.max_detections),
+            "max-clips" => s.max_clips = v.get().unwrap_or(s.max_clips),
+            "max-tiles-per-buffer" => {
+                s.max_tiles_per_buffer = v.get().unwrap_or(s.max_tiles_per_buffer)
+            }
             "track-timeout" => s.track_timeout = v.get().unwrap_or(s.track_timeout),
             "min-frames" => s.min_frames = v.get().unwrap_or(s.min_frames),
             "max-workers" => s.max_workers = v.get().unwrap_or(s.max_workers),
@@ -335,6 +346,9 @@ impl Settings {
             "clip-per" => s.clip_per.to_send_value(),
             "tracking" => s.tracking.to_send_value(),
             "max-clips-per-source" => s.max_clips_per_source.to_send_value(),
+            "max-detections" => s.max_detections.to_send_value(),
+            "max-clips" => s.max_clips.to_send_value(),
+            "max-tiles-per-buffer" => s.max_tiles_per_buffer.to_send_value(),
             "track-timeout" => s.track_timeout.to_send_value(),
             "min-frames" => s.min_frames.to_send_value(),
             "max-workers" => s.max_workers.to_send_value(),
@@ -542,6 +556,15 @@ impl Settings {
         }
     }
 
+    /// The bounds on the assembler's work and memory (item 1 of issue 19).
+    pub fn clip_limits(&self) -> crate::clip::Limits {
+        crate::clip::Limits {
+            max_detections: self.max_detections,
+            max_clips: self.max_clips,
+            max_tiles_per_buffer: self.max_tiles_per_buffer,
+        }
+    }
+
     pub fn worker_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.worker_timeout)
     }
@@ -623,6 +646,7 @@ impl Settings {
         };
         Ok(AutoReader {
             roi: RoiReader,
+            spare: Default::default(),
             deepstream: DeepStreamReader::new(self.deepstream_layout()?, labels),
         })
     }

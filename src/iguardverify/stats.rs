@@ -12,6 +12,10 @@ pub struct ClipStats {
     pub overflowed: u64,
     pub lost_completed: u64,
     pub lost_dropped: u64,
+    pub detections_capped: u64,
+    pub over_max_clips: u64,
+    pub over_tile_budget: u64,
+    pub tracks: u64,
 }
 
 impl ClipStats {
@@ -24,6 +28,10 @@ impl ClipStats {
             overflowed: load(&c.overflowed),
             lost_completed: load(&c.lost_completed),
             lost_dropped: load(&c.lost_dropped),
+            detections_capped: load(&c.detections_capped),
+            over_max_clips: load(&c.over_max_clips),
+            over_tile_budget: load(&c.over_tile_budget),
+            tracks: load(&c.tracks),
         }
     }
 }
@@ -93,6 +101,10 @@ impl Stats {
             .field("clips-overflowed", self.clips.overflowed)
             .field("clips-lost-completed", self.clips.lost_completed)
             .field("clips-lost-dropped", self.clips.lost_dropped)
+            .field("detections-capped", self.clips.detections_capped)
+            .field("clips-over-max", self.clips.over_max_clips)
+            .field("tiles-over-budget", self.clips.over_tile_budget)
+            .field("tracks", self.clips.tracks as u32)
             .build()
     }
 }
@@ -112,7 +124,7 @@ mod tests {
         }
         .to_structure();
         assert_eq!(s.name(), "iguard-stats");
-        assert_eq!(s.n_fields(), 33);
+        assert_eq!(s.n_fields(), 37);
         assert_eq!(s.get::<u64>("submitted").unwrap(), 0);
         assert_eq!(s.get::<u32>("max-workers").unwrap(), 3);
         assert_eq!(s.get::<u32>("queue-size").unwrap(), 9);
