@@ -247,10 +247,12 @@ impl IGuardVerify {
             clip.region
         );
         if let Some(fallback) = &state.labels_only {
-            // Microseconds: the label-based score needs no worker.
+            // Microseconds: the label-based score needs no worker. A guess from labels is
+            // never `verified`/`rejected` (those promise a model looked at the pixels): it is
+            // `fallback`, with `positive` saying which side of the threshold it fell.
             let outcome = match fallback.score(&[&clip], &crate::scorer::Cancel::new()) {
                 Ok(scores) if scores.len() == 1 => Outcome {
-                    status: Status::Verified,
+                    status: Status::Fallback,
                     score: scores[0].score,
                     label: scores[0].label.clone(),
                     reason: "labels only: NVIDIA's surface libraries are not available".into(),
@@ -816,8 +818,8 @@ impl BaseTransformImpl for IGuardVerify {
                     self,
                     gst::LibraryError::Init,
                     (
-                        "Cannot read NVMM frames: {}; the video passes and clips are verified \
-                         from their labels only (fallback-on-error=true)",
+                        "Cannot read NVMM frames: {}; the video passes and clips are scored \
+                         from their labels only (fallback-on-error=true), as `fallback` verdicts",
                         e
                     )
                 );
