@@ -8,7 +8,9 @@
 //! outbox (leaves). `settings`
 //! is only held to copy values out. Verdicts are delivered (message posted, mailbox filled)
 //! without `state` or `running`, and nothing is posted while one of our locks is held, so an
-//! application may read any property from a bus sync handler.
+//! application may read any property, or flush the pipeline, from a bus sync handler: requests
+//! the streaming thread answers itself (dropped, failed, labels-only, evicted from a full queue)
+//! are collected in an `Answers` under `state` and delivered after it is released.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +33,7 @@ use crate::frames::{self, FrameSource};
 use crate::instance::{self, Instance};
 use crate::mailbox::VerdictMailbox;
 use crate::meta;
-use crate::pool::{Outcome, Pool, Reporter, RequestInfo, Ticket};
+use crate::pool::{Answers, Done, Outcome, Pool, Reporter, RequestInfo, Ticket};
 use crate::publish::wire;
 use crate::scorer::Scorer;
 use crate::scorer::factory::{self, Problem};
@@ -227,13 +229,21 @@ impl IGuardVerify {
         state.run = run;
     }
 
-    /// Hands a finished clip to the pool; with `async=false`, waits for its verdict. A flush or
-    /// stop answers it (the pool's gate), so the wait ends with them.
-    fn submit(&self, state: &mut State, collected: Collected, wait: bool) {
+    /// Hands a finished clip to the pool. Requests answered at once (labels only, refused or
+    /// evicted by the pool) go to `later`, delivered once `state` is released. With `wait`
+    /// (`async=false`), returns the signal of the clip's verdict, to be waited for with no lock
+    /// held; a flush or stop answers it (the pool's gate), so the wait ends with them.
+    fn submit(
+        &self,
+        state: &mut State,
+        collected: Collected,
+        wait: bool,
+        later: &mut Answers,
+    ) -> Option<Arc<Done>> {
         let id = collected.clip.request_id;
         let Some(mut ticket) = state.collecting.remove(&id) else {
             gst::warning!(CAT, imp = self, "clip {id} has no request");
-            return;
+            return None;
         };
         *ticket.info_mut() = request_info(&collected, state.running.pool().scorer_name());
         let clip = collected.clip;
@@ -263,23 +273,14 @@ impl IGuardVerify {
                 },
                 _ => Outcome::unscored(Status::Error, "the label-based fallback failed"),
             };
-            ticket.finish(outcome);
-            return;
+            later.answer(ticket, outcome);
+            return None;
         }
-        if !wait {
-            state.running.pool().submit(ticket, clip);
-            return;
+        let done = wait.then(|| ticket.done_signal());
+        if let Some(answered) = state.running.pool().submit(ticket, clip) {
+            later.push(answered);
         }
-        let done = ticket.done_signal();
-        state.running.pool().submit(ticket, clip);
-        // The pool enforces the deadline; the margin only covers scheduling.
-        if !done.wait(state.run.worker_timeout() + Duration::from_secs(1)) {
-            gst::warning!(
-                CAT,
-                imp = self,
-                "no verdict within worker-timeout (async=false)"
-            );
-        }
+        done
     }
 
     /// Keeps the frames of admitted sources; returns the sources newly refused.
@@ -307,6 +308,7 @@ impl IGuardVerify {
         buf: &gst::BufferRef,
         info: &gst_video::VideoInfo,
         frames: &[FrameDetections],
+        later: &mut Answers,
     ) -> (Vec<Collected>, Vec<(usize, u64)>) {
         let pts = buf.pts().map(|t| t.nseconds());
         let (width, height) = (info.width(), info.height());
@@ -357,13 +359,14 @@ impl IGuardVerify {
                 gst::debug!(CAT, imp = self, "clip {} dropped: {reason}", c.request_id);
                 if let Some(mut t) = collecting.remove(&c.request_id) {
                     *t.info_mut() = request_info(&c, running.pool().scorer_name());
-                    Self::end_unsubmitted(t, Status::Dropped, &reason);
+                    later.answer(t, Outcome::unscored(Status::Dropped, reason));
                 }
             }
             for (id, reason) in outcome.failed {
                 gst::warning!(CAT, imp = self, "clip {id} abandoned: {reason}");
                 if let Some(t) = collecting.remove(&id) {
-                    Self::end_unsubmitted(t, Status::Error, &format!("sampling failed: {reason}"));
+                    let reason = format!("sampling failed: {reason}");
+                    later.answer(t, Outcome::unscored(Status::Error, reason));
                 }
             }
             for id in outcome.started {
@@ -442,15 +445,17 @@ impl IGuardVerify {
     /// `worker-timeout` without progress), then answers what is left `dropped`. A stop on the
     /// way (the gate closes) ends the wait at once.
     fn drain(&self) {
+        let mut later = Answers::default();
         let (running, timeout) = {
             let mut guard = lock(&self.state);
             let Some(state) = guard.as_mut() else { return };
             for clip in state.assembler.finish_partial() {
                 // Partial clips are always submitted asynchronously: we wait for all below.
-                self.submit(state, clip, false);
+                let _ = self.submit(state, clip, false, &mut later);
             }
             (state.running.clone(), state.run.worker_timeout())
         };
+        later.finish();
         if !running.reporter.wait_idle(timeout + Duration::from_secs(1))
             && running.reporter.gate().is_none()
         {
@@ -478,20 +483,25 @@ impl IGuardVerify {
     /// FlushStop: answers the clips being collected, waits for verdicts in delivery, forgets
     /// the waiting ones (they belong before the seek) and opens the pool again.
     fn flush_stop(&self) {
-        let mut guard = lock(&self.state);
-        let Some(state) = guard.as_mut() else { return };
-        for id in state.assembler.abandon_all() {
-            if let Some(t) = state.collecting.remove(&id) {
-                Self::end_unsubmitted(t, Status::Dropped, "flushing");
+        let mut later = Answers::default();
+        let running = {
+            let mut guard = lock(&self.state);
+            let Some(state) = guard.as_mut() else { return };
+            for id in state.assembler.abandon_all() {
+                if let Some(t) = state.collecting.remove(&id) {
+                    later.answer(t, Outcome::unscored(Status::Dropped, "flushing"));
+                }
             }
-        }
-        let reporter = state.running.reporter.clone();
-        if !reporter.wait_settled(FLUSH_SETTLE_WAIT) {
+            state.sources.clear();
+            state.running.clone()
+        };
+        // Delivered with no lock held; then the mailbox forgets them with the rest.
+        later.finish();
+        if !running.reporter.wait_settled(FLUSH_SETTLE_WAIT) {
             gst::warning!(CAT, imp = self, "flush: a verdict was still in delivery");
         }
-        lock(&state.running.mailbox).clear();
-        state.sources.clear();
-        reporter.set_gate(None);
+        lock(&running.mailbox).clear();
+        running.reporter.set_gate(None);
     }
 }
 
@@ -853,6 +863,9 @@ impl BaseTransformImpl for IGuardVerify {
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        // Requests this thread answers itself, delivered once `state` is released (declared
+        // before the guard, so an early return drops the guard first).
+        let mut later = Answers::default();
         let mut guard = lock(&self.state);
         let Some(state) = guard.as_mut() else {
             return Err(gst::FlowError::Flushing);
@@ -888,15 +901,37 @@ impl BaseTransformImpl for IGuardVerify {
                 frames.len()
             );
         }
-        let (finished, assigned) = self.collect(state, buf, &info, &frames);
+        let (finished, assigned) = self.collect(state, buf, &info, &frames, &mut later);
         // Only the ROI-meta path (system memory, no DeepStream batch) has metas to write to.
         if !assigned.is_empty() && !state.nvmm && !carries_batch_meta(buf) {
             roi::write_object_ids(buf, &assigned);
         }
         let wait = !state.run.async_;
-        for clip in finished {
-            self.submit(state, clip, wait);
+        let waits: Vec<Arc<Done>> = finished
+            .into_iter()
+            .filter_map(|clip| self.submit(state, clip, wait, &mut later))
+            .collect();
+        if !waits.is_empty() {
+            // async=false: wait for this buffer's verdicts with no lock held (their delivery
+            // posts messages), then attach them below.
+            let limit = state.run.worker_timeout() + Duration::from_secs(1);
+            drop(guard);
+            std::mem::take(&mut later).finish();
+            // The pool enforces the deadline; the margin only covers scheduling.
+            if !waits.iter().all(|done| done.wait(limit)) {
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "no verdict within worker-timeout (async=false)"
+                );
+            }
+            guard = lock(&self.state);
         }
+        // Taken again after an async=false wait (the streaming thread holds the stream lock,
+        // so only a flush from a bus sync handler on this thread can have run meanwhile).
+        let Some(state) = guard.as_mut() else {
+            return Err(gst::FlowError::Flushing);
+        };
 
         // Attach at most one waiting verdict per source carried by this buffer.
         let attach: Vec<Verdict> = {
@@ -933,6 +968,7 @@ impl BaseTransformImpl for IGuardVerify {
         let max_sources = state.run.max_sources;
         let running = state.running.clone();
         drop(guard);
+        later.finish();
         self.push_verdict_events(&running);
         if let Some(e) = ds_error {
             gst::element_imp_warning!(
