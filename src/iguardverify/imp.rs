@@ -22,10 +22,12 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use super::courier::{self, Courier};
 use super::settings::*;
 use super::stats::{ClipStats, Stats};
 use crate::clip::{ClipAssembler, ClipCounters, Collected};
 use crate::deepstream::DeepStreamLayout;
+use crate::deepstream::events::stream_eos_source;
 use crate::deepstream::verdict_meta::{AttachError, Target, attach_verdict};
 use crate::detections::deepstream::carries_batch_meta;
 use crate::detections::{AutoReader, DetectionReader, FrameDetections, roi};
@@ -41,7 +43,7 @@ use crate::scorer::fallback::FallbackScorer;
 use crate::sources::{Admission, SourceLimit};
 use crate::verdict::{Status, Verdict};
 
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "iguardverify",
         gst::DebugColorFlags::empty(),
@@ -54,6 +56,9 @@ const STOP_JOIN_WAIT: Duration = Duration::from_secs(2);
 /// How long a flush waits for verdicts a worker was already delivering when it began, so that
 /// none of them is attached after the seek.
 const FLUSH_SETTLE_WAIT: Duration = Duration::from_secs(1);
+/// How long a verdict event waits for a buffer to go out before; past it the courier pushes
+/// it (a live source that stalled sends no buffer).
+const EVENT_MAX_WAIT: Duration = Duration::from_millis(200);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -66,8 +71,10 @@ struct Running {
     instance: Arc<Instance>,
     mailbox: Arc<Mutex<VerdictMailbox>>,
     /// Verdicts for `iguardpublish`, pushed downstream as `iguard-verdict` events by the
-    /// streaming thread (before each buffer, and before EOS after the drain).
+    /// streaming thread (before each buffer, and before EOS after the drain), or by the courier
+    /// when no buffer came for `EVENT_MAX_WAIT`.
     outbox: Arc<Mutex<wire::Outbox>>,
+    courier: Arc<courier::Signal>,
     sources_refused: Arc<AtomicU64>,
     clips: Arc<ClipCounters>,
 }
@@ -146,6 +153,8 @@ pub struct IGuardVerify {
     /// The last run's figures, kept readable after stop.
     last_stats: Mutex<Option<gst::Structure>>,
     custom_scorer: Mutex<Option<Arc<dyn Scorer>>>,
+    /// Pushes verdict events no buffer came to carry; started in `start()`, ended in `stop()`.
+    courier: Mutex<Option<Courier>>,
 }
 
 #[glib::object_subclass]
@@ -434,6 +443,8 @@ impl IGuardVerify {
     /// Pushes the verdicts waiting for `iguardpublish` downstream, oldest first, with no lock
     /// held (downstream may block or query).
     fn push_verdict_events(&self, running: &Running) {
+        // Before taking: a verdict queued in between starts the courier's clock again.
+        running.courier.taken();
         let events = lock(&running.outbox).take();
         let pad = gst_base::prelude::BaseTransformExtManual::src_pad(&*self.obj()).clone();
         for ev in events {
@@ -469,6 +480,32 @@ impl IGuardVerify {
                 .cancel_for(&running.reporter, "eos: verification stalled");
         }
         self.post_stats(&running);
+    }
+
+    /// DeepStream's per-stream EOS (serialized: on the streaming thread): one camera of the batch
+    /// ended. Its clips end as at EOS (partial ones completed and submitted, without waiting:
+    /// the other cameras go on), its slot is given back to `max-sources`, and its verdicts stop
+    /// waiting for a buffer of it.
+    fn end_source(&self, source: u32) {
+        let mut later = Answers::default();
+        let (running, ended, released) = {
+            let mut guard = lock(&self.state);
+            let Some(state) = guard.as_mut() else { return };
+            let clips = state.assembler.finish_source(source);
+            let ended = clips.len();
+            for clip in clips {
+                let _ = self.submit(state, clip, false, &mut later);
+            }
+            (state.running.clone(), ended, state.sources.release(source))
+        };
+        later.finish();
+        lock(&running.mailbox).close_source(source);
+        gst::debug!(
+            CAT,
+            imp = self,
+            "stream of source {source} ended: {ended} clips submitted, slot released: {released}"
+        );
+        self.push_verdict_events(&running);
     }
 
     /// FlushStart (not serialized: the streaming thread may be busy): nothing submitted from
@@ -696,11 +733,27 @@ impl BaseTransformImpl for IGuardVerify {
         )));
         let outbox = Arc::new(Mutex::new(wire::Outbox::new(wire::OUTBOX_CAPACITY)));
         let weak = self.obj().downgrade();
-        let (mb, out) = (mailbox.clone(), outbox.clone());
+        let courier = match Courier::start(
+            "iguard-courier".into(),
+            EVENT_MAX_WAIT,
+            courier::delivery(weak.clone(), outbox.clone()),
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                instance::release(&instance, STOP_JOIN_WAIT);
+                return Err(gst::error_msg!(
+                    gst::ResourceError::Failed,
+                    ("Cannot start the verdict event thread: {}", e)
+                ));
+            }
+        };
+        let signal = courier.signal();
+        let (mb, out, sig) = (mailbox.clone(), outbox.clone(), signal.clone());
         let (run_id, name) = (wire::run_id(), self.obj().name().to_string());
         let reporter = Reporter::new(run.threshold, move |v: &Verdict| {
             lock(&mb).push(v.clone());
             lock(&out).push(wire::verdict_event(v, &run_id, &name));
+            sig.queued();
             let Some(obj) = weak.upgrade() else { return };
             gst::log!(CAT, obj = obj, "verdict {:?}", v);
             let s = meta::to_structure(meta::MESSAGE_NAME, v);
@@ -714,6 +767,7 @@ impl BaseTransformImpl for IGuardVerify {
             instance,
             mailbox,
             outbox,
+            courier: signal,
             sources_refused: Arc::new(AtomicU64::new(0)),
         };
         gst::info!(
@@ -746,10 +800,18 @@ impl BaseTransformImpl for IGuardVerify {
             last_stats: Instant::now(),
         });
         *lock(&self.running) = Some(running);
+        *lock(&self.courier) = Some(courier);
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        // The pads are inactive by now: a delivery in progress ends at once.
+        let courier = lock(&self.courier).take();
+        if let Some(c) = courier
+            && !c.stop(STOP_JOIN_WAIT)
+        {
+            gst::warning!(CAT, imp = self, "the verdict event thread did not end");
+        }
         let state = lock(&self.state).take();
         let Some(mut state) = state else {
             return Ok(());
@@ -848,6 +910,9 @@ impl BaseTransformImpl for IGuardVerify {
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
+        if let Some(source) = stream_eos_source(&event) {
+            self.end_source(source);
+        }
         match event.view() {
             gst::EventView::FlushStart(_) => self.flush_start(),
             gst::EventView::FlushStop(_) => self.flush_stop(),
