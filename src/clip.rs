@@ -1372,6 +1372,32 @@ impl ClipAssembler {
         out
     }
 
+    /// Ends the clips of one source whose stream ended (DeepStream's per-stream EOS) as
+    /// [`ClipAssembler::finish_partial`] ends all at EOS, and forgets the source (its tracks
+    /// and cooldowns): a camera that comes back, or another given its id, starts afresh.
+    pub fn finish_source(&mut self, source_id: u32) -> Vec<Collected> {
+        let mut out = Vec::new();
+        if let Some(Phase::Collecting(c)) = self.sources.remove(&source_id) {
+            let mut clip = c.clip;
+            clip.complete(self.config.temporal_size);
+            out.push(Collected {
+                clip,
+                object_id: None,
+                boxes: vec![None; c.crops.len()],
+                crops: c.crops,
+            });
+        }
+        if let Some(objects) = self.objects.remove(&source_id) {
+            for mut c in objects.clips {
+                c.clip.complete(self.config.temporal_size);
+                out.push(c.collected());
+            }
+        }
+        out.sort_by_key(|c| c.clip.request_id);
+        self.update_counters();
+        out
+    }
+
     /// Abandons every clip being collected (flush, stop), returning their ids. Tracks and
     /// cooldowns are forgotten too, but not the built-in ids already given.
     pub fn abandon_all(&mut self) -> Vec<u64> {

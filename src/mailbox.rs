@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Verdicts waiting for the next buffer of their source, where the element attaches them as
 //! meta. Bounded in total: past `capacity` the oldest verdict of the busiest source gives way
-//! (it was posted on the bus already) and is counted.
+//! (it was posted on the bus already) and is counted. A source whose stream ended keeps no
+//! verdicts: no buffer of it will come to carry them.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use crate::verdict::Verdict;
 
@@ -13,7 +14,13 @@ pub struct VerdictMailbox {
     waiting: usize,
     capacity: usize,
     overflowed: u64,
+    /// Sources whose stream ended: their verdicts are not kept (bounded, see `CLOSED_MAX`).
+    closed: HashSet<u32>,
 }
+
+/// Ended sources remembered at most. Past it one is forgotten, which only lets its late
+/// verdicts wait again, within `capacity`.
+const CLOSED_MAX: usize = 4096;
 
 impl VerdictMailbox {
     /// A mailbox holding at most `capacity` verdicts; 0 keeps none (bus only).
@@ -25,6 +32,10 @@ impl VerdictMailbox {
     }
 
     pub fn push(&mut self, v: Verdict) {
+        if self.closed.contains(&v.source_id) {
+            // Posted on the bus and sent downstream already; no buffer of it is coming.
+            return;
+        }
         if self.capacity == 0 {
             self.overflowed += 1;
             return;
@@ -40,16 +51,40 @@ impl VerdictMailbox {
         self.waiting += 1;
     }
 
-    /// The oldest verdict waiting for `source`.
+    /// The oldest verdict waiting for `source`. Asked on a buffer of `source`, so an ended
+    /// source that shows up again (the camera came back, or another took its id) is open again.
     pub fn pop(&mut self, source: u32) -> Option<Verdict> {
-        let v = self.by_source.get_mut(&source)?.pop_front()?;
+        if !self.closed.is_empty() {
+            self.closed.remove(&source);
+        }
+        let q = self.by_source.get_mut(&source)?;
+        let v = q.pop_front()?;
+        if q.is_empty() {
+            // Sources come and go: keep no empty queue behind.
+            self.by_source.remove(&source);
+        }
         self.waiting -= 1;
         Some(v)
+    }
+
+    /// Forgets what waits for `source` and keeps nothing that comes for it until it shows up
+    /// again ([`VerdictMailbox::pop`]): its stream ended.
+    pub fn close_source(&mut self, source: u32) {
+        if let Some(q) = self.by_source.remove(&source) {
+            self.waiting -= q.len();
+        }
+        if self.closed.len() >= CLOSED_MAX
+            && let Some(&any) = self.closed.iter().next()
+        {
+            self.closed.remove(&any);
+        }
+        self.closed.insert(source);
     }
 
     /// Forgets every waiting verdict (a flush: they belong before the seek).
     pub fn clear(&mut self) {
         self.by_source.clear();
+        self.closed.clear();
         self.waiting = 0;
     }
 
@@ -116,6 +151,36 @@ mod tests {
         assert_eq!((m.waiting(), m.overflowed()), (3, 1));
         assert_eq!(m.pop(1).unwrap().request_id, 2, "1 gave way");
         assert_eq!(m.pop(2).unwrap().request_id, 3);
+    }
+
+    #[test]
+    fn an_ended_source_keeps_nothing_until_it_shows_up_again() {
+        let mut m = VerdictMailbox::new(10);
+        m.push(v(1, 1));
+        m.push(v(2, 2));
+        m.push(v(1, 3));
+        m.close_source(1);
+        assert_eq!(m.waiting(), 1, "source 1's verdicts are gone");
+        m.push(v(1, 4));
+        assert_eq!(
+            m.waiting(),
+            1,
+            "a late verdict of the ended source is not kept"
+        );
+        assert_eq!(m.overflowed(), 0, "nothing gave way");
+        assert_eq!(m.pop(2).unwrap().request_id, 2);
+        // A buffer of source 1 again: it is open.
+        assert!(m.pop(1).is_none());
+        m.push(v(1, 5));
+        assert_eq!(m.pop(1).unwrap().request_id, 5);
+        // Thousands of cameras that came and went leave no queue and a bounded set behind.
+        for s in 0..20_000 {
+            m.push(v(s, 10));
+            m.close_source(s);
+        }
+        assert_eq!(m.waiting(), 0);
+        assert!(m.by_source.is_empty());
+        assert!(m.closed.len() <= CLOSED_MAX);
     }
 
     #[test]

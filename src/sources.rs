@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The sources (cameras) an element follows, bounded. Source ids come from metadata, and a
 //! corrupt or hostile batch meta could name thousands: past the bound a new source is refused
-//! (its detections are not followed) and counted, never let in silently.
+//! (its detections are not followed) and counted, never let in silently. A source whose
+//! stream ended (DeepStream's per-stream EOS) gives its slot back, so cameras that come and go
+//! never lock out new ones.
 
 use std::collections::HashSet;
 
@@ -44,6 +46,8 @@ impl SourceLimit {
         }
         if self.admitted.len() < self.max {
             self.admitted.insert(source);
+            // Refused while the slots were taken; let in now that one is free.
+            self.refused.remove(&source);
             return Admission::Admitted;
         }
         if self.refused.contains(&source) {
@@ -58,6 +62,17 @@ impl SourceLimit {
 
     pub fn refused(&self) -> u64 {
         self.refused_count
+    }
+
+    /// Gives `source`'s slot back (its stream ended); returns whether it held one.
+    pub fn release(&mut self, source: u32) -> bool {
+        self.refused.remove(&source);
+        self.admitted.remove(&source)
+    }
+
+    /// Sources holding a slot.
+    pub fn admitted(&self) -> usize {
+        self.admitted.len()
     }
 
     /// Forgets every source (a flush or a new stream).
@@ -84,6 +99,31 @@ mod tests {
         s.clear();
         assert_eq!(s.admit(3), Admission::Admitted);
         assert_eq!(s.refused(), 2, "the count is since the start");
+    }
+
+    #[test]
+    fn a_released_slot_lets_the_next_source_in() {
+        let mut s = SourceLimit::new(2);
+        // Cameras come and go, one after another, far past the bound.
+        for id in 0..1000 {
+            assert_eq!(s.admit(id), Admission::Admitted, "source {id}");
+            assert_eq!(
+                s.admit(id + 100_000),
+                Admission::Admitted,
+                "source {id} and another"
+            );
+            assert!(s.release(id));
+            assert!(s.release(id + 100_000));
+        }
+        assert_eq!((s.refused(), s.admitted()), (0, 0));
+        assert!(!s.release(5), "not admitted: nothing to give back");
+        // A source refused while the slots were taken gets in once one is free.
+        s.admit(1);
+        s.admit(2);
+        assert_eq!(s.admit(3), Admission::RefusedNew);
+        s.release(1);
+        assert_eq!(s.admit(3), Admission::Admitted);
+        assert_eq!(s.admit(4), Admission::RefusedNew, "full again");
     }
 
     #[test]

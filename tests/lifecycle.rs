@@ -11,7 +11,8 @@
 //! is told each difference, and its stats report the pool's real sizes; a clip larger than
 //! the limit is refused also when the model, not a property, fixes its size; sources beyond
 //! `max-sources` are refused, warned about once and counted; a scorer that needs no pixels gets
-//! no tiles sampled.
+//! no tiles sampled; a bus sync handler that flushes the pipeline on a verdict the streaming
+//! thread posts (a clip evicted from a full queue) does not deadlock it.
 
 mod common;
 mod standin;
@@ -252,6 +253,81 @@ fn no_verdict_from_before_a_flush_is_attached_after_it() {
             "the flushes answered some"
         );
     });
+}
+
+/// Flushes the element (FlushStart, FlushStop) from a bus sync handler, on the thread that
+/// posts the first verdict `matches` picks; returns how many flushes ran.
+fn flush_on_verdict(
+    bus: &gst::Bus,
+    e: &gst::Element,
+    matches: impl Fn(&gstiguard::verdict::Verdict) -> bool + Send + Sync + 'static,
+) -> Arc<Mutex<u32>> {
+    let flushes = Arc::new(Mutex::new(0u32));
+    let f = flushes.clone();
+    let sink = e.static_pad("sink").unwrap();
+    bus.set_sync_handler(move |_, msg| {
+        let verdict = msg
+            .structure()
+            .filter(|s| s.name() == meta::MESSAGE_NAME)
+            .and_then(|s| meta::from_structure(s).ok());
+        if let Some(v) = verdict
+            && matches(&v)
+            && *f.lock().unwrap() == 0
+        {
+            *f.lock().unwrap() += 1;
+            sink.send_event(gst::event::FlushStart::new());
+            sink.send_event(gst::event::FlushStop::new(true));
+        }
+        gst::BusSyncReply::Pass
+    });
+    flushes
+}
+
+/// The streaming thread answers some requests itself: a clip evicted from a full queue here.
+/// Its verdict is posted with no lock of the element held, so an application that flushes the
+/// pipeline from a bus sync handler on that verdict does not deadlock the streaming thread (a
+/// regression hangs in `flush_stop` and the watchdog fails the test).
+#[test]
+fn a_bus_sync_handler_that_flushes_on_a_queue_full_verdict_does_not_deadlock() {
+    let hung = Arc::new(Hung::default());
+    let h = hung.clone();
+    with_watchdog(Duration::from_secs(60), move || {
+        let (e, bus) = element(&[
+            ("temporal-size", &1u32),
+            ("cooldown", &0u32),
+            ("max-workers", &1u32),
+            ("queue-size", &1u32),
+            ("worker-timeout", &60.0f64),
+            ("input-width", &8u32),
+            ("input-height", &8u32),
+        ]);
+        set_scorer(&e, h.clone());
+        let flushes = flush_on_verdict(&bus, &e, |v| {
+            v.status == Status::Dropped && v.reason == "queue full"
+        });
+        let mut harness = harness(&e);
+        // Clip 1 runs (and hangs), clip 2 waits in the queue, clip 3 finds it full.
+        push(&mut harness, 0, "person");
+        wait_for("the scorer to be called", Duration::from_secs(20), || {
+            h.calls() == 1
+        });
+        push(&mut harness, 1, "person");
+        let mut b = frame(RED, 2 * 33);
+        add_detection(&mut b, "person", 0.9, RED);
+        let _ = harness.push(b);
+        assert_eq!(*flushes.lock().unwrap(), 1, "the handler flushed");
+        // The flush answered what was queued and running; the video goes on after it.
+        harness.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+            gst::ClockTime,
+        >::new()));
+        push(&mut harness, 3, "none");
+        let s = Stats::of(&e);
+        s.assert_adds_up();
+        assert_eq!(s.u("pending"), 0, "{}", s.0);
+        assert_eq!(s.u("dropped"), 3, "{}", s.0);
+        drop(harness);
+    });
+    hung.release();
 }
 
 /// Reads a property of the element on every message, on the posting thread (as a bus sync

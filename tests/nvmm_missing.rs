@@ -3,8 +3,9 @@
 //! element opens them once per process). The batch metas still come from NVIDIA's real
 //! `libnvds_meta.so` (opened first, then the search folders are pointed at an empty one).
 //! With `fallback-on-error=true` (the default) a warning names `libnvbufsurface.so` and what
-//! to install, the video flows and clips are verified from their labels only; with `false`, an
-//! error with the same words and the caps are refused.
+//! to install, the video flows and clips are scored from their labels only: `fallback`
+//! verdicts with `positive`, never `verified` (so MQTT's `/verified` never fires on a guess);
+//! with `false`, an error with the same words and the caps are refused.
 
 mod common;
 mod nvidia;
@@ -76,6 +77,19 @@ fn drain(bus: &gst::Bus) -> (Vec<String>, Vec<String>, Vec<gstiguard::verdict::V
     (warnings, errors, verdicts)
 }
 
+/// The `iguard-verdict` events the element pushed downstream so far, read the way
+/// `iguardpublish` reads them.
+fn published(h: &mut gst_check::Harness) -> Vec<gstiguard::publish::schema::Event> {
+    let mut out = Vec::new();
+    while let Some(ev) = h.try_pull_event() {
+        if let Some(s) = gstiguard::publish::wire::verdict_structure(&ev) {
+            let (fields, origin) = gstiguard::publish::wire::read(s, "publish0");
+            out.push(gstiguard::publish::schema::Event::from_fields(fields, &origin).unwrap());
+        }
+    }
+    out
+}
+
 fn props(fallback: bool) -> Vec<(&'static str, Box<dyn ToValue>)> {
     vec![
         ("class-labels", Box::new("0=person,1=bag,2=weapon")),
@@ -131,12 +145,25 @@ fn without_the_surface_libraries_the_video_flows_with_labels_only_verdicts() {
         }
         assert_eq!(warnings.len(), 1, "warned once: {warnings:?}");
         assert_eq!(verdicts.len(), 2, "{verdicts:?}");
+        // A guess from labels is `fallback` (never `verified`), on the positive side here.
         for v in &verdicts {
-            assert_eq!(v.status, Status::Verified, "{v:?}");
+            assert_eq!(v.status, Status::Fallback, "{v:?}");
+            assert!(v.is_positive(), "{v:?}");
             assert!((v.score - 0.9).abs() < 1e-6, "{v:?}");
             assert_eq!(v.label, "weapon");
             assert!(v.reason.contains("labels only"), "{v:?}");
         }
+        // What iguardpublish makes of them: `fallback` with `positive`, so MQTT's
+        // `<prefix>/<source>/verified` topic does not fire on a guess.
+        let events = published(&mut h);
+        assert_eq!(events.len(), 2, "one iguard-verdict event per verdict");
+        for ev in &events {
+            assert_eq!(ev.status, "fallback", "{:?}", ev.body());
+            assert_eq!(ev.body()["positive"], serde_json::Value::Bool(true));
+            assert!(!ev.is_verified(), "a label guess is not a verified alert");
+        }
+        let s = Stats::of(&e);
+        assert_eq!((s.u("fallback"), s.u("verified")), (2, 0), "{}", s.0);
         assert!(
             scorer.clips.lock().unwrap().is_empty(),
             "the model scorer got no pixel-less clip"

@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 
 use gst::glib;
 
+pub mod events;
 pub mod layout;
 pub mod loader;
 pub mod nvds;

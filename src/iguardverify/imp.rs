@@ -8,7 +8,9 @@
 //! outbox (leaves). `settings`
 //! is only held to copy values out. Verdicts are delivered (message posted, mailbox filled)
 //! without `state` or `running`, and nothing is posted while one of our locks is held, so an
-//! application may read any property from a bus sync handler.
+//! application may read any property, or flush the pipeline, from a bus sync handler: requests
+//! the streaming thread answers itself (dropped, failed, labels-only, evicted from a full queue)
+//! are collected in an `Answers` under `state` and delivered after it is released.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,10 +22,12 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use super::courier::{self, Courier};
 use super::settings::*;
 use super::stats::{ClipStats, Stats};
 use crate::clip::{ClipAssembler, ClipCounters, Collected};
 use crate::deepstream::DeepStreamLayout;
+use crate::deepstream::events::stream_eos_source;
 use crate::deepstream::verdict_meta::{AttachError, Target, attach_verdict};
 use crate::detections::deepstream::carries_batch_meta;
 use crate::detections::{AutoReader, DetectionReader, FrameDetections, roi};
@@ -31,7 +35,7 @@ use crate::frames::{self, FrameSource};
 use crate::instance::{self, Instance};
 use crate::mailbox::VerdictMailbox;
 use crate::meta;
-use crate::pool::{Outcome, Pool, Reporter, RequestInfo, Ticket};
+use crate::pool::{Answers, Done, Outcome, Pool, Reporter, RequestInfo, Ticket};
 use crate::publish::wire;
 use crate::scorer::Scorer;
 use crate::scorer::factory::{self, Problem};
@@ -39,7 +43,7 @@ use crate::scorer::fallback::FallbackScorer;
 use crate::sources::{Admission, SourceLimit};
 use crate::verdict::{Status, Verdict};
 
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "iguardverify",
         gst::DebugColorFlags::empty(),
@@ -52,6 +56,9 @@ const STOP_JOIN_WAIT: Duration = Duration::from_secs(2);
 /// How long a flush waits for verdicts a worker was already delivering when it began, so that
 /// none of them is attached after the seek.
 const FLUSH_SETTLE_WAIT: Duration = Duration::from_secs(1);
+/// How long a verdict event waits for a buffer to go out before; past it the courier pushes
+/// it (a live source that stalled sends no buffer).
+const EVENT_MAX_WAIT: Duration = Duration::from_millis(200);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -64,8 +71,10 @@ struct Running {
     instance: Arc<Instance>,
     mailbox: Arc<Mutex<VerdictMailbox>>,
     /// Verdicts for `iguardpublish`, pushed downstream as `iguard-verdict` events by the
-    /// streaming thread (before each buffer, and before EOS after the drain).
+    /// streaming thread (before each buffer, and before EOS after the drain), or by the courier
+    /// when no buffer came for `EVENT_MAX_WAIT`.
     outbox: Arc<Mutex<wire::Outbox>>,
+    courier: Arc<courier::Signal>,
     sources_refused: Arc<AtomicU64>,
     clips: Arc<ClipCounters>,
 }
@@ -144,6 +153,8 @@ pub struct IGuardVerify {
     /// The last run's figures, kept readable after stop.
     last_stats: Mutex<Option<gst::Structure>>,
     custom_scorer: Mutex<Option<Arc<dyn Scorer>>>,
+    /// Pushes verdict events no buffer came to carry; started in `start()`, ended in `stop()`.
+    courier: Mutex<Option<Courier>>,
 }
 
 #[glib::object_subclass]
@@ -228,13 +239,21 @@ impl IGuardVerify {
         state.run = run;
     }
 
-    /// Hands a finished clip to the pool; with `async=false`, waits for its verdict. A flush or
-    /// stop answers it (the pool's gate), so the wait ends with them.
-    fn submit(&self, state: &mut State, collected: Collected, wait: bool) {
+    /// Hands a finished clip to the pool. Requests answered at once (labels only, refused or
+    /// evicted by the pool) go to `later`, delivered once `state` is released. With `wait`
+    /// (`async=false`), returns the signal of the clip's verdict, to be waited for with no lock
+    /// held; a flush or stop answers it (the pool's gate), so the wait ends with them.
+    fn submit(
+        &self,
+        state: &mut State,
+        collected: Collected,
+        wait: bool,
+        later: &mut Answers,
+    ) -> Option<Arc<Done>> {
         let id = collected.clip.request_id;
         let Some(mut ticket) = state.collecting.remove(&id) else {
             gst::warning!(CAT, imp = self, "clip {id} has no request");
-            return;
+            return None;
         };
         *ticket.info_mut() = request_info(&collected, state.running.pool().scorer_name());
         let clip = collected.clip;
@@ -248,10 +267,12 @@ impl IGuardVerify {
             clip.region
         );
         if let Some(fallback) = &state.labels_only {
-            // Microseconds: the label-based score needs no worker.
+            // Microseconds: the label-based score needs no worker. A guess from labels is
+            // never `verified`/`rejected` (those promise a model looked at the pixels): it is
+            // `fallback`, with `positive` saying which side of the threshold it fell.
             let outcome = match fallback.score(&[&clip], &crate::scorer::Cancel::new()) {
                 Ok(scores) if scores.len() == 1 => Outcome {
-                    status: Status::Verified,
+                    status: Status::Fallback,
                     score: scores[0].score,
                     label: scores[0].label.clone(),
                     reason: "labels only: NVIDIA's surface libraries are not available".into(),
@@ -262,23 +283,14 @@ impl IGuardVerify {
                 },
                 _ => Outcome::unscored(Status::Error, "the label-based fallback failed"),
             };
-            ticket.finish(outcome);
-            return;
+            later.answer(ticket, outcome);
+            return None;
         }
-        if !wait {
-            state.running.pool().submit(ticket, clip);
-            return;
+        let done = wait.then(|| ticket.done_signal());
+        if let Some(answered) = state.running.pool().submit(ticket, clip) {
+            later.push(answered);
         }
-        let done = ticket.done_signal();
-        state.running.pool().submit(ticket, clip);
-        // The pool enforces the deadline; the margin only covers scheduling.
-        if !done.wait(state.run.worker_timeout() + Duration::from_secs(1)) {
-            gst::warning!(
-                CAT,
-                imp = self,
-                "no verdict within worker-timeout (async=false)"
-            );
-        }
+        done
     }
 
     /// Keeps the frames of admitted sources; returns the sources newly refused.
@@ -306,6 +318,7 @@ impl IGuardVerify {
         buf: &gst::BufferRef,
         info: &gst_video::VideoInfo,
         frames: &[FrameDetections],
+        later: &mut Answers,
     ) -> (Vec<Collected>, Vec<(usize, u64)>) {
         let pts = buf.pts().map(|t| t.nseconds());
         let (width, height) = (info.width(), info.height());
@@ -357,13 +370,14 @@ impl IGuardVerify {
                 gst::debug!(CAT, imp = self, "clip {} dropped: {reason}", c.request_id);
                 if let Some(mut t) = collecting.remove(&c.request_id) {
                     *t.info_mut() = request_info(&c, running.pool().scorer_name());
-                    Self::end_unsubmitted(t, Status::Dropped, &reason);
+                    later.answer(t, Outcome::unscored(Status::Dropped, reason));
                 }
             }
             for (id, reason) in outcome.failed {
                 gst::warning!(CAT, imp = self, "clip {id} abandoned: {reason}");
                 if let Some(t) = collecting.remove(&id) {
-                    Self::end_unsubmitted(t, Status::Error, &format!("sampling failed: {reason}"));
+                    let reason = format!("sampling failed: {reason}");
+                    later.answer(t, Outcome::unscored(Status::Error, reason));
                 }
             }
             for id in outcome.started {
@@ -431,6 +445,8 @@ impl IGuardVerify {
     /// Pushes the verdicts waiting for `iguardpublish` downstream, oldest first, with no lock
     /// held (downstream may block or query).
     fn push_verdict_events(&self, running: &Running) {
+        // Before taking: a verdict queued in between starts the courier's clock again.
+        running.courier.taken();
         let events = lock(&running.outbox).take();
         let pad = gst_base::prelude::BaseTransformExtManual::src_pad(&*self.obj()).clone();
         for ev in events {
@@ -442,15 +458,17 @@ impl IGuardVerify {
     /// `worker-timeout` without progress), then answers what is left `dropped`. A stop on the
     /// way (the gate closes) ends the wait at once.
     fn drain(&self) {
+        let mut later = Answers::default();
         let (running, timeout) = {
             let mut guard = lock(&self.state);
             let Some(state) = guard.as_mut() else { return };
             for clip in state.assembler.finish_partial() {
                 // Partial clips are always submitted asynchronously: we wait for all below.
-                self.submit(state, clip, false);
+                let _ = self.submit(state, clip, false, &mut later);
             }
             (state.running.clone(), state.run.worker_timeout())
         };
+        later.finish();
         if !running.reporter.wait_idle(timeout + Duration::from_secs(1))
             && running.reporter.gate().is_none()
         {
@@ -466,6 +484,32 @@ impl IGuardVerify {
         self.post_stats(&running);
     }
 
+    /// DeepStream's per-stream EOS (serialized: on the streaming thread): one camera of the batch
+    /// ended. Its clips end as at EOS (partial ones completed and submitted, without waiting:
+    /// the other cameras go on), its slot is given back to `max-sources`, and its verdicts stop
+    /// waiting for a buffer of it.
+    fn end_source(&self, source: u32) {
+        let mut later = Answers::default();
+        let (running, ended, released) = {
+            let mut guard = lock(&self.state);
+            let Some(state) = guard.as_mut() else { return };
+            let clips = state.assembler.finish_source(source);
+            let ended = clips.len();
+            for clip in clips {
+                let _ = self.submit(state, clip, false, &mut later);
+            }
+            (state.running.clone(), ended, state.sources.release(source))
+        };
+        later.finish();
+        lock(&running.mailbox).close_source(source);
+        gst::debug!(
+            CAT,
+            imp = self,
+            "stream of source {source} ended: {ended} clips submitted, slot released: {released}"
+        );
+        self.push_verdict_events(&running);
+    }
+
     /// FlushStart (not serialized: the streaming thread may be busy): nothing submitted from
     /// now on reaches a worker, and what is queued or running is answered `dropped`.
     fn flush_start(&self) {
@@ -478,20 +522,25 @@ impl IGuardVerify {
     /// FlushStop: answers the clips being collected, waits for verdicts in delivery, forgets
     /// the waiting ones (they belong before the seek) and opens the pool again.
     fn flush_stop(&self) {
-        let mut guard = lock(&self.state);
-        let Some(state) = guard.as_mut() else { return };
-        for id in state.assembler.abandon_all() {
-            if let Some(t) = state.collecting.remove(&id) {
-                Self::end_unsubmitted(t, Status::Dropped, "flushing");
+        let mut later = Answers::default();
+        let running = {
+            let mut guard = lock(&self.state);
+            let Some(state) = guard.as_mut() else { return };
+            for id in state.assembler.abandon_all() {
+                if let Some(t) = state.collecting.remove(&id) {
+                    later.answer(t, Outcome::unscored(Status::Dropped, "flushing"));
+                }
             }
-        }
-        let reporter = state.running.reporter.clone();
-        if !reporter.wait_settled(FLUSH_SETTLE_WAIT) {
+            state.sources.clear();
+            state.running.clone()
+        };
+        // Delivered with no lock held; then the mailbox forgets them with the rest.
+        later.finish();
+        if !running.reporter.wait_settled(FLUSH_SETTLE_WAIT) {
             gst::warning!(CAT, imp = self, "flush: a verdict was still in delivery");
         }
-        lock(&state.running.mailbox).clear();
-        state.sources.clear();
-        reporter.set_gate(None);
+        lock(&running.mailbox).clear();
+        running.reporter.set_gate(None);
     }
 }
 
@@ -686,11 +735,27 @@ impl BaseTransformImpl for IGuardVerify {
         )));
         let outbox = Arc::new(Mutex::new(wire::Outbox::new(wire::OUTBOX_CAPACITY)));
         let weak = self.obj().downgrade();
-        let (mb, out) = (mailbox.clone(), outbox.clone());
+        let courier = match Courier::start(
+            "iguard-courier".into(),
+            EVENT_MAX_WAIT,
+            courier::delivery(weak.clone(), outbox.clone()),
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                instance::release(&instance, STOP_JOIN_WAIT);
+                return Err(gst::error_msg!(
+                    gst::ResourceError::Failed,
+                    ("Cannot start the verdict event thread: {}", e)
+                ));
+            }
+        };
+        let signal = courier.signal();
+        let (mb, out, sig) = (mailbox.clone(), outbox.clone(), signal.clone());
         let (run_id, name) = (wire::run_id(), self.obj().name().to_string());
         let reporter = Reporter::new(run.threshold, move |v: &Verdict| {
             lock(&mb).push(v.clone());
             lock(&out).push(wire::verdict_event(v, &run_id, &name));
+            sig.queued();
             let Some(obj) = weak.upgrade() else { return };
             gst::log!(CAT, obj = obj, "verdict {:?}", v);
             let s = meta::to_structure(meta::MESSAGE_NAME, v);
@@ -705,6 +770,7 @@ impl BaseTransformImpl for IGuardVerify {
             instance,
             mailbox,
             outbox,
+            courier: signal,
             sources_refused: Arc::new(AtomicU64::new(0)),
         };
         gst::info!(
@@ -737,10 +803,18 @@ impl BaseTransformImpl for IGuardVerify {
             last_stats: Instant::now(),
         });
         *lock(&self.running) = Some(running);
+        *lock(&self.courier) = Some(courier);
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        // The pads are inactive by now: a delivery in progress ends at once.
+        let courier = lock(&self.courier).take();
+        if let Some(c) = courier
+            && !c.stop(STOP_JOIN_WAIT)
+        {
+            gst::warning!(CAT, imp = self, "the verdict event thread did not end");
+        }
         let state = lock(&self.state).take();
         let Some(mut state) = state else {
             return Ok(());
@@ -819,8 +893,8 @@ impl BaseTransformImpl for IGuardVerify {
                     self,
                     gst::LibraryError::Init,
                     (
-                        "Cannot read NVMM frames: {}; the video passes and clips are verified \
-                         from their labels only (fallback-on-error=true)",
+                        "Cannot read NVMM frames: {}; the video passes and clips are scored \
+                         from their labels only (fallback-on-error=true), as `fallback` verdicts",
                         e
                     )
                 );
@@ -839,6 +913,9 @@ impl BaseTransformImpl for IGuardVerify {
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
+        if let Some(source) = stream_eos_source(&event) {
+            self.end_source(source);
+        }
         match event.view() {
             gst::EventView::FlushStart(_) => self.flush_start(),
             gst::EventView::FlushStop(_) => self.flush_stop(),
@@ -854,6 +931,9 @@ impl BaseTransformImpl for IGuardVerify {
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        // Requests this thread answers itself, delivered once `state` is released (declared
+        // before the guard, so an early return drops the guard first).
+        let mut later = Answers::default();
         let mut guard = lock(&self.state);
         let Some(state) = guard.as_mut() else {
             return Err(gst::FlowError::Flushing);
@@ -889,15 +969,37 @@ impl BaseTransformImpl for IGuardVerify {
                 frames.len()
             );
         }
-        let (finished, assigned) = self.collect(state, buf, &info, &frames);
+        let (finished, assigned) = self.collect(state, buf, &info, &frames, &mut later);
         // Only the ROI-meta path (system memory, no DeepStream batch) has metas to write to.
         if !assigned.is_empty() && !state.nvmm && !carries_batch_meta(buf) {
             roi::write_object_ids(buf, &assigned);
         }
         let wait = !state.run.async_;
-        for clip in finished {
-            self.submit(state, clip, wait);
+        let waits: Vec<Arc<Done>> = finished
+            .into_iter()
+            .filter_map(|clip| self.submit(state, clip, wait, &mut later))
+            .collect();
+        if !waits.is_empty() {
+            // async=false: wait for this buffer's verdicts with no lock held (their delivery
+            // posts messages), then attach them below.
+            let limit = state.run.worker_timeout() + Duration::from_secs(1);
+            drop(guard);
+            std::mem::take(&mut later).finish();
+            // The pool enforces the deadline; the margin only covers scheduling.
+            if !waits.iter().all(|done| done.wait(limit)) {
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "no verdict within worker-timeout (async=false)"
+                );
+            }
+            guard = lock(&self.state);
         }
+        // Taken again after an async=false wait (the streaming thread holds the stream lock,
+        // so only a flush from a bus sync handler on this thread can have run meanwhile).
+        let Some(state) = guard.as_mut() else {
+            return Err(gst::FlowError::Flushing);
+        };
 
         // Attach at most one waiting verdict per source carried by this buffer.
         let attach: Vec<Verdict> = {
@@ -934,6 +1036,7 @@ impl BaseTransformImpl for IGuardVerify {
         let max_sources = state.run.max_sources;
         let running = state.running.clone();
         drop(guard);
+        later.finish();
         self.push_verdict_events(&running);
         if let Some(e) = ds_error {
             gst::element_imp_warning!(

@@ -22,6 +22,7 @@ use crate::scorer::Scorer;
 use crate::scorer::factory::ModelKind;
 use crate::scorer::{model_io, onnx};
 
+mod courier;
 mod imp;
 mod properties;
 mod settings;

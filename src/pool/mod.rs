@@ -284,6 +284,73 @@ impl Outcome {
     }
 }
 
+/// A request answered where no verdict may be delivered yet: its caller holds a lock (the
+/// element's `state`), and delivering posts a bus message whose sync handler may call back into
+/// the element (read a property, flush the pipeline). The caller finishes it once that lock is
+/// released.
+#[derive(Debug)]
+#[must_use = "an answer is delivered only by finish(), once no lock is held"]
+pub struct Answer {
+    ticket: Ticket,
+    outcome: Outcome,
+}
+
+impl Answer {
+    pub fn new(ticket: Ticket, outcome: Outcome) -> Self {
+        Answer { ticket, outcome }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.ticket.id
+    }
+
+    pub fn finish(self) {
+        self.ticket.finish(self.outcome);
+    }
+}
+
+/// Answers collected under a lock and delivered after it, in the order they were given (see
+/// [`Answer`]). Dropping it delivers what is left, so an early return loses none: declare it
+/// before the guard of the lock, so the guard goes first.
+#[derive(Debug, Default)]
+pub struct Answers(Vec<Answer>);
+
+impl Answers {
+    pub fn push(&mut self, answer: Answer) {
+        self.0.push(answer);
+    }
+
+    /// Answers `ticket` with `outcome`, later.
+    pub fn answer(&mut self, ticket: Ticket, outcome: Outcome) {
+        self.0.push(Answer::new(ticket, outcome));
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Delivers every answer, oldest first.
+    pub fn finish(mut self) {
+        self.deliver();
+    }
+
+    fn deliver(&mut self) {
+        for a in self.0.drain(..) {
+            a.finish();
+        }
+    }
+}
+
+impl Drop for Answers {
+    fn drop(&mut self) {
+        self.deliver();
+    }
+}
+
 /// Signals the end of one request to a thread waiting for it (`async=false`).
 #[derive(Default)]
 pub struct Done {
@@ -481,9 +548,11 @@ impl Pool {
     }
 
     /// Queues a clip for verification. Never waits for a worker: when the queue is full one
-    /// request leaves by policy and is answered `dropped`.
-    pub fn submit(&self, ticket: Ticket, clip: Clip) {
-        self.shared.submit(ticket, clip);
+    /// request leaves by policy, and when the way is closed (a flush, a stop) this one does.
+    /// That request is returned answered `dropped` but not delivered: the caller finishes it
+    /// once it holds no lock of its own (see [`Answer`]).
+    pub fn submit(&self, ticket: Ticket, clip: Clip) -> Option<Answer> {
+        self.shared.submit(ticket, clip)
     }
 
     /// Answers `dropped` (with `reason`) every queued and running request of `reporter`;

@@ -51,7 +51,9 @@ impl Rig {
             .open(RequestInfo::from_clip(&c, self.pool.scorer_name()));
         c.request_id = ticket.id();
         let id = ticket.id();
-        self.pool.submit(ticket, c);
+        if let Some(answer) = self.pool.submit(ticket, c) {
+            answer.finish();
+        }
         id
     }
 
@@ -160,7 +162,7 @@ fn a_timed_out_request_shows_the_clip_the_scorer_was_stuck_on() {
         .reporter
         .open(RequestInfo::from_clip(&c, rig.pool.scorer_name()));
     c.request_id = ticket.id();
-    rig.pool.submit(ticket, c);
+    assert!(rig.pool.submit(ticket, c).is_none(), "queued");
     rig.wait_until("the timeout", |r| r.reporter.counters().timed_out == 1);
     let v = rig.verdicts.lock().unwrap().clone();
     assert_eq!(v[0].status, Status::Timeout);
@@ -177,6 +179,52 @@ fn a_timed_out_request_shows_the_clip_the_scorer_was_stuck_on() {
         threads.iter().any(|t| t.starts_with("iguard-s")),
         "{threads:?}"
     );
+    rig.assert_settled();
+}
+
+/// The request a full queue evicts comes back answered but undelivered: the element finishes it
+/// once its own lock is released (a delivery posts a message, and a bus sync handler may call
+/// back into the element).
+#[test]
+fn an_evicted_request_is_delivered_only_when_its_caller_finishes_it() {
+    let gate = Arc::new(Gate::default());
+    let scorer = Arc::new(FaultScorer::new(|_| Fault::None).with_gate(gate.clone()));
+    let rig = Rig::new(config(1, 1), scorer.clone());
+    rig.submit(0.5);
+    rig.wait_until("the worker to take the first clip", |r| {
+        r.pool.stats().workers_active == 1
+    });
+    let submit = |rig: &Rig| {
+        let t = rig.reporter.open(RequestInfo::default());
+        (t.id(), rig.pool.submit(t, clip(0.5)))
+    };
+    let (queued, none) = submit(&rig);
+    assert!(none.is_none(), "room in the queue");
+    let (_, evicted) = submit(&rig);
+    let evicted = evicted.expect("the queue was full");
+    assert_eq!(evicted.id(), queued, "FIFO: the oldest waiting leaves");
+    assert!(rig.verdicts.lock().unwrap().is_empty(), "not delivered yet");
+    assert_eq!(rig.reporter.counters().pending(), 3);
+    let mut later = Answers::default();
+    later.push(evicted);
+    assert_eq!(later.len(), 1);
+    later.finish();
+    assert_eq!(rig.statuses(), [(queued, Status::Dropped)]);
+    // An Answers dropped unfinished (an early return) still delivers, with its real outcome.
+    rig.reporter.set_gate(Some("flushing"));
+    let (refused, answer) = submit(&rig);
+    {
+        let mut later = Answers::default();
+        later.push(answer.expect("the gate is closed"));
+    }
+    let v = rig.verdicts.lock().unwrap().clone();
+    assert_eq!(
+        (v[1].request_id, v[1].status, v[1].reason.as_str()),
+        (refused, Status::Dropped, "flushing")
+    );
+    rig.reporter.set_gate(None);
+    gate.open();
+    assert!(rig.reporter.wait_idle(Duration::from_secs(10)));
     rig.assert_settled();
 }
 
@@ -396,7 +444,7 @@ fn cancel_for_one_reporter_leaves_the_others_alone() {
     rig.wait_until("the worker busy", |r| r.pool.stats().workers_active == 1);
     rig.submit(0.9);
     let t = other.open(RequestInfo::default());
-    rig.pool.submit(t, clip(0.9));
+    assert!(rig.pool.submit(t, clip(0.9)).is_none(), "queued");
     rig.pool.cancel_for(&rig.reporter, "flushing");
     rig.assert_settled();
     assert_eq!(rig.reporter.counters().dropped, 2);
@@ -438,7 +486,9 @@ fn counters_stay_consistent_under_concurrent_workers() {
             let pool = &rig.pool;
             s.spawn(move || {
                 for t in tickets {
-                    pool.submit(t, clip(0.5));
+                    if let Some(answer) = pool.submit(t, clip(0.5)) {
+                        answer.finish();
+                    }
                 }
             });
         }

@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::queue::JobQueue;
-use super::{CAT, Outcome, PoolConfig, PoolStats, Reporter, Ticket, elapsed_ms, lock};
+use super::{Answer, CAT, Outcome, PoolConfig, PoolStats, Reporter, Ticket, elapsed_ms, lock};
 use crate::clip::Clip;
 use crate::scorer::{Cancel, Score, Scorer};
 use crate::verdict::Status;
@@ -172,7 +172,7 @@ impl Shared {
         Ok(())
     }
 
-    pub(super) fn submit(&self, ticket: Ticket, clip: Clip) {
+    pub(super) fn submit(&self, ticket: Ticket, clip: Clip) -> Option<Answer> {
         let priority = clip.trigger_confidence;
         let job = Job {
             ticket,
@@ -193,11 +193,11 @@ impl Shared {
         };
         drop(st);
         self.work.notify_one();
-        if let Some(job) = evicted {
+        // Not finished here: the caller may hold a lock of its own (see `Answer`).
+        evicted.map(|job| {
             let reason = refused.unwrap_or_else(|| "queue full".into());
-            job.ticket
-                .finish(Outcome::unscored(Status::Dropped, reason));
-        }
+            Answer::new(job.ticket, Outcome::unscored(Status::Dropped, reason))
+        })
     }
 
     /// Takes the next batch, or `None` when the worker should end.
