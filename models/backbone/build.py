@@ -22,7 +22,7 @@ Outputs, by subcommand:
   features  `features` [N, 512]
   fight     `fc_pred` [N, 2]: the package's own head, raw logits, class 0 `fight`, 1 `noFight`
   verifier  `fc_pred` [N, 2]: a logistic-regression head trained here (head.json, see
-            train_head.py) as two logits (0, w.x + b), so softmax gives p(person) = sigmoid(w.x + b);
+            train_head.py) as two logits (0, w.t(x) + b), t the identity or a square root, so softmax gives p(person) = sigmoid(w.x + b);
             class 0 `false-detection`, class 1 `person`.
 The same checkpoint and head give the same bytes (the graph is written in a fixed order).
 """
@@ -120,6 +120,10 @@ def build(weights, kind, head=None, source=None):
                      OUTPUT, transB=1)
         width = 2
     else:
+        if head.get("transform", "none") == "sqrt":
+            feats = g.node("Sqrt", [feats], "features.sqrt")  # non-negative: ReLU, then pooling
+        elif head.get("transform", "none") != "none":
+            raise ValueError(f"head transform {head['transform']!r}: only 'none' or 'sqrt'")
         w = np.asarray(head["weight"], np.float32)
         b = np.float32(head["bias"])
         # Logits (0, w.x + b): softmax's class 1 is then sigmoid(w.x + b), the head's p(person).

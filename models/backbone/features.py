@@ -60,6 +60,8 @@ def session(model, threads):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    # No busy-waiting between ops: on a machine shared with other jobs it only burns time.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 
 
@@ -69,7 +71,7 @@ def to_input(clips):
     return np.ascontiguousarray(x.transpose(0, 4, 1, 2, 3))
 
 
-def features_of(model, clips, threads=2, save_every=32, verbose=True):
+def features_of(model, clips, threads=2, save_every=8, verbose=True):
     """[N, 512] float32 features of uint8 clips [N, 16, 112, 112, 3], from the cache where it can."""
     sha, cache = load_cache(model)
     keys = [clip_key(c) for c in clips]

@@ -9,6 +9,8 @@
 - ONNX Runtime on the committed held-out clips (models/verifier/fixture.npz) equals PyTorch's
   own mc3_18 (reference.json, made by reference.py in a development venv) within 1e-4: the
   512-d pooled features and the fight logits.
+- The verifier graph (backbone + the committed head.json) gives the head's p(person) on
+  PyTorch's features within 1e-4.
 - The element's I/O: `input_rgb` [batch, 3, 16, 112, 112] float32, `fc_pred` [batch, 2].
 
 Prints `N passed, N failed` and exits non-zero on any failure.
@@ -30,6 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import build  # noqa: E402
 import pth  # noqa: E402
+import train_head  # noqa: E402
 
 TOLERANCE = 1e-4
 
@@ -121,6 +124,21 @@ def main():
         d = float(np.abs(feats - fr).max())
         check(f"pooled features equal PyTorch's within {TOLERANCE}", feats.shape == fr.shape == (len(clips), 512)
               and d <= TOLERANCE, f"max |difference| {d:.2e} (features up to {np.abs(fr).max():.2f})")
+
+        # The accurate verifier (build.py verifier: backbone + the committed head) against the
+        # head applied to PyTorch's features: p(person) within 1e-4.
+        with open(os.path.join(HERE, "head.json")) as f:
+            head = json.load(f)
+        ver = os.path.join(tmp, "verifier.onnx")
+        with open(ver, "wb") as f:
+            f.write(build.build(state, "verifier", head, ref["pth_sha256"]).SerializeToString())
+        _, vl = run(ver, x, "fc_pred")
+        e = np.exp(vl - vl.max(1, keepdims=True))
+        got = (e / e.sum(1, keepdims=True))[:, 1]
+        want_p = 1.0 / (1.0 + np.exp(-train_head.head_logits(head, fr)))
+        d = float(np.abs(got - want_p).max())
+        check(f"the verifier graph's p(person) equals the head on PyTorch's features within {TOLERANCE}",
+              d <= TOLERANCE, f"{np.round(got, 5).tolist()}, max |difference| {d:.2e}")
 
     passed = sum(results)
     print(f"{passed} passed, {len(results) - passed} failed")
