@@ -105,7 +105,7 @@ def main():
     for path in a.data:
         d = np.load(path)
         for k in sorted(d.files):
-            if k.endswith("_x"):
+            if k == "x" or k.endswith("_x"):
                 f = features_of(a.model, d[k], a.threads)
                 print(f"{path} {k}: {f.shape[0]} clips' features")
 
