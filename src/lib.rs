@@ -24,6 +24,7 @@ pub mod iguardoverlay;
 pub mod iguardpublish;
 pub mod iguardreplay;
 pub mod iguardverify;
+pub mod incident;
 pub mod instance;
 pub mod labels;
 pub mod mailbox;
@@ -36,6 +37,7 @@ pub mod snapshot;
 pub mod sources;
 pub mod tracks;
 pub mod verdict;
+pub mod zones;
 
 /// The `src` and `sink` pad templates of a one-in, one-out element whose pads take `caps`.
 pub(crate) fn src_sink_templates(caps: &gst::Caps) -> Vec<gst::PadTemplate> {
