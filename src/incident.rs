@@ -21,6 +21,9 @@ pub mod fields {
     pub const CHANGE: &str = "type";
     /// `guint64`: unique within one element's run, counting from 1.
     pub const INCIDENT_ID: &str = "incident-id";
+    /// `guint`: this event's number within its incident, from 1 (`new`) up; with `run-id`
+    /// and `incident-id` it names the event once (publishers de-duplicate on it).
+    pub const REVISION: &str = "revision";
     pub const SOURCE_ID: &str = "source-id";
     pub const PAD_INDEX: &str = "pad-index";
     /// `guint64`: the tracked object's id, `G_MAXUINT64` with `clip-per=source`.
@@ -188,6 +191,9 @@ pub struct PixelBox {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Incident {
     pub incident_id: u64,
+    /// The number of the latest change sent (0 before the first); the keeper raises it by one
+    /// before each change it sends.
+    pub revision: u32,
     pub source_id: u32,
     pub pad_index: u32,
     pub object_id: Option<u64>,
@@ -225,6 +231,7 @@ impl Incident {
     ) -> Incident {
         Incident {
             incident_id,
+            revision: 0,
             source_id,
             pad_index,
             object_id,
@@ -304,6 +311,7 @@ impl Incident {
         let mut s = gst::Structure::builder(EVENT_NAME)
             .field(CHANGE, change.as_str())
             .field(INCIDENT_ID, self.incident_id)
+            .field(REVISION, self.revision)
             .field(SOURCE_ID, self.source_id)
             .field(PAD_INDEX, self.pad_index)
             .field(OBJECT_ID, self.object_id.unwrap_or(u64::MAX))
@@ -382,6 +390,7 @@ impl Incident {
         let object_id: u64 = get(s, OBJECT_ID)?;
         let incident = Incident {
             incident_id: get(s, INCIDENT_ID)?,
+            revision: get(s, REVISION)?,
             source_id: get(s, SOURCE_ID)?,
             pad_index: get(s, PAD_INDEX)?,
             object_id: (object_id != u64::MAX).then_some(object_id),
@@ -500,6 +509,7 @@ mod tests {
     fn an_incident_reads_back_from_its_structure_as_itself() {
         gst::init().unwrap();
         let mut i = Incident::open(41, 3, 1, Some(9), "person", Some(5_000), 1_700);
+        i.revision = 4;
         let mut v = verdict(Status::Verified, 0.93);
         v.snapshot = Some(Arc::new(vec![0xff, 0xd8, 1, 2]));
         i.clips = 1;
