@@ -395,6 +395,7 @@ fn verdict(request_id: u64) -> Verdict {
             height: 640,
         }),
         snapshot: None,
+        zones: Vec::new(),
     }
 }
 

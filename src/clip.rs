@@ -12,6 +12,10 @@
 //!   for `track-timeout` frames ends: completed by repeating its last tile when it has at least
 //!   `min-frames` real tiles, dropped otherwise. The cooldown is per object.
 //!
+//! Zones (`zones`, `trigger-zones`, `ignore-zones`, a [`Rule`]): a detection triggers only while
+//! the bottom centre of its box stands where the rule allows; each object (per source with
+//! `clip-per=source`, each clip) remembers the zones it entered, and its clips carry them.
+//!
 //! The assembler never touches pixels itself: the caller passes a `sample` closure that fills a
 //! tile from the current frame, so this module is plain logic with its own tests.
 
@@ -21,7 +25,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::detections::{Detection, SourceFrame};
 use crate::geometry::{Bounds, PixelRect, Rect};
-use crate::tracks::{self, Tracker};
+use crate::tracks::{self, Memory, Tracker};
+use crate::zones::{Rule, foot_point};
 
 /// What part of the frame a clip covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -225,6 +230,9 @@ pub struct Collected {
     /// Per real tile, the object's own box on that frame (clamped to it); `None` where the
     /// object was missing, and always for `clip-per=source`.
     pub boxes: Vec<Option<PixelRect>>,
+    /// The zones its object entered up to the clip's end, in order of entry (`clip-per=source`:
+    /// those its triggering detections stood in during the clip).
+    pub zones: Vec<String>,
 }
 
 impl Collected {
@@ -256,6 +264,23 @@ pub struct FrameEvents {
     /// Ids the built-in tracker gave detections that carried none (`clip-per=object`): the
     /// detection's index in the frame, and the object id its verdicts will name.
     pub assigned: Vec<(usize, u64)>,
+    /// What each clip started on this frame is about (as `started`, in the same order).
+    pub opened: Vec<Opened>,
+    /// Objects lost on this frame: unseen for `track-timeout` frames (`clip-per=object`).
+    pub lost: Vec<u64>,
+}
+
+/// A clip that started: its request, its object and where the object stood.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Opened {
+    pub request_id: u64,
+    /// `None` for `clip-per=source`.
+    pub object_id: Option<u64>,
+    pub trigger_label: String,
+    pub start_pts: Option<u64>,
+    /// The object's box on the trigger frame (`clip-per=source`: the union of the triggering
+    /// boxes), in frame pixels.
+    pub bbox: Option<PixelRect>,
 }
 
 /// What happened to a source on one frame, for `clip-per=source` (at most one of each).
@@ -334,6 +359,8 @@ struct Collecting {
     crops: Vec<PixelRect>,
     /// Frames seen since the trigger, the trigger frame being 0.
     since_trigger: u64,
+    /// Zones its triggering detections stood in, in order of entry.
+    zones: Vec<usize>,
 }
 
 #[derive(Debug)]
@@ -389,6 +416,8 @@ struct Objects {
     /// Objects answered `dropped` for `max-clips-per-source`: not answered again until a clip
     /// of the source ends (or they leave), so a crowd does not make a verdict per frame.
     refused: HashSet<Key>,
+    /// Where each object was last seen and the zones it entered; its loss is reported once.
+    memory: Memory<Key>,
 }
 
 /// A detection that may belong to an object's clip.
@@ -412,6 +441,7 @@ struct Scratch {
     untracked: Vec<usize>,
     ids: Vec<Option<u64>>,
     cands: Vec<Candidate>,
+    lost: Vec<Key>,
 }
 
 /// Clip assembly for every source of one element.
@@ -431,6 +461,8 @@ pub struct ClipAssembler {
     /// answered again until a clip ends, so a refused camera does not make a verdict a frame.
     refused_sources: HashSet<u32>,
     scratch: Scratch,
+    /// Where detections may trigger, and the zones objects enter.
+    zones: Rule,
 }
 
 fn labels_of<'a>(detections: impl IntoIterator<Item = &'a Detection>) -> Vec<LabelSeen> {
@@ -533,6 +565,11 @@ fn fit_frame(b: &Bounds, width: u32, height: u32) -> Option<PixelRect> {
     .to_pixels(width, height)
 }
 
+/// Where the object of box `b` stands, normalised by the frame's size.
+fn foot(b: &Bounds, width: u32, height: u32) -> Option<(f64, f64)> {
+    foot_point(b.x0, b.y0, b.x1 - b.x0, b.y1 - b.y0, width, height)
+}
+
 fn centre_inside(d: &Detection, crop: &PixelRect) -> bool {
     let b = Bounds::of(&d.rect);
     let (cx, cy) = ((b.x0 + b.x1) / 2.0, (b.y0 + b.y1) / 2.0);
@@ -621,6 +658,7 @@ impl ObjectClip {
             object_id: Some(self.key.id()),
             crops: self.crops,
             boxes: self.boxes,
+            zones: Vec::new(),
         }
     }
 }
@@ -644,6 +682,7 @@ impl ClipAssembler {
             marks_buffers: false,
             refused_sources: HashSet::new(),
             scratch: Scratch::default(),
+            zones: Rule::default(),
         }
     }
 
@@ -655,6 +694,46 @@ impl ClipAssembler {
     /// have ended; clips already collecting go on).
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
+    }
+
+    /// Takes the zones and where objects may trigger, at once. Zones are known by their
+    /// index: objects remember those they entered by it, so give the same zones in the same
+    /// order while running (the element changes them only at a start).
+    pub fn set_zones(&mut self, zones: Rule) {
+        self.zones = zones;
+    }
+
+    pub fn zones(&self) -> &Rule {
+        &self.zones
+    }
+
+    /// The names of the zones of `indices`.
+    fn zone_names(&self, indices: &[usize]) -> Vec<String> {
+        indices
+            .iter()
+            .map(|&i| self.zones.name(i).to_string())
+            .collect()
+    }
+
+    /// An object's clip as collected, with the zones its object entered.
+    fn with_zones(zones: &Rule, memory: &Memory<Key>, clip: ObjectClip) -> Collected {
+        let zones = memory
+            .get(&clip.key)
+            .map(|s| s.zones.iter().map(|&i| zones.name(i).to_string()).collect())
+            .unwrap_or_default();
+        Collected {
+            zones,
+            ..clip.collected()
+        }
+    }
+
+    /// What `source` remembers of object `object_id` (`clip-per=object`): where it was last
+    /// seen and the zones it entered (indices; [`Rule::name`] names them).
+    pub fn object(&self, source: u32, object_id: u64) -> Option<&tracks::Seen> {
+        let o = self.objects.get(&source)?;
+        o.memory
+            .get(&Key::Given(object_id))
+            .or_else(|| o.memory.get(&Key::Builtin(object_id)))
     }
 
     /// Starts a buffer: its frames share one `max-tiles-per-buffer` budget. A caller that
@@ -742,6 +821,9 @@ impl ClipAssembler {
                 continue;
             }
             let b = Bounds::of(&d.rect);
+            if !self.zones.allows(foot(&b, width, height)) {
+                continue;
+            }
             union = Some(union.map_or(b, |u| u.union(&b)));
             if best.is_none_or(|b| d.confidence > b.confidence) {
                 best = Some(d);
@@ -884,6 +966,7 @@ impl ClipAssembler {
                             object_id: None,
                             crops: vec![pixels],
                             boxes: vec![None],
+                            zones: Vec::new(),
                         },
                         max_clips_reason(&self.limits, source.source_id),
                     ));
@@ -900,6 +983,13 @@ impl ClipAssembler {
             }
             let id = next_id();
             events.started.push(id);
+            events.opened.push(Opened {
+                request_id: id,
+                object_id: None,
+                trigger_label: best.label.clone(),
+                start_pts: pts,
+                bbox: rect.to_pixels(width, height),
+            });
             let clip = self.empty_clip(id, source, pixels, best, pts);
             let region = Region::from_pixels(pixels, width, height);
             self.sources.insert(
@@ -909,6 +999,7 @@ impl ClipAssembler {
                     region,
                     crops: Vec::with_capacity(self.config.temporal_size as usize),
                     since_trigger: 0,
+                    zones: Vec::new(),
                 })),
             );
         }
@@ -921,6 +1012,26 @@ impl ClipAssembler {
         if !idle {
             c.since_trigger += 1;
         }
+        if !self.zones.zones.is_empty() {
+            for d in detections {
+                if !self.config.trigger_labels.contains(&d.label)
+                    || !d
+                        .confidence
+                        .partial_cmp(&self.config.min_confidence)
+                        .is_some_and(|o| o.is_ge())
+                {
+                    continue;
+                }
+                for z in self
+                    .zones
+                    .holding(foot(&Bounds::of(&d.rect), width, height))
+                {
+                    if !c.zones.contains(&z) {
+                        c.zones.push(z);
+                    }
+                }
+            }
+        }
         if c.since_trigger % self.config.frame_interval.max(1) as u64 != 0 {
             return events;
         }
@@ -932,12 +1043,14 @@ impl ClipAssembler {
                 .over_tile_budget
                 .fetch_add(1, Ordering::Relaxed);
             self.refused_sources.clear();
+            let zones = self.zone_names(&c.zones);
             events.dropped.push((
                 Collected {
                     clip: c.clip,
                     object_id: None,
                     boxes: vec![None; c.crops.len()],
                     crops: c.crops,
+                    zones,
                 },
                 tile_budget_reason(&self.limits, source.source_id),
             ));
@@ -969,11 +1082,17 @@ impl ClipAssembler {
             let Phase::Collecting(c) = std::mem::replace(phase, Phase::Idle) else {
                 unreachable!()
             };
+            let zones = c
+                .zones
+                .iter()
+                .map(|&i| self.zones.name(i).to_string())
+                .collect();
             events.finished.push(Collected {
                 clip: c.clip,
                 object_id: None,
                 boxes: vec![None; c.crops.len()],
                 crops: c.crops,
+                zones,
             });
             self.refused_sources.clear();
             if self.config.cooldown > 0 {
@@ -1104,6 +1223,7 @@ impl ClipAssembler {
                 clips: Vec::new(),
                 quiet_until: HashMap::new(),
                 refused: HashSet::new(),
+                memory: Memory::default(),
             });
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut tiles_left = self.tiles_left;
@@ -1130,6 +1250,11 @@ impl ClipAssembler {
         }
         let cands = &scratch.cands;
         o.refused.retain(|k| cands.iter().any(|c| c.key == *k));
+        for c in cands {
+            let bbox = detections[c.index].rect.to_pixels(width, height);
+            let stands = self.zones.holding(foot(&c.bounds, width, height));
+            o.memory.see(c.key, frame, bbox, stands);
+        }
         events.assigned = cands
             .iter()
             .filter(|c| matches!(c.key, Key::Builtin(_)) && detections[c.index].object_id.is_none())
@@ -1171,6 +1296,7 @@ impl ClipAssembler {
         let aspect = config.tile_width as f64 / config.tile_height.max(1) as f64;
         for c in cands {
             if !self.confident(&detections[c.index])
+                || !self.zones.allows(foot(&c.bounds, width, height))
                 || o.clips.iter().any(|k| k.key == c.key)
                 || o.quiet_until.contains_key(&c.key)
                 || o.refused.contains(&c.key)
@@ -1216,12 +1342,20 @@ impl ClipAssembler {
                         object_id: Some(c.key.id()),
                         crops: vec![region],
                         boxes: vec![Bounds::of(&d.rect).to_pixels(width, height)],
+                        zones: Vec::new(),
                     },
                     reason,
                 ));
                 continue;
             }
             events.started.push(id);
+            events.opened.push(Opened {
+                request_id: id,
+                object_id: Some(c.key.id()),
+                trigger_label: d.label.clone(),
+                start_pts: pts,
+                bbox: d.rect.to_pixels(width, height),
+            });
             o.clips.push(ObjectClip {
                 key: c.key,
                 clip,
@@ -1250,7 +1384,7 @@ impl ClipAssembler {
                     .fetch_add(1, Ordering::Relaxed);
                 o.refused.clear();
                 events.dropped.push((
-                    clip.collected(),
+                    Self::with_zones(&self.zones, &o.memory, clip),
                     tile_budget_reason(&self.limits, source.source_id),
                 ));
                 continue;
@@ -1295,11 +1429,18 @@ impl ClipAssembler {
                         .insert(done.key, frame + config.cooldown as u64);
                 }
                 o.refused.clear();
-                events.finished.push(done.collected());
+                events
+                    .finished
+                    .push(Self::with_zones(&self.zones, &o.memory, done));
                 continue;
             }
             i += 1;
         }
+        // Objects unseen for `track-timeout` frames are lost, once (after their clips ended
+        // above, which took the zones they entered).
+        scratch.lost.clear();
+        o.memory.forget_unseen(frame, timeout, &mut scratch.lost);
+        events.lost.extend(scratch.lost.iter().map(|k| k.id()));
         self.tiles_left = tiles_left;
         self.scratch = scratch;
         self.objects.insert(source.source_id, o);
@@ -1325,7 +1466,9 @@ impl ClipAssembler {
         if clip.clip.real_frames >= min {
             clip.clip.complete(self.config.temporal_size);
             self.counters.lost_completed.fetch_add(1, Ordering::Relaxed);
-            events.finished.push(clip.collected());
+            events
+                .finished
+                .push(Self::with_zones(&self.zones, &o.memory, clip));
         } else {
             self.counters.lost_dropped.fetch_add(1, Ordering::Relaxed);
             let reason = format!(
@@ -1337,7 +1480,9 @@ impl ClipAssembler {
                 self.config.temporal_size,
                 min
             );
-            events.dropped.push((clip.collected(), reason));
+            events
+                .dropped
+                .push((Self::with_zones(&self.zones, &o.memory, clip), reason));
         }
     }
 
@@ -1357,13 +1502,14 @@ impl ClipAssembler {
                     object_id: None,
                     boxes: vec![None; c.crops.len()],
                     crops: c.crops,
+                    zones: c.zones.iter().map(|&i| self.zones.name(i).into()).collect(),
                 });
             }
         }
         for o in self.objects.values_mut() {
             for mut c in o.clips.drain(..) {
                 c.clip.complete(self.config.temporal_size);
-                out.push(c.collected());
+                out.push(Self::with_zones(&self.zones, &o.memory, c));
             }
         }
         out.sort_by_key(|c| c.clip.request_id);
@@ -1385,12 +1531,13 @@ impl ClipAssembler {
                 object_id: None,
                 boxes: vec![None; c.crops.len()],
                 crops: c.crops,
+                zones: self.zone_names(&c.zones),
             });
         }
         if let Some(objects) = self.objects.remove(&source_id) {
             for mut c in objects.clips {
                 c.clip.complete(self.config.temporal_size);
-                out.push(c.collected());
+                out.push(Self::with_zones(&self.zones, &objects.memory, c));
             }
         }
         out.sort_by_key(|c| c.clip.request_id);
@@ -1422,6 +1569,7 @@ impl ClipAssembler {
         for o in self.objects.values_mut() {
             o.clips.clear();
             o.quiet_until.clear();
+            o.memory.clear();
             o.refused.clear();
             o.tracker.clear();
         }

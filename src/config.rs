@@ -21,6 +21,12 @@
 //! | `queue_size`             | `queue-size`                    | an integer, 1 to 10000        |
 //! | `result_queue_size`      | `result-queue-size`             | an integer, 0 to 100000       |
 //! | `worker_timeout_sec`     | `worker-timeout`                | a number, 0.001 to 3600       |
+//! | `zones`                  | `zones`                         | a string, `name:x,y x,y x,y;…`|
+//! | `trigger_zones`          | `trigger-zones`                 | a string `a,b` or a list      |
+//! | `ignore_zones`           | `ignore-zones`                  | a string `a,b` or a list      |
+//! | `incidents`              | `incidents`                     | `true` / `false`              |
+//! | `alert_after`            | `alert-after`                   | an integer, 1 to 1000         |
+//! | `incident_timeout_sec`   | `incident-timeout`              | a number, 0 to 86400          |
 //!
 //! YAML is read with `serde_norway` (the maintained continuation of `serde_yaml`).
 
@@ -100,6 +106,14 @@ pub struct Step2Config {
     pub queue_size: Option<u32>,
     pub result_queue_size: Option<u32>,
     pub worker_timeout_sec: Option<f64>,
+    /// The zones' text form, checked (each zone well formed).
+    pub zones: Option<String>,
+    /// Comma-separated zone names (a YAML list is joined).
+    pub trigger_zones: Option<String>,
+    pub ignore_zones: Option<String>,
+    pub incidents: Option<bool>,
+    pub alert_after: Option<u32>,
+    pub incident_timeout_sec: Option<f64>,
     /// Keys of the section this version does not know, in file order (worth a warning: a
     /// misspelt key is otherwise silently ignored).
     pub unknown_keys: Vec<String>,
@@ -113,6 +127,8 @@ const QUEUE_RANGE: (u64, u64) = (1, 10_000);
 const RESULT_QUEUE_RANGE: (u64, u64) = (0, 100_000);
 const THRESHOLD_RANGE: (f64, f64) = (0.0, 1.0);
 const TIMEOUT_RANGE: (f64, f64) = (0.001, 3600.0);
+const ALERT_AFTER_RANGE: (u64, u64) = (1, 1000);
+const INCIDENT_TIMEOUT_RANGE: (f64, f64) = (0.0, 86_400.0);
 
 impl Step2Config {
     /// Reads the `step2` section of the YAML file at `path`. Errors name the file.
@@ -177,6 +193,18 @@ impl Step2Config {
                 "worker_timeout_sec" => {
                     c.worker_timeout_sec = Some(number(key, value, TIMEOUT_RANGE)?)
                 }
+                "zones" => {
+                    let text = string(key, value, "zones as 'name:x,y x,y x,y; name2:...'")?;
+                    crate::zones::Zones::parse(text).map_err(|e| invalid(key, value, e))?;
+                    c.zones = Some(text.to_string());
+                }
+                "trigger_zones" => c.trigger_zones = Some(zone_names(key, value)?),
+                "ignore_zones" => c.ignore_zones = Some(zone_names(key, value)?),
+                "incidents" => c.incidents = Some(boolean(key, value)?),
+                "alert_after" => c.alert_after = Some(integer(key, value, ALERT_AFTER_RANGE)?),
+                "incident_timeout_sec" => {
+                    c.incident_timeout_sec = Some(number(key, value, INCIDENT_TIMEOUT_RANGE)?)
+                }
                 _ => c.unknown_keys.push(key.to_string()),
             }
         }
@@ -198,6 +226,12 @@ impl Step2Config {
             queue_size: self.queue_size,
             result_queue_size: self.result_queue_size,
             worker_timeout: self.worker_timeout_sec,
+            zones: self.zones.clone(),
+            trigger_zones: self.trigger_zones.clone(),
+            ignore_zones: self.ignore_zones.clone(),
+            incidents: self.incidents,
+            alert_after: self.alert_after,
+            incident_timeout: self.incident_timeout_sec,
         }
     }
 }
@@ -218,6 +252,12 @@ pub struct Overlay {
     pub queue_size: Option<u32>,
     pub result_queue_size: Option<u32>,
     pub worker_timeout: Option<f64>,
+    pub zones: Option<String>,
+    pub trigger_zones: Option<String>,
+    pub ignore_zones: Option<String>,
+    pub incidents: Option<bool>,
+    pub alert_after: Option<u32>,
+    pub incident_timeout: Option<f64>,
 }
 
 impl Overlay {
@@ -236,6 +276,12 @@ impl Overlay {
             queue_size: top.queue_size.or(self.queue_size),
             result_queue_size: top.result_queue_size.or(self.result_queue_size),
             worker_timeout: top.worker_timeout.or(self.worker_timeout),
+            zones: top.zones.or(self.zones),
+            trigger_zones: top.trigger_zones.or(self.trigger_zones),
+            ignore_zones: top.ignore_zones.or(self.ignore_zones),
+            incidents: top.incidents.or(self.incidents),
+            alert_after: top.alert_after.or(self.alert_after),
+            incident_timeout: top.incident_timeout.or(self.incident_timeout),
         }
     }
 
@@ -254,6 +300,12 @@ impl Overlay {
             ("queue-size", self.queue_size.is_some()),
             ("result-queue-size", self.result_queue_size.is_some()),
             ("worker-timeout", self.worker_timeout.is_some()),
+            ("zones", self.zones.is_some()),
+            ("trigger-zones", self.trigger_zones.is_some()),
+            ("ignore-zones", self.ignore_zones.is_some()),
+            ("incidents", self.incidents.is_some()),
+            ("alert-after", self.alert_after.is_some()),
+            ("incident-timeout", self.incident_timeout.is_some()),
         ];
         given
             .into_iter()
@@ -355,6 +407,28 @@ fn number(key: &str, value: &Value, (min, max): (f64, f64)) -> Result<f64, Confi
         .ok_or_else(|| invalid(key, value, format!("a number from {min} to {max}")))
 }
 
+/// Zone names as a comma-separated string or a list of strings; each a usable name.
+fn zone_names(key: &str, value: &Value) -> Result<String, ConfigError> {
+    let expected = "zone names as \"a,b\" or a list of names (letters, digits, '_', '-')";
+    let names: Vec<&str> = match value {
+        Value::String(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .collect(),
+        Value::Sequence(list) => list
+            .iter()
+            .map(|v| v.as_str().map(str::trim))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| invalid(key, value, expected))?,
+        _ => return Err(invalid(key, value, expected)),
+    };
+    if !names.iter().all(|n| crate::zones::is_valid_name(n)) {
+        return Err(invalid(key, value, expected));
+    }
+    Ok(names.join(","))
+}
+
 fn input_size(key: &str, value: &Value) -> Result<(u32, u32), ConfigError> {
     let (min, max) = SIZE_RANGE;
     let expected =
@@ -428,6 +502,7 @@ mod tests {
                 result_queue_size: Some(100),
                 worker_timeout_sec: Some(10.0),
                 unknown_keys: vec!["save_clips".into()],
+                ..Default::default()
             }
         );
     }
@@ -648,6 +723,38 @@ mod tests {
             );
             assert!(e.contains(expected), "{body} -> {e}");
         }
+    }
+
+    #[test]
+    fn zones_and_incident_keys_are_read_and_checked() {
+        let c = step2(
+            "zones: \"lawn:0,0.5 1,0.5 1,1 0,1; door:0.4,0.2 0.5,0.2 0.5,0.5\"\n\
+             trigger_zones: [lawn, door]\n\
+             ignore_zones: door\n\
+             incidents: false\n\
+             alert_after: 2\n\
+             incident_timeout_sec: 12.5",
+        )
+        .unwrap();
+        let o = c.overlay();
+        assert_eq!(o.trigger_zones.as_deref(), Some("lawn,door"));
+        assert_eq!(o.ignore_zones.as_deref(), Some("door"));
+        assert_eq!(
+            (o.incidents, o.alert_after, o.incident_timeout),
+            (Some(false), Some(2), Some(12.5))
+        );
+        assert!(o.zones.unwrap().starts_with("lawn:"));
+        let e = error("zones: \"lawn:0,0 1,0\"");
+        assert!(
+            e.contains("step2.zones") && e.contains("\"lawn\" has 2 corner(s)"),
+            "{e}"
+        );
+        let e = error("trigger_zones: [lawn, 3]");
+        assert!(e.contains("step2.trigger_zones"), "{e}");
+        let e = error("ignore_zones: \"a b\"");
+        assert!(e.contains("step2.ignore_zones"), "{e}");
+        assert!(error("alert_after: 0").contains("an integer from 1 to 1000"));
+        assert!(error("incident_timeout_sec: -1").contains("a number from 0 to 86400"));
     }
 
     #[test]

@@ -466,6 +466,7 @@ mod tests {
             object_id: Some(7),
             crop: None,
             snapshot: None,
+            zones: Vec::new(),
         }
     }
 

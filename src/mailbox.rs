@@ -123,6 +123,7 @@ mod tests {
             object_id: None,
             crop: None,
             snapshot: None,
+            zones: Vec::new(),
         }
     }
 

@@ -45,6 +45,9 @@ pub mod fields {
     /// `GstBuffer`, only with `snapshot=true` and when one was made: the clip's tiles as a
     /// JPEG contact sheet (`image/jpeg`, row-major in sampling order).
     pub const SNAPSHOT: &str = "snapshot";
+    /// `gchararray`: the zones the clip's object entered, in order of entry, comma-separated;
+    /// empty when none (or no zones are set).
+    pub const ZONES: &str = "zones";
 }
 
 /// Registers the meta once per process (plugin_init may run more than once in tests).
@@ -103,6 +106,7 @@ pub fn fill_structure(s: &mut gst::StructureRef, v: &Verdict) {
     s.set(CROP_Y, c.y);
     s.set(CROP_WIDTH, c.width);
     s.set(CROP_HEIGHT, c.height);
+    s.set(ZONES, v.zones.join(","));
     if let Some(jpeg) = &v.snapshot {
         // Shares the bytes: a verdict goes out as a message, a meta and an event.
         s.set(SNAPSHOT, gst::Buffer::from_slice(SharedJpeg(jpeg.clone())));
@@ -193,6 +197,16 @@ pub fn from_structure(s: &gst::StructureRef) -> Result<Verdict, String> {
         object_id,
         crop,
         snapshot: snapshot(s),
+        // Absent in structures written before zones existed: none.
+        zones: s
+            .get::<&str>(ZONES)
+            .map(|z| {
+                z.split(',')
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
 
@@ -240,6 +254,7 @@ mod tests {
                 height: 40,
             }),
             snapshot: None,
+            zones: vec!["lawn".into(), "door".into()],
         }
     }
 
@@ -253,6 +268,10 @@ mod tests {
         assert_eq!(read_all(&buf), vec![sample()]);
         let s = gst::meta::CustomMeta::from_buffer(&buf, META_NAME).unwrap();
         assert!(s.structure().get::<bool>(fields::POSITIVE).unwrap());
+        assert_eq!(
+            s.structure().get::<&str>(fields::ZONES).unwrap(),
+            "lawn,door"
+        );
 
         let mut copy = gst::Buffer::new();
         buf.copy_into(copy.get_mut().unwrap(), gst::BufferCopyFlags::META, ..)

@@ -13,7 +13,10 @@
 //! caller (the assembler keeps the `max-detections` most confident), so a detector spraying
 //! boxes cannot make a frame expensive: at most [`MAX_TRACKS`] × `max-detections` pairs.
 
-use crate::geometry::Bounds;
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use crate::geometry::{Bounds, PixelRect};
 
 /// Tracks kept per source at most; detections beyond it stay unmatched and get no id.
 pub const MAX_TRACKS: usize = 256;
@@ -203,6 +206,88 @@ impl Tracker {
     }
 }
 
+/// What a source remembers of one object: when it was last seen, where, and the zones it
+/// entered.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Seen {
+    /// The source's frame number it was last seen on.
+    pub last_frame: u64,
+    /// Its box on that frame, in frame pixels.
+    pub bbox: Option<PixelRect>,
+    /// Indices of the zones it entered (stood in), in order of entry, each once.
+    pub zones: Vec<usize>,
+}
+
+/// The objects of one source the element follows, by key, so that an object's zones outlive
+/// its clips and its loss is noticed once (`track-timeout` frames unseen). At most
+/// [`MAX_TRACKS`] objects: one beyond them is not remembered (it enters no zone).
+#[derive(Debug, Clone)]
+pub struct Memory<K> {
+    objects: HashMap<K, Seen>,
+}
+
+impl<K> Default for Memory<K> {
+    fn default() -> Self {
+        Memory {
+            objects: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Copy> Memory<K> {
+    /// Records that `key` was seen on `frame` at `bbox`, standing in the zones `zones`.
+    /// Allocates only for a new object or a zone it had not entered.
+    pub fn see(
+        &mut self,
+        key: K,
+        frame: u64,
+        bbox: Option<PixelRect>,
+        zones: impl Iterator<Item = usize>,
+    ) {
+        if !self.objects.contains_key(&key) && self.objects.len() >= MAX_TRACKS {
+            return;
+        }
+        let seen = self.objects.entry(key).or_default();
+        seen.last_frame = frame;
+        seen.bbox = bbox;
+        for z in zones {
+            if !seen.zones.contains(&z) {
+                seen.zones.push(z);
+            }
+        }
+    }
+
+    pub fn get(&self, key: &K) -> Option<&Seen> {
+        self.objects.get(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// Forgets the objects unseen for `timeout` frames (at least 1) as of `frame`, adding
+    /// their keys to `lost`.
+    pub fn forget_unseen(&mut self, frame: u64, timeout: u32, lost: &mut Vec<K>) {
+        let timeout = u64::from(timeout.max(1));
+        self.objects.retain(|k, s| {
+            let keep = frame.saturating_sub(s.last_frame) < timeout;
+            if !keep {
+                lost.push(*k);
+            }
+            keep
+        });
+    }
+
+    /// Forgets every object (a flush), without reporting them lost.
+    pub fn clear(&mut self) {
+        self.objects.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +391,28 @@ mod tests {
         assert!(a_ids.iter().all(|&i| i == a_ids[0]), "A: {a_ids:?}");
         assert!(b_ids.iter().all(|&i| i == b_ids[0]), "B: {b_ids:?}");
         assert_ne!(a_ids[0], b_ids[0]);
+    }
+
+    #[test]
+    fn memory_keeps_zones_in_order_of_entry_and_reports_a_loss_once() {
+        let mut m: Memory<u64> = Memory::default();
+        m.see(7, 1, None, [2usize].into_iter());
+        m.see(7, 2, None, [0usize, 2].into_iter());
+        m.see(8, 2, None, std::iter::empty());
+        assert_eq!(m.get(&7).unwrap().zones, vec![2, 0]);
+        let mut lost = vec![];
+        m.forget_unseen(4, 3, &mut lost);
+        assert!(lost.is_empty(), "unseen for 2 frames of 3");
+        m.see(8, 5, None, std::iter::empty());
+        m.forget_unseen(5, 3, &mut lost);
+        assert_eq!(lost, vec![7]);
+        m.forget_unseen(6, 3, &mut lost);
+        assert_eq!(lost, vec![7], "once");
+        assert_eq!(m.len(), 1);
+        for k in 100..100 + MAX_TRACKS as u64 {
+            m.see(k, 6, None, std::iter::empty());
+        }
+        assert_eq!(m.len(), MAX_TRACKS, "bounded");
     }
 
     #[test]

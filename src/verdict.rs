@@ -87,6 +87,9 @@ pub struct Verdict {
     pub crop: Option<PixelRect>,
     /// The clip's tiles as a JPEG contact sheet (`snapshot=true`), encoded by the worker.
     pub snapshot: Option<crate::snapshot::Snapshot>,
+    /// The zones the clip's object entered up to the clip's end, in order of entry (with
+    /// `clip-per=source`, those its triggering detections stood in); empty when none.
+    pub zones: Vec<String>,
 }
 
 impl Verdict {

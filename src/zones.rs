@@ -228,6 +228,69 @@ impl fmt::Display for Zones {
     }
 }
 
+/// Where objects may trigger: the zones of `zones` named by `trigger-zones` (an object must
+/// stand in one of them, when any are named) and by `ignore-zones` (it must stand in none).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Rule {
+    pub zones: Zones,
+    trigger: Vec<usize>,
+    ignore: Vec<usize>,
+}
+
+impl Rule {
+    /// The rule of the three properties' values; the error names the zone or the name.
+    pub fn parse(zones: &str, trigger: &str, ignore: &str) -> Result<Rule, String> {
+        let zones = Zones::parse(zones).map_err(|e| format!("zones: {e}"))?;
+        let names = |property: &str, list: &str| -> Result<Vec<usize>, String> {
+            let names: Vec<&str> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .collect();
+            zones.check_names(property, names.iter().copied())?;
+            Ok(names
+                .iter()
+                .filter_map(|n| zones.zones.iter().position(|z| z.name == *n))
+                .collect())
+        };
+        let trigger = names("trigger-zones", trigger)?;
+        let ignore = names("ignore-zones", ignore)?;
+        Ok(Rule {
+            zones,
+            trigger,
+            ignore,
+        })
+    }
+
+    /// Whether an object standing at the normalised point may trigger. With no zones named,
+    /// everywhere (a point that cannot be placed, too).
+    pub fn allows(&self, point: Option<(f64, f64)>) -> bool {
+        if self.trigger.is_empty() && self.ignore.is_empty() {
+            return true;
+        }
+        let Some((x, y)) = point else {
+            return false;
+        };
+        let zone = |i: &usize| self.zones.zones[*i].contains(x, y);
+        (self.trigger.is_empty() || self.trigger.iter().any(zone)) && !self.ignore.iter().any(zone)
+    }
+
+    /// Indices (in `zones`) of the zones holding the normalised point.
+    pub fn holding(&self, point: Option<(f64, f64)>) -> impl Iterator<Item = usize> + '_ {
+        self.zones
+            .zones
+            .iter()
+            .enumerate()
+            .filter(move |(_, z)| point.is_some_and(|(x, y)| z.contains(x, y)))
+            .map(|(i, _)| i)
+    }
+
+    /// The name of zone `index`.
+    pub fn name(&self, index: usize) -> &str {
+        self.zones.zones.get(index).map_or("", |z| z.name.as_str())
+    }
+}
+
 /// Where an object stands: the bottom centre of its box, normalised by the frame's size.
 /// `None` for an empty frame size or a box that is not finite.
 pub fn foot_point(
@@ -354,6 +417,32 @@ mod tests {
             .collect::<Vec<_>>()
             .join(";");
         assert!(Zones::parse(&many).unwrap_err().contains("at most 64"));
+    }
+
+    #[test]
+    fn the_rule_lets_objects_trigger_inside_trigger_zones_and_outside_masks() {
+        let all = Rule::parse(TWO, "", "").unwrap();
+        assert!(
+            all.allows(Some((0.1, 0.1))) && all.allows(None),
+            "no zones named"
+        );
+        let lawn = Rule::parse(TWO, "lawn", "").unwrap();
+        assert!(lawn.allows(Some((0.5, 0.9))));
+        assert!(!lawn.allows(Some((0.5, 0.3))) && !lawn.allows(None));
+        let masked = Rule::parse(TWO, "", " door ").unwrap();
+        assert!(masked.allows(Some((0.1, 0.1))));
+        assert!(!masked.allows(Some((0.45, 0.3))));
+        let holding: Vec<&str> = lawn
+            .holding(Some((0.45, 0.3)))
+            .chain(lawn.holding(Some((0.45, 0.9))))
+            .chain(lawn.holding(None))
+            .map(|i| lawn.name(i))
+            .collect();
+        assert_eq!(holding, ["door", "lawn"]);
+        let e = Rule::parse(TWO, "lawn,gate", "").unwrap_err();
+        assert!(e.contains("trigger-zones names zone \"gate\""), "{e}");
+        let e = Rule::parse("lawn:0,0 1,0", "", "").unwrap_err();
+        assert!(e.starts_with("zones: ") && e.contains("\"lawn\""), "{e}");
     }
 
     #[test]

@@ -239,6 +239,7 @@ fn verdict(source_id: u32, status: Status, label: &str, score: f64) -> Verdict {
         object_id: None,
         crop: None,
         snapshot: None,
+        zones: Vec::new(),
     }
 }
 

@@ -47,6 +47,7 @@ fn verdict(request_id: u64, status: Status, object_id: Option<u64>) -> Verdict {
         object_id,
         crop: None,
         snapshot: None,
+        zones: Vec::new(),
     }
 }
 

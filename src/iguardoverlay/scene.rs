@@ -502,6 +502,7 @@ mod tests {
             object_id,
             crop: None,
             snapshot: None,
+            zones: Vec::new(),
         }
     }
 

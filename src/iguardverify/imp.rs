@@ -10,7 +10,9 @@
 //! without `state` or `running`, and nothing is posted while one of our locks is held, so an
 //! application may read any property, or flush the pipeline, from a bus sync handler: requests
 //! the streaming thread answers itself (dropped, failed, labels-only, evicted from a full queue)
-//! are collected in an `Answers` under `state` and delivered after it is released.
+//! are collected in an `Answers` under `state` and delivered after it is released. Incidents
+//! (`incidents.rs`) are kept under their own lock, taken after `state`; their messages are
+//! posted by a `Poster`, never under a lock.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +25,7 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use super::courier::{self, Courier};
+use super::incidents::{self, Keeper, Poster};
 use super::settings::*;
 use super::stats::{ClipStats, Stats};
 use crate::clip::{ClipAssembler, ClipCounters, Collected};
@@ -32,6 +35,7 @@ use crate::deepstream::verdict_meta::{AttachError, Target, attach_verdict};
 use crate::detections::deepstream::carries_batch_meta;
 use crate::detections::{AutoReader, DetectionReader, FrameDetections, roi};
 use crate::frames::{self, FrameSource};
+use crate::incident::EndReason;
 use crate::instance::{self, Instance};
 use crate::mailbox::VerdictMailbox;
 use crate::meta;
@@ -77,6 +81,9 @@ struct Running {
     courier: Arc<courier::Signal>,
     sources_refused: Arc<AtomicU64>,
     clips: Arc<ClipCounters>,
+    incidents: Arc<Mutex<Keeper>>,
+    incident_counts: Arc<Mutex<incidents::Counts>>,
+    poster: Arc<Poster>,
 }
 
 impl Running {
@@ -106,7 +113,19 @@ impl Running {
             model_instance_id: self.instance.id.clone().unwrap_or_default(),
             instance_users: self.instance.users() as u32,
             clips: ClipStats::of(&self.clips),
+            incidents: *lock(&self.incident_counts),
         }
+    }
+
+    /// Posts the incident changes waiting, with no lock held.
+    fn post_incidents(&self, element: &super::IGuardVerify) {
+        self.poster.post_all(element.upcast_ref());
+    }
+
+    /// Ends every incident (EOS, flush, stop) and posts the changes.
+    fn end_incidents(&self, element: &super::IGuardVerify, reason: EndReason) {
+        lock(&self.incidents).end_all(reason);
+        self.post_incidents(element);
     }
 }
 
@@ -366,6 +385,7 @@ impl IGuardVerify {
                     pixels.tile(fd.source.batch_index, region, tile_width, tile_height, tile)
                 },
             );
+            lock(&running.incidents).frame(&fd.source, fd.source.pts.or(pts), &outcome, assembler);
             for (c, reason) in outcome.dropped {
                 gst::debug!(CAT, imp = self, "clip {} dropped: {reason}", c.request_id);
                 if let Some(mut t) = collecting.remove(&c.request_id) {
@@ -481,6 +501,11 @@ impl IGuardVerify {
                 .pool()
                 .cancel_for(&running.reporter, "eos: verification stalled");
         }
+        running.end_incidents(&self.obj(), EndReason::Eos);
+        // Every change on the bus before the EOS goes on.
+        running
+            .poster
+            .flush(self.obj().upcast_ref(), FLUSH_SETTLE_WAIT);
         self.post_stats(&running);
     }
 
@@ -501,6 +526,8 @@ impl IGuardVerify {
             (state.running.clone(), ended, state.sources.release(source))
         };
         later.finish();
+        lock(&running.incidents).end_source(source);
+        running.post_incidents(&self.obj());
         lock(&running.mailbox).close_source(source);
         gst::debug!(
             CAT,
@@ -539,6 +566,7 @@ impl IGuardVerify {
         if !running.reporter.wait_settled(FLUSH_SETTLE_WAIT) {
             gst::warning!(CAT, imp = self, "flush: a verdict was still in delivery");
         }
+        running.end_incidents(&self.obj(), EndReason::Flush);
         lock(&running.mailbox).clear();
         running.reporter.set_gate(None);
     }
@@ -565,7 +593,17 @@ impl ObjectImpl for IGuardVerify {
         if let Some(known) = Self::setting_names().find(|n| *n == name) {
             s.mark_explicit(known);
         }
+        let zones = matches!(name, "zones" | "trigger-zones" | "ignore-zones")
+            .then(|| s.zone_warning())
+            .flatten();
         drop(s);
+        if let Some(problem) = zones {
+            gst::element_imp_warning!(
+                self,
+                gst::LibraryError::Settings,
+                ("{}; the element will not start until it is fixed", problem)
+            );
+        }
         gst::debug!(CAT, imp = self, "{} set to {:?}", name, value);
     }
 
@@ -750,7 +788,16 @@ impl BaseTransformImpl for IGuardVerify {
             }
         };
         let signal = courier.signal();
+        let poster = Arc::new(Poster::default());
+        let keeper = Arc::new(Mutex::new(Keeper::new(
+            run.incident_config(),
+            outbox.clone(),
+            signal.clone(),
+            poster.clone(),
+        )));
+        let incident_counts = lock(&keeper).counts();
         let (mb, out, sig) = (mailbox.clone(), outbox.clone(), signal.clone());
+        let (kp, po) = (keeper.clone(), poster.clone());
         let (run_id, name) = (wire::run_id(), self.obj().name().to_string());
         let reporter = Reporter::new(run.threshold, move |v: &Verdict| {
             lock(&mb).push(v.clone());
@@ -760,11 +807,19 @@ impl BaseTransformImpl for IGuardVerify {
             gst::log!(CAT, obj = obj, "verdict {:?}", v);
             let s = meta::to_structure(meta::MESSAGE_NAME, v);
             let _ = obj.post_message(gst::message::Element::builder(s).src(&obj).build());
+            // After the verdict's own message and event: its incident's change follows them.
+            lock(&kp).verdict(v);
+            po.post_all(obj.upcast_ref());
         });
         reporter.set_snapshot(run.snapshot_config());
         let mut assembler = ClipAssembler::with_tracks(run.clip_config(), run.track_config());
         assembler.set_limits(run.clip_limits());
+        // Checked with the other settings above.
+        assembler.set_zones(run.zone_rule().unwrap_or_default());
         let running = Running {
+            incidents: keeper,
+            incident_counts,
+            poster,
             clips: assembler.counters(),
             reporter,
             instance,
@@ -827,6 +882,7 @@ impl BaseTransformImpl for IGuardVerify {
         // Other elements may share the pool: answer only ours, then leave it.
         running.reporter.set_gate(Some("stopped"));
         running.pool().cancel_for(&running.reporter, "stopped");
+        running.end_incidents(&self.obj(), EndReason::Stop);
         let left = instance::release(&running.instance, STOP_JOIN_WAIT);
         if left > 0 {
             gst::warning!(
@@ -1072,6 +1128,7 @@ fn request_info(c: &Collected, scorer: &str) -> RequestInfo {
     RequestInfo {
         object_id: c.object_id,
         crop: c.last_crop(),
+        zones: c.zones.clone(),
         ..RequestInfo::from_clip(&c.clip, scorer)
     }
 }

@@ -24,6 +24,7 @@ use crate::scorer::{model_io, onnx};
 
 mod courier;
 mod imp;
+mod incidents;
 mod properties;
 mod settings;
 mod stats;

@@ -539,6 +539,63 @@ pub fn list() -> Vec<glib::ParamSpec> {
             .default_value(DEFAULT_UNIQUE_ID)
             .mutable_ready()
             .build(),
+        glib::ParamSpecString::builder("zones")
+            .nick("Zones")
+            .blurb(
+                "Named polygons over the frame in normalised coordinates (0-1 of its width \
+                 and height), 'name:x,y x,y x,y; name2:...'; an object is in a zone when \
+                 the bottom centre of its box is. A malformed zone fails the start",
+            )
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("trigger-zones")
+            .nick("Trigger zones")
+            .blurb(
+                "Comma-separated zone names: an object starts clips only while it stands \
+                 in one of them (empty = anywhere)",
+            )
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("ignore-zones")
+            .nick("Ignore zones")
+            .blurb(
+                "Comma-separated zone names that mask: no object starts a clip while it \
+                 stands in one of them",
+            )
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecBoolean::builder("incidents")
+            .nick("Incidents")
+            .blurb(
+                "Keep one incident per tracked object (per source with clip-per=source) and \
+                 post its changes as 'iguard-incident' messages and events",
+            )
+            .default_value(DEFAULT_INCIDENTS)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("alert-after")
+            .nick("Alert after")
+            .blurb(
+                "Verified clips that make an incident an alert (a 'fallback' label guess \
+                 never counts)",
+            )
+            .minimum(1)
+            .maximum(1000)
+            .default_value(DEFAULT_ALERT_AFTER)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecDouble::builder("incident-timeout")
+            .nick("Incident timeout")
+            .blurb(
+                "Seconds of stream time (buffer timestamps) without a new clip after which \
+                 an incident ends (0 = never: it ends when its object is lost or the \
+                 stream ends)",
+            )
+            .minimum(0.0)
+            .maximum(86_400.0)
+            .default_value(DEFAULT_INCIDENT_TIMEOUT)
+            .mutable_ready()
+            .build(),
         glib::ParamSpecBoxed::builder::<gst::Structure>("effective-settings")
             .nick("Effective settings")
             .blurb(

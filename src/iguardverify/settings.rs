@@ -59,6 +59,10 @@ pub const DEFAULT_MAX_SOURCES: u32 = 256;
 /// `unique_component_id` of the DeepStream classifier metas the element writes, as nvinfer's
 /// `gie-unique-id`; away from the small ids GIEs usually take.
 pub const DEFAULT_UNIQUE_ID: u32 = 101;
+pub const DEFAULT_INCIDENTS: bool = true;
+pub const DEFAULT_ALERT_AFTER: u32 = 1;
+/// Seconds of stream time without a clip that end an incident.
+pub const DEFAULT_INCIDENT_TIMEOUT: f64 = 30.0;
 /// The largest clip the element collects (tiles × RGB bytes).
 pub const MAX_CLIP_BYTES: u64 = 512 << 20;
 
@@ -129,6 +133,12 @@ pub struct Settings {
     pub preset: Preset,
     pub max_sources: u32,
     pub unique_id: u32,
+    pub zones: String,
+    pub trigger_zones: String,
+    pub ignore_zones: String,
+    pub incidents: bool,
+    pub alert_after: u32,
+    pub incident_timeout: f64,
     /// Properties the application set, to tell a deliberate choice from a default.
     pub explicit: Vec<&'static str>,
     /// Bumped on every change of a property, so the streaming thread copies what changed
@@ -204,6 +214,12 @@ impl Default for Settings {
             preset: Preset::None,
             max_sources: DEFAULT_MAX_SOURCES,
             unique_id: DEFAULT_UNIQUE_ID,
+            zones: String::new(),
+            trigger_zones: String::new(),
+            ignore_zones: String::new(),
+            incidents: DEFAULT_INCIDENTS,
+            alert_after: DEFAULT_ALERT_AFTER,
+            incident_timeout: DEFAULT_INCIDENT_TIMEOUT,
             explicit: Vec::new(),
             generation: 0,
         }
@@ -324,6 +340,12 @@ impl Settings {
             "preset" => s.preset = v.get().unwrap_or(s.preset),
             "max-sources" => s.max_sources = v.get().unwrap_or(s.max_sources),
             "unique-id" => s.unique_id = v.get().unwrap_or(s.unique_id),
+            "zones" => s.zones = string(v),
+            "trigger-zones" => s.trigger_zones = string(v),
+            "ignore-zones" => s.ignore_zones = string(v),
+            "incidents" => s.incidents = v.get().unwrap_or(s.incidents),
+            "alert-after" => s.alert_after = v.get().unwrap_or(s.alert_after),
+            "incident-timeout" => s.incident_timeout = v.get().unwrap_or(s.incident_timeout),
             _ => return,
         }
         s.generation += 1;
@@ -398,6 +420,12 @@ impl Settings {
             "preset" => s.preset.to_send_value(),
             "max-sources" => s.max_sources.to_send_value(),
             "unique-id" => s.unique_id.to_send_value(),
+            "zones" => s.zones.to_send_value(),
+            "trigger-zones" => s.trigger_zones.to_send_value(),
+            "ignore-zones" => s.ignore_zones.to_send_value(),
+            "incidents" => s.incidents.to_send_value(),
+            "alert-after" => s.alert_after.to_send_value(),
+            "incident-timeout" => s.incident_timeout.to_send_value(),
             _ => return None,
         })
     }
@@ -488,6 +516,28 @@ impl Settings {
             &mut s.worker_timeout,
             &o.worker_timeout,
         );
+        put(s.is_explicit("zones"), &mut s.zones, &o.zones);
+        put(
+            s.is_explicit("trigger-zones"),
+            &mut s.trigger_zones,
+            &o.trigger_zones,
+        );
+        put(
+            s.is_explicit("ignore-zones"),
+            &mut s.ignore_zones,
+            &o.ignore_zones,
+        );
+        put(s.is_explicit("incidents"), &mut s.incidents, &o.incidents);
+        put(
+            s.is_explicit("alert-after"),
+            &mut s.alert_after,
+            &o.alert_after,
+        );
+        put(
+            s.is_explicit("incident-timeout"),
+            &mut s.incident_timeout,
+            &o.incident_timeout,
+        );
         if let Some([t, h, w]) = layers.shape {
             (s.temporal_size, s.input_height, s.input_width) = (t, h, w);
         }
@@ -516,6 +566,7 @@ impl Settings {
                 self.trigger_labels
             ));
         }
+        self.zone_rule()?;
         let tile = self.input_width as u64 * self.input_height as u64 * 3;
         let clip = tile * self.temporal_size as u64;
         if clip > MAX_CLIP_BYTES {
@@ -530,6 +581,33 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+
+    /// The zones and where objects may trigger; the error names the zone or the name.
+    pub fn zone_rule(&self) -> Result<crate::zones::Rule, String> {
+        crate::zones::Rule::parse(&self.zones, &self.trigger_zones, &self.ignore_zones)
+    }
+
+    /// A problem with the zone properties worth a warning when one is set: a malformed zone,
+    /// or a name `zones` does not define once `zones` is set (names may come first).
+    pub fn zone_warning(&self) -> Option<String> {
+        if let Err(e) = crate::zones::Zones::parse(&self.zones) {
+            return Some(format!("zones: {e}"));
+        }
+        if self.zones.trim().is_empty() {
+            return None;
+        }
+        self.zone_rule().err()
+    }
+
+    /// How incidents are kept.
+    pub fn incident_config(&self) -> super::incidents::Config {
+        super::incidents::Config {
+            enabled: self.incidents,
+            alert_after: self.alert_after.max(1),
+            timeout_ns: (self.incident_timeout * 1e9) as u64,
+            per_source: self.clip_per == ClipPer::Source,
+        }
     }
 
     pub fn clip_config(&self) -> ClipConfig {

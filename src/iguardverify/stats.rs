@@ -57,6 +57,8 @@ pub struct Stats {
     pub snapshots_skipped: u64,
     /// The clip assembler's figures (clips collecting, their bytes, overflows, lost tracks).
     pub clips: ClipStats,
+    /// Incidents: opened = alerted + dismissed + open.
+    pub incidents: super::incidents::Counts,
     pub scorer: String,
     pub pool_name: String,
     pub model_instance_id: String,
@@ -105,6 +107,10 @@ impl Stats {
             .field("clips-over-max", self.clips.over_max_clips)
             .field("tiles-over-budget", self.clips.over_tile_budget)
             .field("tracks", self.clips.tracks as u32)
+            .field("incidents-opened", self.incidents.opened)
+            .field("incidents-alerted", self.incidents.alerted)
+            .field("incidents-dismissed", self.incidents.dismissed)
+            .field("incidents-open", self.incidents.open)
             .build()
     }
 }
@@ -124,7 +130,7 @@ mod tests {
         }
         .to_structure();
         assert_eq!(s.name(), "iguard-stats");
-        assert_eq!(s.n_fields(), 37);
+        assert_eq!(s.n_fields(), 41);
         assert_eq!(s.get::<u64>("submitted").unwrap(), 0);
         assert_eq!(s.get::<u32>("max-workers").unwrap(), 3);
         assert_eq!(s.get::<u32>("queue-size").unwrap(), 9);

@@ -238,6 +238,8 @@ pub struct RequestInfo {
     pub object_id: Option<u64>,
     /// The crop on the clip's last sampled frame, in frame pixels.
     pub crop: Option<crate::geometry::PixelRect>,
+    /// The zones the clip's object entered.
+    pub zones: Vec<String>,
 }
 
 impl RequestInfo {
@@ -253,6 +255,7 @@ impl RequestInfo {
             scorer: scorer.to_string(),
             object_id: None,
             crop: Some(clip.region),
+            zones: Vec::new(),
         }
     }
 }
@@ -437,6 +440,7 @@ impl Ticket {
             object_id: info.object_id,
             crop: info.crop,
             snapshot: o.snapshot,
+            zones: info.zones,
         });
         if let Some(done) = self.done.take() {
             *lock(&done.done) = true;

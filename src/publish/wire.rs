@@ -221,6 +221,7 @@ mod tests {
                 height: 40,
             }),
             snapshot: None,
+            zones: Vec::new(),
         }
     }
 
