@@ -386,6 +386,15 @@ impl IGuardVerify {
                 },
             );
             lock(&running.incidents).frame(&fd.source, fd.source.pts.or(pts), &outcome, assembler);
+            // A clip's verdict names its object from the start (also when it is abandoned).
+            for o in &outcome.opened {
+                if let Some(t) = collecting.get_mut(&o.request_id) {
+                    let info = t.info_mut();
+                    info.object_id = o.object_id;
+                    info.trigger_label.clone_from(&o.trigger_label);
+                    info.start_pts = o.start_pts;
+                }
+            }
             for (c, reason) in outcome.dropped {
                 gst::debug!(CAT, imp = self, "clip {} dropped: {reason}", c.request_id);
                 if let Some(mut t) = collecting.remove(&c.request_id) {
@@ -1093,6 +1102,7 @@ impl BaseTransformImpl for IGuardVerify {
         let running = state.running.clone();
         drop(guard);
         later.finish();
+        running.post_incidents(&self.obj());
         self.push_verdict_events(&running);
         if let Some(e) = ds_error {
             gst::element_imp_warning!(
