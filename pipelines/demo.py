@@ -10,7 +10,9 @@
 Writes, under OUT (demo-output/): demo.webm (the annotated video; plays in a browser),
 contact-sheet.png (key frames), frame.png (the held-out frame with the most verdicts on screen)
 and events.jsonl (the event log, one line per verdict). Prints one line per verdict and a
-summary.
+summary: clips and incidents (alerts per minute by clip and by incident, incidents alerted vs
+dismissed), the same from a second, verification-only run with a trigger zone over the lower
+half of the frame, and Stage 2 per incident beside per clip on the held-out part.
 
 Offline processing of a file: `async=false`, so each verdict is known on the very frame that
 completes its clip and is drawn from there on, whatever the machine's speed. A live camera runs
@@ -40,6 +42,11 @@ HOLD_S = 3.0  # iguardoverlay's default hold
 KEEP_EVERY = 5  # frames kept (half size) to choose key frames from
 HELD_OUT_FROM = 478  # the verifier's test part starts here (models/verifier)
 NONE = 2**64 - 1  # GST_CLOCK_TIME_NONE / G_MAXUINT64
+# The zone of the zone figures: the lower half of the frame, the part of the square nearest the
+# camera. Objects trigger only while their feet stand in it.
+ZONE = "near:0,0.5 1,0.5 1,1 0,1"
+LABELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models", "verifier",
+                      "labels.tsv")
 
 
 def pipeline_text(a):
@@ -102,6 +109,7 @@ def main():
 
     sink.connect("new-sample", on_sample)
     verdicts = []
+    incidents = []
     failure = []
 
     def on_message(_bus, msg):
@@ -119,6 +127,8 @@ def main():
                 print(f"verdict {v['request-id']:3d}: object {who:<5s} {v['status']:<8s} "
                       f"{score}  {v['label'] or '-':<16s} frame {end_frame(v):3d}, "
                       f"{v['frames']} frames")
+            elif s and s.get_name() == "iguard-incident":
+                incidents.append(incident_of(s))
         elif t == Gst.MessageType.ERROR:
             err, dbg = msg.parse_error()
             failure.append(f"{err.message} ({dbg})")
@@ -153,6 +163,7 @@ def main():
           f"{stats.get_value('verified')}, rejected {stats.get_value('rejected')}, dropped "
           f"{stats.get_value('dropped')}, pending {stats.get_value('pending')}")
     print(f"event log: {events} events in {a.out}/events.jsonl")
+    figures = incident_figures(a, count[0], scored, incidents)
 
     # Key frames: the kept held-out frame with the most verdicts on screen, and a sheet of 8.
     def on_screen(n):
@@ -180,7 +191,126 @@ def main():
     with open(os.path.join(a.out, "summary.json"), "w") as f:
         json.dump({"frames": count[0], "clips": len(verdicts), "verified": len(verified),
                    "rejected": len(rejected), "dropped": len(dropped), "events": events,
-                   "stats_pending": stats.get_value("pending")}, f)
+                   "stats_pending": stats.get_value("pending"), **figures}, f)
+
+
+def incident_of(s):
+    return {k: s.get_value(k) for k in (
+        "type", "incident-id", "object-id", "state", "end-reason", "start-pts", "clips",
+        "clips-verified", "clips-unscored", "zones")}
+
+
+def scored_any(i):
+    """Whether a model scored at least one of the incident's clips."""
+    return i["clips-unscored"] < i["clips"]
+
+
+def ended(incidents):
+    """The last change (`end`) of each incident."""
+    return [i for i in incidents if i["type"] == "end"]
+
+
+def zone_run(a):
+    """The same verification with trigger-zones=near; its verdicts and incidents."""
+    text = (f"filesrc location={a.video} ! decodebin ! videoconvert ! video/x-raw,format=RGBA "
+            f"! iguardreplay location={a.detections} class-labels=1=person "
+            f"! iguardverify model-path={a.model} labels-file={a.labels} async=false "
+            f"zones=\"{ZONE}\" trigger-zones=near ! fakesink sync=false")
+    if a.max_frames:
+        text = text.replace("! fakesink", f"! identity eos-after={a.max_frames} ! fakesink")
+    pipeline = Gst.parse_launch(text)
+    verdicts, incidents = [], []
+    bus = pipeline.get_bus()
+    pipeline.set_state(Gst.State.PLAYING)
+    while True:
+        msg = bus.timed_pop(Gst.CLOCK_TIME_NONE)
+        if msg.type == Gst.MessageType.ERROR:
+            pipeline.set_state(Gst.State.NULL)
+            sys.exit(f"zone run failed: {msg.parse_error()[0].message}")
+        if msg.type == Gst.MessageType.EOS:
+            break
+        s = msg.get_structure() if msg.type == Gst.MessageType.ELEMENT else None
+        if s and s.get_name() == "iguard-verification":
+            verdicts.append(s.get_value("status"))
+        elif s and s.get_name() == "iguard-incident":
+            incidents.append(incident_of(s))
+    pipeline.set_state(Gst.State.NULL)
+    return verdicts, incidents
+
+
+def track_labels():
+    """The label (person / false-detection) of every HOG track, by track id; excluded ones
+    left out."""
+    out = {}
+    with open(LABELS) as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            cols = line.rstrip("\n").split("\t")
+            if "exclude" in cols[7]:
+                continue
+            out[int(cols[0])] = cols[6]
+    return out
+
+
+def incident_figures(a, frames, scored, incidents):
+    """Alerts per minute by clip and by incident, incidents alerted vs dismissed, the same
+    with the zone, and Stage 2 per incident on the held-out part."""
+    minutes = frames / FPS / 60
+    done = ended(incidents)
+    alerted = [i for i in done if i["state"] == "alert"]
+    dismissed = [i for i in done if i["state"] == "dismissed"]
+    verified = sum(1 for v in scored if v["status"] == "verified")
+    print()
+    print(f"Alerts: {verified} by clip (verified verdicts, {verified / minutes:.1f}/min), "
+          f"{len(alerted)} by incident ({len(alerted) / minutes:.1f}/min)")
+    unscored = sum(1 for i in dismissed if not scored_any(i))
+    print(f"Incidents: {len(done)} (one per tracked object with a clip): {len(alerted)} became "
+          f"alerts, {len(dismissed)} dismissed ({len(dismissed) - unscored} by the model's "
+          f"verdicts, {unscored} whose only clips were dropped: tracks lost before min-frames)")
+    z_verdicts, z_incidents = zone_run(a)
+    z_done = ended(z_incidents)
+    z_alerted = [i for i in z_done if i["state"] == "alert"]
+    z_verified = sum(1 for s in z_verdicts if s == "verified")
+    print(f"With zones=\"{ZONE}\" trigger-zones=near (the lower half, nearest the camera): "
+          f"{z_verified} alerts by clip ({z_verified / minutes:.1f}/min), {len(z_alerted)} by "
+          f"incident ({len(z_alerted) / minutes:.1f}/min), {len(z_done) - len(z_alerted)} "
+          f"dismissed; the {len(alerted) - len(z_alerted)} incident alerts of people only in "
+          f"the far half are gone")
+    figures = {
+        "minutes": round(minutes, 3), "alerts_by_clip": verified,
+        "alerts_by_incident": len(alerted), "incidents": len(done),
+        "incidents_dismissed": len(dismissed), "incidents_never_scored": unscored,
+        "zone_alerts_by_clip": z_verified,
+        "zone_alerts_by_incident": len(z_alerted), "zone_incidents": len(z_done),
+    }
+    # The held-out part (frames 478 on): by incident beside by clip, from the tracks' labels.
+    labels = track_labels()
+    frame_ns = 1_000_000_000 // FPS
+    late = [i for i in done
+            if i["start-pts"] < NONE and i["start-pts"] // frame_ns >= HELD_OUT_FROM
+            and i["object-id"] in labels]
+    clips = [v for v in scored
+             if end_frame(v) >= HELD_OUT_FROM and v["object-id"] in labels]
+
+    def share(items, label, good):
+        of = [x for x in items if labels[x["object-id"]] == label]
+        return sum(1 for x in of if good(x)), len(of)
+
+    late = [i for i in late if scored_any(i)]
+    pi = share(late, "person", lambda i: i["state"] == "alert")
+    fi = share(late, "false-detection", lambda i: i["state"] == "dismissed")
+    pc = share(clips, "person", lambda v: v["status"] == "verified")
+    fc = share(clips, "false-detection", lambda v: v["status"] == "rejected")
+    print(f"Held-out part (frames {HELD_OUT_FROM} on; incidents with a scored clip), Stage 2 "
+          f"per incident: {pi[0]}/{pi[1]} person incidents alerted, {fi[0]}/{fi[1]} false "
+          f"incidents dismissed; per clip: {pc[0]}/{pc[1]} person clips verified, "
+          f"{fc[0]}/{fc[1]} false clips rejected")
+    figures.update({"held_out_person_incidents_alerted": list(pi),
+                    "held_out_false_incidents_dismissed": list(fi),
+                    "held_out_person_clips_verified": list(pc),
+                    "held_out_false_clips_rejected": list(fc)})
+    return figures
 
 
 if __name__ == "__main__":

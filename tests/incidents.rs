@@ -165,7 +165,7 @@ fn assert_well_formed(said: &[(Said, gst::Structure)]) {
     for (s, _) in said {
         match s {
             Said::Verdict(v) => *verdicts_seen.entry((v.source_id, v.object_id)).or_default() += 1,
-            Said::Incident(c, i) if matches!(c, Change::Update | Change::Alert) => {
+            Said::Incident(Change::Update | Change::Alert, i) => {
                 let counted = i.clips_verified + i.clips_rejected + i.clips_unscored;
                 let prev = last.insert(i.incident_id, counted).unwrap_or(0);
                 assert_eq!(counted, prev + 1, "one verdict per update: {i:?}");
