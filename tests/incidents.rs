@@ -7,9 +7,15 @@
 //! that the `stats` figures add up (opened = alerted + dismissed + open).
 //!
 //! The model fixes clips at 16 frames of 112×112; `async=false` makes each verdict arrive
-//! before the next buffer, so the order of changes is the same on every run.
+//! before the next buffer, so the order of changes is the same on every run. The per-stream EOS
+//! test uses NVIDIA's own DeepStream libraries (batch metas and `gst_nvevent_new_stream_eos`),
+//! as `stream_edges.rs` does, and a recording scorer.
 
 mod common;
+mod ds_element;
+mod nvidia;
+
+use nvidia::compat as builder;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -562,4 +568,102 @@ fn the_event_downstream_equals_the_bus_message() {
         .collect();
     assert!(on_bus.len() >= 6, "{on_bus:?}");
     assert_eq!(sent, on_bus);
+}
+
+/// NVIDIA's per-stream EOS for `source`, made by `gst_nvevent_new_stream_eos`.
+fn stream_eos(source: u32) -> gst::Event {
+    type NewStreamEos = unsafe extern "C" fn(u32) -> *mut gst::ffi::GstEvent;
+    static LIB: std::sync::OnceLock<(libloading::Library, NewStreamEos)> =
+        std::sync::OnceLock::new();
+    let (_, new) = LIB.get_or_init(|| {
+        init();
+        let dir = std::env::var("IGUARD_DEEPSTREAM_LIB_DIR")
+            .expect("IGUARD_DEEPSTREAM_LIB_DIR: run `make deepstream-libs` and export it");
+        let path = std::path::Path::new(&dir).join("libnvdsgst_helper.so");
+        // SAFETY: NVIDIA's helper library; its initialisers only register GLib types.
+        let lib = unsafe { libloading::Library::new(&path) }
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+        // SAFETY: the signature of gst-nvevent.h: GstEvent *(guint source_id).
+        let new = unsafe {
+            *lib.get::<NewStreamEos>(b"gst_nvevent_new_stream_eos")
+                .unwrap()
+        };
+        (lib, new)
+    });
+    // SAFETY: the function returns a new event (full ownership).
+    unsafe { gst::glib::translate::from_glib_full(new(source)) }
+}
+
+#[test]
+fn a_source_eos_ends_that_sources_incidents_after_their_clips() {
+    use ds_element::{BOX, CLASS_LABELS, MS, PERSON};
+    let (e, bus, scorer) = ds_element::element_with(&[
+        ("class-labels", &CLASS_LABELS),
+        ("trigger-labels", &"person"),
+        ("temporal-size", &4u32),
+        ("cooldown", &0u32),
+        ("input-width", &8u32),
+        ("input-height", &8u32),
+        ("tracking", &"builtin"),
+    ]);
+    scorer.open();
+    let mut h = ds_element::harness(&e);
+    let people = |h: &mut gst_check::Harness, n: u64, sources: &[u32]| {
+        let mut b = builder::Batch::new();
+        for &s in sources {
+            b = b.frame(s, s, n as i32, n * 33 * MS, |f| {
+                f.object(PERSON, 0.9, BOX, "")
+            });
+        }
+        ds_element::push(h, n, b);
+    };
+    for n in 1..=6 {
+        people(&mut h, n, &[0, 1]);
+    }
+    // Camera 0 ends with a clip half collected: it is completed and scored, then the incident
+    // ends; camera 1's goes on.
+    h.push_event(stream_eos(0));
+    wait_for("source 0's end", std::time::Duration::from_secs(10), || {
+        by_incident(&messages_peek(&bus))
+            .values()
+            .any(|l| l.last().is_some_and(|(c, _)| *c == Change::End))
+    });
+    for n in 7..=8 {
+        people(&mut h, n, &[1]);
+    }
+    h.push_event(gst::event::Eos::new());
+    let said = messages(&bus);
+    assert_well_formed(&said);
+    let ends: Vec<(u32, u32, Option<EndReason>)> = by_incident(&said)
+        .values()
+        .map(|l| {
+            let i = &l.last().unwrap().1;
+            (i.source_id, i.clips, i.end_reason)
+        })
+        .collect();
+    assert_eq!(
+        ends,
+        [
+            (0, 2, Some(EndReason::SourceEos)),
+            (1, 2, Some(EndReason::Eos))
+        ]
+    );
+    assert_counts(&e, (2, 0, 2, 0));
+}
+
+/// The messages on `bus` so far, put back (for a wait that looks without taking).
+fn messages_peek(bus: &gst::Bus) -> Vec<(Said, gst::Structure)> {
+    let all: Vec<gst::Message> = std::iter::from_fn(|| bus.pop()).collect();
+    let out = all
+        .iter()
+        .filter(|m| m.type_() == gst::MessageType::Element)
+        .filter_map(|m| {
+            let s = m.structure()?.to_owned();
+            Some((read(&s)?, s))
+        })
+        .collect();
+    for m in all {
+        let _ = bus.post(m);
+    }
+    out
 }

@@ -546,6 +546,7 @@ pub fn list() -> Vec<glib::ParamSpec> {
                  and height), 'name:x,y x,y x,y; name2:...'; an object is in a zone when \
                  the bottom centre of its box is. A malformed zone fails the start",
             )
+            .default_value(Some(""))
             .mutable_ready()
             .build(),
         glib::ParamSpecString::builder("trigger-zones")
@@ -554,6 +555,7 @@ pub fn list() -> Vec<glib::ParamSpec> {
                 "Comma-separated zone names: an object starts clips only while it stands \
                  in one of them (empty = anywhere)",
             )
+            .default_value(Some(""))
             .mutable_ready()
             .build(),
         glib::ParamSpecString::builder("ignore-zones")
@@ -562,6 +564,7 @@ pub fn list() -> Vec<glib::ParamSpec> {
                 "Comma-separated zone names that mask: no object starts a clip while it \
                  stands in one of them",
             )
+            .default_value(Some(""))
             .mutable_ready()
             .build(),
         glib::ParamSpecBoolean::builder("incidents")
