@@ -114,7 +114,7 @@ pub fn encode(clip: &Clip, config: &SnapshotConfig) -> Result<Vec<u8>, String> {
 /// thread.
 #[cfg(any(test, feature = "testing"))]
 pub fn encoder_threads() -> Vec<String> {
-    crate::pool::lock(&ENCODER_THREADS).clone()
+    crate::sync::lock(&ENCODER_THREADS).clone()
 }
 
 #[cfg(any(test, feature = "testing"))]
@@ -127,7 +127,7 @@ pub fn make(
     counters: &SnapshotCounters,
 ) -> Result<Snapshot, String> {
     #[cfg(any(test, feature = "testing"))]
-    crate::pool::lock(&ENCODER_THREADS).push(
+    crate::sync::lock(&ENCODER_THREADS).push(
         std::thread::current()
             .name()
             .unwrap_or("(unnamed)")
