@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::clip::Clip;
 
-/// The JPEG bytes of one verdict's snapshot, shared (a verdict is cloned for the bus message,
-/// the meta and the downstream event).
-pub type Snapshot = Arc<Vec<u8>>;
+/// The JPEG bytes of one verdict's snapshot: the verdict's own type, under the name its
+/// encoder's callers know.
+pub use crate::verdict::Jpeg as Snapshot;
 
 /// How one element's snapshots are made.
 #[derive(Debug, Clone, Copy, PartialEq)]
