@@ -123,6 +123,9 @@ def main():
     ap.add_argument("--model", required=True, help="the features graph (build.py features)")
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--cut", default="full",
+                    help="the cut of the network --model was built with (build.py --cut), recorded in "
+                         "the head so that `build.py verifier` builds the same graph")
     ap.add_argument("--variant", choices=[v[0] for v in VARIANTS],
                     help="only this variant (default: choose among all by CV)")
     a = ap.parse_args()
@@ -158,7 +161,7 @@ def main():
     wf = w / std
     bf = b - float(np.dot(w, mean / std))
     head = {"kind": "logistic regression on mc3_18's 512-d pooled features",
-            "variant": name, "transform": tf, "balanced": balanced, "l2": l2,
+            "cut": a.cut, "variant": name, "transform": tf, "balanced": balanced, "l2": l2,
             "cv": {"folds": FOLDS, "grouped_by": "track (each static negative alone)", "seed": SEED,
                    "criterion": "lowest mean log-loss over the held-out folds", "grid": rows},
             "training_clips": int(len(y)),
