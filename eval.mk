@@ -184,10 +184,22 @@ verifier-head: $(BACKBONE_FEATURES) $(VERIFIER_DATASET)
 	$(VENV_PY) models/backbone/train_head.py --model $(BACKBONE_FEATURES) --data $(VERIFIER_DATASET) \
 		--out $(BACKBONE_HEAD)
 
-# The same for the fast cut (the demo's model).
-verifier-head-fast: $(BACKBONE_FAST_FEATURES) $(VERIFIER_DATASET)
+# More training material for the heads: the lower-threshold HOG tracks of the training part on no
+# labelled person track, labelled by eye (models/scenes/vtest-hog-0.0-train-labels.tsv).
+TRAIN_NEGATIVES := $(VERIFIER_DATA)/train-negatives.npz
+TRAIN_NEGATIVES_LABELS := models/scenes/vtest-hog-0.0-train-labels.tsv
+
+$(TRAIN_NEGATIVES): $(VERIFIER_SRC)/train_negatives.py $(TRAIN_NEGATIVES_LABELS) $(VERIFIER_SRC)/clips.py \
+		$(FOOTAGE_VIDEO) $(FOOTAGE_DETECTIONS) $(VTEST_LOW_DETECTIONS) | footage-deps
+	mkdir -p $(VERIFIER_DATA)
+	/usr/bin/python3 $(VERIFIER_SRC)/train_negatives.py --video $(FOOTAGE_VIDEO) \
+		--detections $(FOOTAGE_DETECTIONS) --low $(VTEST_LOW_DETECTIONS) \
+		--labels $(TRAIN_NEGATIVES_LABELS) --out $@
+
+# The same for the fast cut (the demo's model); the CV also weighs the extra training clips.
+verifier-head-fast: $(BACKBONE_FAST_FEATURES) $(VERIFIER_DATASET) $(TRAIN_NEGATIVES)
 	$(VENV_PY) models/backbone/train_head.py --model $(BACKBONE_FAST_FEATURES) --cut fast \
-		--data $(VERIFIER_DATASET) --out $(BACKBONE_FAST_HEAD)
+		--data $(VERIFIER_DATASET) --extra $(TRAIN_NEGATIVES) --out $(BACKBONE_FAST_HEAD)
 
 # The demo's model: distilled from backbone + head on training-part clips, then every figure.
 verifier-distil: build $(EVAL_DATA) | $(TRAIN_VENV)/.stamp
