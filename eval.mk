@@ -14,6 +14,7 @@
 #   make verifier-head-fast  development only: the head of the fast cut (the demo's model)
 #   make verifier-distil   development only: the distilled model from the backbone + head
 #   make verifier-figures  rewrites figures.json and figures-element.json from the models
+#   make verifier-timing   time per clip of every verifier, 1 and 2 threads
 # CI never retrains: the heads (models/backbone/head*.json) and the small models
 # (models/verifier/verifier.onnx, the distilled one, and scratch.onnx, 0.3 MB each) are committed;
 # the backbone and the demo's model (its fast cut + head-fast.json, models/verifier.onnx) are
@@ -44,7 +45,7 @@ TRAIN_PACKAGES := jax[cpu]==0.10.2 jaxlib==0.10.2 numpy==2.4.6 onnx==1.23.2 onnx
 
 .PHONY: eval test-verifier verifier-dataset verifier-train verifier-train-venv backbone \
 	backbone-reference backbone-reference-venv verifier-head verifier-head-fast verifier-distil \
-	verifier-figures
+	verifier-figures verifier-timing
 
 models: $(VERIFIER_MODEL) $(VERIFIER_LABELS) backbone
 test: test-verifier
@@ -214,3 +215,8 @@ verifier-figures: build $(EVAL_DATA) $(VERIFIER_MODEL)
 		--json $(VERIFIER_SRC)/figures.json
 	$(VENV_PY) $(VERIFIER_SRC)/element_eval.py --model $(VERIFIER_MODEL) --video $(FOOTAGE_VIDEO) \
 		--detections $(FOOTAGE_DETECTIONS) --data $(VERIFIER_DATA) --json $(VERIFIER_SRC)/figures-element.json
+
+# Time per clip of every verifier (1 and 2 threads, with the load average).
+verifier-timing: $(VERIFIER_MODEL) backbone
+	$(VENV_PY) $(VERIFIER_SRC)/timing.py scratch=$(VERIFIER_SCRATCH) distilled=$(VERIFIER_SRC)/verifier.onnx \
+		backbone=$(BACKBONE_ONNX)/mc3_18-verifier.onnx fast=$(BACKBONE_FAST_VERIFIER)
