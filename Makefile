@@ -2,6 +2,7 @@
 #   make demo   Stage 2 on real footage: annotated video, key frames, event log, verdicts
 #   make test   every test (Rust unit + element tests, the Python tests, the demo)
 #   make lint   cargo fmt --check and clippy -D warnings
+#   make loc    the module graph and each source file's lines of code (no circle, none over 900)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := demo
@@ -43,7 +44,7 @@ DEMO_PIPELINE := compositor name=mix sink_1::xpos=128 sink_1::ypos=116 \
 	videotestsrc num-buffers=90 pattern=red ! video/x-raw,width=48,height=40,framerate=30/1 ! mix.
 
 .PHONY: deps venv models build demo demo-synthetic test test-rust test-python test-demo lint \
-	inspect clean
+	loc inspect clean
 
 # The demo on real footage (pipelines/demo.py): OpenCV's vtest.avi, OpenCV's HOG person
 # detections, the verifier trained here (models/verifier), drawn by iguardoverlay.
@@ -121,6 +122,10 @@ test-demo: build footage models/verifier.onnx models/verifier.labels.txt
 lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --features testing -- -D warnings
+
+# Checks on the source tree itself (tests/source_tree.rs, also part of test-rust), printed.
+loc:
+	$(CARGO) test --features testing --test source_tree -- --nocapture --test-threads=1
 
 inspect: build
 	gst-inspect-1.0 iguardverify

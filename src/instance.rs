@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
-use crate::pool::{Pool, PoolConfig, lock};
+use crate::pool::{Pool, PoolConfig};
 use crate::scorer::factory::ScorerSpec;
+use crate::sync::lock;
 
 pub use crate::scorer::factory::Dims;
 

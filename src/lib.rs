@@ -35,6 +35,7 @@ pub mod sampler;
 pub mod scorer;
 pub mod snapshot;
 pub mod sources;
+mod sync;
 pub mod tracks;
 pub mod verdict;
 pub mod zones;

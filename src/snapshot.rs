@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::clip::Clip;
 
-/// The JPEG bytes of one verdict's snapshot, shared (a verdict is cloned for the bus message,
-/// the meta and the downstream event).
-pub type Snapshot = Arc<Vec<u8>>;
+/// The JPEG bytes of one verdict's snapshot: the verdict's own type, under the name its
+/// encoder's callers know.
+pub use crate::verdict::Jpeg as Snapshot;
 
 /// How one element's snapshots are made.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -114,7 +114,7 @@ pub fn encode(clip: &Clip, config: &SnapshotConfig) -> Result<Vec<u8>, String> {
 /// thread.
 #[cfg(any(test, feature = "testing"))]
 pub fn encoder_threads() -> Vec<String> {
-    crate::pool::lock(&ENCODER_THREADS).clone()
+    crate::sync::lock(&ENCODER_THREADS).clone()
 }
 
 #[cfg(any(test, feature = "testing"))]
@@ -127,7 +127,7 @@ pub fn make(
     counters: &SnapshotCounters,
 ) -> Result<Snapshot, String> {
     #[cfg(any(test, feature = "testing"))]
-    crate::pool::lock(&ENCODER_THREADS).push(
+    crate::sync::lock(&ENCODER_THREADS).push(
         std::thread::current()
             .name()
             .unwrap_or("(unnamed)")

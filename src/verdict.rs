@@ -2,8 +2,14 @@
 //! The one record every verification request ends in.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::geometry::PixelRect;
+
+/// The JPEG bytes of one verdict's snapshot, shared (a verdict is cloned for the bus message,
+/// the meta and the downstream event). The verdict owns this type so that it needs nothing of
+/// the encoder (`snapshot`), which is built on clips.
+pub type Jpeg = Arc<Vec<u8>>;
 
 /// How a request ended. Every request ends in exactly one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -86,7 +92,7 @@ pub struct Verdict {
     /// The crop on the clip's last sampled frame, in frame pixels.
     pub crop: Option<PixelRect>,
     /// The clip's tiles as a JPEG contact sheet (`snapshot=true`), encoded by the worker.
-    pub snapshot: Option<crate::snapshot::Snapshot>,
+    pub snapshot: Option<Jpeg>,
     /// The zones the clip's object entered up to the clip's end, in order of entry (with
     /// `clip-per=source`, those its triggering detections stood in); empty when none.
     pub zones: Vec<String>,

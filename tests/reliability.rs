@@ -53,30 +53,43 @@ fn state_churn_with_work_in_flight() {
         Duration::from_secs(if long() { 3600 } else { 300 }),
         move || {
             init();
+            // Today's defaults: per-object clips, and a publisher writing the event log.
+            let dir = std::env::temp_dir().join(format!("iguard-churn-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let log = dir.join("events.jsonl");
             let p = gst::parse::launch(&format!(
             "videotestsrc is-live=true ! video/x-raw,width=160,height=120,format=RGBA,framerate=120/1 \
              ! iguardreplay location={}/tests/data/demo-detections.txt ! iguardverify name=v \
              cooldown=0 temporal-size=2 max-workers=2 queue-size=4 input-width=32 input-height=32 \
-             worker-timeout=0.5 ! fakesink sync=false",
-            env!("CARGO_MANIFEST_DIR")
+             worker-timeout=0.5 ! iguardpublish name=pub file-path={} ! fakesink sync=false",
+            env!("CARGO_MANIFEST_DIR"),
+            log.display()
         ))
         .unwrap()
         .downcast::<gst::Pipeline>()
         .unwrap();
             let _stop = StopOnDrop(p.clone().upcast());
             let v = p.by_name("v").unwrap();
+            let publisher = p.by_name("pub").unwrap();
+            assert_eq!(
+                v.property_value("clip-per").serialize().unwrap().as_str(),
+                "object"
+            );
             // A slow scorer (cancellable) so requests are always in flight when the state drops.
             set_scorer(
                 &v,
                 Arc::new(FaultScorer::new(|_| Fault::None).with_delay(Duration::from_millis(30))),
             );
             let mut total = 0;
+            let mut published = 0;
             let mut max_threads = 0;
             for i in 0..cycles {
                 p.set_state(gst::State::Playing).unwrap();
                 let start = Instant::now();
-                // Let the demo detections (frames 5-40) trigger, then stop mid-flight.
-                while Stats::of(&v).u("submitted") < 2 && start.elapsed() < Duration::from_secs(10)
+                // Let the demo detections (frames 5-40) trigger and one verdict reach the
+                // publisher, then stop with more in flight.
+                while (Stats::of(&v).u("submitted") < 2 || Stats::of(&publisher).u("received") < 1)
+                    && start.elapsed() < Duration::from_secs(10)
                 {
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -94,13 +107,43 @@ fn state_churn_with_work_in_flight() {
                     left.is_empty(),
                     "cycle {i}: supervisor left behind: {left:?}"
                 );
+                // The publisher wrote every event it took in before it stopped, and left no
+                // thread behind.
+                let ps = Stats::of(&publisher);
+                assert_eq!(
+                    ps.u("received"),
+                    ps.u("file-written") + ps.u("queue-dropped") + ps.u("invalid"),
+                    "cycle {i}: {}",
+                    ps.0
+                );
+                published += ps.u("file-written");
+                let left = threads_left("iguardpub-");
+                assert!(
+                    left.is_empty(),
+                    "cycle {i}: publisher threads left: {left:?}"
+                );
             }
+            // Every line of the log is one whole event: nothing torn by the stops.
+            let text = std::fs::read_to_string(&log).unwrap();
+            let lines = text.lines().count() as u64;
+            for line in text.lines() {
+                let event: serde_json::Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("a torn line in the event log ({e}): {line}"));
+                assert_eq!(event["schema"], "iguard.verdict/1", "{line}");
+            }
+            assert_eq!(lines, published, "the log holds what the publisher wrote");
+            assert!(
+                published >= cycles as u64,
+                "a verdict logged in every cycle"
+            );
+            let _ = std::fs::remove_dir_all(&dir);
             assert!(
                 max_threads <= 2,
                 "never more workers than max-workers ({max_threads})"
             );
             println!(
-                "state churn: {cycles} cycles, {total} requests, all answered, no thread left"
+                "state churn: {cycles} cycles, {total} requests, all answered, \
+                 {published} events logged whole, no thread left"
             );
         },
     );

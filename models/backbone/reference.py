@@ -11,7 +11,9 @@ under .cache/; never needed by `make demo` or `make test`):
 
 torchvision's `mc3_18(weights=None)` (no download) with the package's state dict, in eval mode;
 each clip is fed as the package itself feeds it: RGB, (pixel / 255 - mean) / std, NCDHW. The
-pooled features are read by replacing `fc` with an identity.
+pooled features are read by replacing `fc` with an identity. The fast cut (build.py CUTS) is
+fed the same way after PyTorch itself keeps its tiles (index_select on time) and halves their
+size (avg_pool3d 1x2x2): `fast_features`.
 """
 
 import argparse
@@ -20,6 +22,8 @@ import json
 
 import numpy as np
 
+# build.py's CUTS["fast"]: the tiles kept and the spatial pooling factor.
+FAST_FRAMES, FAST_POOL = (0, 4, 8, 12), 2
 MEAN = [0.43216, 0.394666, 0.37645]
 STD = [0.22803, 0.22145, 0.216989]
 
@@ -47,6 +51,9 @@ def main():
         fc = model.fc
         model.fc = torch.nn.Identity()
         feats = model(x).numpy()
+        xf = torch.index_select(x, 2, torch.tensor(FAST_FRAMES))
+        xf = torch.nn.functional.avg_pool3d(xf, (1, FAST_POOL, FAST_POOL))
+        fast = model(xf).numpy()
         model.fc = fc
     with open(a.pth, "rb") as f:
         pth_sha = hashlib.sha256(f.read()).hexdigest()
@@ -56,7 +63,9 @@ def main():
            "pth_sha256": pth_sha,
            "fixture_sha256": hashlib.sha256(clips.tobytes()).hexdigest(),
            "fight_logits": logits.tolist(),
-           "features": np.round(feats.astype(np.float64), 7).tolist()}
+           "features": np.round(feats.astype(np.float64), 7).tolist(),
+           "fast_cut": {"frames": list(FAST_FRAMES), "pool": FAST_POOL},
+           "fast_features": np.round(fast.astype(np.float64), 7).tolist()}
     with open(a.out, "w") as f:
         json.dump(ref, f)
         f.write("\n")

@@ -11,6 +11,10 @@
   512-d pooled features and the fight logits.
 - The verifier graph (backbone + the committed head.json) gives the head's p(person) on
   PyTorch's features within 1e-4.
+- The fast cut (build.py --cut fast, the demo's model): its features equal PyTorch's mc3_18 on
+  PyTorch's own cut of the clips (reference.json `fast_features`) within 1e-4; its verifier graph
+  (+ head-fast.json) gives that head's p(person) on them within 1e-4, and builds to the same
+  sha256 twice.
 - The element's I/O: `input_rgb` [batch, 3, 16, 112, 112] float32, `fc_pred` [batch, 2].
 
 Prints `N passed, N failed` and exits non-zero on any failure.
@@ -139,6 +143,43 @@ def main():
         d = float(np.abs(got - want_p).max())
         check(f"the verifier graph's p(person) equals the head on PyTorch's features within {TOLERANCE}",
               d <= TOLERANCE, f"{np.round(got, 5).tolist()}, max |difference| {d:.2e}")
+
+        # The fast cut: features against PyTorch's on PyTorch's own cut, then the demo's graph.
+        fast_feats = os.path.join(tmp, "fast-features.onnx")
+        with open(fast_feats, "wb") as f:
+            f.write(build.build(state, "features", source=ref["pth_sha256"], cut="fast").SerializeToString())
+        check("reference.json's fast cut is build.py's",
+              ref["fast_cut"] == {"frames": list(build.CUTS["fast"][0]), "pool": build.CUTS["fast"][1]},
+              f"{ref['fast_cut']} vs {build.CUTS['fast']}")
+        _, ff = run(fast_feats, x, "features")
+        fr_fast = np.array(ref["fast_features"])
+        d = float(np.abs(ff - fr_fast).max())
+        check(f"fast cut: pooled features equal PyTorch's within {TOLERANCE}",
+              ff.shape == fr_fast.shape == (len(clips), 512) and d <= TOLERANCE, f"max |difference| {d:.2e}")
+        with open(os.path.join(HERE, "head-fast.json")) as f:
+            head_fast = json.load(f)
+        check("head-fast.json was fitted on the fast cut", head_fast.get("cut") == "fast", str(head_fast.get("cut")))
+        shas = []
+        for i in range(2):
+            p = os.path.join(tmp, f"fast-verifier-{i}.onnx")
+            with open(p, "wb") as f:
+                f.write(build.build(state, "verifier", head_fast, ref["pth_sha256"]).SerializeToString())
+            shas.append(sha_of(p))
+        check("the fast verifier builds to the same sha256 twice", shas[0] == shas[1],
+              f"{shas[0][:16]} / {shas[1][:16]}")
+        sess, vl = run(os.path.join(tmp, "fast-verifier-0.onnx"), x, "fc_pred")
+        inp, out = sess.get_inputs()[0], sess.get_outputs()[0]
+        check("fast verifier: the element's I/O", inp.name == "input_rgb"
+              and inp.shape == ["batch", 3, 16, 112, 112] and out.name == "fc_pred" and out.shape == ["batch", 2],
+              f"{inp.name} {inp.shape} -> {out.name} {out.shape}")
+        e = np.exp(vl - vl.max(1, keepdims=True))
+        got = (e / e.sum(1, keepdims=True))[:, 1]
+        want_p = 1.0 / (1.0 + np.exp(-train_head.head_logits(head_fast, fr_fast)))
+        d = float(np.abs(got - want_p).max())
+        check(f"the fast verifier graph's p(person) equals head-fast on PyTorch's fast features within {TOLERANCE}",
+              d <= TOLERANCE, f"{np.round(got, 5).tolist()}, max |difference| {d:.2e}")
+        check("the fast verifier separates the fixture's person and false-detection clips at 0.7",
+              got[0] >= 0.7 > got[1], f"{np.round(got, 4).tolist()}")
 
     passed = sum(results)
     print(f"{passed} passed, {len(results) - passed} failed")

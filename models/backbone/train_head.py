@@ -95,11 +95,14 @@ def standardise(x, mean, std):
     return (x - mean) / std
 
 
-def cross_validate(x, y, groups, l2, balanced=False):
+def cross_validate(x, y, groups, l2, balanced=False, use=None):
+    """Out-of-fold p(person) of every row; `use` (a mask) limits what the folds train on."""
     folds = group_folds(groups)
     p = np.zeros(len(y))
     for f in range(FOLDS):
         tr, te = folds != f, folds == f
+        if use is not None:
+            tr = tr & use
         mean, std = x[tr].mean(0), x[tr].std(0) + 1e-6
         w, b = fit(standardise(x[tr], mean, std), y[tr], l2, balanced_weights(y[tr]) if balanced else None)
         p[te] = 1.0 / (1.0 + np.exp(-(standardise(x[te], mean, std) @ w + b)))
@@ -123,6 +126,12 @@ def main():
     ap.add_argument("--model", required=True, help="the features graph (build.py features)")
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--cut", default="full",
+                    help="the cut of the network --model was built with (build.py --cut), recorded in "
+                         "the head so that `build.py verifier` builds the same graph")
+    ap.add_argument("--extra", help="more training-part clips with labels (npz: x, y, track; "
+                    "models/verifier/train_negatives.py): the CV compares the head with and without "
+                    "them, every head scored on every row")
     ap.add_argument("--variant", choices=[v[0] for v in VARIANTS],
                     help="only this variant (default: choose among all by CV)")
     a = ap.parse_args()
@@ -131,26 +140,45 @@ def main():
     x = F.features_of(a.model, d["train_x"][keep]).astype(np.float64)
     y = d["train_y"][keep].astype(np.float64)
     groups = groups_of(d)[keep]
-    print(f"{len(y)} training clips ({int(y.sum())} person, {int((1 - y).sum())} false), "
-          f"{len(np.unique(groups))} groups, {FOLDS}-fold grouped CV")
+    extra = np.zeros(len(y), bool)
+    if a.extra:
+        e = np.load(a.extra)
+        x = np.concatenate([x, F.features_of(a.model, e["x"]).astype(np.float64)])
+        y = np.concatenate([y, e["y"].astype(np.float64)])
+        groups = np.concatenate([groups, np.array([f"n{t}" for t in e["track"]])])
+        extra = np.concatenate([extra, np.ones(len(e["y"]), bool)])
+    print(f"{len(y)} training clips ({int(y.sum())} person, {int((1 - y).sum())} false; "
+          f"{int(extra.sum())} of them from --extra), {len(np.unique(groups))} groups, "
+          f"{FOLDS}-fold grouped CV")
     ap_variant = a.variant
     rows = []
-    for name, tf, balanced in VARIANTS:
-        if ap_variant and name != ap_variant:
-            continue
-        xt = transform(x, tf)
-        for l2 in L2_GRID:
-            p = cross_validate(xt, y, groups, l2, balanced)
-            rows.append({"variant": name, "l2": l2, "log_loss": round(log_loss(p, y), 5),
-                         "accuracy_at_0.5": round(float(((p >= 0.5) == (y == 1)).mean()), 5),
-                         "person_verified_at_0.7": round(float((p[y == 1] >= 0.7).mean()), 5),
-                         "false_rejected_at_0.7": round(float((p[y == 0] < 0.7).mean()), 5)})
-            print(f"{name:>14} l2 {l2:<7g}: CV log-loss {rows[-1]['log_loss']:.4f}, accuracy "
-                  f"{rows[-1]['accuracy_at_0.5']:.4f}, at 0.7: person {rows[-1]['person_verified_at_0.7']:.4f} "
-                  f"false rejected {rows[-1]['false_rejected_at_0.7']:.4f}", flush=True)
-    best = min(rows, key=lambda r: (r["log_loss"], r["l2"]))
+    for use_extra in ([False, True] if a.extra else [False]):
+        for name, tf, balanced in VARIANTS:
+            if ap_variant and name != ap_variant:
+                continue
+            xt = transform(x, tf)
+            for l2 in L2_GRID:
+                p = cross_validate(xt, y, groups, l2, balanced, None if use_extra else ~extra)
+                r = {"variant": name, "l2": l2, "log_loss": round(log_loss(p, y), 5),
+                     "accuracy_at_0.5": round(float(((p >= 0.5) == (y == 1)).mean()), 5),
+                     "person_verified_at_0.7": round(float((p[y == 1] >= 0.7).mean()), 5),
+                     "false_rejected_at_0.7": round(float((p[y == 0] < 0.7).mean()), 5)}
+                if a.extra:
+                    r = {"extra": use_extra, **r,
+                         "log_loss_without_extra_rows": round(log_loss(p[~extra], y[~extra]), 5),
+                         "extra_false_rejected_at_0.7": round(float((p[extra & (y == 0)] < 0.7).mean()), 5)}
+                rows.append(r)
+                print(f"{'+extra ' if use_extra else ''}{name:>14} l2 {l2:<7g}: CV log-loss "
+                      f"{r['log_loss']:.4f}, accuracy {r['accuracy_at_0.5']:.4f}, at 0.7: person "
+                      f"{r['person_verified_at_0.7']:.4f} false rejected {r['false_rejected_at_0.7']:.4f}"
+                      + (f" (extra false {r['extra_false_rejected_at_0.7']:.4f}; log-loss on the "
+                         f"other rows {r['log_loss_without_extra_rows']:.4f})" if a.extra else ""),
+                      flush=True)
+    best = min(rows, key=lambda r: (r["log_loss"], r.get("extra", False), r["l2"]))
     name, tf, balanced = next(v for v in VARIANTS if v[0] == best["variant"])
     l2 = best["l2"]
+    if not best.get("extra", False):
+        x, y = x[~extra], y[~extra]
     xt = transform(x, tf)
     mean, std = xt.mean(0), xt.std(0) + 1e-6
     w, b = fit(standardise(xt, mean, std), y, l2, balanced_weights(y) if balanced else None)
@@ -158,15 +186,19 @@ def main():
     wf = w / std
     bf = b - float(np.dot(w, mean / std))
     head = {"kind": "logistic regression on mc3_18's 512-d pooled features",
-            "variant": name, "transform": tf, "balanced": balanced, "l2": l2,
+            "cut": a.cut, "variant": name, "transform": tf, "balanced": balanced, "l2": l2,
+            "extra": (os.path.basename(a.extra) if best.get("extra") else None),
             "cv": {"folds": FOLDS, "grouped_by": "track (each static negative alone)", "seed": SEED,
-                   "criterion": "lowest mean log-loss over the held-out folds", "grid": rows},
+                   "criterion": "lowest mean log-loss over the held-out folds"
+                                + (" (every row, --extra's included, scored by every head)" if a.extra else ""),
+                   "grid": rows},
             "training_clips": int(len(y)),
             "weight": [float(v) for v in wf], "bias": bf}
     with open(a.out, "w") as f:
         json.dump(head, f, indent=1)
         f.write("\n")
-    print(f"chose {name}, l2 {l2:g} (CV log-loss {best['log_loss']:.4f}); wrote {a.out}")
+    print(f"chose {name}, l2 {l2:g}{', with --extra' if best.get('extra') else ''} "
+          f"(CV log-loss {best['log_loss']:.4f}); wrote {a.out}")
 
 
 if __name__ == "__main__":

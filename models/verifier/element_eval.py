@@ -20,6 +20,7 @@ computed from the element's own statuses and scores.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -64,7 +65,7 @@ def main():
     ap.add_argument("--timeout", type=int, default=900)
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--check", help="fail unless every verdict matches a dataset clip and the "
-                                    "held-out figures equal this file's (figures-element.json)")
+                                    "held-out figures equal this file's (figures-element.json), made from the same model (sha256)")
     a = ap.parse_args()
 
     with open(os.path.join(a.data, "clips.json")) as f:
@@ -94,7 +95,10 @@ def main():
     v_person = sum(1 for c, v in held if c["label"] == "person" and v["status"] == "verified")
     v_false = sum(1 for c, v in held if c["label"] == "false-detection" and v["status"] == "verified")
     v_all = sum(1 for _, v in held if v["status"] == "verified")
+    with open(a.model, "rb") as f:
+        model_sha = hashlib.sha256(f.read()).hexdigest()
     figures = {
+        "model_sha256": model_sha,
         "verdicts": len(vs), "statuses": statuses, "matched_to_dataset_clips": len(rows),
         "unmatched": unmatched, "last_crop_equal": crops_equal,
         "held_out_alarms_stage1": len(held),
@@ -133,7 +137,7 @@ def main():
         with open(a.check) as f:
             want = json.load(f)
         # Statuses, counts and the held-out figures must match exactly.
-        keys = ["verdicts", "statuses", "matched_to_dataset_clips", "unmatched",
+        keys = ["model_sha256", "verdicts", "statuses", "matched_to_dataset_clips", "unmatched",
                 "held_out_alarms_stage1", "held_out_person", "held_out_false_detection",
                 "verified_person", "verified_false", "precision", "recall", "false_rejected",
                 "alarms_per_minute_stage1", "alarms_per_minute_stage2",

@@ -253,7 +253,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", action="append", required=True, help="NAME=onnx:PATH or NAME=backbone:FEATURES:HEAD")
     ap.add_argument("--set", action="append", required=True, help="NAME=DIR (dataset.npz, clips.json)")
-    ap.add_argument("--fight", help="the fight graph (build.py fight); needs a backbone model for its features")
+    ap.add_argument("--fight", help="the fight graph (build.py fight); needs a backbone model for its "
+                    "features: the first --model of kind backbone, which must be the full network")
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--check", help="fail unless the figures equal this file's")
     a = ap.parse_args()
@@ -266,8 +267,8 @@ def main():
     for m in a.model:
         name, _, spec = m.partition("=")
         sc = Scorer(spec)
-        if sc.kind == "backbone":
-            features_model = sc.features
+        if sc.kind == "backbone" and features_model is None:
+            features_model = sc.features  # the first backbone's (the full network's) features
         f["models"][name] = {"spec": sc.kind, "model_sha256": sc.sha, "files": sc.files,
                              "sets": {s: evaluate_set(sc, d, info) for s, (d, info) in sets.items()}}
     if a.fight:

@@ -18,6 +18,13 @@ pub const BATCH_META_TYPE: i32 = 4097;
 /// The name our verdict user meta type is registered under with `nvds_get_user_meta_type`.
 pub const VERDICT_USER_META_NAME: &std::ffi::CStr = c"IGUARD.VERDICT";
 
+/// Frame metas read from one buffer at most; the rest of a longer (or circular) list is skipped.
+/// Not an offset but our bound on walking NVIDIA's lists, shared by the reader
+/// (`detections::deepstream`) and the verdict writer ([`super::verdict_meta`]).
+pub const MAX_FRAMES_PER_BUFFER: usize = 1024;
+/// Object metas read from one buffer at most, over all its frames.
+pub const MAX_OBJECTS_PER_BUFFER: usize = 65536;
+
 /// `NvDsMeta`, the GstMeta DeepStream attaches: `GstMeta` (16 bytes), then `meta_data`,
 /// `user_data` (pointers) and `meta_type` (gint), then fields we do not read.
 /// DeepStream 5.0–9.x.

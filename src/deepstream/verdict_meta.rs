@@ -20,12 +20,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use gst::glib::ffi::gpointer;
 
+use super::layout::{MAX_FRAMES_PER_BUFFER, MAX_OBJECTS_PER_BUFFER};
 use super::nvds::{
     NvDsBatchMeta, NvDsClassifierMeta, NvDsFrameMeta, NvDsLabelInfo, NvDsObjectMeta, NvDsUserMeta,
     NvdsMetaLib, nvds_meta,
 };
 use super::{DeepStreamLayout, batch_metas, batch_metas_made_by, field, layout};
-use crate::detections::deepstream::{MAX_FRAMES_PER_BUFFER, MAX_OBJECTS_PER_BUFFER};
 use crate::verdict::{Status, Verdict};
 
 /// `IGuardVerdictMeta.version` of this layout.

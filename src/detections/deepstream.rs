@@ -29,11 +29,7 @@ use gst::glib;
 use super::{Detection, DetectionReader, FrameDetections, SourceFrame};
 use crate::geometry::Rect;
 
-/// Frame metas read from one buffer at most; the rest of a longer (or circular) list is skipped.
-pub const MAX_FRAMES_PER_BUFFER: usize = 1024;
-/// Object metas read from one buffer at most, over all its frames.
-pub const MAX_OBJECTS_PER_BUFFER: usize = 65536;
-
+pub use crate::deepstream::layout::{MAX_FRAMES_PER_BUFFER, MAX_OBJECTS_PER_BUFFER};
 pub use crate::deepstream::{DeepStreamLayout, LayoutError, layout, meta_api};
 use crate::deepstream::{batch_meta_data, field};
 

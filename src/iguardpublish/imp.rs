@@ -554,8 +554,9 @@ impl ObjectImpl for IGuardPublish {
                     "webhook-url",
                     "Webhook URL",
                     "POST each event as JSON to http[s]://host[:port]/path (Idempotency-Key: \
-                     event_id; retried on 5xx or timeout, dropped and counted on 4xx); unset = \
-                     no webhook",
+                     event_id; retried on 5xx, 408, 429 (after Retry-After) and timeouts, kept \
+                     and retried through 401/403 as an outage, dropped and counted on other \
+                     4xx); unset = no webhook",
                 ),
                 glib::ParamSpecString::builder("webhook-secret")
                     .nick("Webhook secret")

@@ -7,11 +7,12 @@
 //! no pool lock held: callers collect finished [`Ticket`]s and finish them after unlocking.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::clip::Clip;
 use crate::scorer::Scorer;
+use crate::sync::lock;
 use crate::verdict::{Status, Verdict};
 
 pub mod queue;
@@ -28,11 +29,6 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
         Some("iguard verification pool"),
     )
 });
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding one of our locks leaves plain counters behind: keep going.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Counts of one element's requests. `submitted = verified + rejected + fallback + timed_out +
 /// dropped + failed + pending` holds at every snapshot.

@@ -13,6 +13,7 @@ pub mod fallback;
 pub mod faults;
 pub mod model_io;
 pub mod onnx;
+pub mod spec;
 pub mod triton;
 
 /// One clip's result.
