@@ -23,6 +23,7 @@ use serde_json::{Map, Value, json};
 
 pub mod file;
 pub mod incidents;
+mod intake;
 pub mod metrics;
 pub mod mqtt;
 pub mod schema;
@@ -34,7 +35,7 @@ pub mod wire;
 
 use file::{FileConfig, JsonlFile};
 use mqtt::MqttConfig;
-use schema::{Event, Origin};
+use schema::Origin;
 use snapshots::{SnapshotDir, SnapshotDirConfig};
 use spool::{Spool, SpoolConfig};
 use webhook::{WebhookConfig, WebhookEvents};
@@ -439,7 +440,7 @@ fn dispatch(shared: Arc<Shared>, rx: Receiver<Job>, route: Route) {
                 let _ = done.try_send(());
                 continue;
             }
-            Job::Event(f, o, j) => match verdict_event(&shared, f, &o) {
+            Job::Event(f, o, j) => match intake::verdict_event(&shared, f, &o) {
                 Some(e) => (e, j),
                 None => continue,
             },
@@ -455,7 +456,7 @@ fn dispatch(shared: Arc<Shared>, rx: Receiver<Job>, route: Route) {
                     // Without the verifier's time, the time it reached the element.
                     origin.unix_us = received_us;
                 }
-                match verdict_event(&shared, fields, &origin) {
+                match intake::verdict_event(&shared, fields, &origin) {
                     // The bytes are copied only when something wants them.
                     Some(e) => (e, want_jpeg.then(|| wire::snapshot(s)).flatten()),
                     None => continue,
@@ -463,7 +464,8 @@ fn dispatch(shared: Arc<Shared>, rx: Receiver<Job>, route: Route) {
             }
             Job::Incident(ev, received_us) => {
                 let want = snapshot_dir.is_some();
-                match incident_event(&shared, &mut tracker, &ev, received_us, &run_id, want) {
+                match intake::incident_event(&shared, &mut tracker, &ev, received_us, &run_id, want)
+                {
                     Some(e) => e,
                     None => continue,
                 }
@@ -557,95 +559,6 @@ fn dispatch(shared: Arc<Shared>, rx: Receiver<Job>, route: Route) {
     if let Some(f) = file.as_mut() {
         let _ = f.flush();
     }
-}
-
-/// A verdict's event, counted for the metrics; `None` (counted and warned of) when its
-/// fields are not a verdict's.
-fn verdict_event(shared: &Shared, fields: Map<String, Value>, origin: &Origin) -> Option<Event> {
-    let c = &shared.counters;
-    let event = match Event::from_fields(fields, origin) {
-        Ok(e) => e,
-        Err(reason) => {
-            c.invalid.fetch_add(1, Ordering::Relaxed);
-            c.processed.fetch_add(1, Ordering::Relaxed);
-            (shared.notice)(Notice::Warning {
-                sink: Sink::Input,
-                reason: format!("a verdict event was not valid: {reason}"),
-            });
-            return None;
-        }
-    };
-    let element = event
-        .body()
-        .get("element")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    if let Some(ms) = event.body().get("processing_ms").and_then(Value::as_f64) {
-        lock(&shared.processing)
-            .entry(element.clone())
-            .or_insert_with(metrics::processing_histogram)
-            .observe(ms / 1000.0);
-    }
-    let key = (element, event.source.clone(), event.status.clone());
-    *lock(&shared.verdicts).entry(key).or_insert(0) += 1;
-    Some(event)
-}
-
-/// An incident's event with its `active` count, counted for the metrics, and its snapshot
-/// when `want_jpeg` and it is an alert (the one `snapshot-dir` keeps for the incident).
-/// `None` for a copy of a change already published and for a structure that is not an
-/// incident (both counted, the latter warned of).
-fn incident_event(
-    shared: &Shared,
-    tracker: &mut incidents::Tracker,
-    ev: &gst::Event,
-    received_us: i64,
-    run_id: &str,
-    want_jpeg: bool,
-) -> Option<(Event, Option<crate::snapshot::Snapshot>)> {
-    let c = &shared.counters;
-    let read = crate::incident::event_structure(ev)
-        .ok_or_else(|| "not an iguard-incident event".to_string())
-        .and_then(|s| incidents::read(s, &shared.name, run_id, received_us));
-    let mut read = match read {
-        Ok(r) => r,
-        Err(reason) => {
-            c.invalid.fetch_add(1, Ordering::Relaxed);
-            c.processed.fetch_add(1, Ordering::Relaxed);
-            (shared.notice)(Notice::Warning {
-                sink: Sink::Input,
-                reason: format!("an incident event was not valid: {reason}"),
-            });
-            return None;
-        }
-    };
-    let Some(active) = tracker.observe(&read) else {
-        c.incident_duplicates.fetch_add(1, Ordering::Relaxed);
-        c.processed.fetch_add(1, Ordering::Relaxed);
-        return None;
-    };
-    c.incidents.fetch_add(1, Ordering::Relaxed);
-    read.event.body_mut().insert("active".into(), active.into());
-    let element = read
-        .event
-        .body()
-        .get("element")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let key = (
-        element,
-        read.event.source.clone(),
-        read.event.status.clone(),
-    );
-    *lock(&shared.incidents).entry(key).or_insert(0) += 1;
-    let jpeg = if want_jpeg && read.change == crate::incident::Change::Alert {
-        read.incident.snapshot.take()
-    } else {
-        None
-    };
-    Some((read.event, jpeg))
 }
 
 impl Publisher {
