@@ -923,6 +923,7 @@ fn old_composition(
                 Shape::Label { text, fg, bg, .. } => {
                     font.render(text, font_px, *fg, *bg, r.width, r.height)
                 }
+                Shape::Stroke { .. } => unreachable!("no zones here"),
             };
             let mut px = gst::Buffer::from_mut_slice(bgra);
             gst_video::VideoMeta::add(

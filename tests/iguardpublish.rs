@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use serde_json::Value;
 
+use broker::hook::Hook;
 use broker::{Broker, Received, Subscriber};
 use common::publish::{
     Run, Slow, assert_once, detections, lines, now_ms, parse_openmetrics, request_ids,
@@ -921,76 +922,6 @@ fn a_large_snapshot_keeps_the_mqtt_session_and_one_over_the_brokers_limit_is_lef
         warnings[0].contains("mqtt-max-packet-bytes") && warnings[0].contains("1048576"),
         "{warnings:?}"
     );
-}
-
-/// `tests/python/webhook_server.py` on a loopback port, killed when dropped (a failing test
-/// included).
-struct Hook {
-    child: std::process::Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Hook {
-    fn start(dir: &Path, secret: &str, fail_s: f64, refuse_mod: u64) -> Hook {
-        Hook::start_with(dir, secret, fail_s, refuse_mod, &[])
-    }
-
-    /// `tls`: the server's certificate and key files, for HTTPS.
-    fn start_with(dir: &Path, secret: &str, fail_s: f64, refuse_mod: u64, tls: &[&Path]) -> Hook {
-        Hook::start_scripted(dir, secret, fail_s, refuse_mod, tls, "")
-    }
-
-    /// `script`: the answers to the first requests (the server's HOOK_SCRIPT).
-    fn start_scripted(
-        dir: &Path,
-        secret: &str,
-        fail_s: f64,
-        refuse_mod: u64,
-        tls: &[&Path],
-        answers: &str,
-    ) -> Hook {
-        use std::io::BufRead;
-        let port = broker::free_port();
-        let log = dir.join("webhook.jsonl");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/webhook_server.py");
-        let mut child = std::process::Command::new("python3")
-            .arg(script)
-            .args([
-                port.to_string(),
-                secret.to_string(),
-                fail_s.to_string(),
-                refuse_mod.to_string(),
-                log.display().to_string(),
-            ])
-            .args(tls)
-            .env("HOOK_SCRIPT", answers)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3 runs the webhook server");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "ready", "the webhook server did not start");
-        Hook { child, port, log }
-    }
-
-    /// Every answer the server gave, in order.
-    fn answers(&self) -> Vec<Value> {
-        if self.log.exists() {
-            lines(&self.log)
-        } else {
-            Vec::new()
-        }
-    }
-}
-
-impl Drop for Hook {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

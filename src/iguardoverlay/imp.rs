@@ -15,10 +15,14 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use super::incidents::Incidents;
 use super::render::{Renderer, Target};
 use super::scene::{Alignment, Colours, Frame, Holds, Style};
 use super::text::{Argb, DEFAULT_FONT_FILE, Font};
+use super::zones::ZoneStyle;
 use crate::detections::roi::detection_from_roi;
+use crate::incident::Incident;
+use crate::zones::Zones;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -38,6 +42,11 @@ const DEFAULT_VERIFIED_COLOR: u32 = 0xFFFF_2020;
 const DEFAULT_REJECTED_COLOR: u32 = 0xFF20_D020;
 const DEFAULT_UNSCORED_COLOR: u32 = 0xFFFF_C000;
 const DEFAULT_TEXT_COLOR: u32 = 0xFF00_0000;
+const DEFAULT_DRAW_ZONES: bool = true;
+const DEFAULT_ZONE_COLOR: u32 = 0xC0FF_FFFF;
+/// Zone outline pieces kept rendered (zones do not move: every piece is used every frame).
+const MAX_ZONE_PIECES: usize = 4096;
+const MAX_ZONE_BYTES: usize = 32 << 20;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -51,6 +60,10 @@ struct Settings {
     rejected_color: u32,
     unscored_color: u32,
     text_color: u32,
+    /// The `zones` text as set; parsed at set time (a warning) and at start (an error).
+    zones: String,
+    draw_zones: bool,
+    zone_color: u32,
 }
 
 impl Default for Settings {
@@ -66,6 +79,9 @@ impl Default for Settings {
             rejected_color: DEFAULT_REJECTED_COLOR,
             unscored_color: DEFAULT_UNSCORED_COLOR,
             text_color: DEFAULT_TEXT_COLOR,
+            zones: String::new(),
+            draw_zones: DEFAULT_DRAW_ZONES,
+            zone_color: DEFAULT_ZONE_COLOR,
         }
     }
 }
@@ -88,6 +104,22 @@ impl Settings {
     fn hold_ns(&self) -> u64 {
         (self.hold * 1e9).round() as u64
     }
+
+    fn zone_style(&self) -> Option<ZoneStyle> {
+        self.draw_zones.then(|| ZoneStyle {
+            // Thin: half a box outline.
+            width: (self.line_width as f32 / 2.0).max(1.0),
+            colour: Argb(self.zone_color),
+            text: Argb(self.text_color),
+        })
+    }
+}
+
+/// The `zones` text parsed; the error names the zone and what is wrong.
+fn parse_zones(text: &str) -> Result<Zones, String> {
+    Zones::parse(text).map_err(|e| {
+        format!("zones {text:?} is not valid: {e} (write name:x,y x,y x,y; ... with x and y from 0 to 1)")
+    })
 }
 
 /// Runtime data, created in `start()` and dropped in `stop()`.
@@ -96,6 +128,10 @@ struct State {
     info: Option<gst_video::VideoInfo>,
     align: Alignment,
     holds: Holds,
+    incidents: Incidents,
+    zones: Zones,
+    /// Zone outline pieces, kept apart from the labels' cache so neither evicts the other.
+    zone_renderer: Renderer,
     /// Whether downstream renders `GstVideoOverlayCompositionMeta` (then it is attached).
     attach: bool,
     /// Ask downstream again before the next buffer (new caps, a reconfigure event).
@@ -264,6 +300,29 @@ impl ObjectImpl for IGuardOverlay {
                     .default_value(DEFAULT_TEXT_COLOR)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecString::builder("zones")
+                    .nick("Zones")
+                    .blurb(
+                        "Zones to draw, as iguardverify's zones property takes them: \
+                         name:x,y x,y x,y; name2:... with x and y from 0 to 1 of the frame's \
+                         width and height (a malformed zone fails the start, naming it); \
+                         empty = none",
+                    )
+                    .default_value(Some(""))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("draw-zones")
+                    .nick("Draw zones")
+                    .blurb("Draw the zones' outlines and names (when zones is set)")
+                    .default_value(DEFAULT_DRAW_ZONES)
+                    .mutable_playing()
+                    .build(),
+                color_spec(
+                    "zone-color",
+                    "Zone colour",
+                    "zone outlines",
+                    DEFAULT_ZONE_COLOR,
+                ),
             ]
         });
         PROPERTIES.as_ref()
@@ -287,6 +346,19 @@ impl ObjectImpl for IGuardOverlay {
             "rejected-color" => s.rejected_color = value.get().expect("type checked upstream"),
             "unscored-color" => s.unscored_color = value.get().expect("type checked upstream"),
             "text-color" => s.text_color = value.get().expect("type checked upstream"),
+            "zones" => {
+                let text = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .unwrap_or_default();
+                // Told now; the start refuses it.
+                if let Err(e) = parse_zones(&text) {
+                    gst::warning!(CAT, imp = self, "{e}");
+                }
+                s.zones = text;
+            }
+            "draw-zones" => s.draw_zones = value.get().expect("type checked upstream"),
+            "zone-color" => s.zone_color = value.get().expect("type checked upstream"),
             _ => unimplemented!(),
         }
     }
@@ -304,6 +376,9 @@ impl ObjectImpl for IGuardOverlay {
             "rejected-color" => s.rejected_color.to_value(),
             "unscored-color" => s.unscored_color.to_value(),
             "text-color" => s.text_color.to_value(),
+            "zones" => s.zones.to_value(),
+            "draw-zones" => s.draw_zones.to_value(),
+            "zone-color" => s.zone_color.to_value(),
             _ => unimplemented!(),
         }
     }
@@ -344,7 +419,12 @@ impl BaseTransformImpl for IGuardOverlay {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let font_file = self.settings().font_file.clone();
+        let (font_file, zones) = {
+            let s = self.settings();
+            (s.font_file.clone(), s.zones.clone())
+        };
+        let zones = parse_zones(&zones)
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
         let font = Font::load(Path::new(&font_file))
             .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ("{}", e)))?;
         gst::info!(CAT, imp = self, "labels in {}", font.path().display());
@@ -353,6 +433,9 @@ impl BaseTransformImpl for IGuardOverlay {
             info: None,
             align: Alignment::NONE,
             holds: Holds::default(),
+            incidents: Incidents::default(),
+            zones,
+            zone_renderer: Renderer::new(MAX_ZONE_PIECES, MAX_ZONE_BYTES),
             attach: false,
             query_pending: true,
             last_time: None,
@@ -404,10 +487,21 @@ impl BaseTransformImpl for IGuardOverlay {
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
-        if let gst::EventView::FlushStop(_) = event.view()
+        if let Some(s) = crate::incident::event_structure(&event) {
+            match Incident::from_structure(s) {
+                // Counted at the next buffer's running time.
+                Ok((_, incident)) => {
+                    if let Some(state) = self.state().as_mut() {
+                        state.incidents.queue(incident);
+                    }
+                }
+                Err(e) => gst::warning!(CAT, imp = self, "an incident event is not valid: {e}"),
+            }
+        } else if let gst::EventView::FlushStop(_) = event.view()
             && let Some(state) = self.state().as_mut()
         {
             state.holds.clear();
+            state.incidents.clear();
             state.last_time = None;
         }
         self.parent_sink_event(event)
@@ -424,9 +518,9 @@ impl BaseTransformImpl for IGuardOverlay {
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (style, hold, font_px) = {
+        let (style, hold, font_px, zone_style) = {
             let s = self.settings();
-            (s.style(), s.hold_ns(), s.font_size as f32)
+            (s.style(), s.hold_ns(), s.font_size as f32, s.zone_style())
         };
 
         let query_pending = match self.state().as_mut() {
@@ -474,21 +568,46 @@ impl BaseTransformImpl for IGuardOverlay {
         state.last_time = Some(now);
         state.holds.observe(now, &verdicts);
         state.holds.expire(now, hold);
-        if detections.is_empty() && state.holds.held() == 0 && !style.show_stats {
+        state.incidents.observe(now);
+        state.incidents.expire(now, hold);
+        let zone_style = zone_style.filter(|_| !state.zones.is_empty());
+        if detections.is_empty()
+            && state.holds.held() == 0
+            && state.incidents.held() == 0
+            && zone_style.is_none()
+            && !style.show_stats
+        {
             return Ok(gst::FlowSuccess::Ok);
         }
 
         let font = state.font.clone();
         let measure = |text: &str| font.measure(text, font_px);
-        let shapes = Frame {
-            width: info.width(),
-            height: info.height(),
-            align: state.align,
-            style: &style,
-            measure: &measure,
-        }
-        .layout(&detections, &state.holds);
-        if shapes.is_empty() {
+        // Zones first: under the boxes and labels.
+        let zone_shapes = match &zone_style {
+            Some(z) => super::zones::shapes(
+                &state.zones,
+                info.width(),
+                info.height(),
+                state.align,
+                z,
+                &measure,
+            ),
+            None => Vec::new(),
+        };
+        let (strokes, mut shapes): (Vec<_>, Vec<_>) = zone_shapes
+            .into_iter()
+            .partition(|s| matches!(s, super::scene::Shape::Stroke { .. }));
+        shapes.extend(
+            Frame {
+                width: info.width(),
+                height: info.height(),
+                align: state.align,
+                style: &style,
+                measure: &measure,
+            }
+            .layout_with(&detections, &state.holds, &state.incidents),
+        );
+        if shapes.is_empty() && strokes.is_empty() {
             return Ok(gst::FlowSuccess::Ok);
         }
 
@@ -505,10 +624,16 @@ impl BaseTransformImpl for IGuardOverlay {
             gst::FlowError::Error
         };
         if attach {
-            let rects = state
-                .renderer
-                .rectangles(shapes, &font, font_px)
+            let mut rects = state
+                .zone_renderer
+                .rectangles(strokes, &font, font_px)
                 .map_err(cannot_render)?;
+            rects.extend(
+                state
+                    .renderer
+                    .rectangles(shapes, &font, font_px)
+                    .map_err(cannot_render)?,
+            );
             drop(guard);
             // Add to what upstream already attached rather than replacing it.
             if let Some(mut existing) = buf.meta_mut::<gst_video::VideoOverlayCompositionMeta>() {
@@ -531,10 +656,16 @@ impl BaseTransformImpl for IGuardOverlay {
             return Ok(gst::FlowSuccess::Ok);
         }
 
-        let drawn = state
-            .renderer
-            .drawn(shapes, &font, font_px, target)
+        let mut drawn = state
+            .zone_renderer
+            .drawn(strokes, &font, font_px, target)
             .map_err(cannot_render)?;
+        drawn.extend(
+            state
+                .renderer
+                .drawn(shapes, &font, font_px, target)
+                .map_err(cannot_render)?,
+        );
         drop(guard);
         let mut frame =
             gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info).map_err(|_| {

@@ -27,9 +27,11 @@ use gst::prelude::*;
 pub mod blend;
 pub mod cache;
 mod imp;
+pub mod incidents;
 pub mod render;
 pub mod scene;
 pub mod text;
+pub mod zones;
 
 glib::wrapper! {
     pub struct IGuardOverlay(ObjectSubclass<imp::IGuardOverlay>)

@@ -51,6 +51,35 @@ enum Key {
         /// Converted to A, Y, U, V bytes rather than native ARGB.
         yuv: bool,
     },
+    /// A piece of a zone's edge: its box, ends and width (as bits), colour.
+    Stroke {
+        rect: (u32, u32, u32, u32),
+        line: [u32; 5],
+        colour: Argb,
+        yuv: bool,
+    },
+}
+
+fn stroke_key(
+    rect: PixelRect,
+    from: (f32, f32),
+    to: (f32, f32),
+    width: f32,
+    colour: Argb,
+    yuv: bool,
+) -> Key {
+    Key::Stroke {
+        rect: (rect.x, rect.y, rect.width, rect.height),
+        line: [
+            from.0.to_bits(),
+            from.1.to_bits(),
+            to.0.to_bits(),
+            to.1.to_bits(),
+            width.to_bits(),
+        ],
+        colour,
+        yuv,
+    }
 }
 
 /// A shape ready to be blended.
@@ -127,6 +156,13 @@ impl Renderer {
             let key = match shape {
                 Shape::Fill { colour, .. } => Key::Solid(colour),
                 Shape::Label { text, fg, bg, .. } => label_key(text, fg, bg, r, font_px, false),
+                Shape::Stroke {
+                    from,
+                    to,
+                    width,
+                    colour,
+                    ..
+                } => stroke_key(r, from, to, width, colour, false),
             };
             let Pixels::Argb(pixels) = self.pixels(key, font, font_px)? else {
                 unreachable!("attached pixels are ARGB");
@@ -163,6 +199,17 @@ impl Renderer {
                     let pixels = self.pixels(key, font, font_px)?;
                     out.push(Drawn::Bitmap { rect, pixels });
                 }
+                Shape::Stroke {
+                    rect,
+                    from,
+                    to,
+                    width,
+                    colour,
+                } => {
+                    let key = stroke_key(rect, from, to, width, colour, yuv);
+                    let pixels = self.pixels(key, font, font_px)?;
+                    out.push(Drawn::Bitmap { rect, pixels });
+                }
             }
         }
         Ok(out)
@@ -187,6 +234,27 @@ impl Renderer {
                 ..
             } => {
                 let argb = bgra_to_native(font.render(text, font_px, *fg, *bg, *width, *height));
+                if *yuv {
+                    Pixels::Ayuv(blend::argb_to_ayuv(&argb).into())
+                } else {
+                    Pixels::Argb(overlay_pixels(argb, *width, *height)?)
+                }
+            }
+            Key::Stroke {
+                rect: (x, y, width, height),
+                line,
+                colour,
+                yuv,
+            } => {
+                let rect = PixelRect {
+                    x: *x,
+                    y: *y,
+                    width: *width,
+                    height: *height,
+                };
+                let f = |i: usize| f32::from_bits(line[i]);
+                let argb =
+                    super::zones::stroke_pixels(rect, (f(0), f(1)), (f(2), f(3)), f(4), *colour);
                 if *yuv {
                     Pixels::Ayuv(blend::argb_to_ayuv(&argb).into())
                 } else {

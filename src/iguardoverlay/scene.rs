@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use super::incidents::Incidents;
 use super::text::Argb;
 use crate::detections::Detection;
 use crate::geometry::{Bounds, PixelRect};
@@ -64,12 +65,23 @@ pub enum Shape {
         fg: Argb,
         bg: Argb,
     },
+    /// A straight line `width` pixels thick from `from` to `to` (frame pixels), drawn in the
+    /// pixels of `rect`, which holds it (a piece of a zone's edge).
+    Stroke {
+        rect: PixelRect,
+        from: (f32, f32),
+        to: (f32, f32),
+        width: f32,
+        colour: Argb,
+    },
 }
 
 impl Shape {
     pub fn rect(&self) -> PixelRect {
         match self {
-            Shape::Fill { rect, .. } | Shape::Label { rect, .. } => *rect,
+            Shape::Fill { rect, .. } | Shape::Label { rect, .. } | Shape::Stroke { rect, .. } => {
+                *rect
+            }
         }
     }
 }
@@ -372,6 +384,19 @@ impl Frame<'_> {
 
     /// The shapes for `detections` with the verdicts in `holds`.
     pub fn layout(&self, detections: &[Detection], holds: &Holds) -> Vec<Shape> {
+        self.layout_with(detections, holds, &Incidents::default())
+    }
+
+    /// The shapes for `detections` with the verdicts in `holds` and the incidents in
+    /// `incidents`: an object's incident names its state on the object's label (`person #7:
+    /// incident 12 ALERT 0.93`) and colours its box; incidents without an object are lines at
+    /// the top left.
+    pub fn layout_with(
+        &self,
+        detections: &[Detection],
+        holds: &Holds,
+        incidents: &Incidents,
+    ) -> Vec<Shape> {
         let colours = &self.style.colours;
         let mut out = Vec::new();
         let mut used_untracked = Vec::new();
@@ -386,21 +411,32 @@ impl Frame<'_> {
                     .untracked_over(&rect)
                     .or_else(|| holds.orphan_over(&rect, &present)),
             };
+            let incident = match d.object_id {
+                Some(id) => incidents.on_object(id),
+                None => incidents.orphan_over(&rect, &present),
+            };
             let mut text = d.label.clone();
             if let Some(id) = d.object_id {
                 text.push_str(&format!(" #{id}"));
             }
-            let colour = match held {
+            let mut colour = match held {
                 Some(h) => {
                     if h.object_id.is_none() {
                         used_untracked.push(h.request_id);
                     }
-                    text.push_str(": ");
-                    text.push_str(&h.text());
                     h.colour(colours)
                 }
                 None => colours.pending,
             };
+            // What a person acts on first: the incident's state, else the latest verdict.
+            if let Some(i) = incident {
+                text.push_str(": ");
+                text.push_str(&i.text());
+                colour = i.colour(colours, colour);
+            } else if let Some(h) = held {
+                text.push_str(": ");
+                text.push_str(&h.text());
+            }
             self.push_box(&mut out, rect, colour, text);
         }
 
@@ -419,6 +455,12 @@ impl Frame<'_> {
                     h.colour(colours),
                 )),
             }
+        }
+        for i in incidents.per_source() {
+            lines.push((
+                format!("source {}: {}", i.source_id, i.text()),
+                i.colour(colours, colours.pending),
+            ));
         }
         if self.style.show_stats {
             for (source, s) in holds.stats() {
@@ -461,7 +503,7 @@ impl Frame<'_> {
 }
 
 /// Whether the centre of `rect` lies inside `crop`.
-fn centre_inside(rect: &PixelRect, crop: &PixelRect) -> bool {
+pub(crate) fn centre_inside(rect: &PixelRect, crop: &PixelRect) -> bool {
     // Doubled coordinates: the centre of an odd-sized box is a half pixel.
     let cx = rect.x as u64 * 2 + rect.width as u64;
     let cy = rect.y as u64 * 2 + rect.height as u64;
@@ -673,6 +715,44 @@ mod tests {
             assert!(f[..4].iter().all(|(_, c)| *c == st.colours.verified));
             assert!(f[4..].iter().all(|(_, c)| *c == st.colours.pending));
         }
+    }
+
+    #[test]
+    fn an_incident_names_its_state_on_its_object_and_colours_it() {
+        use crate::iguardoverlay::incidents::Incidents;
+        use crate::incident::Incident;
+        let st = style();
+        let mut holds = Holds::default();
+        holds.observe(S, &[verdict(1, Status::Rejected, Some(7))]);
+        let mut incidents = Incidents::default();
+        let mut i = Incident::open(12, 0, 0, Some(7), "person", None, 0);
+        incidents.queue(i.clone());
+        let mut per_source = Incident::open(3, 1, 0, None, "person", None, 0);
+        per_source.state = crate::incident::State::Alert;
+        incidents.queue(per_source);
+        incidents.observe(S);
+        let dets = [det("person", Some(7), 20.0, 30.0, 40.0, 50.0)];
+        let l = labels(&frame(&st, Alignment::NONE).layout_with(&dets, &holds, &incidents));
+        assert_eq!(l[0].1, "person #7: incident 12 pending");
+        assert_eq!(
+            l[0].2, st.colours.rejected,
+            "pending: its latest verdict's colour"
+        );
+        assert_eq!(l[1].1, "source 1: incident 3 ALERT");
+        assert_eq!(l[1].2, st.colours.verified);
+        i.state = crate::incident::State::Alert;
+        i.best_score = 0.93;
+        incidents.queue(i);
+        incidents.observe(2 * S);
+        let shapes = frame(&st, Alignment::NONE).layout_with(&dets, &holds, &incidents);
+        let l = labels(&shapes);
+        assert_eq!(l[0].1, "person #7: incident 12 ALERT 0.93");
+        assert_eq!(l[0].2, st.colours.verified);
+        assert!(
+            fills(&shapes)
+                .iter()
+                .all(|(_, c)| *c == st.colours.verified)
+        );
     }
 
     #[test]

@@ -20,6 +20,8 @@ use crate::publish::metrics;
 use crate::publish::mqtt::{self, MqttConfig};
 use crate::publish::spool::SpoolConfig;
 use crate::publish::webhook::{self, WebhookConfig};
+
+use super::WebhookEvents;
 use crate::publish::{self, Config, Notice, Publisher, Stats, wire};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -77,6 +79,7 @@ struct Settings {
     webhook_url: Option<String>,
     webhook_secret: Option<String>,
     webhook_timeout: u32,
+    webhook_events: WebhookEvents,
     metrics_address: Option<String>,
     snapshot_dir: Option<String>,
     snapshot_dir_max_files: u32,
@@ -110,6 +113,7 @@ impl Default for Settings {
             webhook_url: None,
             webhook_secret: None,
             webhook_timeout: DEFAULT_WEBHOOK_TIMEOUT,
+            webhook_events: WebhookEvents::All,
             metrics_address: None,
             snapshot_dir: None,
             snapshot_dir_max_files: DEFAULT_SNAPSHOT_DIR_MAX_FILES,
@@ -185,6 +189,8 @@ fn stats_structure(s: &Stats) -> gst::Structure {
         .field("webhook-spool-dropped", s.webhook_spool_dropped)
         .field("webhook-spool-skipped", s.webhook_spool_skipped)
         .field("webhook-gaps", s.webhook_gaps)
+        .field("incidents", s.incidents)
+        .field("incident-duplicates", s.incident_duplicates)
         .build()
 }
 
@@ -240,11 +246,18 @@ impl IGuardPublish {
                     timeout: Duration::from_millis(settings.webhook_timeout as u64),
                     retry_min: Duration::from_millis(settings.reconnect_delay as u64),
                     retry_max: Duration::from_millis(settings.reconnect_max_delay as u64),
+                    events: match settings.webhook_events {
+                        WebhookEvents::All => webhook::WebhookEvents::All,
+                        WebhookEvents::Verdicts => webhook::WebhookEvents::Verdicts,
+                        WebhookEvents::Incidents => webhook::WebhookEvents::Incidents,
+                        WebhookEvents::Alerts => webhook::WebhookEvents::Alerts,
+                    },
                 })
             }
         };
         Ok(Config {
             name,
+            run_id: run.to_string(),
             webhook,
             queue_size: settings.queue_size as usize,
             file: non_empty(&settings.file_path).map(|p| FileConfig {
@@ -363,8 +376,8 @@ impl ObjectImpl for IGuardPublish {
                 string(
                     "file-path",
                     "Event log",
-                    "Path of the JSON Lines event log (one iguard.verdict/1 object a line, \
-                     appended); unset = no log",
+                    "Path of the JSON Lines event log (one iguard.verdict/1 or \
+                     iguard.incident/1 object a line, appended); unset = no log",
                 ),
                 string(
                     "snapshot-dir",
@@ -412,7 +425,9 @@ impl ObjectImpl for IGuardPublish {
                     .nick("Topic prefix")
                     .blurb(
                         "First level of every topic: <prefix>/available, <prefix>/verdicts, \
-                         <prefix>/<source>/verified, <prefix>/<source>/last, <prefix>/stats",
+                         <prefix>/<source>/verified, <prefix>/<source>/last, \
+                         <prefix>/incidents, <prefix>/<source>/alerts, \
+                         <prefix>/<source>/<label>/active, <prefix>/stats",
                     )
                     .default_value(Some(DEFAULT_TOPIC_PREFIX))
                     .mutable_ready()
@@ -483,9 +498,9 @@ impl ObjectImpl for IGuardPublish {
                 glib::ParamSpecUInt::builder("max-alert-age")
                     .nick("Maximum alert age")
                     .blurb(
-                        "Seconds after which a late (replayed) verified event no longer goes \
-                         to <prefix>/<source>/verified (still to verdicts, last and the log); \
-                         0 = no limit",
+                        "Seconds after which a late (replayed) verified verdict or alert no \
+                         longer goes to <prefix>/<source>/verified or <prefix>/<source>/alerts \
+                         (still to verdicts, incidents, last and the log); 0 = no limit",
                     )
                     .default_value(DEFAULT_MAX_ALERT_AGE)
                     .mutable_ready()
@@ -567,6 +582,15 @@ impl ObjectImpl for IGuardPublish {
                     .write_only()
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("webhook-events", WebhookEvents::All)
+                    .nick("Webhook events")
+                    .blurb(
+                        "Which events the webhook gets: all (verdicts and every incident \
+                         change), verdicts, incidents (every change), or alerts (one POST per \
+                         incident, when it becomes an alert); gap events always go",
+                    )
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("webhook-timeout")
                     .nick("Webhook timeout")
                     .blurb(
@@ -598,7 +622,9 @@ impl ObjectImpl for IGuardPublish {
                          latency-p50-ms, latency-p99-ms (verdict to PUBACK, live events), \
                          webhook-connected, webhook-delivered, webhook-replayed, \
                          webhook-rejected, webhook-retries, webhook-spool-events, \
-                         webhook-spool-dropped, webhook-spool-skipped, webhook-gaps",
+                         webhook-spool-dropped, webhook-spool-skipped, webhook-gaps, incidents \
+                         (incident events published), incident-duplicates (copies of a change \
+                         already published: dropped)",
                     )
                     .read_only()
                     .build(),
@@ -650,6 +676,7 @@ impl ObjectImpl for IGuardPublish {
             "webhook-url" => s.webhook_url = string(),
             "webhook-secret" => s.webhook_secret = string(),
             "webhook-timeout" => s.webhook_timeout = value.get().expect("type checked upstream"),
+            "webhook-events" => s.webhook_events = value.get().expect("type checked upstream"),
             "metrics-address" => s.metrics_address = string(),
             other => unreachable!("unknown property {other}"),
         }
@@ -692,6 +719,7 @@ impl ObjectImpl for IGuardPublish {
             "webhook-url" => s.webhook_url.to_value(),
             "webhook-secret" => None::<String>.to_value(),
             "webhook-timeout" => s.webhook_timeout.to_value(),
+            "webhook-events" => s.webhook_events.to_value(),
             "metrics-address" => s.metrics_address.to_value(),
             other => unreachable!("unknown property {other}"),
         }
@@ -819,6 +847,10 @@ impl BaseTransformImpl for IGuardPublish {
             if let Some(st) = lock(&self.state).as_ref() {
                 // A reference is queued; the output thread reads it.
                 st.publisher.submit_verdict(event.clone());
+            }
+        } else if crate::incident::event_structure(&event).is_some() {
+            if let Some(st) = lock(&self.state).as_ref() {
+                st.publisher.submit_incident(event.clone());
             }
         } else if let gst::EventView::Eos(_) = event.view() {
             let running = lock(&self.state)

@@ -181,6 +181,8 @@ impl Collector for Publishers {
             })
             .unzip();
         let mut verdicts = Vec::new();
+        let mut incidents = Vec::new();
+        let mut duplicates = Vec::new();
         let mut results = Vec::new();
         let mut spool = Vec::new();
         let mut connected = Vec::new();
@@ -211,12 +213,24 @@ impl Collector for Publishers {
                     *n,
                 ));
             }
+            for ((element, source, change), n) in lock(&sh.incidents).iter() {
+                incidents.push((
+                    labels(&[
+                        ("publisher", p),
+                        ("element", element),
+                        ("source", source),
+                        ("type", change),
+                    ]),
+                    *n,
+                ));
+            }
             for (element, h) in lock(&sh.processing).iter() {
                 processing.push((labels(&[("publisher", p), ("element", element)]), h.clone()));
             }
             let s = sh.stats();
             received.push((labels(&[("publisher", p)]), s.received));
             dropped.push((labels(&[("publisher", p)]), s.queue_dropped));
+            duplicates.push((labels(&[("publisher", p)]), s.incident_duplicates));
             let out = &sh.outputs;
             let mut result = |output: &str, result: &str, n: u64| {
                 results.push((
@@ -265,6 +279,21 @@ impl Collector for Publishers {
             "Verdicts received by iguardpublish, by verifying element, source and status",
             true,
             &verdicts,
+        )?;
+        family(
+            &mut encoder,
+            "iguard_incidents",
+            "Incident events published by iguardpublish, by verifying element, source and type \
+             (new, update, alert, end)",
+            true,
+            &incidents,
+        )?;
+        family(
+            &mut encoder,
+            "iguard_publish_incident_duplicates",
+            "Copies of an incident change already published, dropped",
+            true,
+            &duplicates,
         )?;
         family(
             &mut encoder,

@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 pub mod file;
+pub mod incidents;
+mod intake;
 pub mod metrics;
 pub mod mqtt;
 pub mod schema;
@@ -33,10 +35,10 @@ pub mod wire;
 
 use file::{FileConfig, JsonlFile};
 use mqtt::MqttConfig;
-use schema::{Event, Origin};
+use schema::Origin;
 use snapshots::{SnapshotDir, SnapshotDirConfig};
 use spool::{Spool, SpoolConfig};
-use webhook::WebhookConfig;
+use webhook::{WebhookConfig, WebhookEvents};
 
 use crate::sync::lock;
 
@@ -88,6 +90,9 @@ pub enum Notice {
 pub struct Config {
     /// The publishing element's name (in events and the MQTT client id).
     pub name: String,
+    /// The publishing element's random id for this run: it names incident events whose
+    /// verifier gave no run id of its own.
+    pub run_id: String,
     pub queue_size: usize,
     pub file: Option<FileConfig>,
     pub mqtt: Option<MqttConfig>,
@@ -123,6 +128,10 @@ pub struct Counters {
     pub webhook_gaps: AtomicU64,
     pub snapshots_written: AtomicU64,
     pub snapshots_failed: AtomicU64,
+    /// Incident events published (copies not counted).
+    pub incidents: AtomicU64,
+    /// Copies of an incident change already published: dropped.
+    pub incident_duplicates: AtomicU64,
 }
 
 /// A snapshot of the figures (the `stats` property, `<prefix>/stats`).
@@ -164,6 +173,9 @@ pub struct Stats {
     /// `snapshot-dir` files written, and snapshots that could not be.
     pub snapshots_written: u64,
     pub snapshots_failed: u64,
+    /// Incident events published, and copies of one dropped.
+    pub incidents: u64,
+    pub incident_duplicates: u64,
 }
 
 impl Stats {
@@ -191,6 +203,8 @@ impl Stats {
             "webhook_spool_dropped": self.webhook_spool_dropped,
             "webhook_spool_skipped": self.webhook_spool_skipped,
             "webhook_gaps": self.webhook_gaps,
+            "incidents": self.incidents,
+            "incident_duplicates": self.incident_duplicates,
         })
     }
 }
@@ -231,6 +245,8 @@ pub struct Shared {
     latencies: Mutex<VecDeque<f64>>,
     /// Verdicts received, by (verifying element, source, status), for the metrics.
     pub verdicts: Mutex<BTreeMap<(String, String, String), u64>>,
+    /// Incident events published, by (verifying element, source, type), for the metrics.
+    pub incidents: Mutex<BTreeMap<(String, String, String), u64>>,
     /// The verdicts' `processing_ms` (clip scored), by verifying element, in seconds.
     pub processing: Mutex<BTreeMap<String, prometheus_client::metrics::histogram::Histogram>>,
     /// Which outputs are on (for the metrics).
@@ -311,6 +327,8 @@ impl Shared {
             webhook_gaps: get(&c.webhook_gaps),
             snapshots_written: get(&c.snapshots_written),
             snapshots_failed: get(&c.snapshots_failed),
+            incidents: get(&c.incidents),
+            incident_duplicates: get(&c.incident_duplicates),
         }
     }
 }
@@ -325,6 +343,8 @@ enum Job {
     /// output thread, so the streaming thread only queues a reference (reading it there cost
     /// 5-7 µs a verdict warm, 30-40 µs cold; see NOTES-pubbench.md).
     Verdict(gst::Event, i64),
+    /// An `iguard-incident` event as it arrived, and when; read on the output thread too.
+    Incident(gst::Event, i64),
     /// Answered once every job before it is done.
     Barrier(SyncSender<()>),
 }
@@ -339,16 +359,30 @@ pub struct Publisher {
     has_webhook: bool,
 }
 
-fn dispatch(
-    shared: Arc<Shared>,
-    rx: Receiver<Job>,
+/// What the output thread does with each event.
+struct Route {
     file: Option<FileConfig>,
     mqtt: bool,
-    webhook: bool,
+    /// Which events the webhook gets; `None` without a webhook.
+    webhook_events: Option<WebhookEvents>,
     snapshot_dir: Option<SnapshotDirConfig>,
-    // The verdicts' JPEGs are wanted (a snapshot folder or MQTT is configured).
+    /// The verdicts' JPEGs are wanted (a snapshot folder or MQTT is configured).
     want_jpeg: bool,
-) {
+    /// The publisher's run id, for incidents whose verifier names none.
+    run_id: String,
+}
+
+fn dispatch(shared: Arc<Shared>, rx: Receiver<Job>, route: Route) {
+    let Route {
+        file,
+        mqtt,
+        webhook_events,
+        snapshot_dir,
+        want_jpeg,
+        run_id,
+    } = route;
+    let webhook = webhook_events.is_some();
+    let mut tracker = incidents::Tracker::default();
     let mut file = file.map(JsonlFile::new);
     let mut snapshot_dir = snapshot_dir.and_then(|c| match SnapshotDir::open(c) {
         Ok(d) => Some(d),
@@ -395,7 +429,7 @@ fn dispatch(
             }
             Err(TryRecvError::Disconnected) => break,
         };
-        let (fields, origin, jpeg) = match job {
+        let (event, jpeg) = match job {
             Job::Barrier(done) => {
                 if let Some(f) = file.as_mut() {
                     let _ = f.flush();
@@ -404,7 +438,10 @@ fn dispatch(
                 let _ = done.try_send(());
                 continue;
             }
-            Job::Event(f, o, j) => (f, o, j),
+            Job::Event(f, o, j) => match intake::verdict_event(&shared, f, &o) {
+                Some(e) => (e, j),
+                None => continue,
+            },
             Job::Verdict(ev, received_us) => {
                 let Some(s) = wire::verdict_structure(&ev) else {
                     // `submit_verdict` is only given verdict events.
@@ -417,40 +454,22 @@ fn dispatch(
                     // Without the verifier's time, the time it reached the element.
                     origin.unix_us = received_us;
                 }
-                // The bytes are copied only when something wants them.
-                let jpeg = want_jpeg.then(|| wire::snapshot(s)).flatten();
-                (fields, origin, jpeg)
+                match intake::verdict_event(&shared, fields, &origin) {
+                    // The bytes are copied only when something wants them.
+                    Some(e) => (e, want_jpeg.then(|| wire::snapshot(s)).flatten()),
+                    None => continue,
+                }
+            }
+            Job::Incident(ev, received_us) => {
+                let want = snapshot_dir.is_some();
+                match intake::incident_event(&shared, &mut tracker, &ev, received_us, &run_id, want)
+                {
+                    Some(e) => e,
+                    None => continue,
+                }
             }
         };
         let c = &shared.counters;
-        let event = match Event::from_fields(fields, &origin) {
-            Ok(e) => e,
-            Err(reason) => {
-                c.invalid.fetch_add(1, Ordering::Relaxed);
-                c.processed.fetch_add(1, Ordering::Relaxed);
-                (shared.notice)(Notice::Warning {
-                    sink: Sink::Input,
-                    reason: format!("a verdict event was not valid: {reason}"),
-                });
-                continue;
-            }
-        };
-        if !event.gap {
-            let element = event
-                .body()
-                .get("element")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            if let Some(ms) = event.body().get("processing_ms").and_then(Value::as_f64) {
-                lock(&shared.processing)
-                    .entry(element.clone())
-                    .or_insert_with(metrics::processing_histogram)
-                    .observe(ms / 1000.0);
-            }
-            let key = (element, event.source.clone(), event.status.clone());
-            *lock(&shared.verdicts).entry(key).or_insert(0) += 1;
-        }
         let mut event = event;
         if let (Some(dir), Some(jpeg)) = (snapshot_dir.as_mut(), jpeg.as_ref()) {
             // Written before the event, so a consumer that reads `snapshot.file` finds it.
@@ -511,12 +530,16 @@ fn dispatch(
                 }
             }
         }
-        if webhook {
+        if webhook_events.is_some_and(|w| w.wants(&event)) {
             let r = lock(&shared.webhook_spool).push(event.clone());
             shared.webhook_wake.notify_one();
             spooled(r);
         }
-        if mqtt && let Some(jpeg) = jpeg {
+        // An incident's snapshot is one of its verdicts': that one already went to MQTT.
+        if mqtt
+            && !event.incident
+            && let Some(jpeg) = jpeg
+        {
             let mut pending = lock(&shared.snapshots);
             if pending.len() < MAX_SNAPSHOT_SOURCES || pending.contains_key(&event.source) {
                 pending.insert(event.source.clone(), jpeg);
@@ -578,6 +601,7 @@ impl Publisher {
             webhook_up: AtomicBool::new(false),
             latencies: Mutex::new(VecDeque::new()),
             verdicts: Mutex::new(BTreeMap::new()),
+            incidents: Mutex::new(BTreeMap::new()),
             processing: Mutex::new(BTreeMap::new()),
             outputs: Outputs {
                 file: config.file.is_some(),
@@ -597,15 +621,18 @@ impl Publisher {
         let has_mqtt = config.mqtt.is_some();
         let has_webhook = config.webhook.is_some();
         let sh = shared.clone();
-        let file = config.file.clone();
-        let snapshot_dir = config.snapshot_dir.clone();
-        let want_jpeg = config.snapshot_dir.is_some() || config.mqtt.is_some();
+        let route = Route {
+            file: config.file.clone(),
+            mqtt: has_mqtt,
+            webhook_events: config.webhook.as_ref().map(|w| w.events),
+            snapshot_dir: config.snapshot_dir.clone(),
+            want_jpeg: config.snapshot_dir.is_some() || config.mqtt.is_some(),
+            run_id: config.run_id.clone(),
+        };
         threads.push(
             std::thread::Builder::new()
                 .name("iguardpub-io".into())
-                .spawn(move || {
-                    dispatch(sh, rx, file, has_mqtt, has_webhook, snapshot_dir, want_jpeg)
-                })
+                .spawn(move || dispatch(sh, rx, route))
                 .map_err(|e| format!("cannot start the publishing thread: {e}"))?,
         );
         if let Some(m) = config.mqtt.clone() {
@@ -671,6 +698,12 @@ impl Publisher {
     /// (counted).
     pub fn submit_verdict(&self, event: gst::Event) {
         self.queue(Job::Verdict(event, schema::now_us()));
+    }
+
+    /// Hands an `iguard-incident` event (see [`crate::incident::event_structure`]) to the
+    /// outputs without waiting, as [`Publisher::submit_verdict`] does a verdict's.
+    pub fn submit_incident(&self, event: gst::Event) {
+        self.queue(Job::Incident(event, schema::now_us()));
     }
 
     fn queue(&self, job: Job) {
@@ -816,6 +849,7 @@ mod tests {
     fn file_only(path: impl Into<std::path::PathBuf>, queue_size: usize) -> Config {
         Config {
             name: "p".into(),
+            run_id: "0ff1ce".into(),
             queue_size,
             file: Some(FileConfig {
                 path: path.into(),

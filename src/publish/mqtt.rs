@@ -35,6 +35,66 @@ use super::{Notice, Shared, Sink, lock};
 /// Events in flight at once.
 pub const WINDOW: usize = 16;
 
+/// One publish an event makes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    pub topic: String,
+    pub retain: bool,
+    /// Its own payload; `None`: the event's JSON.
+    pub payload: Option<String>,
+}
+
+/// The publishes of `event` under `prefix`; `fresh`: young enough (`max-alert-age`) for the
+/// alert topics.
+///
+/// - a verdict: `<prefix>/verdicts`, `<prefix>/<source>/verified` when verified and fresh,
+///   and the retained `<prefix>/<source>/last`;
+/// - an incident change: `<prefix>/incidents`, `<prefix>/<source>/alerts` when it is the
+///   change to an alert and fresh (once per incident), and on `new`, `alert` and `end` the
+///   retained `<prefix>/<source>/<label>/active`: the number of open alerts of that trigger
+///   label on that source (the event's `active`);
+/// - a gap event: `<prefix>/verdicts`.
+pub fn topics(prefix: &str, event: &Event, fresh: bool) -> Vec<Part> {
+    let part = |topic: String, retain: bool, payload: Option<String>| Part {
+        topic,
+        retain,
+        payload,
+    };
+    let src = &event.source;
+    if event.gap {
+        return vec![part(format!("{prefix}/verdicts"), false, None)];
+    }
+    if !event.incident {
+        let mut out = vec![part(format!("{prefix}/verdicts"), false, None)];
+        if event.is_verified() && fresh {
+            out.push(part(format!("{prefix}/{src}/verified"), false, None));
+        }
+        out.push(part(format!("{prefix}/{src}/last"), true, None));
+        return out;
+    }
+    let mut out = vec![part(format!("{prefix}/incidents"), false, None)];
+    if event.is_alert() && fresh {
+        out.push(part(format!("{prefix}/{src}/alerts"), false, None));
+    }
+    let body = event.body();
+    let active = body.get("active").and_then(serde_json::Value::as_u64);
+    if let Some(n) = active
+        && matches!(event.status.as_str(), "new" | "alert" | "end")
+    {
+        let label = schema::topic_level(
+            body.get("trigger_label")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default(),
+        );
+        out.push(part(
+            format!("{prefix}/{src}/{label}/active"),
+            true,
+            Some(n.to_string()),
+        ));
+    }
+    out
+}
+
 /// MQTT's largest packet: a fixed header and a remaining length of at most 268,435,455.
 pub const PROTOCOL_MAX_PACKET: usize = 268_435_455 + 5;
 /// Room beyond a snapshot's bytes for its topic and packet header.
@@ -318,44 +378,27 @@ impl Session<'_> {
             };
             let now = schema::now_us();
             let payload = o.event.render(o.replay, now).into_bytes();
+            let fresh = self.config.max_alert_age.is_zero()
+                || o.event.age_ms(now) as u128 <= self.config.max_alert_age.as_millis();
+            let publishes = topics(&prefix, &o.event, fresh);
             // The longest of its topics decides.
-            let topic = format!("{prefix}/{}/verified", o.event.source);
-            if !self.fits(&topic, payload.len()) {
+            let longest = publishes
+                .iter()
+                .filter(|p| p.payload.is_none())
+                .map(|p| p.topic.as_str())
+                .max_by_key(|t| t.len())
+                .unwrap_or_default();
+            if !self.fits(longest, payload.len()) {
                 lock(&self.shared.spool).ack(o.seq);
                 self.too_large("event", &o.event.event_id, payload.len());
                 continue;
             }
-            let mut parts = 0;
-            self.publish(
-                format!("{prefix}/verdicts"),
-                q,
-                false,
-                payload.clone(),
-                Some(o.seq),
-            )?;
-            parts += 1;
-            if !o.event.gap {
-                let src = &o.event.source;
-                let fresh = self.config.max_alert_age.is_zero()
-                    || o.event.age_ms(now) as u128 <= self.config.max_alert_age.as_millis();
-                if o.event.is_verified() && fresh {
-                    self.publish(
-                        format!("{prefix}/{src}/verified"),
-                        q,
-                        false,
-                        payload.clone(),
-                        Some(o.seq),
-                    )?;
-                    parts += 1;
-                }
-                self.publish(
-                    format!("{prefix}/{src}/last"),
-                    q,
-                    true,
-                    payload,
-                    Some(o.seq),
-                )?;
-                parts += 1;
+            let parts = publishes.len() as u32;
+            for p in publishes {
+                let bytes = p
+                    .payload
+                    .map_or_else(|| payload.clone(), String::into_bytes);
+                self.publish(p.topic, q, p.retain, bytes, Some(o.seq))?;
             }
             self.events.insert(
                 o.seq,

@@ -15,6 +15,9 @@ use serde_json::{Map, Value};
 pub const VERDICT_SCHEMA: &str = "iguard.verdict/1";
 /// The schema of a gap event: events the spool had to drop.
 pub const GAP_SCHEMA: &str = "iguard.gap/1";
+/// The schema of an incident event: one per change of an incident (see
+/// [`super::incidents`]).
+pub const INCIDENT_SCHEMA: &str = "iguard.incident/1";
 
 /// Where a verdict came from, beyond its own fields.
 #[derive(Debug, Clone, Default)]
@@ -35,9 +38,12 @@ pub struct Event {
     pub event_id: String,
     /// The camera/source the verdict is about, safe as an MQTT topic level.
     pub source: String,
+    /// A verdict's status; an incident event's `type` (`new`, `update`, `alert`, `end`).
     pub status: String,
     /// Whether this is a gap event rather than a verdict.
     pub gap: bool,
+    /// Whether this is an incident event (`iguard.incident/1`) rather than a verdict.
+    pub incident: bool,
     pub unix_us: i64,
     /// The whole object, with `replayed: false` and `age_ms: 0`.
     body: Map<String, Value>,
@@ -109,6 +115,35 @@ fn object_box(fields: &Map<String, Value>) -> Option<Value> {
     })
 }
 
+/// The `zones` field (a comma-separated string in the structure) as a JSON array of names;
+/// left as it is when it is not a string (absent: an older producer).
+fn zones_as_array(body: &mut Map<String, Value>) {
+    if let Some(Value::String(list)) = body.get("zones") {
+        let names: Vec<Value> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|z| !z.is_empty())
+            .map(|z| Value::String(z.to_string()))
+            .collect();
+        body.insert("zones".into(), Value::Array(names));
+    }
+}
+
+/// The fields every event starts with, in this order.
+fn envelope(schema: &str, event_id: &str, source: &str, origin: &Origin) -> Map<String, Value> {
+    let mut body = Map::new();
+    body.insert("schema".into(), schema.into());
+    body.insert("event_id".into(), event_id.into());
+    body.insert("time".into(), rfc3339(origin.unix_us).into());
+    body.insert("unix_ms".into(), (origin.unix_us / 1000).into());
+    body.insert("source".into(), source.into());
+    body.insert("element".into(), origin.element.clone().into());
+    body.insert("publisher".into(), origin.publisher.clone().into());
+    body.insert("replayed".into(), false.into());
+    body.insert("age_ms".into(), 0.into());
+    body
+}
+
 impl Event {
     /// Builds the event from a verdict's fields (already snake_case, `null` for values that do
     /// not exist such as a missing PTS) and where it came from.
@@ -136,27 +171,66 @@ impl Event {
         };
         let event_id = format!("{run}-{request_id}");
 
-        let mut body = Map::new();
-        body.insert("schema".into(), VERDICT_SCHEMA.into());
-        body.insert("event_id".into(), event_id.clone().into());
-        body.insert("time".into(), rfc3339(origin.unix_us).into());
-        body.insert("unix_ms".into(), (origin.unix_us / 1000).into());
-        body.insert("source".into(), source.clone().into());
-        body.insert("element".into(), origin.element.clone().into());
-        body.insert("publisher".into(), origin.publisher.clone().into());
-        body.insert("replayed".into(), false.into());
-        body.insert("age_ms".into(), 0.into());
+        let mut body = envelope(VERDICT_SCHEMA, &event_id, &source, origin);
         if let Some(b) = object_box(&fields) {
             body.insert("box".into(), b);
         }
         for (k, v) in fields {
             body.entry(k).or_insert(v);
         }
+        zones_as_array(&mut body);
         Ok(Event {
             event_id,
             source,
             status,
             gap: false,
+            incident: false,
+            unix_us: origin.unix_us,
+            body,
+        })
+    }
+
+    /// An incident event from its fields (snake_case, as [`Event::from_fields`] takes a
+    /// verdict's): `event_id` is `<run>-incident-<incident_id>-<revision>`, so each change of
+    /// an incident is named once and a copy of one can be dropped by it.
+    pub fn from_incident(fields: Map<String, Value>, origin: &Origin) -> Result<Event, String> {
+        let number = |k: &str| {
+            fields
+                .get(k)
+                .and_then(Value::as_u64)
+                .ok_or_else(|| format!("the incident has no {k}"))
+        };
+        let (incident_id, revision) = (number("incident_id")?, number("revision")?);
+        let change = fields
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or("the incident has no type")?
+            .to_string();
+        let source = match fields.get("source_name").and_then(Value::as_str) {
+            Some(name) if !name.is_empty() => topic_level(name),
+            _ => number("source_id")?.to_string(),
+        };
+        let run = if origin.run_id.is_empty() {
+            "0"
+        } else {
+            &origin.run_id
+        };
+        let event_id = format!("{run}-incident-{incident_id}-{revision}");
+        let mut body = envelope(INCIDENT_SCHEMA, &event_id, &source, origin);
+        body.insert("type".into(), change.clone().into());
+        if let Some(b) = fields.get("box") {
+            body.insert("box".into(), b.clone());
+        }
+        for (k, v) in fields {
+            body.entry(k).or_insert(v);
+        }
+        zones_as_array(&mut body);
+        Ok(Event {
+            event_id,
+            source,
+            status: change,
+            gap: false,
+            incident: true,
             unix_us: origin.unix_us,
             body,
         })
@@ -187,6 +261,7 @@ impl Event {
             source: String::new(),
             status: String::new(),
             gap: true,
+            incident: false,
             unix_us: now,
             body,
         }
@@ -198,7 +273,8 @@ impl Event {
             serde_json::from_str(line).map_err(|e| format!("not a JSON object: {e}"))?;
         let s = |k: &str| body.get(k).and_then(Value::as_str).map(String::from);
         let gap = s("schema").as_deref() == Some(GAP_SCHEMA);
-        if !gap && s("schema").as_deref() != Some(VERDICT_SCHEMA) {
+        let incident = s("schema").as_deref() == Some(INCIDENT_SCHEMA);
+        if !gap && !incident && s("schema").as_deref() != Some(VERDICT_SCHEMA) {
             return Err(format!("unknown schema {:?}", body.get("schema")));
         }
         let event_id = s("event_id").ok_or("no event_id")?;
@@ -209,8 +285,13 @@ impl Event {
         Ok(Event {
             event_id,
             source: s("source").unwrap_or_default(),
-            status: s("status").unwrap_or_default(),
+            status: if incident {
+                s("type").unwrap_or_default()
+            } else {
+                s("status").unwrap_or_default()
+            },
             gap,
+            incident,
             // A stored line is input: a huge value saturates rather than overflow.
             unix_us: unix_ms.saturating_mul(1000),
             body,
@@ -218,7 +299,12 @@ impl Event {
     }
 
     pub fn is_verified(&self) -> bool {
-        self.status == "verified"
+        !self.incident && self.status == "verified"
+    }
+
+    /// Whether this is the incident event of an incident becoming an alert.
+    pub fn is_alert(&self) -> bool {
+        self.incident && self.status == "alert"
     }
 
     /// How old the event is at `now_us`, in milliseconds (never negative).
@@ -324,6 +410,27 @@ pub(crate) mod tests {
         assert_eq!(v["box"]["width"], 0.3);
         assert_eq!(v["replayed"], true);
         assert_eq!(v["age_ms"], 0, "never negative");
+    }
+
+    #[test]
+    fn a_verdicts_zones_are_an_array_and_absent_from_older_producers() {
+        let mut f = fields(1, 0, "verified");
+        f.insert("zones".into(), "lawn,door".into());
+        let v = Event::from_fields(f, &origin()).unwrap();
+        assert_eq!(v.body()["zones"], json!(["lawn", "door"]));
+        let mut f = fields(2, 0, "verified");
+        f.insert("zones".into(), "".into());
+        let v = Event::from_fields(f, &origin()).unwrap();
+        assert_eq!(
+            v.body()["zones"],
+            json!([]),
+            "present and empty: none entered"
+        );
+        let v = Event::from_fields(fields(3, 0, "verified"), &origin()).unwrap();
+        assert!(
+            v.body().get("zones").is_none(),
+            "an older producer: no field"
+        );
     }
 
     #[test]

@@ -45,6 +45,36 @@ pub struct Endpoint {
     pub path: String,
 }
 
+/// Which events the webhook gets (`webhook-events`). Gap events (what a spool had to drop)
+/// go whatever the choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WebhookEvents {
+    /// Verdicts and every incident change.
+    #[default]
+    All,
+    /// Verdicts only (what the webhook got before incidents existed).
+    Verdicts,
+    /// Every incident change, no verdicts.
+    Incidents,
+    /// Only the incident events of incidents becoming alerts: one POST per alerting incident.
+    Alerts,
+}
+
+impl WebhookEvents {
+    /// Whether the webhook gets `event`.
+    pub fn wants(self, event: &Event) -> bool {
+        if event.gap {
+            return true;
+        }
+        match self {
+            WebhookEvents::All => true,
+            WebhookEvents::Verdicts => !event.incident,
+            WebhookEvents::Incidents => event.incident,
+            WebhookEvents::Alerts => event.is_alert(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookConfig {
     pub url: String,
@@ -56,6 +86,7 @@ pub struct WebhookConfig {
     pub timeout: Duration,
     pub retry_min: Duration,
     pub retry_max: Duration,
+    pub events: WebhookEvents,
 }
 
 /// Parses `http://host[:port][/path]` or `https://…` (port 80 or 443 by default; IPv6
@@ -614,6 +645,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             retry_min: Duration::from_millis(10),
             retry_max: Duration::from_millis(100),
+            events: WebhookEvents::All,
         };
         let e = validate(&config("https://localhost/", "/nonexistent/ca.pem")).unwrap_err();
         assert!(e.contains("/nonexistent/ca.pem"), "{e}");

@@ -5,6 +5,8 @@
 //! broker restart in the field does.
 #![allow(dead_code)]
 
+pub mod hook;
+
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -7,7 +7,7 @@ Checks every POST (Content-Type, Idempotency-Key = the body's event_id, the
 X-IGuard-Signature HMAC-SHA256 over the body with SECRET), answers 401 to a bad one, 500 for
 FAIL_SECONDS after the first request, then 422 to verdicts whose request_id % REFUSE_MOD == 0
 (REFUSE_MOD 0: none) and 200 to the rest. Each answer is a JSON line in LOG:
-{"code", "event_id", "request_id", "replayed", "schema", "problem"}.
+{"code", "event_id", "request_id", "replayed", "schema", "type", "problem"}.
 With CERT and KEY (PEM files), it serves HTTPS. Prints "ready" once listening.
 
 HOOK_SCRIPT (environment), e.g. "429/s2,408/d3,401,403": the answers to the first good
@@ -74,7 +74,7 @@ class Hook(http.server.BaseHTTPRequestHandler):
         log.write(json.dumps({
             "code": code, "event_id": event.get("event_id"),
             "request_id": event.get("request_id"), "replayed": event.get("replayed"),
-            "schema": event.get("schema"), "problem": problem,
+            "schema": event.get("schema"), "type": event.get("type"), "problem": problem,
             "t": time.monotonic()}) + "\n")
         self.send_response(code)
         if retry_after is not None:
