@@ -50,6 +50,7 @@ fn rejected(request_id: u64, object_id: u64) -> Verdict {
         object_id: Some(object_id),
         crop: None,
         snapshot: None,
+        zones: Vec::new(),
     }
 }
 
