@@ -1251,7 +1251,7 @@ fn metrics_are_served_as_openmetrics_and_equal_stats() {
         "videotestsrc num-buffers=120 ! video/x-raw,format=RGBA,width=320,height=240 \
          ! iguardreplay location={} \
          ! iguardverify name=mv cooldown=0 temporal-size=4 input-width=32 input-height=32 \
-           max-workers=1 queue-size=1000 model-type=fallback \
+           max-workers=1 queue-size=1000 model-type=fallback incidents=false \
          ! iguardpublish name=mp metrics-address={port} file-path={} \
            webhook-url=http://127.0.0.1:{}/ webhook-secret=k ! fakesink",
         det.display(),
@@ -1489,14 +1489,16 @@ fn assert_series_equal_stats(
     }
 }
 
-/// `videotestsrc ! iguardreplay ! iguardverify name=<verifier>`, a clip every few frames.
+/// `videotestsrc ! iguardreplay ! iguardverify name=<verifier>`, a clip every few frames;
+/// verdicts only (`incidents=false`): these tests count verdicts, tests/publish_incidents.rs
+/// covers incidents.
 fn verifying_source(det: &Path, frames: u32, verifier: &str) -> String {
     format!(
         "videotestsrc num-buffers={frames} \
          ! video/x-raw,format=RGBA,width=320,height=240,framerate=30/1 \
          ! iguardreplay location={} \
          ! iguardverify name={verifier} cooldown=0 temporal-size=4 input-width=32 \
-           input-height=32 max-workers=2 queue-size=1000 model-type=fallback",
+           input-height=32 max-workers=2 queue-size=1000 model-type=fallback incidents=false",
         det.display()
     )
 }

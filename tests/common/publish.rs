@@ -150,7 +150,7 @@ pub fn run_pipeline_with(
          ! video/x-raw,format=RGBA,width=320,height=240,framerate=30/1 \
          ! iguardreplay location={} \
          ! iguardverify name=v cooldown=0 temporal-size=4 input-width=32 input-height=32 \
-           result-queue-size=1 max-workers=1 queue-size=1000 model-type=fallback {verify_props} \
+           result-queue-size=1 max-workers=1 queue-size=1000 model-type=fallback incidents=false {verify_props} \
          ! iguardpublish name=p {props} ! fakesink name=sink sync={live}",
         det.display()
     );
