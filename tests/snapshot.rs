@@ -212,7 +212,7 @@ fn publish_run(dir: &Path, props: &str) -> (Vec<serde_json::Value>, gst::Structu
         "videotestsrc num-buffers=40 ! video/x-raw,format=RGBA,width=320,height=240,framerate=30/1 \
          ! iguardreplay location={} \
          ! iguardverify name=v cooldown=0 temporal-size=4 input-width=32 input-height=32 \
-           model-type=fallback snapshot=true \
+           model-type=fallback snapshot=true incidents=false \
          ! iguardpublish name=p file-path={} {props} ! fakesink",
         det.display(),
         log.display(),
