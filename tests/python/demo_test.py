@@ -75,9 +75,14 @@ def main():
           f"the verifier confirmed some alarms and rejected others: {summary}")
     with open(os.path.join(out, "events.jsonl")) as f:
         events = [json.loads(line) for line in f]
-    check(len(events) == summary["clips"],
-          f"{len(events)} events for {summary['clips']} verdicts")
-    check(all(e.get("schema") == "iguard.verdict/1" for e in events), "every event's schema")
+    verdicts = [e for e in events if e.get("schema") == "iguard.verdict/1"]
+    incidents = [e for e in events if e.get("schema") == "iguard.incident/1"]
+    check(len(verdicts) == summary["clips"],
+          f"{len(verdicts)} verdict events for {summary['clips']} verdicts")
+    check(len(verdicts) + len(incidents) == len(events), "every event's schema")
+    ended = [e for e in incidents if e.get("type") == "end"]
+    opened = [e for e in incidents if e.get("type") == "new"]
+    check(len(opened) == len(ended) > 0, f"{len(opened)} incidents opened, {len(ended)} ended")
     check(len({e["event_id"] for e in events}) == len(events), "event ids are unique")
     for png in ("frame.png", "contact-sheet.png"):
         img = cv2.imread(os.path.join(out, png))
