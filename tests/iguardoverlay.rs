@@ -9,7 +9,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{StopOnDrop, init, with_watchdog};
+use common::{StopOnDrop, init, verdict, with_watchdog};
 use gst::prelude::*;
 use gstiguard::geometry::PixelRect;
 use gstiguard::meta;
@@ -21,35 +21,6 @@ const REJECTED_COLOR: [u8; 3] = [0x20, 0xD0, 0x20];
 
 /// A detection: label, object id, box.
 type Det = (&'static str, Option<i32>, (u32, u32, u32, u32));
-
-fn verdict(request_id: u64, status: Status, object_id: Option<u64>) -> Verdict {
-    Verdict {
-        request_id,
-        source_id: 0,
-        pad_index: 0,
-        status,
-        score: if status == Status::Verified {
-            0.91
-        } else {
-            0.12
-        },
-        threshold: 0.5,
-        label: String::new(),
-        trigger_label: "person".into(),
-        trigger_confidence: 0.9,
-        clip_start_pts: None,
-        clip_end_pts: None,
-        frames: 16,
-        queue_ms: 0.0,
-        processing_ms: 1.0,
-        scorer: "onnx".into(),
-        reason: String::new(),
-        object_id,
-        crop: None,
-        snapshot: None,
-        zones: Vec::new(),
-    }
-}
 
 fn info(format: gst_video::VideoFormat, width: u32, height: u32) -> gst_video::VideoInfo {
     init();

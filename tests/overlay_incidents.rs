@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{StopOnDrop, init};
+use common::{StopOnDrop, init, verdict};
 use gst::prelude::*;
 use gstiguard::iguardoverlay::text::{DEFAULT_FONT_FILE, Font};
 use gstiguard::incident::{Change, EndReason, Incident, PixelBox, State};
@@ -27,31 +27,6 @@ fn info() -> gst_video::VideoInfo {
         .fps(gst::Fraction::new(10, 1))
         .build()
         .unwrap()
-}
-
-fn rejected(request_id: u64, object_id: u64) -> Verdict {
-    Verdict {
-        request_id,
-        source_id: 0,
-        pad_index: 0,
-        status: Status::Rejected,
-        score: 0.12,
-        threshold: 0.5,
-        label: String::new(),
-        trigger_label: "person".into(),
-        trigger_confidence: 0.9,
-        clip_start_pts: None,
-        clip_end_pts: None,
-        frames: 16,
-        queue_ms: 0.0,
-        processing_ms: 1.0,
-        scorer: "onnx".into(),
-        reason: String::new(),
-        object_id: Some(object_id),
-        crop: None,
-        snapshot: None,
-        zones: Vec::new(),
-    }
 }
 
 /// A uniform grey RGBA frame at `pts_ms` with person detections and verdicts.
@@ -154,7 +129,11 @@ fn an_incidents_state_is_drawn_on_its_object_and_an_ended_one_goes_after_hold() 
         for e in events {
             assert!(h.push_event(e));
         }
-        let verdicts = if n == 0 { vec![rejected(1, 7)] } else { vec![] };
+        let verdicts = if n == 0 {
+            vec![verdict(1, Status::Rejected, Some(7))]
+        } else {
+            vec![]
+        };
         let out = h.push_and_pull(frame(n * 100, &dets, &verdicts)).unwrap();
         colours.push((bottom(&out, a), bottom(&out, b)));
         label_ends.push(right_end(&out, a.1 - 6..a.1 - 5));

@@ -13,7 +13,7 @@ use gstiguard::clip::Clip;
 use gstiguard::meta;
 use gstiguard::scorer::fallback::FallbackScorer;
 use gstiguard::scorer::{Cancel, Score, ScoreError, Scorer};
-use gstiguard::verdict::Verdict;
+use gstiguard::verdict::{Status, Verdict};
 
 pub fn init() {
     static INIT: Once = Once::new();
@@ -292,4 +292,35 @@ pub fn threads_left(prefix: &str) -> Vec<String> {
         std::thread::sleep(Duration::from_millis(5));
     }
     gstiguard::pool::thread_names(prefix)
+}
+
+/// A verdict for drawing tests: source 0, a person trigger, scored 0.91 when verified and
+/// 0.12 otherwise, threshold 0.5.
+pub fn verdict(request_id: u64, status: Status, object_id: Option<u64>) -> Verdict {
+    Verdict {
+        request_id,
+        source_id: 0,
+        pad_index: 0,
+        status,
+        score: if status == Status::Verified {
+            0.91
+        } else {
+            0.12
+        },
+        threshold: 0.5,
+        label: String::new(),
+        trigger_label: "person".into(),
+        trigger_confidence: 0.9,
+        clip_start_pts: None,
+        clip_end_pts: None,
+        frames: 16,
+        queue_ms: 0.0,
+        processing_ms: 1.0,
+        scorer: "onnx".into(),
+        reason: String::new(),
+        object_id,
+        crop: None,
+        snapshot: None,
+        zones: Vec::new(),
+    }
 }
