@@ -61,8 +61,16 @@ impl Broker {
             extra,
             child: None,
         };
-        b.resume();
-        b
+        // A free port can be taken by another test between `free_port` and mosquitto's bind:
+        // then another port, a few times.
+        for _ in 0..5 {
+            match b.try_resume() {
+                Ok(()) => return b,
+                Err(e) if e.contains("Address already in use") => b.port = free_port(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("mosquitto found no free port in 5 tries: {}", b.log())
     }
 
     pub fn url(&self) -> String {
@@ -71,6 +79,14 @@ impl Broker {
 
     /// Starts the broker (again) on the same port and folder; waits until it accepts.
     pub fn resume(&mut self) {
+        if let Err(e) = self.try_resume() {
+            panic!("{e}");
+        }
+    }
+
+    /// Starts mosquitto and waits until it says it runs: a connection alone could reach
+    /// another program that took the port, while this broker failed to bind and left.
+    fn try_resume(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "already running");
         let conf = self.dir.join("mosquitto.conf");
         std::fs::write(
@@ -85,12 +101,14 @@ impl Broker {
             ),
         )
         .unwrap();
+        let runs = |log: &str| log.lines().filter(|l| l.ends_with(" running")).count();
+        let before = runs(&self.log());
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.join("mosquitto.log"))
             .unwrap();
-        let child = Command::new(MOSQUITTO)
+        let mut child = Command::new(MOSQUITTO)
             .arg("-c")
             .arg(&conf)
             .stdin(Stdio::null())
@@ -98,15 +116,28 @@ impl Broker {
             .stderr(log)
             .spawn()
             .expect("start mosquitto");
-        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto did not listen on {}: {}",
-                self.port,
-                self.log()
-            );
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "mosquitto on port {} left ({status}): {}",
+                    self.port,
+                    self.log()
+                ));
+            }
+            if runs(&self.log()) > before && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                self.child = Some(child);
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "mosquitto did not listen on {}: {}",
+                    self.port,
+                    self.log()
+                ));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
