@@ -113,6 +113,15 @@ test-rust: build deepstream-libs mqtt-deps footage
 
 test-python: build
 	/usr/bin/python3 tests/python/read_meta.py
+	@# GstAnalytics in and out needs GStreamer 1.24+ and its typelib: here when this machine has
+	@# them, otherwise said, and run inside the Debian 13 root by make test-debian13 (as CI does).
+	@if /usr/bin/python3 -c 'import gi; gi.require_version("GstAnalytics", "1.0")' 2>/dev/null; then \
+		/usr/bin/python3 tests/python/analytics_test.py; \
+	else \
+		echo "GstAnalytics test (tests/python/analytics_test.py): not run here (GStreamer" \
+			"$$(pkg-config --modversion gstreamer-1.0), no GstAnalytics typelib); make" \
+			"test-debian13 runs it inside a Debian 13 root (GStreamer 1.26)"; \
+	fi
 
 # The demo as make demo runs it, into target/: a decodable video of every frame, one event per
 # verdict, nothing pending.
@@ -153,3 +162,6 @@ include footage.mk
 
 # The Stage-2 verifier trained on that footage: make eval, test-verifier (part of make test).
 include eval.mk
+
+# Debian 13 (GStreamer 1.26) in a debootstrap root: make debian13-run, make test-debian13.
+include debian13.mk

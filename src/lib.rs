@@ -14,6 +14,7 @@
 
 use gst::glib;
 
+pub mod analytics;
 pub mod clip;
 pub mod config;
 pub mod deepstream;

@@ -7,6 +7,7 @@
 
 use crate::geometry::Rect;
 
+pub mod analytics;
 pub mod deepstream;
 pub mod roi;
 
@@ -61,13 +62,15 @@ pub trait DetectionReader: Send {
     }
 }
 
-/// Reads DeepStream batch metas when a buffer carries one, ROI metas otherwise, so one element
-/// serves both kinds of pipeline without configuration.
+/// Reads DeepStream batch metas when a buffer carries one, ROI metas and GstAnalytics od mtds
+/// otherwise, so one element serves every kind of pipeline without configuration.
 pub struct AutoReader {
     pub roi: roi::RoiReader,
     /// The ROI path's detections, kept from buffer to buffer.
     pub spare: roi::Spare,
     pub deepstream: deepstream::DeepStreamReader,
+    /// Od mtds, after the ROI metas of the same buffer (GStreamer 1.24 and later).
+    pub analytics: analytics::AnalyticsReader,
 }
 
 impl DetectionReader for AutoReader {
@@ -79,7 +82,13 @@ impl DetectionReader for AutoReader {
         if deepstream::carries_batch_meta(buffer) {
             self.deepstream.read(buffer, out);
         } else {
+            let first = out.len();
             self.roi.read_with(buffer, out, &mut self.spare);
+            if let Some(frame) = out.get_mut(first) {
+                let from_roi = frame.detections.len();
+                self.analytics
+                    .read_into(buffer, from_roi, &mut frame.detections);
+            }
         }
     }
 }
