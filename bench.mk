@@ -9,9 +9,13 @@
 #   make bench-overlay iguardoverlay alone (examples/bench_overlay.rs): the streaming thread's
 #                      cost per frame with 16 moving objects, RGBA and I420 1080p (under 1 min)
 
+#   make bench-libyuv  the sampler against libyuv alone (bench --only libyuv; installs libyuv0):
+#                      time per call and per output pixel, and the tiles' agreement, asserted
+#                      (also a phase of bench and bench-quick, which fail when they disagree)
 #   make bench-frame   the streaming thread per frame (examples/bench_frame.rs): allocations in
 #                      steady state (no trigger, 1 and 16 objects collecting) and CPU for
-#                      20,000 boxes / 20 boxes; under 1 min
+#                      20,000 boxes / 20 boxes; under 1 min. BENCH_FRAME_ARGS=--trace: where
+#                      the allocations come from (backtraces), no CPU figures
 # The footage phase needs vtest.avi and its HOG detections (footage.mk: `make footage`).
 # Figures are printed as `name: value` lines and a table, and written as JSON to BENCH_DIR.
 # Both then run the remote benchmark (examples/bench_triton.rs, see triton.mk): a Triton server
@@ -28,14 +32,21 @@ BENCH_ARGS ?=
 BENCH_ENV := GST_PLUGIN_PATH= GST_REGISTRY=$(CURDIR)/target/gst-registry-bench.bin \
 	ORT_DYLIB_PATH=$(ORT_DYLIB_PATH)
 
-.PHONY: bench bench-quick bench-build bench-publish bench-publish-quick bench-publish-build \
+.PHONY: bench bench-quick bench-build bench-libyuv libyuv-deps bench-publish bench-publish-quick bench-publish-build \
 	bench-overlay bench-frame
 
 bench-build:
 	$(CARGO) build --release --features testing --example bench --example bench_triton \
 		--example bench_publish
 
-bench: models models/r3d18-action.onnx triton-venv footage mqtt-deps bench-build
+# libyuv is opened at run time by the benchmark only (the sampler comparison); nothing links it.
+libyuv-deps:
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="libyuv0"
+
+bench-libyuv: libyuv-deps bench-build
+	$(BENCH_ENV) $(BENCH_BIN) --only libyuv --out $(BENCH_DIR)/bench-libyuv.json $(BENCH_ARGS)
+
+bench: models models/r3d18-action.onnx triton-venv footage mqtt-deps libyuv-deps bench-build
 	@mkdir -p $(BENCH_DIR)
 	$(BENCH_ENV) $(BENCH_BIN) --out $(BENCH_DIR)/bench.json \
 		--clip-model $(CURDIR)/models/r3d18-action.onnx \
@@ -43,7 +54,7 @@ bench: models models/r3d18-action.onnx triton-venv footage mqtt-deps bench-build
 	$(BENCH_ENV) $(BENCH_TRITON_BIN) --out $(BENCH_DIR)/bench-triton.json
 	$(BENCH_ENV) $(BENCH_PUBLISH_BIN) --out $(BENCH_DIR)/bench-publish.json
 
-bench-quick: models triton-venv footage mqtt-deps bench-build
+bench-quick: models triton-venv footage mqtt-deps libyuv-deps bench-build
 	@mkdir -p $(BENCH_DIR)
 	$(BENCH_ENV) $(BENCH_BIN) --quick --out $(BENCH_DIR)/bench-quick.json \
 		--clip-model $(CURDIR)/models/tiny-action.onnx \

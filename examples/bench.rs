@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --features testing --example bench -- [--quick] [--out PATH] [--clip-model PATH]
-//!     [--sync-model PATH] [--only rss,frame,objects,footage,streams,sync,clips]
+//!     [--sync-model PATH] [--only rss,frame,libyuv,objects,footage,streams,sync,clips]
 //! ```
 //!
 //! Every figure is printed as one `name: value` line when it is measured, then in a short table
@@ -35,6 +35,11 @@
 //! - `sync`: a live pipeline (`videotestsrc is-live=true ! iguardreplay ! iguardverify !
 //!   fakesink sync=true`) with a real model, `async=false` then `async=true`: late and dropped
 //!   frames at the sink.
+//! - `libyuv`: the sampler alone against libyuv (opened at run time from `libyuv.so.0`; the
+//!   phase says so and is skipped when it is missing) on the same crops of the same 1080p
+//!   frames, RGBA and NV12, person box and full frame, 112² and 224² tiles: time per call
+//!   and per output pixel, their ratio, and the tiles' difference, which must stay within a
+//!   stated bound (the phase fails otherwise; see `common/vs_libyuv.rs`).
 //! - `clips`: one clip timed directly with `OnnxScorer` (1 thread), then the element's clips/s with
 //!   1 and 2 workers and with batches of 4, from a queue filled before the workers start.
 //!
@@ -45,6 +50,8 @@
 mod clock;
 #[path = "common/report.rs"]
 mod report;
+#[path = "common/vs_libyuv.rs"]
+mod vs_libyuv;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -764,7 +771,7 @@ impl Opts {
                 "-h" | "--help" => {
                     return Err("usage: bench [--quick] [--out PATH] [--clip-model PATH] \
                                 [--sync-model PATH] \
-                                [--only rss,frame,objects,footage,streams,sync,clips]"
+                                [--only rss,frame,libyuv,objects,footage,streams,sync,clips]"
                         .into());
                 }
                 other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -1054,6 +1061,58 @@ fn phase_frame(opts: &Opts, rep: &mut Report) -> Result<(), String> {
         percentile(&cpu, 99.0) / 1e3,
     );
     Ok(())
+}
+
+/// The sampler against libyuv (issue 24): `sampler_vs_libyuv_<case>` is the sampler's median
+/// time per call over libyuv's; an error when the tiles differ by more than the bound.
+fn phase_libyuv(opts: &Opts, rep: &mut Report) -> Result<(), String> {
+    let lib = match vs_libyuv::open() {
+        Ok(lib) => lib,
+        Err(e) => {
+            println!("{e}");
+            rep.detail("libyuv", "not found: comparison skipped");
+            return Ok(());
+        }
+    };
+    let rows = vs_libyuv::run(&lib, if opts.quick { 150 } else { 1500 })?;
+    let mut disagree = Vec::new();
+    for r in &rows {
+        let px = f64::from(r.pixels);
+        rep.fig(
+            &format!("sampler_vs_libyuv_{}", r.case),
+            r.sampler_ns / r.libyuv_ns,
+        );
+        rep.fig(&format!("sampler_ns_per_px_{}", r.case), r.sampler_ns / px);
+        rep.fig(&format!("libyuv_ns_per_px_{}", r.case), r.libyuv_ns / px);
+        if let Some(ns) = r.libyuv_420_ns {
+            rep.fig(&format!("libyuv_420tile_ns_per_px_{}", r.case), ns / px);
+        }
+        let [mr, mg, mb] = r.max_diff;
+        let [ar, ag, ab] = r.mean_diff;
+        let agreement = format!(
+            "max {mr}/{mg}/{mb}, mean {ar:.2}/{ag:.2}/{ab:.2} (R/G/B; bound max {}, mean {})",
+            r.bound, r.mean_bound
+        );
+        println!("sampler_libyuv_diff_{}: {agreement}", r.case);
+        rep.fig(
+            &format!("sampler_libyuv_max_diff_{}", r.case),
+            f64::from(*r.max_diff.iter().max().unwrap_or(&0)),
+        );
+        rep.detail(&format!("sampler_libyuv_diff_{}", r.case), &agreement);
+        if !r.agrees() {
+            disagree.push(format!("{}: {agreement}", r.case));
+        }
+    }
+    rep.detail("sampler_libyuv_bound", vs_libyuv::bounds());
+    if disagree.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the sampler and libyuv disagree beyond {}: {}",
+            vs_libyuv::bounds(),
+            disagree.join("; ")
+        ))
+    }
 }
 
 /// Objects collecting at once in the per-object phase.
@@ -1657,7 +1716,7 @@ fn test_clip(id: u64, t: u32, h: u32, w: u32) -> Clip {
         frames: t,
         real_frames: t,
         pixels,
-        frame_labels: vec![vec![]; t as usize],
+        frame_labels: gstiguard::clip::FrameLabels::empty(t as usize),
         region: PixelRect::full(w, h),
         trigger_label: "person".into(),
         trigger_confidence: 0.9,
@@ -1982,9 +2041,10 @@ fn main() -> ExitCode {
     rep.detail("load_average_start", load_average());
     rep.detail("machine", clock::machine());
     type Phase = fn(&Opts, &mut Report) -> Result<(), String>;
-    let phases: [(&str, Phase); 7] = [
+    let phases: [(&str, Phase); 8] = [
         ("rss", phase_rss),
         ("frame", phase_frame),
+        ("libyuv", phase_libyuv),
         ("objects", phase_objects),
         ("footage", phase_footage),
         ("streams", phase_streams),

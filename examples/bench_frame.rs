@@ -10,13 +10,17 @@
 //! - **CPU per frame** for 20 and for 20,000 overlapping person boxes (the same image, boxes
 //!   pre-attached; thread CPU time of push + pull), and their ratio.
 //!
-//! `cargo run --release --features testing --example bench_frame [-- --quick]`
+//! `--trace` (issue 24): the allocations counted are also attributed to where they come from
+//! (a backtrace each, its innermost frames in this crate), the busiest sites printed per case.
+//!
+//! `cargo run --release --features testing --example bench_frame [-- --quick] [-- --trace]`
 
 #[path = "common/clock.rs"]
 mod clock;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -30,15 +34,68 @@ thread_local! {
     /// Allocations made by this thread while `COUNTING` is set.
     static COUNT: Cell<u64> = const { Cell::new(0) };
     static COUNTING: Cell<bool> = const { Cell::new(false) };
+    /// `--trace`: attribute each counted allocation to its call site.
+    static TRACING: Cell<bool> = const { Cell::new(false) };
+    /// Set while a backtrace is taken, so its own allocations are neither counted nor traced.
+    static IN_TRACE: Cell<bool> = const { Cell::new(false) };
+    /// Call site (the innermost frames in this crate) → allocations.
+    static SITES: RefCell<HashMap<String, u64>> = RefCell::new(HashMap::new());
 }
 
 fn note_alloc() {
     // `try_with`: a thread being torn down has no thread-locals left.
-    let _ = COUNTING.try_with(|on| {
-        if on.get() {
-            let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-        }
-    });
+    let counting = COUNTING.try_with(|on| on.get()).unwrap_or(false);
+    if !counting || IN_TRACE.try_with(|t| t.get()).unwrap_or(true) {
+        return;
+    }
+    let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+    if TRACING.try_with(|t| t.get()).unwrap_or(false) {
+        IN_TRACE.with(|t| t.set(true));
+        let site = call_site(&std::backtrace::Backtrace::force_capture().to_string());
+        SITES.with(|s| *s.borrow_mut().entry(site).or_default() += 1);
+        IN_TRACE.with(|t| t.set(false));
+    }
+}
+
+/// The frames around the first one in this crate's code (three callees before it, for
+/// allocations made by a dependency on its behalf, and two callers), with their source lines,
+/// generics cut: enough to tell the allocating call apart.
+fn call_site(trace: &str) -> String {
+    let mut frames: Vec<String> = Vec::new();
+    let mut lines = trace.lines().map(str::trim).peekable();
+    while let Some(line) = lines.next() {
+        let Some((_, name)) = line.split_once(": ") else {
+            continue;
+        };
+        let short = name.split('<').next().unwrap_or(name);
+        let at = match lines.peek() {
+            Some(l) if l.starts_with("at ") => lines.next().unwrap_or(""),
+            _ => "",
+        };
+        let at = at.rsplit('/').next().unwrap_or(at);
+        frames.push(format!("{short} {at}|{name}"));
+    }
+    let Some(first) = frames.iter().position(|f| f.contains("gstiguard")) else {
+        return "(outside this crate)".to_string();
+    };
+    frames[first.saturating_sub(3)..(first + 2).min(frames.len())]
+        .iter()
+        .map(|f| f.split('|').next().unwrap_or(f).to_string())
+        .collect::<Vec<_>>()
+        .join("\n      <- ")
+}
+
+/// Prints the busiest allocation sites since the last call, and forgets them.
+fn print_sites(case: &str, frames: f64) {
+    let mut sites: Vec<(String, u64)> = SITES.with(|s| s.borrow_mut().drain().collect());
+    if sites.is_empty() {
+        return;
+    }
+    sites.sort_by_key(|s| std::cmp::Reverse(s.1));
+    println!("  allocation sites, {case} (per frame):");
+    for (site, n) in sites.iter().take(12) {
+        println!("    {:.2}  {site}", *n as f64 / frames);
+    }
 }
 
 // SAFETY: every call goes to the system allocator unchanged; only a count is added.
@@ -182,6 +239,8 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let quick = std::env::args().any(|a| a == "--quick");
+    let trace = std::env::args().any(|a| a == "--trace");
+    TRACING.with(|t| t.set(trace));
     let image = {
         let mut b = gst::Buffer::with_size((W * H * 4) as usize).unwrap();
         b.get_mut().unwrap().map_writable().unwrap().fill(90);
@@ -209,37 +268,48 @@ fn main() -> ExitCode {
             .collect();
         run(&mut h, w, m)
     };
-    let none = steady(&|_| vec![], &[]);
-    let cars = steady(
-        &|n| {
-            (0..4)
-                .map(|i| {
-                    (
-                        "car",
-                        0.9,
-                        (10 + 150 * i + (n % 5) as u32, 300, 80, 50),
-                        None,
-                    )
-                })
-                .collect()
-        },
-        &[],
+    let traced = |case: &str, r: (f64, f64)| {
+        print_sites(case, measured as f64);
+        r
+    };
+    let none = traced("no detections", steady(&|_| vec![], &[]));
+    let cars = traced(
+        "4 cars",
+        steady(
+            &|n| {
+                (0..4)
+                    .map(|i| {
+                        (
+                            "car",
+                            0.9,
+                            (10 + 150 * i + (n % 5) as u32, 300, 80, 50),
+                            None,
+                        )
+                    })
+                    .collect()
+            },
+            &[],
+        ),
     );
-    let one = steady(&|n| people(n, 1), &[]);
-    let sixteen = steady(&|n| people(n, 16), &[("max-clips-per-source", 16)]);
+    let one = traced("1 object", steady(&|n| people(n, 1), &[]));
+    let sixteen = traced(
+        "16 objects",
+        steady(&|n| people(n, 16), &[("max-clips-per-source", 16)]),
+    );
     println!("allocations per frame (streaming thread, Rust heap):");
-    println!("  alloc-per-frame-no-detections: {:.2}", none.0);
-    println!("  alloc-per-frame-4-cars-no-trigger: {:.2}", cars.0);
+    println!("  allocations_per_frame_no_detections: {:.2}", none.0);
+    println!("  allocations_per_frame_4_cars_no_trigger: {:.2}", cars.0);
+    println!("  allocations_per_frame_1_object_collecting: {:.2}", one.0);
     println!(
-        "  alloc-per-frame-1-object-collecting: {:.2} ({:.2} per tile)",
-        one.0, one.0
-    );
-    println!(
-        "  alloc-per-frame-16-objects-collecting: {:.2} ({:.2} per tile)",
+        "  allocations_per_frame_16_objects_collecting: {:.2} ({:.2} per tile)",
         sixteen.0,
         sixteen.0 / 16.0
     );
 
+    if trace {
+        println!("(--trace: CPU per frame not measured, backtraces cost more than the frame)");
+        return ExitCode::SUCCESS;
+    }
     // CPU per frame, 20 boxes against 20,000.
     let frames = if quick { 8 } else { 24 };
     let cost = |boxes: u32| {
