@@ -4,8 +4,9 @@
 //! Each track remembers its last box and a velocity (the mean motion per frame of its box). On
 //! a frame, every track's box is moved by its velocity for the frames since it was last seen,
 //! and detections are matched to these predicted boxes greedily by IoU, best pair first, only
-//! within one label. A detection left over starts a new track; a track unseen for more than
-//! `timeout` frames is forgotten. The prediction is what keeps two people who cross apart: at
+//! within one label. A detection left over starts a new track; a track unseen for `timeout`
+//! frames is forgotten on that frame, the frame [`Memory`] reports its object lost, so a lost
+//! object seen again gets a new id. The prediction is what keeps two people who cross apart: at
 //! the crossing their boxes overlap, but each predicted box lies on its own side.
 //!
 //! Greedy matching (not Hungarian) is enough for the few boxes of a camera frame and costs
@@ -98,7 +99,7 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// A tracker forgetting a track after `timeout` frames without a match.
+    /// A tracker forgetting a track after `timeout` frames (at least 1) without a match.
     pub fn new(timeout: u32, min_iou: f64) -> Self {
         Tracker {
             tracks: Vec::new(),
@@ -115,7 +116,7 @@ impl Tracker {
         self.timeout = timeout;
     }
 
-    /// Tracks alive (seen within `timeout` frames).
+    /// Tracks alive (unseen for fewer than `timeout` frames).
     pub fn len(&self) -> usize {
         self.tracks.len()
     }
@@ -180,8 +181,11 @@ impl Tracker {
                 self.tracks[t].missed = self.tracks[t].missed.saturating_add(1);
             }
         }
-        let timeout = self.timeout;
-        self.tracks.retain(|t| t.missed <= timeout);
+        // The boundary of [`Memory::forget_unseen`]: forgotten on the frame its object is
+        // reported lost, never matched again after it (`track-timeout` 1: a track lives only
+        // from one frame to the next).
+        let timeout = self.timeout.max(1);
+        self.tracks.retain(|t| t.missed < timeout);
         for (d, id) in ids.iter_mut().enumerate() {
             let (label, b) = detection(d);
             if id.is_some() || !finite(&b) || self.tracks.len() >= MAX_TRACKS {
@@ -270,7 +274,7 @@ impl<K: Hash + Eq + Copy> Memory<K> {
     }
 
     /// Forgets the objects unseen for `timeout` frames (at least 1) as of `frame`, adding
-    /// their keys to `lost`.
+    /// their keys to `lost`: the frame a [`Tracker`] with that timeout forgets their track.
     pub fn forget_unseen(&mut self, frame: u64, timeout: u32, lost: &mut Vec<K>) {
         let timeout = u64::from(timeout.max(1));
         self.objects.retain(|k, s| {
@@ -333,8 +337,8 @@ mod tests {
             ids.extend(t.update(&dets).into_iter().flatten());
         }
         assert!(ids.iter().all(|&i| i == 1), "{ids:?}");
-        // Gone for more than the timeout: the same place gives a new id.
-        for _ in 0..4 {
+        // Gone for the timeout (3 frames): the same place gives a new id.
+        for _ in 0..3 {
             t.update(&[]);
         }
         assert!(t.is_empty());
@@ -342,6 +346,38 @@ mod tests {
             t.update(&[("person", b(16.0, 0.0, 20.0, 40.0))]),
             vec![Some(2)]
         );
+    }
+
+    #[test]
+    fn a_track_is_dropped_on_the_frame_memory_reports_its_object_lost() {
+        // The two sides of one boundary: unseen for `timeout` frames is lost (Memory) and
+        // forgotten (Tracker) on the same frame; unseen for one frame fewer is neither, so an
+        // object reported lost can never come back under its old id.
+        for timeout in [1u32, 3, 15] {
+            for gap in [timeout - 1, timeout] {
+                let mut t = Tracker::new(timeout, DEFAULT_MIN_IOU);
+                let mut m: Memory<u64> = Memory::default();
+                let mut lost = vec![];
+                let here = [("person", b(0.0, 0.0, 20.0, 40.0))];
+                let mut frame = 1;
+                let id = t.update(&here)[0].unwrap();
+                m.see(id, frame, None, std::iter::empty());
+                for _ in 0..gap {
+                    frame += 1;
+                    assert_eq!(t.update(&[]), vec![]);
+                    m.forget_unseen(frame, timeout, &mut lost);
+                }
+                let reported = lost.contains(&id);
+                assert_eq!(reported, gap == timeout, "timeout {timeout}, gap {gap}");
+                assert_eq!(t.is_empty(), reported, "timeout {timeout}, gap {gap}");
+                let again = t.update(&here)[0].unwrap();
+                if reported {
+                    assert_ne!(again, id, "lost, then matched again: timeout {timeout}");
+                } else {
+                    assert_eq!(again, id, "timeout {timeout}, gap {gap}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -64,8 +64,8 @@ def main():
     ap.add_argument("--threshold", type=float, default=0.7, help="the element's default")
     ap.add_argument("--timeout", type=int, default=900)
     ap.add_argument("--json", help="write the figures here")
-    ap.add_argument("--check", help="fail unless every verdict matches a dataset clip and the "
-                                    "held-out figures equal this file's (figures-element.json), made from the same model (sha256)")
+    ap.add_argument("--check", help="fail unless every verdict matches a dataset clip (but those "
+                                    "this file names) and the held-out figures equal this file's (figures-element.json), made from the same model (sha256)")
     a = ap.parse_args()
 
     with open(os.path.join(a.data, "clips.json")) as f:
@@ -77,12 +77,14 @@ def main():
     statuses = {}
     rows = []
     unmatched = 0
+    unmatched_clips = []
     for v in vs:
         statuses[v.get("status")] = statuses.get(v.get("status"), 0) + 1
         start = int(round(int(v["clip-start-pts"]) / (1e9 / fps))) + 1
         c = ours.get((int(v["object-id"]), start))
         if c is None:
             unmatched += 1
+            unmatched_clips.append([int(v["object-id"]), start])
             continue
         rows.append((c, v))
     # The crop on the last sampled frame, as the element reports it, against dataset.py's.
@@ -100,7 +102,8 @@ def main():
     figures = {
         "model_sha256": model_sha,
         "verdicts": len(vs), "statuses": statuses, "matched_to_dataset_clips": len(rows),
-        "unmatched": unmatched, "last_crop_equal": crops_equal,
+        "unmatched": unmatched, "unmatched_clips": sorted(unmatched_clips),
+        "last_crop_equal": crops_equal,
         "held_out_alarms_stage1": len(held),
         "held_out_person": len(person), "held_out_false_detection": len(false),
         "verified_person": v_person, "verified_false": v_false,
@@ -152,8 +155,15 @@ def main():
         if off:
             print(f"{len(off)} clip scores differ from {a.check} by more than 0.02: "
                   + ", ".join(f"clip {k}: {g} vs {w}" for k, g, w in off[:5]))
-        checks = [("every verdict matches a clip of dataset.py (object id, first frame)",
-                   unmatched == 0, ""),
+        # The element's clips are dataset.py's but for those the committed figures name: the
+        # tracker fix that gives a lost object a new id on the frame it is reported lost moved
+        # 6 training-part clips to another id, and clips.py keeps the boundary the committed
+        # verifier's data was made with (docs/verifier.md).
+        want_unmatched = want.get("unmatched_clips", [])
+        checks = [("every verdict matches a clip of dataset.py (object id, first frame) but "
+                   f"the {len(want_unmatched)} {a.check} names",
+                   sorted(unmatched_clips) == sorted(want_unmatched),
+                   f"unmatched {sorted(unmatched_clips)}, expected {sorted(want_unmatched)}"),
                   (f"figures equal {a.check}", not bad, ", ".join(bad)),
                   (f"per-clip scores equal {a.check}'s within 0.02", not off, f"{len(off)} differ")]
         for name, ok, why in checks:
