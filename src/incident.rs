@@ -15,7 +15,9 @@ use crate::verdict::{Status, Verdict};
 /// The name of the bus message's and the downstream event's structure.
 pub const EVENT_NAME: &str = "iguard-incident";
 
-/// Field names of the structure.
+/// Field names of the structure. `iguardverify` adds where each change comes from, as it
+/// does to its verdict events: `run-id` (its run, the one its verdicts carry), `element` (its
+/// name) and `unix-us` (when the change happened), see [`crate::publish::wire::stamp`].
 pub mod fields {
     /// `gchararray`: `new`, `update`, `alert` or `end` ([`super::Change`]).
     pub const CHANGE: &str = "type";

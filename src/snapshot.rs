@@ -167,7 +167,7 @@ mod tests {
             frames,
             real_frames: real,
             pixels,
-            frame_labels: vec![Vec::new(); frames as usize],
+            frame_labels: crate::clip::FrameLabels::empty(frames as usize),
             region: PixelRect::full(w, h),
             trigger_label: String::new(),
             trigger_confidence: 0.0,

@@ -83,12 +83,6 @@ fn push_measured(h: &mut gst_check::Harness, buf: gst::Buffer) -> usize {
 /// every track with every box (256 × 20,000 pairs: over 120 MB a frame).
 const FRAME_HEAP_BOUND: usize = 32 << 20;
 
-fn harness(e: &gst::Element) -> gst_check::Harness {
-    let mut h = gst_check::Harness::with_element(e, Some("sink"), Some("src"));
-    h.set_src_caps(caps());
-    h
-}
-
 /// A frame with `n` person boxes, all overlapping around the frame's centre, without ids,
 /// confidences spread over 0.5–1.0.
 fn crowded_frame(n: u32, pts_ms: u64) -> gst::Buffer {

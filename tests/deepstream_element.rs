@@ -98,13 +98,7 @@ fn standin_ds5_to_8_deepstream_version_reads_obj_label_when_class_labels_is_unse
 fn a_bad_deepstream_version_fails_the_state_change_naming_it() {
     let (e, bus) = element(&[("deepstream-version", &"4.0")]);
     assert!(e.set_state(gst::State::Paused).is_err());
-    let msg = bus
-        .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
-        .expect("an error message");
-    let gst::MessageView::Error(err) = msg.view() else {
-        unreachable!()
-    };
-    let text = err.error().to_string();
+    let text = error_text(&bus, Duration::from_secs(5));
     assert!(
         text.contains("deepstream-version") && text.contains("4.0"),
         "{text}"

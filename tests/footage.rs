@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use common::footage::footage;
 use common::*;
 use gstiguard::clip::{ClipAssembler, ClipConfig, ClipPer, Collected, TrackConfig, Tracking};
 use gstiguard::detections::{Detection, SourceFrame};
@@ -24,32 +25,6 @@ use gstiguard::verdict::Verdict;
 
 const FRAME_W: u32 = 768;
 const FRAME_H: u32 = 576;
-
-fn footage() -> Option<(PathBuf, PathBuf)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/footage");
-    let path = |var: &str, name: &str| {
-        std::env::var_os(var)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| dir.join(name))
-    };
-    let video = path("IGUARD_FOOTAGE_VIDEO", "vtest.avi");
-    let dets = path("IGUARD_FOOTAGE_DETECTIONS", "vtest-hog.txt");
-    if video.is_file() && dets.is_file() {
-        return Some((video, dets));
-    }
-    if std::env::var("IGUARD_FOOTAGE").as_deref() == Ok("skip") {
-        eprintln!(
-            "IGUARD_FOOTAGE=skip: no footage at {}, skipped",
-            video.display()
-        );
-        return None;
-    }
-    panic!(
-        "no footage: {} or {} is missing; run `make footage` (or set IGUARD_FOOTAGE=skip)",
-        video.display(),
-        dets.display()
-    );
-}
 
 /// The HOG detections by frame (1-based): boxes in pixels and confidence.
 fn read_hog(path: &PathBuf) -> BTreeMap<u64, Vec<(PixelRect, f64)>> {

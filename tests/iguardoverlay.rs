@@ -9,7 +9,8 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{StopOnDrop, init, verdict, with_watchdog};
+use common::overlay::{Det, frame, harness, info};
+use common::{StopOnDrop, error_text, expect_eos, init, verdict, with_watchdog};
 use gst::prelude::*;
 use gstiguard::geometry::PixelRect;
 use gstiguard::meta;
@@ -18,64 +19,6 @@ use gstiguard::verdict::{Status, Verdict};
 const BOX_COLOR: [u8; 3] = [0x00, 0xC8, 0xFF];
 const VERIFIED_COLOR: [u8; 3] = [0xFF, 0x20, 0x20];
 const REJECTED_COLOR: [u8; 3] = [0x20, 0xD0, 0x20];
-
-/// A detection: label, object id, box.
-type Det = (&'static str, Option<i32>, (u32, u32, u32, u32));
-
-fn info(format: gst_video::VideoFormat, width: u32, height: u32) -> gst_video::VideoInfo {
-    init();
-    gst_video::VideoInfo::builder(format, width, height)
-        .fps(gst::Fraction::new(10, 1))
-        .build()
-        .unwrap()
-}
-
-/// A uniform frame (every byte 0x80: mid grey in RGB and YUV alike) with detections and verdicts.
-fn frame(
-    info: &gst_video::VideoInfo,
-    pts_ms: u64,
-    dets: &[Det],
-    verdicts: &[Verdict],
-) -> gst::Buffer {
-    let mut buf = gst::Buffer::with_size(info.size()).unwrap();
-    {
-        let b = buf.get_mut().unwrap();
-        b.map_writable().unwrap().fill(0x80);
-        b.set_pts(gst::ClockTime::from_mseconds(pts_ms));
-        b.set_duration(gst::ClockTime::from_mseconds(100));
-        for (label, id, rect) in dets {
-            let mut m = gst_video::VideoRegionOfInterestMeta::add(b, label, *rect);
-            let mut s = gst::Structure::builder("detection").field("confidence", 0.9f64);
-            if let Some(id) = id {
-                s = s.field("object_id", *id);
-            }
-            m.add_param(s.build());
-        }
-        for v in verdicts {
-            meta::add(b, v).unwrap();
-        }
-    }
-    buf
-}
-
-fn harness(
-    info: &gst_video::VideoInfo,
-    props: &[(&str, &dyn ToValue)],
-    accept_meta: bool,
-) -> gst_check::Harness {
-    init();
-    let mut builder = gst::ElementFactory::make("iguardoverlay");
-    for (k, v) in props {
-        builder = builder.property(k, v.to_value());
-    }
-    let e = builder.build().unwrap();
-    let mut h = gst_check::Harness::with_element(&e, Some("sink"), Some("src"));
-    if accept_meta {
-        h.add_propose_allocation_meta(gst_video::VideoOverlayCompositionMeta::meta_api(), None);
-    }
-    h.set_src_caps(info.to_caps().unwrap());
-    h
-}
 
 /// For every pixel, whether any component sample covering it differs between `a` and `b`.
 /// A frame with one tracked person box `bx` and a `verified` verdict for it, before and after
@@ -630,13 +573,7 @@ fn a_missing_font_fails_the_start_naming_the_file() {
     let _stop = StopOnDrop(p.clone());
     assert!(p.set_state(gst::State::Playing).is_err());
     let bus = p.bus().unwrap();
-    let msg = bus
-        .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
-        .expect("an error message");
-    let gst::MessageView::Error(err) = msg.view() else {
-        unreachable!()
-    };
-    let text = err.error().to_string();
+    let text = error_text(&bus, Duration::from_secs(5));
     assert!(text.contains("/nonexistent/NoSuch.ttf"), "{text}");
     assert!(text.contains("fonts-dejavu-core"), "{text}");
 }
@@ -693,13 +630,7 @@ fn a_real_pipeline_draws_iguardverify_verdicts_on_the_objects_they_are_about() {
         }
         p.set_state(gst::State::Playing).unwrap();
         let bus = p.bus().unwrap();
-        let msg = bus
-            .timed_pop_filtered(
-                gst::ClockTime::from_seconds(60),
-                &[gst::MessageType::Eos, gst::MessageType::Error],
-            )
-            .expect("EOS within 60 s");
-        assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+        expect_eos(&bus, Duration::from_secs(60));
 
         let seen = seen.lock().unwrap();
         assert!(seen.len() > 20, "person on {} frames", seen.len());
@@ -733,7 +664,9 @@ fn a_real_pipeline_draws_iguardverify_verdicts_on_the_objects_they_are_about() {
 // bounded and least-recently-used; blended output equals the composition path's. ----
 
 use gstiguard::detections::roi::detection_from_roi;
-use gstiguard::iguardoverlay::scene::{self, Alignment, Holds, Shape};
+use gstiguard::iguardoverlay::held::Holds;
+use gstiguard::iguardoverlay::layout::Alignment;
+use gstiguard::iguardoverlay::scene::{self, Shape};
 use gstiguard::iguardoverlay::text::{Argb, DEFAULT_FONT_FILE, Font};
 
 /// Boxes `k` = 0..n on frame `t`: each moves and changes size by odd steps, as a tracker's
@@ -939,19 +872,26 @@ fn composition_path(
     out
 }
 
-#[test]
-fn blended_frames_equal_the_composition_path_sample_for_sample_in_every_format() {
-    if cfg!(target_endian = "big") {
-        return; // the reference builds BGRA pixels, the composition's layout on little-endian
-    }
-    let font =
-        Font::load(std::path::Path::new(DEFAULT_FONT_FILE)).unwrap_or_else(|e| panic!("{e}"));
-    let (font_px, lw) = (13.0f32, 3u32);
-    // Pending boxes half transparent, verified and rejected ones opaque.
-    let pending = Argb(0x80FF_8000);
-    for format in template_formats() {
+/// The set-up the path comparisons share: the overlay at `format` (hold 60 s, 3-pixel lines,
+/// 13-pixel labels, pending boxes half transparent, verified and rejected ones opaque), the
+/// font, and the holds a reference drawing needs.
+struct Comparison {
+    font: Font,
+    font_px: f32,
+    lw: u32,
+    pending: Argb,
+    info: gst_video::VideoInfo,
+    h: gst_check::Harness,
+    holds: Holds,
+}
+
+impl Comparison {
+    fn new(format: gst_video::VideoFormat, accept_meta: bool) -> Comparison {
+        let font =
+            Font::load(std::path::Path::new(DEFAULT_FONT_FILE)).unwrap_or_else(|e| panic!("{e}"));
+        let (font_px, lw, pending) = (13.0f32, 3u32, Argb(0x80FF_8000));
         let info = info(format, 320, 240);
-        let mut h = harness(
+        let h = harness(
             &info,
             &[
                 ("hold", &60.0f64),
@@ -959,21 +899,48 @@ fn blended_frames_equal_the_composition_path_sample_for_sample_in_every_format()
                 ("font-size", &(font_px as f64)),
                 ("box-color", &pending.0),
             ],
-            false,
+            accept_meta,
         );
-        let mut holds = Holds::default();
+        Comparison {
+            font,
+            font_px,
+            lw,
+            pending,
+            info,
+            h,
+            holds: Holds::default(),
+        }
+    }
+
+    /// Frame `t` with `n` moving boxes (a verified and a rejected verdict on frame 0), and the
+    /// holds brought to its time.
+    fn input(&mut self, t: u32, n: u32) -> gst::Buffer {
         let verdicts = [
             verdict(1, Status::Verified, Some(1)),
             verdict(2, Status::Rejected, Some(2)),
         ];
+        let vs: &[Verdict] = if t == 0 { &verdicts } else { &[] };
+        let input = frame(&self.info, t as u64 * 100, &moving_dets(t, n), vs);
+        let now = t as u64 * 100_000_000;
+        self.holds.observe(now, &meta::read_all(&input));
+        self.holds.expire(now, 60_000_000_000);
+        input
+    }
+}
+
+#[test]
+fn blended_frames_equal_the_composition_path_sample_for_sample_in_every_format() {
+    if cfg!(target_endian = "big") {
+        return; // the reference builds BGRA pixels, the composition's layout on little-endian
+    }
+    for format in template_formats() {
+        let mut c = Comparison::new(format, false);
         for t in 0..4u32 {
-            let vs: &[Verdict] = if t == 0 { &verdicts } else { &[] };
-            let input = frame(&info, t as u64 * 100, &moving_dets(t, 5), vs);
-            let now = t as u64 * 100_000_000;
-            holds.observe(now, &meta::read_all(&input));
-            holds.expire(now, 60_000_000_000);
-            let reference = composition_path(&info, &input, &holds, &font, font_px, lw, pending);
-            let out = h.push_and_pull(input).unwrap();
+            let input = c.input(t, 5);
+            let reference = composition_path(
+                &c.info, &input, &c.holds, &c.font, c.font_px, c.lw, c.pending,
+            );
+            let out = c.h.push_and_pull(input).unwrap();
             let (a, b) = (
                 out.map_readable().unwrap(),
                 reference.map_readable().unwrap(),
@@ -992,37 +959,16 @@ fn an_attached_composition_renders_as_the_exact_size_rectangles_did() {
     // A renderer downstream draws the attached rectangles, scaling each side's one pixel of
     // colour to the side: GStreamer's own blender stands in for it, on what the element
     // attaches now and on the exact-size rectangles it attached before.
-    let font =
-        Font::load(std::path::Path::new(DEFAULT_FONT_FILE)).unwrap_or_else(|e| panic!("{e}"));
-    let (font_px, lw) = (13.0f32, 3u32);
-    let pending = Argb(0x80FF_8000);
     for format in [gst_video::VideoFormat::Rgba, gst_video::VideoFormat::I420] {
-        let info = info(format, 320, 240);
-        let mut h = harness(
-            &info,
-            &[
-                ("hold", &60.0f64),
-                ("line-width", &lw),
-                ("font-size", &(font_px as f64)),
-                ("box-color", &pending.0),
-            ],
-            true,
-        );
-        let mut holds = Holds::default();
-        let verdicts = [
-            verdict(1, Status::Verified, Some(1)),
-            verdict(2, Status::Rejected, Some(2)),
-        ];
+        let mut c = Comparison::new(format, true);
+        let (info, pending) = (c.info.clone(), c.pending);
         for t in 0..3u32 {
-            let vs: &[Verdict] = if t == 0 { &verdicts } else { &[] };
-            let input = frame(&info, t as u64 * 100, &moving_dets(t, 4), vs);
-            let now = t as u64 * 100_000_000;
-            holds.observe(now, &meta::read_all(&input));
-            holds.expire(now, 60_000_000_000);
-            let before = old_composition(&info, &input, &holds, &font, font_px, lw, pending)
-                .expect("shapes to draw");
+            let input = c.input(t, 4);
+            let before =
+                old_composition(&info, &input, &c.holds, &c.font, c.font_px, c.lw, pending)
+                    .expect("shapes to draw");
             let mut theirs = input.copy_deep().unwrap();
-            let mut ours = h.push_and_pull(input).unwrap();
+            let mut ours = c.h.push_and_pull(input).unwrap();
             let now_attached = ours
                 .meta::<gst_video::VideoOverlayCompositionMeta>()
                 .expect("attached")

@@ -16,10 +16,10 @@ use serde_json::Value;
 use broker::hook::Hook;
 use broker::{Broker, Received, Subscriber};
 use common::publish::{
-    Run, Slow, assert_once, detections, lines, now_ms, parse_openmetrics, request_ids,
+    Run, Slow, assert_once, detections, lines, now_ms, parse_openmetrics, publisher, request_ids,
     run_pipeline, run_watched, tmpdir, u,
 };
-use common::{StopOnDrop, init, with_watchdog};
+use common::{StopOnDrop, error_text, expect_eos, init, with_watchdog};
 
 #[test]
 fn the_event_log_has_every_verdict_once_including_those_finished_at_eos() {
@@ -205,6 +205,7 @@ fn the_will_says_offline_when_the_publisher_dies() {
     let broker = Broker::start("will");
     let sub = Subscriber::start(broker.port, "sub-will", "w/available", false);
     let registry = std::env::temp_dir().join(format!("iguard-will-{}.bin", broker.port));
+    let launch_log = broker.dir.join("gst-launch.log");
     let mut child = std::process::Command::new("gst-launch-1.0")
         .args([
             "-q",
@@ -220,8 +221,9 @@ fn the_will_says_offline_when_the_publisher_dies() {
         ])
         .env("GST_PLUGIN_PATH", plugin_dir())
         .env("GST_REGISTRY", &registry)
+        .env("GST_DEBUG", "iguardpublish:4")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&launch_log).unwrap())
         .spawn()
         .expect("gst-launch-1.0");
     let online = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -231,9 +233,13 @@ fn the_will_says_offline_when_the_publisher_dies() {
     }));
     // No goodbye: the broker notices the dead connection and sends the will.
     let _ = child.kill();
-    let _ = child.wait();
-    if let Err(p) = online {
-        std::panic::resume_unwind(p);
+    let exit = child.wait();
+    if online.is_err() {
+        panic!(
+            "no \"online\" in 60 s; gst-launch-1.0 {exit:?}, its log:\n{}\nthe broker's log:\n{}",
+            std::fs::read_to_string(&launch_log).unwrap_or_default(),
+            broker.log()
+        );
     }
     sub.wait("the will", Duration::from_secs(30), |m| {
         m.iter().any(|m| m.text() == "offline")
@@ -828,12 +834,7 @@ fn verdict_event(request_id: u64, source_id: u32, jpeg_bytes: usize) -> gst::Eve
 /// Sends `events` through an `iguardpublish <props>` in a harness to EOS; returns its `stats`
 /// and the warnings it posted.
 fn publish_events(props: &str, events: Vec<gst::Event>) -> (gst::Structure, Vec<String>) {
-    init();
-    let e = gst::parse::launch(&format!("iguardpublish {props}")).unwrap();
-    let bus = gst::Bus::new();
-    e.set_bus(Some(&bus));
-    let mut h = gst_check::Harness::with_element(&e, Some("sink"), Some("src"));
-    h.set_src_caps_str("video/x-raw");
+    let (mut h, e, bus) = publisher(props);
     for ev in events {
         assert!(h.push_event(ev));
     }
@@ -1269,13 +1270,7 @@ fn metrics_are_served_as_openmetrics_and_equal_stats() {
         move || {
             pipeline.set_state(gst::State::Playing).unwrap();
             let bus = pipeline.bus().unwrap();
-            let msg = bus
-                .timed_pop_filtered(
-                    gst::ClockTime::from_seconds(100),
-                    &[gst::MessageType::Eos, gst::MessageType::Error],
-                )
-                .unwrap();
-            assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+            expect_eos(&bus, Duration::from_secs(100));
             // After EOS (flushed): the figures hold still while we scrape.
             let out = std::process::Command::new("curl")
                 .args([
@@ -1621,15 +1616,7 @@ fn metrics_show_every_publisher_and_verifier_in_the_process_until_the_element_is
                 p.set_state(gst::State::Playing).unwrap();
             }
             for p in [&a, &b] {
-                let msg = p
-                    .bus()
-                    .unwrap()
-                    .timed_pop_filtered(
-                        gst::ClockTime::from_seconds(100),
-                        &[gst::MessageType::Eos, gst::MessageType::Error],
-                    )
-                    .unwrap();
-                assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+                expect_eos(&p.bus().unwrap(), Duration::from_secs(100));
             }
         }
     });
@@ -1669,15 +1656,7 @@ fn metrics_show_every_publisher_and_verifier_in_the_process_until_the_element_is
     .unwrap();
     let guard_c = StopOnDrop(c.clone());
     assert!(c.set_state(gst::State::Paused).is_err());
-    let msg = c
-        .bus()
-        .unwrap()
-        .timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Error])
-        .expect("an error message");
-    let gst::MessageView::Error(e) = msg.view() else {
-        unreachable!()
-    };
-    let text = format!("{} {:?}", e.error(), e.debug());
+    let text = error_text(&c.bus().unwrap(), Duration::from_secs(10));
     assert!(text.contains(&taken_addr), "{text}");
     drop(guard_c);
     drop(c);

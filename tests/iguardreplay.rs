@@ -3,18 +3,14 @@
 //! `videotestsrc` pipeline for the demo file, and pipelines whose state change must fail.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+mod common;
+
+use common::{expect_eos, init};
 use gst::glib;
 use gst::prelude::*;
-
-fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        gst::init().unwrap();
-        gstiguard::plugin_register_static().unwrap();
-    });
-}
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -276,14 +272,8 @@ fn demo_file_in_a_real_pipeline() {
 
     pipeline.set_state(gst::State::Playing).unwrap();
     let bus = pipeline.bus().unwrap();
-    let msg = bus
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(30),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .expect("EOS within 30 s");
+    expect_eos(&bus, Duration::from_secs(30));
     pipeline.set_state(gst::State::Null).unwrap();
-    assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
 
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), FRAMES);

@@ -24,12 +24,6 @@ use gstiguard::verdict::{Status, Verdict};
 
 const RED: (u32, u32, u32, u32) = (100, 60, 64, 80);
 
-fn harness(e: &gst::Element) -> gst_check::Harness {
-    let mut h = gst_check::Harness::with_element(e, Some("sink"), Some("src"));
-    h.set_src_caps(caps());
-    h
-}
-
 /// Pushes frame `n` (pts n×33 ms) with the given detections and returns the output buffer.
 fn push(h: &mut gst_check::Harness, n: u64, dets: &[(&str, f64)]) -> gst::Buffer {
     let mut b = frame(RED, n * 33);
@@ -535,13 +529,7 @@ fn an_empty_trigger_list_is_a_clear_error_at_start() {
     let _stop = StopOnDrop(p.clone().upcast());
     let bus = p.bus().unwrap();
     assert!(p.set_state(gst::State::Playing).is_err());
-    let msg = bus
-        .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
-        .expect("an error message");
-    let gst::MessageView::Error(err) = msg.view() else {
-        unreachable!()
-    };
-    let text = err.error().to_string();
+    let text = error_text(&bus, Duration::from_secs(5));
     assert!(
         text.contains("trigger-labels") && text.contains("\" , \""),
         "{text}"

@@ -18,7 +18,6 @@ mod nvidia;
 use nvidia::compat as builder;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use common::*;
 use gst::prelude::*;
@@ -29,14 +28,6 @@ use gstiguard::verdict::{Status, Verdict};
 
 /// Where the red patch is: a person standing on it fills the clip with red.
 const RED: Boxed = (20, 20, 120, 200);
-
-fn model(name: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("models")
-        .join(name);
-    assert!(p.is_file(), "{} is missing: run `make models`", p.display());
-    p.display().to_string()
-}
 
 /// One detection: box and tracker id (`None`: the built-in association gives one).
 type Det = (Boxed, Option<u64>);
@@ -607,7 +598,7 @@ fn a_source_eos_ends_that_sources_incidents_after_their_clips() {
         ("tracking", &"builtin"),
     ]);
     scorer.open();
-    let mut h = ds_element::harness(&e);
+    let mut h = common::harness(&e);
     let people = |h: &mut gst_check::Harness, n: u64, sources: &[u32]| {
         let mut b = builder::Batch::new();
         for &s in sources {
@@ -623,8 +614,11 @@ fn a_source_eos_ends_that_sources_incidents_after_their_clips() {
     // Camera 0 ends with a clip half collected: it is completed and scored, then the incident
     // ends; camera 1's goes on.
     h.push_event(stream_eos(0));
+    // Taken off the bus as they come (in the order they were posted) while waiting.
+    let mut said = Vec::new();
     wait_for("source 0's end", std::time::Duration::from_secs(10), || {
-        by_incident(&messages_peek(&bus))
+        said.extend(messages(&bus));
+        by_incident(&said)
             .values()
             .any(|l| l.last().is_some_and(|(c, _)| *c == Change::End))
     });
@@ -632,7 +626,7 @@ fn a_source_eos_ends_that_sources_incidents_after_their_clips() {
         people(&mut h, n, &[1]);
     }
     h.push_event(gst::event::Eos::new());
-    let said = messages(&bus);
+    said.extend(messages(&bus));
     assert_well_formed(&said);
     let ends: Vec<(u32, u32, Option<EndReason>)> = by_incident(&said)
         .values()
@@ -651,19 +645,130 @@ fn a_source_eos_ends_that_sources_incidents_after_their_clips() {
     assert_counts(&e, (2, 0, 2, 0));
 }
 
-/// The messages on `bus` so far, put back (for a wait that looks without taking).
-fn messages_peek(bus: &gst::Bus) -> Vec<(Said, gst::Structure)> {
-    let all: Vec<gst::Message> = std::iter::from_fn(|| bus.pop()).collect();
-    let out = all
+/// Where a change or verdict says it comes from: `run-id`, `element`, `unix-us`.
+fn origin(s: &gst::StructureRef) -> (String, String, i64) {
+    let get = |f: &str| s.value(f).unwrap_or_else(|_| panic!("no {f} in {s}"));
+    (
+        get(wire::RUN_ID).get().unwrap(),
+        get(wire::ELEMENT).get().unwrap(),
+        get(wire::UNIX_US).get().unwrap(),
+    )
+}
+
+/// One run of the verifier in `h`: a person on the red patch for 20 frames, then EOS. Every
+/// incident change, as a message and as an event, names the run its verdicts name and the
+/// element, and the time of the change (its start for `new`, its end for `end`). Returns the
+/// run id and the verdict and incident events sent downstream, in order.
+fn one_run(h: &mut gst_check::Harness, bus: &gst::Bus) -> (String, Vec<gst::Event>) {
+    let e = h.element().unwrap();
+    let from = common::publish::now_ms() * 1000;
+    for n in 0..20 {
+        push(h, n, &[(ON_RED, Some(1))]);
+    }
+    h.push_event(gst::event::Eos::new());
+    let to = common::publish::now_ms() * 1000 + 1000;
+    let sent: Vec<gst::Event> = std::iter::from_fn(|| h.try_pull_event())
+        .filter(|ev| {
+            wire::verdict_structure(ev).is_some() || incident::event_structure(ev).is_some()
+        })
+        .collect();
+    let said = messages(bus);
+    let downstream: Vec<(Said, gst::Structure)> = sent
         .iter()
-        .filter(|m| m.type_() == gst::MessageType::Element)
-        .filter_map(|m| {
-            let s = m.structure()?.to_owned();
+        .filter_map(|ev| {
+            let s = ev.structure()?.to_owned();
             Some((read(&s)?, s))
         })
         .collect();
-    for m in all {
-        let _ = bus.post(m);
+    assert_well_formed(&said);
+    assert_eq!(by_incident(&said).len(), 1, "{said:?}");
+    let name = e.name().to_string();
+    let verdict_runs: std::collections::BTreeSet<String> = downstream
+        .iter()
+        .filter(|(s, _)| matches!(s, Said::Verdict(_)))
+        .map(|(_, s)| origin(s).0)
+        .collect();
+    assert_eq!(verdict_runs.len(), 1, "one run: {verdict_runs:?}");
+    let run = verdict_runs.into_iter().next().unwrap();
+    let mut checked = 0;
+    for (s, st) in said.iter().chain(&downstream) {
+        let Said::Incident(change, i) = s else {
+            continue;
+        };
+        let (r, element, at) = origin(st);
+        assert_eq!(
+            (r.as_str(), element.as_str()),
+            (run.as_str(), name.as_str())
+        );
+        assert!((from..=to).contains(&at), "{at} outside {from}..{to}: {st}");
+        match change {
+            Change::New => assert_eq!(at, i.start_unix_us),
+            Change::End => assert_eq!(at, i.end_unix_us),
+            _ => assert!(at >= i.start_unix_us),
+        }
+        checked += 1;
     }
-    out
+    assert!(
+        checked >= 6,
+        "message and event of new, alert, end: {checked}"
+    );
+    (run, sent)
+}
+
+#[test]
+fn a_restarted_verifier_and_a_second_one_name_their_incidents_after_their_own_runs() {
+    let (a, a_bus, mut ha) = verifier(&[("name", &"cam-a")]);
+    let (_b, b_bus, mut hb) = verifier(&[("name", &"cam-b")]);
+    let (run1, first) = one_run(&mut ha, &a_bus);
+    // Restarted: a new run, whose incidents count from 1 again.
+    a.set_state(gst::State::Null).unwrap();
+    a.set_state(gst::State::Playing).unwrap();
+    ha.push_event(gst::event::StreamStart::new("restarted"));
+    ha.set_src_caps(caps());
+    let (run2, again) = one_run(&mut ha, &a_bus);
+    let (run3, other) = one_run(&mut hb, &b_bus);
+    assert!(run1 != run2 && run2 != run3 && run1 != run3);
+
+    // One publisher takes all three: each run's incident 1 is its own, none a copy.
+    let dir = common::publish::tmpdir("incident-runs");
+    let log = dir.join("events.jsonl");
+    let (mut h, p, _bus) = common::publish::publisher(&format!("file-path={}", log.display()));
+    let mut pushed = 0;
+    for ev in first.into_iter().chain(again).chain(other) {
+        if incident::event_structure(&ev).is_some() {
+            pushed += 1;
+        }
+        assert!(h.push_event(ev));
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    let stats = p.property::<gst::Structure>("stats");
+    drop(h);
+    let logged: Vec<serde_json::Value> = common::publish::lines(&log)
+        .into_iter()
+        .filter(|e| e["schema"] == "iguard.incident/1")
+        .collect();
+    assert_eq!(logged.len(), pushed, "{logged:#?}");
+    assert_eq!(
+        common::publish::u(&stats, "incident-duplicates"),
+        0,
+        "{stats}"
+    );
+    let ids = common::publish::event_ids(&logged);
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "{ids:?}");
+    for (run, element) in [(&run1, "cam-a"), (&run2, "cam-a"), (&run3, "cam-b")] {
+        let new = logged
+            .iter()
+            .find(|e| e["event_id"] == format!("{run}-incident-1-1"))
+            .unwrap_or_else(|| panic!("no incident 1 of run {run}: {ids:?}"));
+        assert_eq!(
+            (new["type"].as_str(), new["element"].as_str()),
+            (Some("new"), Some(element))
+        );
+        // The time of the event is the change's, not its arrival's.
+        let start = new["start_unix_us"].as_i64().unwrap();
+        assert_eq!(new["unix_ms"].as_i64(), Some(start / 1000));
+        assert_eq!(new["time"], new["start_time"]);
+    }
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -188,12 +188,6 @@ fn stopping_is_not_held_up_by_the_eos_drain_of_a_hung_scorer() {
     hung.release();
 }
 
-fn harness(e: &gst::Element) -> gst_check::Harness {
-    let mut h = gst_check::Harness::with_element(e, Some("sink"), Some("src"));
-    h.set_src_caps(caps());
-    h
-}
-
 fn push(h: &mut gst_check::Harness, n: u64, label: &str) -> gst::Buffer {
     let mut b = frame(RED, n * 33);
     add_detection(&mut b, label, 0.9, RED);

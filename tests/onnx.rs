@@ -254,7 +254,7 @@ fn clip_of(seed: u64) -> Clip {
         frames: t as u32,
         real_frames: t as u32,
         pixels,
-        frame_labels: vec![vec![]; t as usize],
+        frame_labels: gstiguard::clip::FrameLabels::empty(t as usize),
         region: gstiguard::geometry::PixelRect::full(112, 112),
         trigger_label: String::new(),
         trigger_confidence: 1.0,
@@ -585,14 +585,7 @@ fn a_missing_runtime_library_warns_and_falls_back() {
         .arg("-m")
         .args(demo(&format!("model-path={}", tiny.display())).split_whitespace())
         .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")
-        .env(
-            "GST_PLUGIN_PATH",
-            root().join("target").join(if cfg!(debug_assertions) {
-                "debug"
-            } else {
-                "release"
-            }),
-        )
+        .env("GST_PLUGIN_PATH", plugin_dir())
         .output()
         .expect("run gst-launch-1.0");
     let text =

@@ -3,13 +3,14 @@
 //! events `iguardverify` sends (built with the shared `Incident` type) pushed before the
 //! buffers they precede, and the frames checked pixel by pixel.
 
+use std::time::Duration;
+
 mod common;
 
-use common::{StopOnDrop, init, verdict};
+use common::{StopOnDrop, error_text, init, overlay, verdict};
 use gst::prelude::*;
 use gstiguard::iguardoverlay::text::{DEFAULT_FONT_FILE, Font};
 use gstiguard::incident::{Change, EndReason, Incident, PixelBox, State};
-use gstiguard::meta;
 use gstiguard::verdict::{Status, Verdict};
 
 const BOX_COLOR: [u8; 3] = [0x00, 0xC8, 0xFF];
@@ -22,47 +23,20 @@ const H: u32 = 240;
 type Det = (Option<i32>, (u32, u32, u32, u32));
 
 fn info() -> gst_video::VideoInfo {
-    init();
-    gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgba, W, H)
-        .fps(gst::Fraction::new(10, 1))
-        .build()
-        .unwrap()
+    overlay::info(gst_video::VideoFormat::Rgba, W, H)
 }
 
 /// A uniform grey RGBA frame at `pts_ms` with person detections and verdicts.
 fn frame(pts_ms: u64, dets: &[Det], verdicts: &[Verdict]) -> gst::Buffer {
-    let info = info();
-    let mut buf = gst::Buffer::with_size(info.size()).unwrap();
-    {
-        let b = buf.get_mut().unwrap();
-        b.map_writable().unwrap().fill(0x80);
-        b.set_pts(gst::ClockTime::from_mseconds(pts_ms));
-        b.set_duration(gst::ClockTime::from_mseconds(100));
-        for (id, rect) in dets {
-            let mut m = gst_video::VideoRegionOfInterestMeta::add(b, "person", *rect);
-            let mut s = gst::Structure::builder("detection").field("confidence", 0.9f64);
-            if let Some(id) = id {
-                s = s.field("object_id", *id);
-            }
-            m.add_param(s.build());
-        }
-        for v in verdicts {
-            meta::add(b, v).unwrap();
-        }
-    }
-    buf
+    let people: Vec<overlay::Det> = dets
+        .iter()
+        .map(|&(id, rect)| ("person", id, rect))
+        .collect();
+    overlay::frame(&info(), pts_ms, &people, verdicts)
 }
 
 fn harness(props: &[(&str, &dyn ToValue)]) -> gst_check::Harness {
-    init();
-    let mut builder = gst::ElementFactory::make("iguardoverlay");
-    for (k, v) in props {
-        builder = builder.property(k, v.to_value());
-    }
-    let e = builder.build().unwrap();
-    let mut h = gst_check::Harness::with_element(&e, Some("sink"), Some("src"));
-    h.set_src_caps(info().to_caps().unwrap());
-    h
+    overlay::harness(&info(), props, false)
 }
 
 fn rgb(buf: &gst::Buffer, x: u32, y: u32) -> [u8; 3] {
@@ -320,15 +294,7 @@ fn a_malformed_zone_fails_the_start_naming_it() {
         gst::Element::link_many([&src, &o, &sink]).unwrap();
         let _stop = StopOnDrop(p.clone().upcast());
         assert!(p.set_state(gst::State::Playing).is_err(), "{zones}");
-        let msg = p
-            .bus()
-            .unwrap()
-            .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
-            .expect("an error message");
-        let gst::MessageView::Error(err) = msg.view() else {
-            unreachable!()
-        };
-        let text = err.error().to_string();
+        let text = error_text(&p.bus().unwrap(), Duration::from_secs(5));
         assert!(text.contains(name), "{zones}: {text}");
     }
 }

@@ -302,11 +302,11 @@ struct SourceModel {
 fn labels_on(detections: &[Detection]) -> Vec<LabelSeen> {
     let mut out: Vec<LabelSeen> = Vec::new();
     for d in detections.iter().filter(|d| d.confidence.is_finite()) {
-        match out.iter_mut().find(|l| l.label == d.label) {
+        match out.iter_mut().find(|l| *l.label == *d.label) {
             Some(l) if d.confidence > l.confidence => l.confidence = d.confidence,
             Some(_) => {}
             None => out.push(LabelSeen {
-                label: d.label.clone(),
+                label: d.label.as_str().into(),
                 confidence: d.confidence,
             }),
         }

@@ -447,17 +447,7 @@ fn the_leaks_tracer_finds_no_object_alive_at_exit() {
             .env("GST_TRACERS", "leaks")
             .env("GST_DEBUG", "GST_TRACER:7")
             .env("GST_DEBUG_NO_COLOR", "1")
-            .env(
-                "GST_PLUGIN_PATH",
-                format!(
-                    "{root}/target/{}",
-                    if cfg!(debug_assertions) {
-                        "debug"
-                    } else {
-                        "release"
-                    }
-                ),
-            )
+            .env("GST_PLUGIN_PATH", plugin_dir())
             .output()
             .expect("run gst-launch-1.0");
         let log = String::from_utf8_lossy(&out.stderr);

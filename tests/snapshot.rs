@@ -221,13 +221,7 @@ fn publish_run(dir: &Path, props: &str) -> (Vec<serde_json::Value>, gst::Structu
     let _guard = StopOnDrop(pipeline.clone());
     let bus = pipeline.bus().unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
-    let msg = bus
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(60),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .expect("EOS within 60 s");
-    assert_eq!(msg.type_(), gst::MessageType::Eos, "{msg:?}");
+    expect_eos(&bus, Duration::from_secs(60));
     let bin = pipeline.downcast_ref::<gst::Bin>().unwrap();
     let p = bin
         .by_name("p")

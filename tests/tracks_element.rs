@@ -21,12 +21,6 @@ use gstiguard::verdict::{Status, Verdict};
 
 const BG: Boxed = (0, 0, 1, 1);
 
-fn harness(e: &gst::Element) -> gst_check::Harness {
-    let mut h = gst_check::Harness::with_element(e, Some("sink"), Some("src"));
-    h.set_src_caps(caps());
-    h
-}
-
 /// One detection: label, confidence, box, tracker id.
 type Det = (&'static str, f64, Boxed, Option<u64>);
 

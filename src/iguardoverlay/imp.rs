@@ -15,9 +15,11 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use super::held::Holds;
 use super::incidents::Incidents;
+use super::layout::Alignment;
 use super::render::{Renderer, Target};
-use super::scene::{Alignment, Colours, Frame, Holds, Style};
+use super::scene::{Colours, Frame, Style};
 use super::text::{Argb, DEFAULT_FONT_FILE, Font};
 use super::zones::ZoneStyle;
 use crate::detections::roi::detection_from_roi;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The incidents `iguardoverlay` draws: each `iguard-incident` event (see
 //! [`crate::incident`]) updates the incident's state, held on its object by object id as
-//! verdicts are ([`super::scene::Holds`]), or per source for incidents without an object
+//! verdicts are ([`super::held::Holds`]), or per source for incidents without an object
 //! (`clip-per=source`). An open incident stays drawn while it is open; once it ends, for
 //! `hold` nanoseconds of running time from the buffer that followed its end, as a verdict
 //! does from the buffer that carried it.
@@ -156,14 +156,14 @@ impl Incidents {
 
     /// The newest incident of an object no detection of this frame names (`present`) whose
     /// latest box holds the centre of `rect`: the detections carry no ids (see
-    /// [`super::scene::Holds::orphan_over`]).
+    /// [`super::held::Holds::orphan_over`]).
     pub fn orphan_over(&self, rect: &PixelRect, present: &[u64]) -> Option<&HeldIncident> {
         self.tracked
             .iter()
             .filter(|(id, h)| {
                 !present.contains(id)
                     && h.last_box
-                        .is_some_and(|b| super::scene::centre_inside(rect, &b))
+                        .is_some_and(|b| super::layout::centre_inside(rect, &b))
             })
             .max_by_key(|(_, h)| h.since)
             .map(|(_, h)| h)

@@ -26,8 +26,10 @@ use gst::prelude::*;
 
 pub mod blend;
 pub mod cache;
+pub mod held;
 mod imp;
 pub mod incidents;
+pub mod layout;
 pub mod render;
 pub mod scene;
 pub mod text;

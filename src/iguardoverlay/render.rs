@@ -377,7 +377,7 @@ mod tests {
             } else {
                 0xFF20_D020
             });
-            for side in crate::iguardoverlay::scene::outline(px(x, y, w, h), 2) {
+            for side in crate::iguardoverlay::layout::outline(px(x, y, w, h), 2) {
                 out.push(Shape::Fill { rect: side, colour });
             }
             let text = format!("person #{k}: verified 0.91");

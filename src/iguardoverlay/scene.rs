@@ -2,6 +2,8 @@
 //! What `iguardoverlay` draws on one frame, as plain shapes in frame pixels: each detection's
 //! outline and label, the verdicts held on the objects they are about, and the stats lines.
 //! Nothing here touches GStreamer objects; `imp.rs` turns the shapes into overlay rectangles.
+//! The verdicts it draws are held in `held.rs`; the geometry (outlines, label places,
+//! alignment) is `layout.rs`'s.
 //!
 //! A verdict is held from the running time of the buffer that carried it for `hold`
 //! nanoseconds. It is drawn on the detection with the same object id (so it follows the object
@@ -10,13 +12,13 @@
 //! verdict that no detection matches is drawn on its crop; one without a crop is a line at the
 //! top left.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-
+use super::held::{Held, Holds};
 use super::incidents::Incidents;
+use super::layout::{Alignment, align, outline, place_label};
 use super::text::Argb;
 use crate::detections::Detection;
 use crate::geometry::{Bounds, PixelRect};
-use crate::verdict::{Status, Verdict};
+use crate::verdict::Status;
 
 /// Colours by what is known about a box.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -39,18 +41,6 @@ pub struct Style {
     pub line_width: u32,
     pub colours: Colours,
     pub show_stats: bool,
-}
-
-/// Positions and sizes are rounded outwards to multiples of these, so that blending into a
-/// chroma-subsampled frame (I420, NV12, YUY2) changes no pixel outside a shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Alignment {
-    pub x: u32,
-    pub y: u32,
-}
-
-impl Alignment {
-    pub const NONE: Alignment = Alignment { x: 1, y: 1 };
 }
 
 /// One thing to draw.
@@ -86,36 +76,8 @@ impl Shape {
     }
 }
 
-/// A verdict being held, reduced to what is drawn.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Held {
-    pub request_id: u64,
-    pub source_id: u32,
-    pub status: Status,
-    pub score: f64,
-    pub positive: bool,
-    pub label: String,
-    pub object_id: Option<u64>,
-    pub crop: Option<PixelRect>,
-    /// Running time (ns) of the buffer that carried it.
-    pub since: u64,
-}
-
 impl Held {
-    fn new(v: &Verdict, now: u64) -> Held {
-        Held {
-            request_id: v.request_id,
-            source_id: v.source_id,
-            status: v.status,
-            score: v.score,
-            positive: v.is_positive(),
-            label: v.label.clone(),
-            object_id: v.object_id,
-            crop: v.crop,
-            since: now,
-        }
-    }
-
+    /// The colour of a held verdict: verified, rejected, or never scored.
     pub fn colour(&self, c: &Colours) -> Argb {
         match self.status {
             Status::Verified => c.verified,
@@ -125,223 +87,6 @@ impl Held {
             Status::Timeout | Status::Dropped | Status::Error => c.unscored,
         }
     }
-
-    /// `verified person 0.91`, `rejected 0.12`, `dropped`.
-    pub fn text(&self) -> String {
-        if !self.status.is_scored() {
-            return self.status.as_str().to_string();
-        }
-        if self.label.is_empty() {
-            format!("{} {:.2}", self.status, self.score)
-        } else {
-            format!("{} {} {:.2}", self.status, self.label, self.score)
-        }
-    }
-
-    fn live(&self, now: u64, hold: u64) -> bool {
-        // A clock that went backwards (a new segment, a loop) ends the hold as well.
-        now >= self.since && (now - self.since < hold || now == self.since)
-    }
-}
-
-/// Verdicts seen per source, for the stats line.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SourceStats {
-    pub verdicts: u64,
-    /// Scored at or above the threshold.
-    pub verified: u64,
-    /// Scored below the threshold.
-    pub rejected: u64,
-    /// Never scored (timeout, dropped, error).
-    pub unscored: u64,
-}
-
-/// Bounds on what is held, whatever `hold` and the verdict rate are.
-const MAX_TRACKED: usize = 4096;
-const MAX_UNTRACKED: usize = 64;
-const MAX_RECENT_IDS: usize = 4096;
-
-/// The verdicts held on objects, and the counts behind the stats line.
-#[derive(Debug, Default)]
-pub struct Holds {
-    tracked: HashMap<u64, Held>,
-    /// Oldest first.
-    untracked: VecDeque<Held>,
-    stats: BTreeMap<u32, SourceStats>,
-    /// Request ids already counted, so a verdict copied onto two buffers counts once.
-    recent: VecDeque<u64>,
-}
-
-impl Holds {
-    /// Takes the verdicts carried by the buffer at running time `now`. A newer verdict on an
-    /// object replaces the older one.
-    pub fn observe(&mut self, now: u64, verdicts: &[Verdict]) {
-        for v in verdicts {
-            if self.recent.contains(&v.request_id) {
-                continue;
-            }
-            if self.recent.len() == MAX_RECENT_IDS {
-                self.recent.pop_front();
-            }
-            self.recent.push_back(v.request_id);
-
-            let stats = self.stats.entry(v.source_id).or_default();
-            stats.verdicts += 1;
-            if !v.status.is_scored() {
-                stats.unscored += 1;
-            } else if v.is_positive() {
-                stats.verified += 1;
-            } else {
-                stats.rejected += 1;
-            }
-
-            let held = Held::new(v, now);
-            match v.object_id {
-                Some(id) => {
-                    if self.tracked.len() >= MAX_TRACKED && !self.tracked.contains_key(&id) {
-                        let oldest = self
-                            .tracked
-                            .iter()
-                            .min_by_key(|(_, h)| h.since)
-                            .map(|(k, _)| *k);
-                        if let Some(k) = oldest {
-                            self.tracked.remove(&k);
-                        }
-                    }
-                    self.tracked.insert(id, held);
-                }
-                None => {
-                    if self.untracked.len() == MAX_UNTRACKED {
-                        self.untracked.pop_front();
-                    }
-                    self.untracked.push_back(held);
-                }
-            }
-        }
-    }
-
-    /// Drops the verdicts whose hold has ended at `now`.
-    pub fn expire(&mut self, now: u64, hold: u64) {
-        self.tracked.retain(|_, h| h.live(now, hold));
-        self.untracked.retain(|h| h.live(now, hold));
-    }
-
-    /// Forgets the held verdicts (a flush); the counts stay.
-    pub fn clear(&mut self) {
-        self.tracked.clear();
-        self.untracked.clear();
-    }
-
-    pub fn tracked(&self, object_id: u64) -> Option<&Held> {
-        self.tracked.get(&object_id)
-    }
-
-    /// The newest untracked verdict whose crop contains the centre of `rect`.
-    pub fn untracked_over(&self, rect: &PixelRect) -> Option<&Held> {
-        self.untracked
-            .iter()
-            .rev()
-            .find(|h| h.crop.is_some_and(|c| centre_inside(rect, &c)))
-    }
-
-    /// The newest tracked verdict that no detection of this frame names (`present`: the ids
-    /// the detections carry) whose crop contains the centre of `rect`. `iguardverify` writes
-    /// its built-in ids back to the ROI metas, but a box may still lack the id (an overlay
-    /// before the verifier, or a frame where the box's track was not followed); the crop (which
-    /// follows the object) still says whom the verdict is about.
-    pub fn orphan_over(&self, rect: &PixelRect, present: &[u64]) -> Option<&Held> {
-        self.tracked
-            .iter()
-            .filter(|(id, h)| {
-                !present.contains(id) && h.crop.is_some_and(|c| centre_inside(rect, &c))
-            })
-            .max_by_key(|(_, h)| h.since)
-            .map(|(_, h)| h)
-    }
-
-    pub fn untracked(&self) -> impl Iterator<Item = &Held> {
-        self.untracked.iter()
-    }
-
-    pub fn held(&self) -> usize {
-        self.tracked.len() + self.untracked.len()
-    }
-
-    pub fn stats(&self) -> &BTreeMap<u32, SourceStats> {
-        &self.stats
-    }
-}
-
-/// `rect` grown to multiples of `a`, clamped to the frame.
-pub fn align(rect: PixelRect, a: Alignment, frame_w: u32, frame_h: u32) -> PixelRect {
-    let x0 = rect.x / a.x * a.x;
-    let y0 = rect.y / a.y * a.y;
-    let x1 = (rect.x + rect.width).div_ceil(a.x).saturating_mul(a.x);
-    let y1 = (rect.y + rect.height).div_ceil(a.y).saturating_mul(a.y);
-    let x1 = x1.min(frame_w);
-    let y1 = y1.min(frame_h);
-    PixelRect {
-        x: x0,
-        y: y0,
-        width: x1.saturating_sub(x0),
-        height: y1.saturating_sub(y0),
-    }
-}
-
-/// The four sides of `rect`'s outline, each `line_width` thick, inside `rect`.
-pub fn outline(rect: PixelRect, line_width: u32) -> Vec<PixelRect> {
-    let lw = line_width.max(1);
-    if rect.width <= 2 * lw || rect.height <= 2 * lw {
-        return vec![rect];
-    }
-    let inner_h = rect.height - 2 * lw;
-    vec![
-        PixelRect { height: lw, ..rect },
-        PixelRect {
-            y: rect.y + rect.height - lw,
-            height: lw,
-            ..rect
-        },
-        PixelRect {
-            y: rect.y + lw,
-            width: lw,
-            height: inner_h,
-            ..rect
-        },
-        PixelRect {
-            x: rect.x + rect.width - lw,
-            y: rect.y + lw,
-            width: lw,
-            height: inner_h,
-        },
-    ]
-}
-
-/// Where a label of `size` goes for a box: above it when there is room, else inside its top;
-/// shifted left to stay in the frame, and cut to the frame's width.
-pub fn place_label(
-    anchor: PixelRect,
-    size: (u32, u32),
-    frame_w: u32,
-    frame_h: u32,
-) -> Option<PixelRect> {
-    let width = size.0.min(frame_w);
-    let height = size.1.min(frame_h);
-    if width == 0 || height == 0 {
-        return None;
-    }
-    let y = if anchor.y >= height {
-        anchor.y - height
-    } else {
-        anchor.y.min(frame_h - height)
-    };
-    let x = anchor.x.min(frame_w - width);
-    Some(PixelRect {
-        x,
-        y,
-        width,
-        height,
-    })
 }
 
 /// Everything the overlay draws on one frame.
@@ -502,20 +247,12 @@ impl Frame<'_> {
     }
 }
 
-/// Whether the centre of `rect` lies inside `crop`.
-pub(crate) fn centre_inside(rect: &PixelRect, crop: &PixelRect) -> bool {
-    // Doubled coordinates: the centre of an odd-sized box is a half pixel.
-    let cx = rect.x as u64 * 2 + rect.width as u64;
-    let cy = rect.y as u64 * 2 + rect.height as u64;
-    let (x0, y0) = (crop.x as u64 * 2, crop.y as u64 * 2);
-    let (x1, y1) = (x0 + crop.width as u64 * 2, y0 + crop.height as u64 * 2);
-    (x0..x1).contains(&cx) && (y0..y1).contains(&cy)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::geometry::Rect;
+    use crate::iguardoverlay::held::{MAX_TRACKED, MAX_UNTRACKED, SourceStats};
+    use crate::verdict::Verdict;
 
     const S: u64 = 1_000_000_000;
 
@@ -618,56 +355,6 @@ mod tests {
             width,
             height,
         }
-    }
-
-    #[test]
-    fn an_outline_is_four_sides_inside_the_box() {
-        let sides = outline(px(10, 20, 30, 40), 3);
-        assert_eq!(
-            sides,
-            vec![
-                px(10, 20, 30, 3),
-                px(10, 57, 30, 3),
-                px(10, 23, 3, 34),
-                px(37, 23, 3, 34)
-            ]
-        );
-        // Too small for a hole: filled.
-        assert_eq!(outline(px(0, 0, 5, 5), 3), vec![px(0, 0, 5, 5)]);
-    }
-
-    #[test]
-    fn alignment_grows_outwards_and_stays_in_the_frame() {
-        let a = Alignment { x: 2, y: 2 };
-        assert_eq!(align(px(3, 5, 4, 1), a, 100, 100), px(2, 4, 6, 2));
-        assert_eq!(align(px(98, 98, 1, 1), a, 99, 99), px(98, 98, 1, 1));
-        assert_eq!(
-            align(px(3, 5, 4, 1), Alignment::NONE, 100, 100),
-            px(3, 5, 4, 1)
-        );
-    }
-
-    #[test]
-    fn labels_go_above_the_box_or_inside_it_and_stay_in_the_frame() {
-        assert_eq!(
-            place_label(px(50, 40, 20, 20), (30, 10), 200, 100),
-            Some(px(50, 30, 30, 10))
-        );
-        // No room above: inside the top.
-        assert_eq!(
-            place_label(px(50, 4, 20, 20), (30, 10), 200, 100),
-            Some(px(50, 4, 30, 10))
-        );
-        // At the right edge: shifted left.
-        assert_eq!(
-            place_label(px(190, 40, 10, 10), (30, 10), 200, 100),
-            Some(px(170, 30, 30, 10))
-        );
-        // Wider than the frame: cut.
-        assert_eq!(
-            place_label(px(0, 40, 10, 10), (300, 10), 200, 100),
-            Some(px(0, 30, 200, 10))
-        );
     }
 
     #[test]

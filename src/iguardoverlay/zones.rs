@@ -6,7 +6,8 @@
 //! holds it: a diagonal across the frame then needs a few dozen small bitmaps (rendered once
 //! and kept, as zones do not move) rather than one the size of the frame.
 
-use super::scene::{Alignment, Shape, align, place_label};
+use super::layout::{Alignment, align, place_label};
+use super::scene::Shape;
 use super::text::Argb;
 use crate::geometry::PixelRect;
 use crate::zones::Zones;

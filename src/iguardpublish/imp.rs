@@ -6,7 +6,7 @@
 //! Locks: `settings` is only held to copy values out; `state` is held only to reach the
 //! publisher, never while posting.
 
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use gst::glib;
@@ -23,6 +23,7 @@ use crate::publish::webhook::{self, WebhookConfig};
 
 use super::WebhookEvents;
 use crate::publish::{self, Config, Notice, Publisher, Stats, wire};
+use crate::sync::lock;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -148,10 +149,6 @@ pub struct IGuardPublish {
     state: Mutex<Option<State>>,
     /// The last run's figures, kept readable after stop.
     last_stats: Mutex<Option<Stats>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn stats_structure(s: &Stats) -> gst::Structure {

@@ -13,7 +13,7 @@
 //! Lock order: the stream lock (taken by the delivery) → the outbox; the courier's own lock is
 //! never held while delivering.
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -21,10 +21,7 @@ use gst::glib;
 use gst::prelude::*;
 
 use crate::publish::wire;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::sync::lock;
 
 #[derive(Debug, Default)]
 struct Waiting {

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! GObject glue of `iguardverify`: the property table, the vfuncs, and the wiring of
-//! detections → clips → pool → verdicts. The logic lives in `settings` (values, layers,
-//! checks), `clip`, `sampler`, `pool`, `scorer::factory`, `detections`, `mailbox` and `meta`.
+//! GObject glue of `iguardverify`: the element's state, the vfuncs (start, stop, caps, events,
+//! the transform) and the order of the steps. The steps live beside what they drive: the
+//! collect step (detections → clips → requests) in `collect.rs`, verdict delivery (messages,
+//! mailbox, events, metadata on buffers) in `delivery.rs`, incidents in `incidents.rs`, the
+//! properties in `properties.rs` and `settings.rs`; the logic in `clip`, `sampler`, `pool`,
+//! `scorer::factory`, `detections`, `mailbox` and `meta`.
 //!
 //! Locks, in the order they may be taken: `state` (streaming thread) → `settings` →
 //! `effective`; `running` alone; the pool's and reporter's own locks → the mailbox / the
-//! outbox (leaves). `settings`
-//! is only held to copy values out. Verdicts are delivered (message posted, mailbox filled)
+//! outbox (leaves). `settings` is only held to copy values out. Verdicts are delivered (message posted, mailbox filled)
 //! without `state` or `running`, and nothing is posted while one of our locks is held, so an
 //! application may read any property, or flush the pipeline, from a bus sync handler: requests
 //! the streaming thread answers itself (dropped, failed, labels-only, evicted from a full queue)
@@ -15,8 +17,8 @@
 //! posted by a `Poster`, never under a lock.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::glib;
@@ -24,28 +26,25 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use super::courier::{self, Courier};
-use super::incidents::{self, Keeper, Poster};
+use super::collect::State;
+use super::courier::Courier;
+use super::delivery::Running;
 use super::settings::*;
-use super::stats::{ClipStats, Stats};
-use crate::clip::{ClipAssembler, ClipCounters, Collected};
-use crate::deepstream::DeepStreamLayout;
+use super::stats::Stats;
+use crate::clip::ClipAssembler;
 use crate::deepstream::events::stream_eos_source;
-use crate::deepstream::verdict_meta::{AttachError, Target, attach_verdict};
 use crate::detections::deepstream::carries_batch_meta;
-use crate::detections::{AutoReader, DetectionReader, FrameDetections, roi};
+use crate::detections::{AutoReader, roi};
 use crate::frames::{self, FrameSource};
 use crate::incident::EndReason;
-use crate::instance::{self, Instance};
-use crate::mailbox::VerdictMailbox;
-use crate::meta;
-use crate::pool::{Answers, Done, Outcome, Pool, Reporter, RequestInfo, Ticket};
-use crate::publish::wire;
+use crate::instance::{self};
+use crate::pool::{Answers, Done, Outcome, Pool};
 use crate::scorer::Scorer;
 use crate::scorer::factory::{self, Problem};
 use crate::scorer::fallback::FallbackScorer;
-use crate::sources::{Admission, SourceLimit};
-use crate::verdict::{Status, Verdict};
+use crate::sources::SourceLimit;
+use crate::sync::lock;
+use crate::verdict::Status;
 
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -60,106 +59,6 @@ const STOP_JOIN_WAIT: Duration = Duration::from_secs(2);
 /// How long a flush waits for verdicts a worker was already delivering when it began, so that
 /// none of them is attached after the seek.
 const FLUSH_SETTLE_WAIT: Duration = Duration::from_secs(1);
-/// How long a verdict event waits for a buffer to go out before; past it the courier pushes
-/// it (a live source that stalled sends no buffer).
-const EVENT_MAX_WAIT: Duration = Duration::from_millis(200);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// What verdict delivery and the `stats` property need; cheap to clone out of its lock.
-#[derive(Clone)]
-struct Running {
-    reporter: Arc<Reporter>,
-    instance: Arc<Instance>,
-    mailbox: Arc<Mutex<VerdictMailbox>>,
-    /// Verdicts for `iguardpublish`, pushed downstream as `iguard-verdict` events by the
-    /// streaming thread (before each buffer, and before EOS after the drain), or by the courier
-    /// when no buffer came for `EVENT_MAX_WAIT`.
-    outbox: Arc<Mutex<wire::Outbox>>,
-    courier: Arc<courier::Signal>,
-    sources_refused: Arc<AtomicU64>,
-    clips: Arc<ClipCounters>,
-    incidents: Arc<Mutex<Keeper>>,
-    incident_counts: Arc<Mutex<incidents::Counts>>,
-    poster: Arc<Poster>,
-}
-
-impl Running {
-    fn pool(&self) -> &Pool {
-        &self.instance.pool
-    }
-
-    fn stats(&self) -> Stats {
-        let (results_waiting, results_overflowed) = {
-            let m = lock(&self.mailbox);
-            (m.waiting() as u32, m.overflowed())
-        };
-        let config = self.pool().config();
-        Stats {
-            counters: self.reporter.counters(),
-            pool: self.pool().stats(),
-            max_workers: config.max_workers as u32,
-            queue_size: config.queue_size as u32,
-            results_waiting,
-            results_overflowed,
-            publish_overflowed: lock(&self.outbox).overflowed,
-            sources_refused: self.sources_refused.load(Ordering::Relaxed),
-            snapshots_encoded: self.reporter.snapshot_counters().encoded(),
-            snapshots_skipped: self.reporter.snapshot_counters().skipped(),
-            scorer: self.pool().scorer_name().to_string(),
-            pool_name: config.name.clone(),
-            model_instance_id: self.instance.id.clone().unwrap_or_default(),
-            instance_users: self.instance.users() as u32,
-            clips: ClipStats::of(&self.clips),
-            incidents: *lock(&self.incident_counts),
-        }
-    }
-
-    /// Posts the incident changes waiting, with no lock held.
-    fn post_incidents(&self, element: &super::IGuardVerify) {
-        self.poster.post_all(element.upcast_ref());
-    }
-
-    /// Ends every incident (EOS, flush, stop) and posts the changes.
-    fn end_incidents(&self, element: &super::IGuardVerify, reason: EndReason) {
-        lock(&self.incidents).end_all(reason);
-        self.post_incidents(element);
-    }
-}
-
-/// Streaming-thread data, created in `start()` and dropped in `stop()`.
-struct State {
-    running: Running,
-    info: Option<gst_video::VideoInfo>,
-    reader: Box<dyn DetectionReader>,
-    assembler: ClipAssembler,
-    /// Where tiles come from: system memory or NVMM surfaces (chosen in `set_caps`).
-    frame_source: FrameSource,
-    /// NVMM caps without NVIDIA's surface libraries (fallback-on-error=true): no tiles are
-    /// read and clips are scored from their labels on the streaming thread.
-    labels_only: Option<FallbackScorer>,
-    /// The caps are NVMM (each frame meta's tiles come from its own surface).
-    nvmm: bool,
-    /// Tickets of clips being collected, by request id.
-    collecting: HashMap<u64, Ticket>,
-    frames: Vec<FrameDetections>,
-    sources: SourceLimit,
-    /// What this run layers over the application's settings, and the result.
-    layers: RunLayers,
-    run: Settings,
-    settings_generation: u64,
-    /// The scorer reads pixels (the label-based fallback does not: no tiles are sampled).
-    needs_pixels: bool,
-    /// A batch of several frames in one system-memory buffer was reported once.
-    warned_batched: bool,
-    /// Where DeepStream verdict metas go (the object layout, `unique-id`).
-    ds_layout: DeepStreamLayout,
-    /// Writing DeepStream verdict metas failed once and was reported.
-    warned_ds_meta: bool,
-    last_stats: Instant,
-}
 
 #[derive(Default)]
 pub struct IGuardVerify {
@@ -235,11 +134,6 @@ impl IGuardVerify {
         }
     }
 
-    /// Answers a request that never reached the pool.
-    fn end_unsubmitted(ticket: Ticket, status: Status, reason: &str) {
-        ticket.finish(Outcome::unscored(status, reason));
-    }
-
     /// Copies the properties that may change while playing into the streaming state.
     fn refresh_settings(&self, state: &mut State) {
         let run = {
@@ -256,231 +150,6 @@ impl IGuardVerify {
         state.running.reporter.set_threshold(run.threshold);
         *lock(&self.effective) = Some(run.clone());
         state.run = run;
-    }
-
-    /// Hands a finished clip to the pool. Requests answered at once (labels only, refused or
-    /// evicted by the pool) go to `later`, delivered once `state` is released. With `wait`
-    /// (`async=false`), returns the signal of the clip's verdict, to be waited for with no lock
-    /// held; a flush or stop answers it (the pool's gate), so the wait ends with them.
-    fn submit(
-        &self,
-        state: &mut State,
-        collected: Collected,
-        wait: bool,
-        later: &mut Answers,
-    ) -> Option<Arc<Done>> {
-        let id = collected.clip.request_id;
-        let Some(mut ticket) = state.collecting.remove(&id) else {
-            gst::warning!(CAT, imp = self, "clip {id} has no request");
-            return None;
-        };
-        *ticket.info_mut() = request_info(&collected, state.running.pool().scorer_name());
-        let clip = collected.clip;
-        gst::debug!(
-            CAT,
-            imp = self,
-            "clip {} of source {} ready ({} tiles, region {:?})",
-            clip.request_id,
-            clip.source.source_id,
-            clip.real_frames,
-            clip.region
-        );
-        if let Some(fallback) = &state.labels_only {
-            // Microseconds: the label-based score needs no worker. A guess from labels is
-            // never `verified`/`rejected` (those promise a model looked at the pixels): it is
-            // `fallback`, with `positive` saying which side of the threshold it fell.
-            let outcome = match fallback.score(&[&clip], &crate::scorer::Cancel::new()) {
-                Ok(scores) if scores.len() == 1 => Outcome {
-                    status: Status::Fallback,
-                    score: scores[0].score,
-                    label: scores[0].label.clone(),
-                    reason: "labels only: NVIDIA's surface libraries are not available".into(),
-                    queue_ms: 0.0,
-                    processing_ms: 0.0,
-                    // Scored on the streaming thread: no JPEG is encoded here.
-                    snapshot: None,
-                },
-                _ => Outcome::unscored(Status::Error, "the label-based fallback failed"),
-            };
-            later.answer(ticket, outcome);
-            return None;
-        }
-        let done = wait.then(|| ticket.done_signal());
-        if let Some(answered) = state.running.pool().submit(ticket, clip) {
-            later.push(answered);
-        }
-        done
-    }
-
-    /// Keeps the frames of admitted sources; returns the sources newly refused.
-    fn admit_sources(state: &mut State, frames: &mut Vec<FrameDetections>) -> Vec<u32> {
-        let mut refused = Vec::new();
-        frames.retain(|f| match state.sources.admit(f.source.source_id) {
-            Admission::Admitted => true,
-            Admission::RefusedNew => {
-                refused.push(f.source.source_id);
-                false
-            }
-            Admission::Refused => false,
-        });
-        state
-            .running
-            .sources_refused
-            .store(state.sources.refused(), Ordering::Relaxed);
-        refused
-    }
-
-    /// Feeds this buffer's frames to the clip assembler; returns the clips it finished.
-    fn collect(
-        &self,
-        state: &mut State,
-        buf: &gst::BufferRef,
-        info: &gst_video::VideoInfo,
-        frames: &[FrameDetections],
-        later: &mut Answers,
-    ) -> (Vec<Collected>, Vec<(usize, u64)>) {
-        let pts = buf.pts().map(|t| t.nseconds());
-        let (width, height) = (info.width(), info.height());
-        let State {
-            assembler,
-            frame_source,
-            collecting,
-            running,
-            needs_pixels,
-            labels_only,
-            ..
-        } = state;
-        // Labels-only (NVMM without NVIDIA's surface libraries): no tiles to read.
-        let read_pixels = *needs_pixels && labels_only.is_none();
-        let (tile_width, tile_height) = (
-            assembler.config().tile_width,
-            assembler.config().tile_height,
-        );
-        let mut finished = Vec::new();
-        let mut assigned = Vec::new();
-        assembler.begin_buffer();
-        let mut pixels = frame_source.pixels(buf, info);
-        for fd in frames {
-            let outcome = assembler.push(
-                fd.source,
-                &fd.detections,
-                width,
-                height,
-                fd.source.pts.or(pts),
-                &mut || {
-                    let t = running.reporter.open(RequestInfo {
-                        source_id: fd.source.source_id,
-                        pad_index: fd.source.pad_index,
-                        scorer: running.pool().scorer_name().to_string(),
-                        ..Default::default()
-                    });
-                    let id = t.id();
-                    collecting.insert(id, t);
-                    id
-                },
-                &mut |region, tile| {
-                    if !read_pixels {
-                        return Ok(());
-                    }
-                    pixels.tile(fd.source.batch_index, region, tile_width, tile_height, tile)
-                },
-            );
-            lock(&running.incidents).frame(&fd.source, fd.source.pts.or(pts), &outcome, assembler);
-            // A clip's verdict names its object from the start (also when it is abandoned).
-            for o in &outcome.opened {
-                if let Some(t) = collecting.get_mut(&o.request_id) {
-                    let info = t.info_mut();
-                    info.object_id = o.object_id;
-                    info.trigger_label.clone_from(&o.trigger_label);
-                    info.start_pts = o.start_pts;
-                }
-            }
-            for (c, reason) in outcome.dropped {
-                gst::debug!(CAT, imp = self, "clip {} dropped: {reason}", c.request_id);
-                if let Some(mut t) = collecting.remove(&c.request_id) {
-                    *t.info_mut() = request_info(&c, running.pool().scorer_name());
-                    later.answer(t, Outcome::unscored(Status::Dropped, reason));
-                }
-            }
-            for (id, reason) in outcome.failed {
-                gst::warning!(CAT, imp = self, "clip {id} abandoned: {reason}");
-                if let Some(t) = collecting.remove(&id) {
-                    let reason = format!("sampling failed: {reason}");
-                    later.answer(t, Outcome::unscored(Status::Error, reason));
-                }
-            }
-            for id in outcome.started {
-                gst::debug!(
-                    CAT,
-                    imp = self,
-                    "source {} triggered clip {id}",
-                    fd.source.source_id
-                );
-            }
-            finished.extend(outcome.finished);
-            // Only a buffer of one frame's ROI metas gets its ids written back.
-            if frames.len() == 1 {
-                assigned = outcome.assigned;
-            }
-        }
-        (finished, assigned)
-    }
-
-    /// Writes `v` as DeepStream metadata (classifier meta on the tracked object, IGUARD.VERDICT
-    /// user meta on its frame). Returns the first failure worth telling the user, once a run.
-    fn attach_deepstream(
-        &self,
-        state: &mut State,
-        buf: &mut gst::BufferRef,
-        v: &Verdict,
-    ) -> Option<String> {
-        let scored = matches!(v.status, Status::Verified | Status::Rejected);
-        let target = Target {
-            object_id: v.object_id,
-            class_id: scored
-                .then(|| state.running.pool().class_index(&v.label))
-                .flatten(),
-            unique_id: state.run.unique_id as i32,
-            layout: state.ds_layout,
-        };
-        match attach_verdict(buf, v, &target) {
-            Ok(a) => {
-                gst::log!(
-                    CAT,
-                    imp = self,
-                    "verdict {} as DeepStream meta: {a:?}",
-                    v.request_id
-                );
-                None
-            }
-            Err(AttachError::SourceNotInBatch(_)) => None,
-            // Not NVIDIA's batch meta (a stand-in, another producer): not ours to change.
-            Err(e @ AttachError::ForeignBatchMeta(_)) => {
-                gst::debug!(CAT, imp = self, "verdict {}: {e}", v.request_id);
-                None
-            }
-            Err(e) => {
-                gst::debug!(
-                    CAT,
-                    imp = self,
-                    "verdict {} not as DeepStream meta: {e}",
-                    v.request_id
-                );
-                (!std::mem::replace(&mut state.warned_ds_meta, true)).then(|| e.to_string())
-            }
-        }
-    }
-
-    /// Pushes the verdicts waiting for `iguardpublish` downstream, oldest first, with no lock
-    /// held (downstream may block or query).
-    fn push_verdict_events(&self, running: &Running) {
-        // Before taking: a verdict queued in between starts the courier's clock again.
-        running.courier.taken();
-        let events = lock(&running.outbox).take();
-        let pad = gst_base::prelude::BaseTransformExtManual::src_pad(&*self.obj()).clone();
-        for ev in events {
-            let _ = pad.push_event(ev);
-        }
     }
 
     /// EOS: completes partial clips, waits for every pending verdict (bounded by
@@ -705,6 +374,13 @@ impl BaseTransformImpl for IGuardVerify {
         let mut layers = layered.layers;
         let run = user.layered(&layers);
         let reader: AutoReader = run.reader().map_err(settings_error)?;
+        if let Some(e) = crate::analytics::library().err() {
+            // Said once per process: before GStreamer 1.24 this is the normal case.
+            static TOLD: AtomicBool = AtomicBool::new(false);
+            if !TOLD.swap(true, Ordering::Relaxed) {
+                gst::debug!(CAT, imp = self, "{e}");
+            }
+        }
         let ds_layout = run.deepstream_layout().map_err(settings_error)?;
 
         let key = instance::Key {
@@ -777,66 +453,21 @@ impl BaseTransformImpl for IGuardVerify {
             }
         };
 
-        let mailbox = Arc::new(Mutex::new(VerdictMailbox::new(
-            run.result_queue_size as usize,
-        )));
-        let outbox = Arc::new(Mutex::new(wire::Outbox::new(wire::OUTBOX_CAPACITY)));
-        let weak = self.obj().downgrade();
-        let courier = match Courier::start(
-            "iguard-courier".into(),
-            EVENT_MAX_WAIT,
-            courier::delivery(weak.clone(), outbox.clone()),
-        ) {
-            Ok(c) => c,
-            Err(e) => {
-                instance::release(&instance, STOP_JOIN_WAIT);
-                return Err(gst::error_msg!(
-                    gst::ResourceError::Failed,
-                    ("Cannot start the verdict event thread: {}", e)
-                ));
-            }
-        };
-        let signal = courier.signal();
-        let poster = Arc::new(Poster::default());
-        let keeper = Arc::new(Mutex::new(Keeper::new(
-            run.incident_config(),
-            outbox.clone(),
-            signal.clone(),
-            poster.clone(),
-        )));
-        let incident_counts = lock(&keeper).counts();
-        let (mb, out, sig) = (mailbox.clone(), outbox.clone(), signal.clone());
-        let (kp, po) = (keeper.clone(), poster.clone());
-        let (run_id, name) = (wire::run_id(), self.obj().name().to_string());
-        let reporter = Reporter::new(run.threshold, move |v: &Verdict| {
-            lock(&mb).push(v.clone());
-            lock(&out).push(wire::verdict_event(v, &run_id, &name));
-            sig.queued();
-            let Some(obj) = weak.upgrade() else { return };
-            gst::log!(CAT, obj = obj, "verdict {:?}", v);
-            let s = meta::to_structure(meta::MESSAGE_NAME, v);
-            let _ = obj.post_message(gst::message::Element::builder(s).src(&obj).build());
-            // After the verdict's own message and event: its incident's change follows them.
-            lock(&kp).verdict(v);
-            po.post_all(obj.upcast_ref());
-        });
-        reporter.set_snapshot(run.snapshot_config());
         let mut assembler = ClipAssembler::with_tracks(run.clip_config(), run.track_config());
         assembler.set_limits(run.clip_limits());
         // Checked with the other settings above.
         assembler.set_zones(run.zone_rule().unwrap_or_default());
-        let running = Running {
-            incidents: keeper,
-            incident_counts,
-            poster,
-            clips: assembler.counters(),
-            reporter,
-            instance,
-            mailbox,
-            outbox,
-            courier: signal,
-            sources_refused: Arc::new(AtomicU64::new(0)),
-        };
+        let (running, courier) =
+            match Running::start(&self.obj(), &run, instance.clone(), assembler.counters()) {
+                Ok(started) => started,
+                Err(e) => {
+                    instance::release(&instance, STOP_JOIN_WAIT);
+                    return Err(gst::error_msg!(
+                        gst::ResourceError::Failed,
+                        ("Cannot start the verdict event thread: {}", e)
+                    ));
+                }
+            };
         gst::info!(
             CAT,
             imp = self,
@@ -1066,29 +697,7 @@ impl BaseTransformImpl for IGuardVerify {
             return Err(gst::FlowError::Flushing);
         };
 
-        // Attach at most one waiting verdict per source carried by this buffer.
-        let attach: Vec<Verdict> = {
-            let mut mailbox = lock(&state.running.mailbox);
-            frames
-                .iter()
-                .filter_map(|f| mailbox.pop(f.source.source_id))
-                .collect()
-        };
-        let deepstream = !attach.is_empty() && carries_batch_meta(buf);
-        let mut ds_error = None;
-        for v in &attach {
-            if let Err(e) = meta::add(buf, v) {
-                gst::warning!(
-                    CAT,
-                    imp = self,
-                    "cannot attach verdict {}: {e}",
-                    v.request_id
-                );
-            }
-            if deepstream {
-                ds_error = ds_error.or(self.attach_deepstream(state, buf, v));
-            }
-        }
+        let ds_error = self.attach_verdicts(state, buf, &frames);
         state.frames = frames;
 
         let post = match state.run.stats_interval() {
@@ -1132,13 +741,3 @@ impl BaseTransformImpl for IGuardVerify {
 }
 
 static POOL_SEQ: AtomicU64 = AtomicU64::new(1);
-
-/// What the verdict of a collected clip says about it: whom (the object) and where (the crop).
-fn request_info(c: &Collected, scorer: &str) -> RequestInfo {
-    RequestInfo {
-        object_id: c.object_id,
-        crop: c.last_crop(),
-        zones: c.zones.clone(),
-        ..RequestInfo::from_clip(&c.clip, scorer)
-    }
-}

@@ -13,14 +13,16 @@
 //! Each change goes out twice: as an `iguard-incident` custom downstream event through the
 //! element's outbox (pushed by the streaming thread before the next buffer, or by the courier
 //! when none comes), and as an element message of the same structure through a [`Poster`],
-//! which posts with no lock held and in the order the changes were made.
+//! which posts with no lock held and in the order the changes were made. Both carry the
+//! element's run id and name and the time of the change ([`wire::stamp`]), as its verdict
+//! events do, so a publisher never takes one run's incident 1 for another's.
 //!
 //! Locks: the keeper's own (taken under `state` by the streaming thread, alone by the workers
 //! delivering verdicts) → the outbox, the courier's signal, the poster's queue and the counts
 //! (leaves). Nothing is posted while the keeper's lock is held.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gst::prelude::*;
@@ -31,11 +33,8 @@ use crate::detections::SourceFrame;
 use crate::geometry::PixelRect;
 use crate::incident::{Change, EndReason, Incident, PixelBox, State};
 use crate::publish::wire;
+use crate::sync::lock;
 use crate::verdict::Verdict;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// How incidents are kept (`incidents`, `alert-after`, `incident-timeout`, `clip-per`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,11 +107,21 @@ pub struct Keeper {
     counts: Arc<Mutex<Counts>>,
     /// Working space of `frame`, kept so frames allocate nothing.
     ended: Vec<u64>,
+    /// Where the changes come from: the element's run (its verdicts' run id) and name.
+    origin: Origin,
+}
+
+/// The element's run id and name, stamped on every change ([`wire::stamp`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub run_id: String,
+    pub element: String,
 }
 
 impl Keeper {
     pub fn new(
         config: Config,
+        origin: Origin,
         outbox: Arc<Mutex<wire::Outbox>>,
         courier: Arc<courier::Signal>,
         poster: Arc<Poster>,
@@ -128,6 +137,7 @@ impl Keeper {
             poster,
             counts: Arc::default(),
             ended: Vec::new(),
+            origin,
         }
     }
 
@@ -358,7 +368,14 @@ impl Keeper {
             return;
         };
         e.incident.revision += 1;
-        let s = e.incident.to_structure(change);
+        let mut s = e.incident.to_structure(change);
+        // The times the incident records for its start and end are those of the changes.
+        let at = match change {
+            Change::New => e.incident.start_unix_us,
+            Change::End => e.incident.end_unix_us,
+            Change::Update | Change::Alert => now_us(),
+        };
+        wire::stamp(&mut s, &self.origin.run_id, &self.origin.element, at);
         lock(&self.outbox).push(gst::event::CustomDownstream::new(s.clone()));
         self.courier.queued();
         self.poster.enqueue(s);

@@ -22,7 +22,9 @@ use crate::scorer::Scorer;
 use crate::scorer::factory::ModelKind;
 use crate::scorer::{model_io, onnx};
 
+mod collect;
 mod courier;
+mod delivery;
 mod imp;
 mod incidents;
 mod properties;

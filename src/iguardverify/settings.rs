@@ -16,6 +16,7 @@ use super::{
 use crate::clip::{ClipConfig, TrackConfig};
 use crate::config::{Overlay, Step2Config};
 use crate::detections::AutoReader;
+use crate::detections::analytics::AnalyticsReader;
 use crate::detections::deepstream::{ClassLabels, DeepStreamLayout, DeepStreamReader};
 use crate::detections::roi::RoiReader;
 use crate::pool::PoolConfig;
@@ -726,6 +727,7 @@ impl Settings {
             roi: RoiReader,
             spare: Default::default(),
             deepstream: DeepStreamReader::new(self.deepstream_layout()?, labels),
+            analytics: AnalyticsReader::new(),
         })
     }
 

@@ -165,9 +165,7 @@ mod tests {
     fn structure(change: Change, i: &Incident, run: Option<&str>) -> gst::Structure {
         let mut s = i.to_structure(change);
         if let Some(run) = run {
-            s.set(wire::RUN_ID, run);
-            s.set(wire::ELEMENT, "verify0");
-            s.set(wire::UNIX_US, 1_764_581_400_123_456i64);
+            wire::stamp(&mut s, run, "verify0", 1_764_581_400_123_456);
         }
         s
     }
@@ -256,6 +254,7 @@ mod tests {
         assert_eq!(r.event.event_id, "mine-incident-4-1");
         assert_eq!(r.event.unix_us, 9_000_000);
         let v = r.event.body();
+        assert_eq!(v["element"], "", "no verifier named");
         assert_eq!(v["object_id"], Value::Null);
         assert_eq!(v["best_score"], Value::Null);
         assert_eq!(v["zones"], serde_json::json!([]));
@@ -265,6 +264,40 @@ mod tests {
         let mut bad = structure(Change::New, &i, None);
         bad.remove_field("revision");
         assert!(read(&bad, "p", "r", 0).unwrap_err().contains("revision"));
+    }
+
+    #[test]
+    fn each_verifier_run_names_its_own_incidents() {
+        gst::init().unwrap();
+        // Incident 1 of two runs (a restart, or two verifiers into one publisher), stamped as
+        // `iguardverify` stamps them.
+        let i = incident(1, 1, State::Pending);
+        let stamped = |run: &str, element: &str, at: i64| {
+            let mut s = i.to_structure(Change::New);
+            wire::stamp(&mut s, run, element, at);
+            read(&s, "pub0", "mine", 5).unwrap()
+        };
+        let a = stamped("0a", "cam-a", 1_764_581_400_000_001);
+        let b = stamped("0b", "cam-b", 1_764_581_400_500_000);
+        assert_eq!(
+            (a.event.event_id.as_str(), b.event.event_id.as_str()),
+            ("0a-incident-1-1", "0b-incident-1-1")
+        );
+        assert_eq!((a.run_id.as_str(), b.run_id.as_str()), ("0a", "0b"));
+        let v = b.event.body();
+        assert_eq!(v["element"], "cam-b");
+        assert_eq!(v["publisher"], "pub0");
+        assert_eq!(
+            v["unix_ms"], 1_764_581_400_500i64,
+            "the change's time, not 5"
+        );
+        assert_eq!(v["time"], schema::rfc3339(1_764_581_400_500_000));
+        // Neither is a copy of the other.
+        let mut t = Tracker::default();
+        assert_eq!(t.observe(&a), Some(0));
+        assert_eq!(t.observe(&b), Some(0));
+        assert_eq!(t.observe(&b), None, "b again is a copy");
+        assert_eq!(t.open(), 2);
     }
 
     #[test]

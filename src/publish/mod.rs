@@ -8,19 +8,25 @@
 //!                                              "iguardpub-mqtt": spool ──▶ broker, PUBACK ──▶ spool
 //! ```
 //! The streaming thread only tries to queue the verdict event (a reference; the output thread
-//! reads it); a full queue drops and counts. Locks: `spool` and `latencies` are never held together, nor while calling
-//! `notice`.
+//! reads it); a full queue drops and counts. Locks: `spool` and `latencies` are never held
+//! together, nor while calling `notice`.
+//!
+//! Its rooms: this file the publisher (configuration, start, stop, the shared state); the
+//! output thread in `dispatch.rs`; the counters in `counters.rs`; names and URLs in `url.rs`;
+//! each output in its own file (`file`, `mqtt`, `webhook`, `snapshots`, `metrics`), the spool
+//! in `spool`, and the event's wire and schema in `wire`, `schema`, `intake`, `incidents`.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
+mod counters;
+mod dispatch;
 pub mod file;
 pub mod incidents;
 mod intake;
@@ -30,15 +36,20 @@ pub mod schema;
 pub mod snapshots;
 pub mod spool;
 pub mod tls;
+mod url;
 pub mod webhook;
 pub mod wire;
 
-use file::{FileConfig, JsonlFile};
+pub use counters::{Counters, Stats};
+pub use url::{default_client_id, dir, host_port};
+
+use dispatch::{Job, Route, dispatch};
+use file::FileConfig;
 use mqtt::MqttConfig;
 use schema::Origin;
-use snapshots::{SnapshotDir, SnapshotDirConfig};
+use snapshots::SnapshotDirConfig;
 use spool::{Spool, SpoolConfig};
-use webhook::{WebhookConfig, WebhookEvents};
+use webhook::WebhookConfig;
 
 use crate::sync::lock;
 
@@ -100,113 +111,6 @@ pub struct Config {
     pub spool: SpoolConfig,
     /// `snapshot-dir`: where verdicts' JPEGs are written.
     pub snapshot_dir: Option<SnapshotDirConfig>,
-}
-
-#[derive(Default)]
-pub struct Counters {
-    pub received: AtomicU64,
-    pub queue_dropped: AtomicU64,
-    pub invalid: AtomicU64,
-    pub processed: AtomicU64,
-    pub file_written: AtomicU64,
-    pub file_failed: AtomicU64,
-    pub mqtt_delivered: AtomicU64,
-    pub mqtt_replayed: AtomicU64,
-    pub mqtt_connects: AtomicU64,
-    pub mqtt_disconnects: AtomicU64,
-    /// Snapshots over the MQTT packet bound: left off, their event sent.
-    pub mqtt_snapshots_skipped: AtomicU64,
-    /// Events over the MQTT packet bound: dropped.
-    pub mqtt_too_large: AtomicU64,
-    pub gaps: AtomicU64,
-    pub webhook_delivered: AtomicU64,
-    pub webhook_replayed: AtomicU64,
-    /// Events the receiver refused with a 4xx (dropped).
-    pub webhook_rejected: AtomicU64,
-    /// Failed attempts (5xx, timeout, no connection), each followed by a back-off.
-    pub webhook_retries: AtomicU64,
-    pub webhook_gaps: AtomicU64,
-    pub snapshots_written: AtomicU64,
-    pub snapshots_failed: AtomicU64,
-    /// Incident events published (copies not counted).
-    pub incidents: AtomicU64,
-    /// Copies of an incident change already published: dropped.
-    pub incident_duplicates: AtomicU64,
-}
-
-/// A snapshot of the figures (the `stats` property, `<prefix>/stats`).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Stats {
-    pub received: u64,
-    pub queue_dropped: u64,
-    pub invalid: u64,
-    pub queued: u64,
-    pub file_written: u64,
-    pub file_failed: u64,
-    pub mqtt_connected: bool,
-    pub mqtt_delivered: u64,
-    pub mqtt_replayed: u64,
-    pub mqtt_connects: u64,
-    pub mqtt_disconnects: u64,
-    pub mqtt_snapshots_skipped: u64,
-    pub mqtt_too_large: u64,
-    pub spool_events: u64,
-    pub spool_bytes: u64,
-    pub spool_dropped: u64,
-    pub spool_disk: bool,
-    pub spool_disk_errors: u64,
-    /// Lines of the spool folder that were not events at the start (torn, garbage): skipped.
-    pub spool_skipped: u64,
-    pub gaps: u64,
-    /// Verdict produced → PUBACK, live (not replayed) events, over the last [`LATENCY_SAMPLES`].
-    pub latency_p50_ms: f64,
-    pub latency_p99_ms: f64,
-    pub webhook_connected: bool,
-    pub webhook_delivered: u64,
-    pub webhook_replayed: u64,
-    pub webhook_rejected: u64,
-    pub webhook_retries: u64,
-    pub webhook_spool_events: u64,
-    pub webhook_spool_dropped: u64,
-    pub webhook_spool_skipped: u64,
-    pub webhook_gaps: u64,
-    /// `snapshot-dir` files written, and snapshots that could not be.
-    pub snapshots_written: u64,
-    pub snapshots_failed: u64,
-    /// Incident events published, and copies of one dropped.
-    pub incidents: u64,
-    pub incident_duplicates: u64,
-}
-
-impl Stats {
-    pub fn to_json(&self) -> Value {
-        json!({
-            "received": self.received, "queue_dropped": self.queue_dropped,
-            "invalid": self.invalid, "queued": self.queued,
-            "file_written": self.file_written, "file_failed": self.file_failed,
-            "mqtt_connected": self.mqtt_connected, "mqtt_delivered": self.mqtt_delivered,
-            "mqtt_replayed": self.mqtt_replayed, "mqtt_connects": self.mqtt_connects,
-            "mqtt_disconnects": self.mqtt_disconnects,
-            "mqtt_snapshots_skipped": self.mqtt_snapshots_skipped,
-            "mqtt_too_large": self.mqtt_too_large, "spool_events": self.spool_events,
-            "spool_bytes": self.spool_bytes, "spool_dropped": self.spool_dropped,
-            "spool_disk": self.spool_disk, "spool_disk_errors": self.spool_disk_errors,
-            "spool_skipped": self.spool_skipped,
-            "gaps": self.gaps, "latency_p50_ms": self.latency_p50_ms,
-            "latency_p99_ms": self.latency_p99_ms,
-            "webhook_connected": self.webhook_connected,
-            "webhook_delivered": self.webhook_delivered,
-            "webhook_replayed": self.webhook_replayed,
-            "webhook_rejected": self.webhook_rejected,
-            "webhook_retries": self.webhook_retries,
-            "webhook_spool_events": self.webhook_spool_events,
-            "webhook_spool_dropped": self.webhook_spool_dropped,
-            "webhook_spool_skipped": self.webhook_spool_skipped,
-            "webhook_gaps": self.webhook_gaps,
-            "incidents": self.incidents,
-            "incident_duplicates": self.incident_duplicates,
-        })
-    }
 }
 
 pub const LATENCY_SAMPLES: usize = 4096;
@@ -333,22 +237,6 @@ impl Shared {
     }
 }
 
-enum Job {
-    Event(
-        Map<String, Value>,
-        Origin,
-        Option<crate::snapshot::Snapshot>,
-    ),
-    /// An `iguard-verdict` event as it arrived, and when: read ([`wire::read`]) here, on the
-    /// output thread, so the streaming thread only queues a reference (reading it there cost
-    /// 5-7 µs a verdict warm, 30-40 µs cold; see NOTES-pubbench.md).
-    Verdict(gst::Event, i64),
-    /// An `iguard-incident` event as it arrived, and when; read on the output thread too.
-    Incident(gst::Event, i64),
-    /// Answered once every job before it is done.
-    Barrier(SyncSender<()>),
-}
-
 /// The running outputs of one element.
 pub struct Publisher {
     /// `None` once stopped.
@@ -357,206 +245,6 @@ pub struct Publisher {
     threads: Mutex<Vec<JoinHandle<()>>>,
     has_mqtt: bool,
     has_webhook: bool,
-}
-
-/// What the output thread does with each event.
-struct Route {
-    file: Option<FileConfig>,
-    mqtt: bool,
-    /// Which events the webhook gets; `None` without a webhook.
-    webhook_events: Option<WebhookEvents>,
-    snapshot_dir: Option<SnapshotDirConfig>,
-    /// The verdicts' JPEGs are wanted (a snapshot folder or MQTT is configured).
-    want_jpeg: bool,
-    /// The publisher's run id, for incidents whose verifier names none.
-    run_id: String,
-}
-
-fn dispatch(shared: Arc<Shared>, rx: Receiver<Job>, route: Route) {
-    let Route {
-        file,
-        mqtt,
-        webhook_events,
-        snapshot_dir,
-        want_jpeg,
-        run_id,
-    } = route;
-    let webhook = webhook_events.is_some();
-    let mut tracker = incidents::Tracker::default();
-    let mut file = file.map(JsonlFile::new);
-    let mut snapshot_dir = snapshot_dir.and_then(|c| match SnapshotDir::open(c) {
-        Ok(d) => Some(d),
-        Err(reason) => {
-            (shared.notice)(Notice::Warning {
-                sink: Sink::SnapshotDir,
-                reason: format!("{reason}: snapshots are not written"),
-            });
-            None
-        }
-    });
-    let mut file_up = true;
-    let mut snapshot_dir_up = true;
-    // The spools' folder problems: one warning per outage, `up` when it works again.
-    let spooled = |r: Result<Option<String>, String>| match r {
-        Ok(None) => {}
-        Ok(Some(detail)) => (shared.notice)(Notice::Up {
-            sink: Sink::Spool,
-            detail,
-        }),
-        Err(reason) => (shared.notice)(Notice::Warning {
-            sink: Sink::Spool,
-            reason,
-        }),
-    };
-    // A batch ends when the queue runs empty: the spools' appends are synced then (and by the
-    // spool itself every `SYNC_EVERY` appends while the queue stays busy).
-    let sync = || {
-        for (on, spool) in [(mqtt, &shared.spool), (webhook, &shared.webhook_spool)] {
-            if on && let Err(reason) = lock(spool).sync() {
-                spooled(Err(reason));
-            }
-        }
-    };
-    loop {
-        let job = match rx.try_recv() {
-            Ok(job) => job,
-            Err(TryRecvError::Empty) => {
-                sync();
-                match rx.recv() {
-                    Ok(job) => job,
-                    Err(_) => break,
-                }
-            }
-            Err(TryRecvError::Disconnected) => break,
-        };
-        let (event, jpeg) = match job {
-            Job::Barrier(done) => {
-                if let Some(f) = file.as_mut() {
-                    let _ = f.flush();
-                }
-                sync();
-                let _ = done.try_send(());
-                continue;
-            }
-            Job::Event(f, o, j) => match intake::verdict_event(&shared, f, &o) {
-                Some(e) => (e, j),
-                None => continue,
-            },
-            Job::Verdict(ev, received_us) => {
-                let Some(s) = wire::verdict_structure(&ev) else {
-                    // `submit_verdict` is only given verdict events.
-                    shared.counters.invalid.fetch_add(1, Ordering::Relaxed);
-                    shared.counters.processed.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                };
-                let (fields, mut origin) = wire::read(s, &shared.name);
-                if !s.has_field(wire::UNIX_US) {
-                    // Without the verifier's time, the time it reached the element.
-                    origin.unix_us = received_us;
-                }
-                match intake::verdict_event(&shared, fields, &origin) {
-                    // The bytes are copied only when something wants them.
-                    Some(e) => (e, want_jpeg.then(|| wire::snapshot(s)).flatten()),
-                    None => continue,
-                }
-            }
-            Job::Incident(ev, received_us) => {
-                let want = snapshot_dir.is_some();
-                match intake::incident_event(&shared, &mut tracker, &ev, received_us, &run_id, want)
-                {
-                    Some(e) => e,
-                    None => continue,
-                }
-            }
-        };
-        let c = &shared.counters;
-        let mut event = event;
-        if let (Some(dir), Some(jpeg)) = (snapshot_dir.as_mut(), jpeg.as_ref()) {
-            // Written before the event, so a consumer that reads `snapshot.file` finds it.
-            match dir.write(&event.event_id, jpeg) {
-                Ok(name) => {
-                    c.snapshots_written.fetch_add(1, Ordering::Relaxed);
-                    if let Some(Value::Object(o)) = event.body_mut().get_mut("snapshot") {
-                        o.insert("file".into(), name.into());
-                    }
-                    if !snapshot_dir_up {
-                        snapshot_dir_up = true;
-                        (shared.notice)(Notice::Up {
-                            sink: Sink::SnapshotDir,
-                            detail: format!("writing snapshots to {} again", dir.dir().display()),
-                        });
-                    }
-                }
-                Err(e) => {
-                    c.snapshots_failed.fetch_add(1, Ordering::Relaxed);
-                    // A failing folder is one outage, warned once; a refused snapshot (too big
-                    // for the folder's bound) is about that snapshot alone.
-                    if !e.io {
-                        (shared.notice)(Notice::Warning {
-                            sink: Sink::SnapshotDir,
-                            reason: e.reason,
-                        });
-                    } else if snapshot_dir_up {
-                        snapshot_dir_up = false;
-                        (shared.notice)(Notice::Down {
-                            sink: Sink::SnapshotDir,
-                            reason: e.reason,
-                        });
-                    }
-                }
-            }
-        }
-        if let Some(f) = file.as_mut() {
-            match f.write_line(&event.render(false, schema::now_us())) {
-                Ok(()) => {
-                    c.file_written.fetch_add(1, Ordering::Relaxed);
-                    if !file_up {
-                        file_up = true;
-                        (shared.notice)(Notice::Up {
-                            sink: Sink::File,
-                            detail: format!("writing {} again", f.path().display()),
-                        });
-                    }
-                }
-                Err(e) => {
-                    c.file_failed.fetch_add(1, Ordering::Relaxed);
-                    if file_up {
-                        file_up = false;
-                        (shared.notice)(Notice::Down {
-                            sink: Sink::File,
-                            reason: format!("cannot write {}: {e}", f.path().display()),
-                        });
-                    }
-                }
-            }
-        }
-        if webhook_events.is_some_and(|w| w.wants(&event)) {
-            let r = lock(&shared.webhook_spool).push(event.clone());
-            shared.webhook_wake.notify_one();
-            spooled(r);
-        }
-        // An incident's snapshot is one of its verdicts': that one already went to MQTT.
-        if mqtt
-            && !event.incident
-            && let Some(jpeg) = jpeg
-        {
-            let mut pending = lock(&shared.snapshots);
-            if pending.len() < MAX_SNAPSHOT_SOURCES || pending.contains_key(&event.source) {
-                pending.insert(event.source.clone(), jpeg);
-            } else {
-                c.snapshots_failed.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        if mqtt {
-            let r = lock(&shared.spool).push(event);
-            spooled(r);
-            shared.wake.notify_one();
-        }
-        c.processed.fetch_add(1, Ordering::Relaxed);
-    }
-    if let Some(f) = file.as_mut() {
-        let _ = f.flush();
-    }
 }
 
 impl Publisher {
@@ -805,45 +493,10 @@ impl Publisher {
     }
 }
 
-/// Paths used by the element's defaults.
-pub fn default_client_id(name: &str, run: &str) -> String {
-    format!("iguard-{name}-{}", &run[..run.len().min(8)])
-}
-
-/// The spool folder as a path, `None` when unset or empty.
-pub fn dir(path: Option<&str>) -> Option<PathBuf> {
-    path.filter(|p| !p.is_empty()).map(PathBuf::from)
-}
-
-/// Splits a URL's `host[:port]` (an IPv6 address in brackets) into host and port, `default`
-/// when none is given; the error says what is wrong, for the caller to name its URL.
-pub fn host_port(authority: &str, default: u16) -> Result<(&str, u16), &'static str> {
-    let (host, port) = if let Some(r) = authority.strip_prefix('[') {
-        let (h, after) = r.split_once(']').ok_or("unclosed '['")?;
-        (h, after.strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err("no host");
-    }
-    let port = match port {
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or("the port is not a number from 1 to 65535")?,
-        None => default,
-    };
-    Ok((host, port))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     /// A publisher config with only the JSON Lines log at `path`.
     fn file_only(path: impl Into<std::path::PathBuf>, queue_size: usize) -> Config {

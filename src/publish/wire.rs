@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! How verdicts travel from `iguardverify` to `iguardpublish`: a custom serialized downstream
 //! event named `iguard-verdict`, one per verdict, whose structure holds the verdict's meta
-//! fields plus `run-id`, `element` and `unix-us` (when the verdict was produced).
+//! fields plus `run-id`, `element` and `unix-us` (when the verdict was produced). The
+//! `iguard-incident` events (see [`crate::incident`]) carry the same three fields, stamped by
+//! [`stamp`].
 //!
 //! The meta on buffers is bounded (`result-queue-size`) and needs a buffer of the same source
 //! to ride on; the event needs neither, so verdicts finished at EOS and those beyond the result
@@ -41,12 +43,19 @@ pub fn run_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// Adds where an event comes from: the verifying element named `element`, in its run
+/// `run_id`, at `unix_us` (microseconds since the Unix epoch). A publisher names the event
+/// after that run, so two verifiers, or one restarted, never share an event id.
+pub fn stamp(s: &mut gst::StructureRef, run_id: &str, element: &str, unix_us: i64) {
+    s.set(RUN_ID, run_id);
+    s.set(ELEMENT, element);
+    s.set(UNIX_US, unix_us);
+}
+
 /// The event carrying `v` from the element named `element` in run `run_id`.
 pub fn verdict_event(v: &Verdict, run_id: &str, element: &str) -> gst::Event {
     let mut s = meta::to_structure(EVENT_NAME, v);
-    s.set(RUN_ID, run_id);
-    s.set(ELEMENT, element);
-    s.set(UNIX_US, schema::now_us());
+    stamp(&mut s, run_id, element, schema::now_us());
     gst::event::CustomDownstream::new(s)
 }
 

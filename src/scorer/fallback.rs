@@ -29,18 +29,18 @@ impl FallbackScorer {
         // Per weapon label: how much it contributed over the clip.
         let mut totals: Vec<(String, f64)> = Vec::new();
         let mut sum = 0.0;
-        for labels in &clip.frame_labels {
+        for labels in clip.frame_labels.iter() {
             let best = labels
                 .iter()
-                .filter(|l| self.weapon_labels.contains(&l.label))
+                .filter(|l| self.weapon_labels.iter().any(|w| **w == *l.label))
                 .filter(|l| l.confidence.is_finite())
                 .max_by(|a, b| a.confidence.total_cmp(&b.confidence));
             if let Some(l) = best {
                 let c = l.confidence.clamp(0.0, 1.0);
                 sum += c;
-                match totals.iter_mut().find(|(name, _)| *name == l.label) {
+                match totals.iter_mut().find(|(name, _)| **name == *l.label) {
                     Some((_, t)) => *t += c,
-                    None => totals.push((l.label.clone(), c)),
+                    None => totals.push((l.label.to_string(), c)),
                 }
             }
         }
@@ -100,7 +100,7 @@ mod tests {
                 .map(|f| {
                     f.iter()
                         .map(|(l, c)| LabelSeen {
-                            label: l.to_string(),
+                            label: (*l).into(),
                             confidence: *c,
                         })
                         .collect()

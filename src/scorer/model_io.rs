@@ -470,7 +470,7 @@ mod tests {
             frames: t,
             real_frames: t,
             pixels: (0..n).map(fill).collect(),
-            frame_labels: vec![vec![]; t as usize],
+            frame_labels: crate::clip::FrameLabels::empty(t as usize),
             region: PixelRect::full(w, h),
             trigger_label: String::new(),
             trigger_confidence: 1.0,

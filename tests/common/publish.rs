@@ -265,6 +265,26 @@ pub fn run_pipeline_with(
     run
 }
 
+/// An `iguardpublish <props>` in a harness, playing, with its bus: events pushed into it are
+/// published as a pipeline's would be.
+pub fn publisher(props: &str) -> (gst_check::Harness, gst::Element, gst::Bus) {
+    init();
+    let e = gst::parse::launch(&format!("iguardpublish {props}")).unwrap();
+    let bus = gst::Bus::new();
+    e.set_bus(Some(&bus));
+    let mut h = gst_check::Harness::with_element(&e, Some("sink"), Some("src"));
+    h.set_src_caps_str("video/x-raw");
+    (h, e, bus)
+}
+
+/// The `event_id` of each event.
+pub fn event_ids(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 pub fn u(s: &gst::Structure, f: &str) -> u64 {
     s.get::<u64>(f)
         .unwrap_or_else(|e| panic!("{f}: {e} in {s}"))
@@ -318,5 +338,170 @@ pub fn parse_openmetrics(text: &str) -> Vec<(String, BTreeMap<String, String>, f
             .collect();
         out.push((name.to_string(), labels, value.parse().unwrap()));
     }
+    out
+}
+
+/// What [`check_incident_log`] found in an event log.
+#[derive(Debug, Default)]
+pub struct IncidentLog {
+    /// Incidents, by (run, incident id): their `end` event.
+    pub ended: BTreeMap<(String, u64), Value>,
+    /// Incidents that became alerts.
+    pub alerts: usize,
+    /// Verdict events, by status.
+    pub verdicts: BTreeMap<String, usize>,
+    /// Verdict events of no open incident (`incidents=false`, or an object's clip after its
+    /// incident ended).
+    pub orphans: usize,
+}
+
+/// The run id an event is named after: its `event_id` before `-<request>` (a verdict) or
+/// `-incident-` (an incident).
+fn run_of(e: &Value) -> String {
+    let id = e["event_id"].as_str().unwrap();
+    match id.split_once("-incident-") {
+        Some((run, _)) => run.to_string(),
+        None => id.rsplit_once('-').unwrap().0.to_string(),
+    }
+}
+
+/// Checks the incidents of an event log (read in order) against its verdicts, and returns
+/// what it found:
+/// - every event id once;
+/// - every incident: one `new` first, one `end` last, `alert` at most once, revisions 1, 2,
+///   3... in log order;
+/// - each `update`/`alert` counts one verdict more than the change before it, and never more
+///   than the verdict events of its clips logged since its `new`: a verdict's event precedes
+///   the change that counts it (two workers' verdicts may both come before either's change),
+///   so an `alert` comes after a verified verdict of its object;
+/// - its `end` counts exactly the verdicts of its clips (`clips` is their sum).
+///
+/// A verdict's clips are those of its object (same run, source and object) whose incident is
+/// open: the newest one that started (`start_pts`) at or before the clip. An object lost while
+/// its last clip waits for a verdict may be back, with the same id, in a new incident before
+/// the old one ends.
+pub fn check_incident_log(events: &[Value]) -> IncidentLog {
+    type Object = (String, u64, Option<u64>);
+    type Id = (String, u64);
+    #[derive(Default)]
+    struct Open {
+        object: Option<Object>,
+        start_pts: Option<u64>,
+        revision: u64,
+        /// The verdict events of its clips logged so far: verified, rejected, unscored.
+        seen: [u64; 3],
+        /// The verdicts its latest change counted.
+        counted: u64,
+        alerted: bool,
+    }
+    let mut out = IncidentLog::default();
+    let ids: Vec<String> = event_ids(events);
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "an event id twice in {ids:?}");
+    let mut open: BTreeMap<Id, Open> = BTreeMap::new();
+    let mut ended: Vec<Id> = Vec::new();
+    for e in events {
+        let run = run_of(e);
+        let source = e["source_id"].as_u64().unwrap();
+        // A verdict of `clip-per=source` names object G_MAXUINT64, its incident null.
+        let object = e["object_id"].as_u64().filter(|o| *o != u64::MAX);
+        let key: Object = (run.clone(), source, object);
+        if e["schema"] == "iguard.verdict/1" {
+            let status = e["status"].as_str().unwrap().to_string();
+            *out.verdicts.entry(status.clone()).or_default() += 1;
+            let clip = e["clip_start_pts"].as_u64();
+            // Incident ids grow: the last that fits is the newest.
+            let theirs = open.values_mut().rev().find(|o| {
+                o.object.as_ref() == Some(&key)
+                    && match (o.start_pts, clip) {
+                        (Some(start), Some(clip)) => start <= clip,
+                        _ => true,
+                    }
+            });
+            match theirs {
+                Some(o) => {
+                    let slot = match status.as_str() {
+                        "verified" => 0,
+                        "rejected" => 1,
+                        _ => 2,
+                    };
+                    o.seen[slot] += 1;
+                }
+                None => out.orphans += 1,
+            }
+            continue;
+        }
+        if e["schema"] != "iguard.incident/1" {
+            continue;
+        }
+        let id: Id = (run, e["incident_id"].as_u64().unwrap());
+        let revision = e["revision"].as_u64().unwrap();
+        let change = e["type"].as_str().unwrap();
+        assert!(!ended.contains(&id), "a change after its end: {e}");
+        if change == "new" {
+            assert_eq!(revision, 1, "{e}");
+            let was = open.insert(
+                id.clone(),
+                Open {
+                    object: Some(key),
+                    start_pts: e["start_pts"].as_u64(),
+                    revision,
+                    ..Default::default()
+                },
+            );
+            assert!(was.is_none(), "a second new: {e}");
+        }
+        let o = open
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("a change before its new: {e}"));
+        if change != "new" {
+            assert_eq!(revision, o.revision + 1, "revisions one by one: {e}");
+            o.revision = revision;
+        }
+        let counts = [
+            e["clips_verified"].as_u64().unwrap(),
+            e["clips_rejected"].as_u64().unwrap(),
+            e["clips_unscored"].as_u64().unwrap(),
+        ];
+        assert!(
+            counts.iter().zip(&o.seen).all(|(c, seen)| c <= seen),
+            "counts (verified, rejected, unscored) {counts:?} beyond the verdicts of its clips \
+             logged so far {:?}: {e}",
+            o.seen
+        );
+        let total: u64 = counts.iter().sum();
+        if matches!(change, "update" | "alert") {
+            assert_eq!(total, o.counted + 1, "one verdict per change: {e}");
+        }
+        o.counted = total;
+        match change {
+            "alert" => {
+                assert!(!o.alerted, "a second alert: {e}");
+                assert!(
+                    counts[0] >= 1 && o.seen[0] >= 1,
+                    "an alert before a verified verdict: {e}"
+                );
+                o.alerted = true;
+                out.alerts += 1;
+            }
+            "end" => {
+                assert_eq!(counts, o.seen, "its end counts its clips' verdicts: {e}");
+                assert_eq!(
+                    e["clips"].as_u64().unwrap(),
+                    total,
+                    "every clip has its verdict at the end: {e}"
+                );
+                assert_eq!(e["state"] == "alert", o.alerted, "{e}");
+                assert!(e["end_reason"].is_string(), "{e}");
+                open.remove(&id);
+                ended.push(id.clone());
+                out.ended.insert(id, e.clone());
+            }
+            "new" | "update" => {}
+            other => panic!("unknown type {other}: {e}"),
+        }
+    }
+    let left: Vec<&Id> = open.keys().collect();
+    assert!(left.is_empty(), "incidents with no end: {left:?}");
     out
 }

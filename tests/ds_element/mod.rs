@@ -92,12 +92,6 @@ impl Scorer for GatedRecorder {
     }
 }
 
-pub fn harness(e: &gst::Element) -> gst_check::Harness {
-    let mut h = gst_check::Harness::with_element(e, Some("sink"), Some("src"));
-    h.set_src_caps(caps());
-    h
-}
-
 /// Buffer `n` (PTS n × 33 ms) carrying `batch`.
 pub fn batched(n: u64, batch: Batch) -> gst::Buffer {
     let mut b = frame((100, 60, 64, 80), n * 33);

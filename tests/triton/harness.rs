@@ -329,7 +329,7 @@ pub fn noise_clip(seed: u64) -> Clip {
         frames: t,
         real_frames: t,
         pixels,
-        frame_labels: vec![vec![]; t as usize],
+        frame_labels: gstiguard::clip::FrameLabels::empty(t as usize),
         region: gstiguard::geometry::PixelRect::full(w, h),
         trigger_label: String::new(),
         trigger_confidence: 1.0,
