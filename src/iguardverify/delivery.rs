@@ -136,13 +136,18 @@ impl Running {
         let (mb, out, sig) = (mailbox.clone(), outbox.clone(), signal.clone());
         let (kp, po) = (keeper.clone(), poster.clone());
         let reporter = Reporter::new(run.threshold, move |v: &Verdict| {
+            // The bus first: an application that sees a verdict as meta on a buffer has had
+            // its message already (the streaming thread reads the mailbox at any moment).
+            let obj = weak.upgrade();
+            if let Some(obj) = &obj {
+                gst::log!(CAT, obj = obj, "verdict {:?}", v);
+                let s = meta::to_structure(meta::MESSAGE_NAME, v);
+                let _ = obj.post_message(gst::message::Element::builder(s).src(obj).build());
+            }
             lock(&mb).push(v.clone());
             lock(&out).push(wire::verdict_event(v, &run_id, &name));
             sig.queued();
-            let Some(obj) = weak.upgrade() else { return };
-            gst::log!(CAT, obj = obj, "verdict {:?}", v);
-            let s = meta::to_structure(meta::MESSAGE_NAME, v);
-            let _ = obj.post_message(gst::message::Element::builder(s).src(&obj).build());
+            let Some(obj) = obj else { return };
             // After the verdict's own message and event: its incident's change follows them.
             lock(&kp).verdict(v);
             po.post_all(obj.upcast_ref());
