@@ -32,12 +32,16 @@ SCENE_LOW := $(SCENES_DIR)/vtest-hog-$(LOW_HIT_THRESHOLD)
 SCENE_LOW_LABELS := models/scenes/vtest-hog-$(LOW_HIT_THRESHOLD)-labels.tsv
 SCENE_BIKES := $(SCENES_DIR)/bikes
 SCENE_BIKES_LABELS := models/scenes/bikes-labels.tsv
+SCENE_MARKET := $(SCENES_DIR)/market
+SCENE_MARKET_LABELS := models/scenes/market-labels.tsv
 EVAL_MODELS = --model scratch=onnx:$(VERIFIER_SCRATCH) \
 	--model backbone=backbone:$(BACKBONE_FEATURES):$(BACKBONE_HEAD) \
 	--model distilled=onnx:$(VERIFIER_SRC)/verifier.onnx \
 	--model fast=backbone:$(BACKBONE_FAST_FEATURES):$(BACKBONE_FAST_HEAD)
-EVAL_SETS = --set vtest=$(VERIFIER_DATA) --set vtest-hog0=$(SCENE_LOW) --set bikes=$(SCENE_BIKES)
-EVAL_DATA = $(VERIFIER_DATASET) $(SCENE_LOW)/dataset.npz $(SCENE_BIKES)/dataset.npz
+EVAL_SETS = --set vtest=$(VERIFIER_DATA) --set vtest-hog0=$(SCENE_LOW) --set bikes=$(SCENE_BIKES) \
+	--set market=$(SCENE_MARKET)
+EVAL_DATA = $(VERIFIER_DATASET) $(SCENE_LOW)/dataset.npz $(SCENE_BIKES)/dataset.npz \
+	$(SCENE_MARKET)/dataset.npz
 # The training framework: JAX (CPU) from PyPI, in a venv of its own so the project venv stays
 # small. Pinned, so a retrain reproduces the committed weights.
 TRAIN_VENV := $(CURDIR)/.cache/train-venv
@@ -132,7 +136,8 @@ $(VERIFIER_DATASET): $(VERIFIER_SRC)/dataset.py $(VERIFIER_SRC)/clips.py $(VERIF
 
 verifier-dataset: $(VERIFIER_DATASET)
 
-# The element's clips of vtest's held-out part at the lower HOG threshold, and of bikes.mp4.
+# The element's clips of vtest's held-out part at the lower HOG threshold, of bikes.mp4 and of the
+# market street.
 $(SCENE_LOW)/dataset.npz: models/scenes/scene.py $(SCENE_LOW_LABELS) $(VERIFIER_SRC)/clips.py \
 		$(VERIFIER_SRC)/dataset.py $(FOOTAGE_VIDEO) $(VTEST_LOW_DETECTIONS) | footage-deps
 	/usr/bin/python3 models/scenes/scene.py --video $(FOOTAGE_VIDEO) --detections $(VTEST_LOW_DETECTIONS) \
@@ -142,6 +147,11 @@ $(SCENE_BIKES)/dataset.npz: models/scenes/scene.py $(SCENE_BIKES_LABELS) $(VERIF
 		$(VERIFIER_SRC)/dataset.py $(BIKES_VIDEO) $(BIKES_DETECTIONS) | footage-deps
 	/usr/bin/python3 models/scenes/scene.py --video $(BIKES_VIDEO) --detections $(BIKES_DETECTIONS) \
 		--labels $(SCENE_BIKES_LABELS) --out $(SCENE_BIKES) --fps 25
+
+$(SCENE_MARKET)/dataset.npz: models/scenes/scene.py $(SCENE_MARKET_LABELS) $(VERIFIER_SRC)/clips.py \
+		$(VERIFIER_SRC)/dataset.py $(MARKET_VIDEO) $(MARKET_DETECTIONS) | footage-deps
+	/usr/bin/python3 models/scenes/scene.py --video $(MARKET_VIDEO) --detections $(MARKET_DETECTIONS) \
+		--labels $(SCENE_MARKET_LABELS) --out $(SCENE_MARKET) --fps 29.97
 
 # First the clips scored with ONNX Runtime from Python (every verifier on every set, with the
 # threshold sweep and the fight head), then the real element over the whole video with the demo's

