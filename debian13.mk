@@ -127,7 +127,10 @@ D13_ANALYTICS_TEST = t0=$$(date +%s); $(D13_ENTER) /usr/bin/python3 tests/python
 test-debian13-analytics: debian13-build
 	@$(D13_ANALYTICS_TEST)
 
-test-debian13: debian13-root $(D13_TEST_INPUTS)
+# The plugin itself first (debian13-build): cargo test builds the test binaries, not the cdylib,
+# and the tests that run gst-launch-1.0, the GstAnalytics test and the demo load it from
+# GST_PLUGIN_PATH.
+test-debian13: debian13-build $(D13_TEST_INPUTS)
 	@$(D13_ENTER) /bin/sh -c 'echo "== inside the Debian 13 root: Debian $$(cat /etc/debian_version)"; \
 		gst-launch-1.0 --version; python3 --version; rustc --version'
 	@t0=$$(date +%s); $(D13_ENTER) $(D13_CARGO_TEST) --no-run \
