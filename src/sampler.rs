@@ -10,6 +10,10 @@
 //! separately and convert each tile pixel with the frame's matrix. The rounding of the two
 //! mixing steps keeps a tile within one level of exact bilinear interpolation.
 //!
+//! 4-byte pixels (RGBA and its orders) take a hand-written AVX2 kernel when the CPU has AVX2
+//! (`x86`, chosen at run time; the same arithmetic, so the same bytes as the portable path,
+//! which stays the fallback on other CPUs and architectures).
+//!
 //! The tile samples the region as a window into the frame: when the region is enlarged, the
 //! filter may weigh in the pixels just outside its border, as it would anywhere inside; at the
 //! frame's edges it repeats the edge pixel. Row padding is never read.
@@ -18,6 +22,9 @@ use gst_video::prelude::*;
 use gst_video::{VideoColorMatrix, VideoColorRange, VideoColorimetry, VideoFormat};
 
 use crate::geometry::PixelRect;
+
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SampleError {
@@ -88,10 +95,10 @@ impl Sampler {
                 match (bytes, pick) {
                     (3, RGB) => resample_plane::<3, 3, RGB>(&src, columns, rows, row, out),
                     (3, BGR) => resample_plane::<3, 3, BGR>(&src, columns, rows, row, out),
-                    (4, RGB) => resample_plane::<4, 3, RGB>(&src, columns, rows, row, out),
-                    (4, BGR) => resample_plane::<4, 3, BGR>(&src, columns, rows, row, out),
-                    (4, XRGB) => resample_plane::<4, 3, XRGB>(&src, columns, rows, row, out),
-                    _ => resample_plane::<4, 3, XBGR>(&src, columns, rows, row, out),
+                    (4, RGB) => resample_4::<RGB>(&src, columns, rows, row, out),
+                    (4, BGR) => resample_4::<BGR>(&src, columns, rows, row, out),
+                    (4, XRGB) => resample_4::<XRGB>(&src, columns, rows, row, out),
+                    _ => resample_4::<XBGR>(&src, columns, rows, row, out),
                 }
             }
             Layout::SemiPlanar | Layout::Planar { .. } => {
@@ -345,6 +352,9 @@ struct RowScratch {
     far_lower: Vec<u8>,
     /// A tile row of whole source pixels, when only some of their bytes are kept.
     wide: Vec<u8>,
+    /// The column taps in the layout of the 4-byte kernel.
+    #[cfg(target_arch = "x86_64")]
+    pairs: x86::PairTaps,
 }
 
 /// Defines `fn $name` to run `$body` compiled for AVX2 when the CPU has it, else as built.
@@ -401,6 +411,7 @@ vectorised! {
             near_lower,
             far_lower,
             wide,
+            ..
         } = scratch_rows;
         near_at.clear();
         near_at.extend(columns.near.iter().map(|&p| (p - first) * S as u32));
@@ -452,6 +463,21 @@ vectorised! {
             }
         }
     }
+}
+
+/// `resample_plane::<4, 3, PICK>` with the CPU's kernel where there is one (the same bytes).
+fn resample_4<const PICK: u32>(
+    plane: &Plane,
+    columns: &Taps,
+    rows: &Taps,
+    scratch_rows: &mut RowScratch,
+    dst: &mut [u8],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if x86::resample::<PICK>(plane, columns, rows, &mut scratch_rows.pairs, dst) {
+        return;
+    }
+    resample_plane::<4, 3, PICK>(plane, columns, rows, scratch_rows, dst)
 }
 
 /// Copies every tile column's near and far neighbours out of a (mixed) plane row.
