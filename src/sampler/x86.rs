@@ -115,7 +115,7 @@ fn pairs_mask() -> [u8; 16] {
 fn pick_mask<const PICK: u32>(k: usize) -> [u8; 16] {
     let mut mask = [0x80u8; 16];
     for j in 0..3 {
-        let channel = (PICK >> (8 * j)) as u8 & 0xff;
+        let channel = (PICK >> (8 * j)) as u8;
         mask[3 * k + j] = channel * 4 + 1;
     }
     mask
