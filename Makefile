@@ -163,5 +163,9 @@ include footage.mk
 # The Stage-2 verifier trained on that footage: make eval, test-verifier (part of make test).
 include eval.mk
 
+# Upstream GStreamer's ONNX person detector in front (make ssd-model; its test runs in the
+# Debian 13 root).
+include upstream.mk
+
 # Debian 13 (GStreamer 1.26) in a debootstrap root: make debian13-run, make test-debian13.
 include debian13.mk
