@@ -70,3 +70,16 @@ $(SSD_LABELS):
 	printf 'background\nperson\n' >$@
 
 ssd-model: $(SSD_MODEL) $(SSD_LABELS)
+
+# Inside the Debian 13 root (debian13.mk): the test, and the whole clip with its figures.
+UPSTREAM_OUT := $(CURDIR)/target/debian13/upstream
+
+test-debian13-upstream: debian13-build footage $(VERIFIER_MODEL) $(VERIFIER_LABELS) ssd-model
+	@$(D13_UPSTREAM_TEST)
+
+upstream-run: debian13-build footage $(VERIFIER_MODEL) $(VERIFIER_LABELS) ssd-model
+	$(D13_ENTER) /usr/bin/python3 pipelines/upstream.py $(UPSTREAM_ARGS) --out $(UPSTREAM_OUT)
+	$(D13_ENTER) /usr/bin/python3 pipelines/upstream.py $(UPSTREAM_ARGS) --async \
+		--out $(UPSTREAM_OUT)/async
+	$(D13_ENTER) /usr/bin/python3 pipelines/upstream.py $(UPSTREAM_ARGS) --async \
+		--replay $(UPSTREAM_OUT)/detections.txt --out $(UPSTREAM_OUT)/roi
