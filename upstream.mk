@@ -6,7 +6,9 @@
 #   make test-debian13-upstream   the upstream chain on 80 frames of vtest.avi inside the Debian
 #       13 root (tests/python/upstream_test.py; also part of make test-debian13)
 #   make upstream-run   the whole clip through the chain inside the root: the detector's boxes,
-#       the clips, the verdicts and each element's time per frame (pipelines/upstream.py)
+#       the clips, the verdicts and each element's time per frame (pipelines/upstream.py), with
+#       async=false and async=true, then the same boxes as ROI metas (iguardreplay), at full
+#       speed and at the detector's pace (130 ms a frame)
 #
 # TensorFlow is needed only to convert: it lives in a venv of its own (.cache/ssd/tf-venv, 1.3 GB,
 # about 90 s to install), made by /usr/bin/python3 and kept for the next conversion; set
@@ -83,3 +85,5 @@ upstream-run: debian13-build footage $(VERIFIER_MODEL) $(VERIFIER_LABELS) ssd-mo
 		--out $(UPSTREAM_OUT)/async
 	$(D13_ENTER) /usr/bin/python3 pipelines/upstream.py $(UPSTREAM_ARGS) --async \
 		--replay $(UPSTREAM_OUT)/detections.txt --out $(UPSTREAM_OUT)/roi
+	$(D13_ENTER) /usr/bin/python3 pipelines/upstream.py $(UPSTREAM_ARGS) --async \
+		--replay $(UPSTREAM_OUT)/detections.txt --pace-ms 130 --out $(UPSTREAM_OUT)/roi-paced

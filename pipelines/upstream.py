@@ -49,6 +49,8 @@ def pipeline_text(a):
     verify = (f"iguardverify name=verify model-path={a.verifier} labels-file={a.verifier_labels} "
               f"async={'true' if a.async_ else 'false'} ")
     if a.replay:
+        if a.pace_ms:
+            head += f"! identity sleep-time={int(a.pace_ms * 1000)} "
         return (head + "! videoconvertscale name=convert ! video/x-raw,format=RGB "
                 f"! iguardreplay name=replay location={a.replay} class-labels=1=person "
                 f"! {verify}! fakesink sync=false")
@@ -113,6 +115,8 @@ def main():
     p.add_argument("--async", dest="async_", action="store_true",
                    help="iguardverify async=true (the default of a live pipeline)")
     p.add_argument("--replay", help="the ROI-meta path on these detections (iguardreplay)")
+    p.add_argument("--pace-ms", type=float, default=0.0,
+                   help="with --replay: hold each frame this long first (the detector's pace)")
     p.add_argument("--fps", type=float, default=10.0)
     p.add_argument("--out", required=True)
     a = p.parse_args()
