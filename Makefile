@@ -122,6 +122,9 @@ test-python: build
 			"$$(pkg-config --modversion gstreamer-1.0), no GstAnalytics typelib); make" \
 			"test-debian13 runs it inside a Debian 13 root (GStreamer 1.26)"; \
 	fi
+	@echo "Upstream detector test (tests/python/upstream_test.py: onnxinference ! ssdobjectdetector" \
+		"! iguardverify, GStreamer 1.24+): not run by make test; make test-debian13 runs it inside" \
+		"a Debian 13 root (GStreamer 1.26)"
 
 # The demo as make demo runs it, into target/: a decodable video of every frame, one event per
 # verdict, nothing pending.
@@ -162,6 +165,10 @@ include footage.mk
 
 # The Stage-2 verifier trained on that footage: make eval, test-verifier (part of make test).
 include eval.mk
+
+# Upstream GStreamer's ONNX person detector in front (make ssd-model; its test runs in the
+# Debian 13 root).
+include upstream.mk
 
 # Debian 13 (GStreamer 1.26) in a debootstrap root: make debian13-run, make test-debian13.
 include debian13.mk

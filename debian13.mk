@@ -7,8 +7,10 @@
 #   make debian13-run CMD='gst-inspect-1.0 iguardverify'   any command inside the root, in the
 #       repository, with the root's build on GST_PLUGIN_PATH and ORT_DYLIB_PATH set
 #   make test-debian13   the versions seen inside, then the element, DeepStream-meta and
-#       publishing tests, the GstAnalytics test and the demo test inside the root
+#       publishing tests, the GstAnalytics test, the upstream detector test and the demo test
+#       inside the root
 #   make test-debian13-analytics   the GstAnalytics test alone (tests/python/analytics_test.py)
+#   make test-debian13-upstream   upstream's detector in front, alone (upstream.mk)
 # Needs root (debootstrap, chroot, mount). Not part of make test; .ci/run runs it after make test.
 
 D13_DIR := $(CURDIR)/.cache/debian13
@@ -116,7 +118,17 @@ D13_CARGO_TEST := cargo test --features testing --lib $(addprefix --test ,$(D13_
 # made outside (footage.mk, eval.mk), like every model: the root only runs them.
 D13_DEMO_TEST = t0=$$(date +%s); $(D13_ENTER) /usr/bin/python3 tests/python/demo_test.py $(DEMO_ARGS) \
 	--out $(D13_TARGET)/demo-test && echo "debian13: demo test passed in $(D13_SINCE) s"
-D13_TEST_INPUTS := $(MODELS) deepstream-libs footage $(VERIFIER_MODEL) $(VERIFIER_LABELS)
+D13_TEST_INPUTS := $(MODELS) deepstream-libs footage $(VERIFIER_MODEL) $(VERIFIER_LABELS) \
+	$(SSD_MODEL) $(SSD_LABELS)
+
+# Upstream's own detector in front (upstream.mk): onnxinference ! ssdobjectdetector !
+# iguardverify ! objectdetectionoverlay on 80 frames of the footage, inside the root.
+UPSTREAM_ARGS = --video $(FOOTAGE_VIDEO) --model $(SSD_MODEL) --labels $(SSD_LABELS) \
+	--verifier $(CURDIR)/$(VERIFIER_MODEL) --verifier-labels $(CURDIR)/$(VERIFIER_LABELS)
+D13_UPSTREAM_TEST = t0=$$(date +%s); $(D13_ENTER) /usr/bin/python3 tests/python/upstream_test.py \
+	$(UPSTREAM_ARGS) --out $(D13_TARGET)/upstream-test \
+	&& echo "debian13: upstream detector test (tests/python/upstream_test.py) passed inside the \
+	Debian 13 root in $(D13_SINCE) s"
 
 # GstAnalytics in and out (issue 22) with GStreamer's own analytics API (PyGObject's
 # GstAnalytics typelib), which Debian 12's GStreamer 1.22 does not have: only inside the root.
@@ -138,6 +150,7 @@ test-debian13: debian13-build $(D13_TEST_INPUTS)
 	@t0=$$(date +%s); $(D13_ENTER) $(D13_CARGO_TEST) \
 		&& echo "debian13: unit tests and $(words $(D13_TESTS)) test files passed in $(D13_SINCE) s"
 	@$(D13_ANALYTICS_TEST)
+	@$(D13_UPSTREAM_TEST)
 	@$(D13_DEMO_TEST)
 
 test-debian13-demo: debian13-build $(D13_TEST_INPUTS)

@@ -91,6 +91,12 @@ pub struct Analytics {
         class_quarks: *mut GQuark,
         cls_mtd: *mut Mtd,
     ) -> gboolean,
+    pub relation_meta_add_tracking_mtd: unsafe extern "C" fn(
+        instance: *mut RelationMeta,
+        tracking_id: u64,
+        tracking_first_seen: gst::ffi::GstClockTime,
+        trk_mtd: *mut Mtd,
+    ) -> gboolean,
 }
 
 /// Why the library is not used.
@@ -166,6 +172,11 @@ impl Analytics {
                 tracking_mtd_get_mtd_type: sym(l, f, "gst_analytics_tracking_mtd_get_mtd_type")?,
                 tracking_mtd_get_info: sym(l, f, "gst_analytics_tracking_mtd_get_info")?,
                 relation_meta_add_cls_mtd: sym(l, f, "gst_analytics_relation_meta_add_cls_mtd")?,
+                relation_meta_add_tracking_mtd: sym(
+                    l,
+                    f,
+                    "gst_analytics_relation_meta_add_tracking_mtd",
+                )?,
                 from,
                 _library: library,
             })

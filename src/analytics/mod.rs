@@ -196,6 +196,62 @@ pub fn scan(lib: &Analytics, buffer: &gst::BufferRef, out: &mut Scan) -> bool {
     true
 }
 
+/// One object the element's own tracker followed: the od mtd with this label and box (pixels),
+/// and the object id the tracker gave it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Followed<'a> {
+    pub label: &'a str,
+    pub rect: [i32; 4],
+    pub object_id: u64,
+}
+
+/// Gives each od mtd of `buffer` that `objects` names (same label, same box) and that has no
+/// tracking mtd a tracking mtd with the object's id (first seen: `pts`), related to it
+/// (`RELATE_TO`, od -> tracking). A detector such as `ssdobjectdetector` writes od mtds with no
+/// tracking; this way applications, and [`attach_verdict`], can tell which box a verdict's
+/// object id names. Each od mtd is given at most one. Returns how many were added. `scratch` is
+/// reused storage.
+pub fn add_tracking_ids(
+    lib: &Analytics,
+    buffer: &mut gst::BufferRef,
+    objects: &[Followed],
+    pts: Option<gst::ClockTime>,
+    scratch: &mut Scan,
+) -> usize {
+    if objects.is_empty() || !scan(lib, buffer, scratch) {
+        return 0;
+    }
+    let Some(meta) = relation_meta(lib, buffer) else {
+        return 0;
+    };
+    let mut taken: Vec<u32> = Vec::new();
+    for o in objects {
+        let od = scratch.ods.iter().find(|od| {
+            od.label == o.label
+                && [od.x, od.y, od.w, od.h] == o.rect
+                && scratch.tracking_id(od.id).is_none()
+                && !taken.contains(&od.id)
+        });
+        let Some(od) = od else { continue };
+        let mut trk = Mtd {
+            id: 0,
+            meta: std::ptr::null_mut(),
+        };
+        // SAFETY: the buffer is ours to change (`&mut`), so is its relation meta; `trk` is a
+        // local the library fills in, and both ids in the relation came from it for this meta.
+        let ok = unsafe {
+            (lib.relation_meta_add_tracking_mtd)(meta, o.object_id, pts.into_glib(), &mut trk)
+                != glib::ffi::GFALSE
+                && (lib.relation_meta_set_relation)(meta, REL_RELATE_TO, od.id, trk.id)
+                    != glib::ffi::GFALSE
+        };
+        if ok {
+            taken.push(od.id);
+        }
+    }
+    taken.len()
+}
+
 /// The quark of a verdict's status in a classification mtd: `iguard-<status>`.
 pub fn status_class(v: &Verdict) -> String {
     format!("iguard-{}", v.status.as_str())

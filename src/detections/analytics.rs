@@ -51,6 +51,37 @@ pub fn detection_from_od(od: &OdRecord, tracking_id: Option<u64>) -> Result<Dete
     })
 }
 
+/// Writes the object ids the element's tracker gave (`assigned`: `(index in detections, id)`)
+/// to the buffer's od mtds as tracking mtds ([`analytics::add_tracking_ids`]), so a verdict on
+/// an object that came as an untracked od mtd (`ssdobjectdetector`'s) is written next to that
+/// mtd too. Nothing where the analytics library or meta is missing. Returns how many were added.
+pub fn write_tracking_ids(
+    buffer: &mut gst::BufferRef,
+    detections: &[Detection],
+    assigned: &[(usize, u64)],
+) -> usize {
+    let Ok(lib) = analytics::library() else {
+        return 0;
+    };
+    if assigned.is_empty() || analytics::meta_api().is_none() {
+        return 0;
+    }
+    let objects: Vec<analytics::Followed> = assigned
+        .iter()
+        .filter_map(|&(i, object_id)| {
+            let d = detections.get(i)?;
+            let r = &d.rect;
+            Some(analytics::Followed {
+                label: &d.label,
+                rect: [r.x as i32, r.y as i32, r.width as i32, r.height as i32],
+                object_id,
+            })
+        })
+        .collect();
+    let pts = buffer.pts();
+    analytics::add_tracking_ids(lib, buffer, &objects, pts, &mut Scan::default())
+}
+
 /// Appends the detections of `scan` to `out`, after its first `from_roi` entries (the ROI
 /// metas' detections): a detection equal in label and box to one of those is not appended, and
 /// gives that one its object id when it has none. Returns how many mtds were skipped (odd od

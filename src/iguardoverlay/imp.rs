@@ -22,6 +22,7 @@ use super::render::{Renderer, Target};
 use super::scene::{Colours, Frame, Style};
 use super::text::{Argb, DEFAULT_FONT_FILE, Font};
 use super::zones::ZoneStyle;
+use crate::detections::analytics::AnalyticsReader;
 use crate::detections::roi::detection_from_roi;
 use crate::incident::Incident;
 use crate::zones::Zones;
@@ -142,6 +143,8 @@ struct State {
     last_time: Option<u64>,
     /// Label pixels kept across frames (bounded, least recently used out first).
     renderer: Renderer,
+    /// Object-detection mtds, drawn next to ROI metas (GStreamer 1.24 and later).
+    analytics: AnalyticsReader,
 }
 
 #[derive(Default)]
@@ -442,6 +445,7 @@ impl BaseTransformImpl for IGuardOverlay {
             query_pending: true,
             last_time: None,
             renderer: Renderer::default(),
+            analytics: AnalyticsReader::new(),
         });
         Ok(())
     }
@@ -538,7 +542,7 @@ impl BaseTransformImpl for IGuardOverlay {
         };
         let attach = query_pending.then(|| self.downstream_takes_composition());
 
-        let detections: Vec<_> = buf
+        let mut detections: Vec<_> = buf
             .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
             .map(|m| detection_from_roi(&m))
             .collect();
@@ -548,6 +552,10 @@ impl BaseTransformImpl for IGuardOverlay {
         let Some(state) = guard.as_mut() else {
             return Err(gst::FlowError::Flushing);
         };
+        // Od mtds too (an upstream detector's, e.g. ssdobjectdetector's), a box an ROI meta
+        // already gives counted once; their tracking mtds' ids match verdicts to them.
+        let from_roi = detections.len();
+        state.analytics.read_into(buf, from_roi, &mut detections);
         if let Some(attach) = attach {
             if attach != state.attach {
                 gst::info!(

@@ -3,7 +3,12 @@
 //! `iguardverify` on the objects they are about, on system-memory video.
 //!
 //! Boxes come from the buffer's `GstVideoRegionOfInterestMeta` (the label is the ROI type, the
-//! object id the `object_id` field of its `detection` param). Verdicts come from the
+//! object id the `object_id` field of its `detection` param) and, on GStreamer 1.24 and later,
+//! from the object-detection mtds of its `GstAnalyticsRelationMeta` (an upstream detector's,
+//! such as `ssdobjectdetector`'s: the label is the object type, the object id the tracking id of
+//! the tracking mtd related to it, which `iguardverify` writes for the objects its tracker
+//! follows; a box that an ROI meta already gives is drawn once; read as `iguardverify` reads
+//! them, [`crate::detections::analytics`]). Verdicts come from the
 //! `IGuardVerificationMeta` that `iguardverify` attaches to a later buffer; each is held on its
 //! object, by `object-id`, for `hold` seconds of running time (so it follows the object as it
 //! moves). Verdicts about no object (`clip-per=source`, untracked detections) colour the boxes

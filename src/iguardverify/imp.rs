@@ -669,6 +669,10 @@ impl BaseTransformImpl for IGuardVerify {
         // Only the ROI-meta path (system memory, no DeepStream batch) has metas to write to.
         if !assigned.is_empty() && !state.nvmm && !carries_batch_meta(buf) {
             roi::write_object_ids(buf, &assigned);
+            // And to od mtds that came untracked, as tracking mtds (GStreamer 1.24 and later).
+            if let Some(fd) = frames.first() {
+                crate::detections::analytics::write_tracking_ids(buf, &fd.detections, &assigned);
+            }
         }
         let wait = !state.run.async_;
         let waits: Vec<Arc<Done>> = finished

@@ -14,7 +14,8 @@ Each frame carries, in one GstAnalyticsRelationMeta:
   nothing, an od of a label that triggers nothing, a classification mtd of someone else's.
 The element (fallback scorer, async=false) must make clips for 101, 202 and 303 only, and each
 verdict it attaches (IGuardVerificationMeta) must come with a classification mtd related to
-the od mtd of that tracking id, read back after a queue and on both branches of a tee."""
+the od mtd of that tracking id, read back after a queue and on both branches of a tee.
+Then iguardoverlay alone: it draws an od mtd's box (no ROI meta on the frame)."""
 
 import math
 import sys
@@ -112,6 +113,51 @@ def read_back(buf):
     return vid, out, ours
 
 
+def overlay_draws_mtds():
+    """iguardoverlay draws od mtds: a tracked person as an mtd (no ROI meta) on black frames
+    gets its box drawn (pixels change on and around the box, nowhere far from it); a frame with
+    no meta stays black; an od mtd of no area is not drawn."""
+    box = (100, 60, 80, 120)
+    p = Gst.parse_launch(
+        f"appsrc name=src format=time caps=video/x-raw,format=RGBA,width={W},height={H},"
+        "framerate=30/1 ! iguardoverlay ! appsink name=out sync=false")
+    src, out = p.get_by_name("src"), p.get_by_name("out")
+    p.set_state(Gst.State.PLAYING)
+    for n, kind in enumerate(("mtd", "none", "no-area")):
+        buf = Gst.Buffer.new_wrapped(bytes(W * H * 4))
+        buf.pts = n * Gst.SECOND // 30
+        m = GstAnalytics.buffer_add_analytics_relation_meta(buf)
+        if kind == "mtd":
+            ok, od = m.add_od_mtd(q("person"), *box, 0.8)
+            ok, trk = m.add_tracking_mtd(7, 0)
+            m.set_relation(GstAnalytics.RelTypes.RELATE_TO, od.id, trk.id)
+        elif kind == "no-area":
+            m.add_od_mtd(q("person"), 100, 60, 0, 120, 0.8)
+        src.emit("push-buffer", buf)
+        sample = out.emit("try-pull-sample", 10 * Gst.SECOND)
+        check(sample is not None, f"overlay: frame {kind} out")
+        if sample is None:
+            break
+        ok, info = sample.get_buffer().map(Gst.MapFlags.READ)
+        data = bytes(info.data)
+        sample.get_buffer().unmap(info)
+        lit = {((i // 4) % W, (i // 4) // W) for i in range(0, len(data), 4)
+               if any(data[i:i + 3])}
+        x, y, w, h = box
+        if kind == "mtd":
+            mid = y + h // 2
+            left = any((c, mid) in lit for c in range(x - 3, x + 4))
+            right = any((c, mid) in lit for c in range(x + w - 4, x + w + 4))
+            far = [pt for pt in lit if pt[1] > y + h + 4 or pt[0] < x - 4]
+            check(left and right and not far,
+                  f"overlay: the mtd's box is drawn (edges at row {mid}: {left}, {right}; "
+                  f"{len(far)} pixels lit away from it, of {len(lit)})")
+        else:
+            check(not lit, f"overlay: frame {kind} stays black ({len(lit)} pixels lit)")
+    src.emit("end-of-stream")
+    p.set_state(Gst.State.NULL)
+
+
 def main():
     Gst.init(None)
     print("analytics test on", Gst.version_string(), flush=True)
@@ -187,11 +233,12 @@ def main():
                   f"{name} frame {n}: the status as a class: {classes}")
         print(f"{name}: {attached} verdicts attached")
         check(attached >= len(TRACKED), f"{name}: verdicts attached: {attached}")
+    overlay_draws_mtds()
     if failures:
         print(f"analytics test: {len(failures)} failure(s)")
         return 1
     print("analytics test passed: GstAnalytics mtds in (3 tracked objects, duplicates and odd "
-          "mtds) and classification mtds out, through queue and tee")
+          "mtds) and classification mtds out, through queue and tee; iguardoverlay draws mtds")
     return 0
 
 
