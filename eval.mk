@@ -207,10 +207,29 @@ $(TRAIN_NEGATIVES): $(VERIFIER_SRC)/train_negatives.py $(TRAIN_NEGATIVES_LABELS)
 		--detections $(FOOTAGE_DETECTIONS) --low $(VTEST_LOW_DETECTIONS) \
 		--labels $(TRAIN_NEGATIVES_LABELS) --out $@
 
-# The same for the fast cut (the demo's model); the CV also weighs the extra training clips.
-verifier-head-fast: $(BACKBONE_FAST_FEATURES) $(VERIFIER_DATASET) $(TRAIN_NEGATIVES)
+# Augmented copies of every training clip (models/backbone/augment.py: greyscale; zoomed in or out,
+# half of them greyscale), for the fast head's CV; their features come from a copy of the fast
+# cut's graph so that their cache (next to it) is this checkout's own.
+TRAIN_AUGMENT := $(VERIFIER_DATA)/augment.npz
+AUGMENT_FEATURES := $(VERIFIER_DATA)/augment/mc3_18-fast-features.onnx
+
+$(TRAIN_AUGMENT): models/backbone/augment.py models/backbone/train_head.py $(VERIFIER_DATASET) \
+		$(TRAIN_NEGATIVES) | $(VENV)/.stamp
+	$(VENV_PY) models/backbone/augment.py --data $(VERIFIER_DATASET) --extra $(TRAIN_NEGATIVES) \
+		--out $@.part.npz
+	mv $@.part.npz $@
+
+$(AUGMENT_FEATURES): $(BACKBONE_FAST_FEATURES)
+	mkdir -p $(dir $@)
+	cp $< $@
+
+# The same for the fast cut (the demo's model); the CV also weighs the extra training clips and
+# the augmented copies (train_head.py's AUGMENT_RULE).
+verifier-head-fast: $(BACKBONE_FAST_FEATURES) $(VERIFIER_DATASET) $(TRAIN_NEGATIVES) $(TRAIN_AUGMENT) \
+		$(AUGMENT_FEATURES)
 	$(VENV_PY) models/backbone/train_head.py --model $(BACKBONE_FAST_FEATURES) --cut fast \
-		--data $(VERIFIER_DATASET) --extra $(TRAIN_NEGATIVES) --out $(BACKBONE_FAST_HEAD)
+		--data $(VERIFIER_DATASET) --extra $(TRAIN_NEGATIVES) --augment $(TRAIN_AUGMENT) \
+		--augment-features $(AUGMENT_FEATURES) --out $(BACKBONE_FAST_HEAD)
 
 # The demo's model: distilled from backbone + head on training-part clips, then every figure.
 verifier-distil: build $(EVAL_DATA) | $(TRAIN_VENV)/.stamp
