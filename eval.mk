@@ -224,12 +224,16 @@ $(AUGMENT_FEATURES): $(BACKBONE_FAST_FEATURES)
 	cp $< $@
 
 # The same for the fast cut (the demo's model); the CV also weighs the extra training clips and
-# the augmented copies (train_head.py's AUGMENT_RULE).
+# the augmented copies (train_head.py's AUGMENT_RULE). With 3,240 rows a fit takes seconds on this
+# shared machine, so the search keeps the variant both heads' CV chose without copies
+# (sqrt-balanced) and the lower L2 strengths (both chose 0.001 or 0.003).
+AUGMENT_L2_GRID := 0.0001,0.0003,0.001,0.003,0.01,0.03,0.1
 verifier-head-fast: $(BACKBONE_FAST_FEATURES) $(VERIFIER_DATASET) $(TRAIN_NEGATIVES) $(TRAIN_AUGMENT) \
 		$(AUGMENT_FEATURES)
 	$(VENV_PY) models/backbone/train_head.py --model $(BACKBONE_FAST_FEATURES) --cut fast \
 		--data $(VERIFIER_DATASET) --extra $(TRAIN_NEGATIVES) --augment $(TRAIN_AUGMENT) \
-		--augment-features $(AUGMENT_FEATURES) --out $(BACKBONE_FAST_HEAD)
+		--augment-features $(AUGMENT_FEATURES) --variant sqrt-balanced --l2-grid $(AUGMENT_L2_GRID) \
+		--out $(BACKBONE_FAST_HEAD)
 
 # The demo's model: distilled from backbone + head on training-part clips, then every figure.
 verifier-distil: build $(EVAL_DATA) | $(TRAIN_VENV)/.stamp

@@ -150,6 +150,8 @@ def main():
     ap.add_argument("--augment-features",
                     help="the features graph to compute the augmented copies' features with (a copy "
                          "of --model, so its feature cache is its own; default --model)")
+    ap.add_argument("--l2-grid", type=lambda v: [float(t) for t in v.split(",")], default=L2_GRID,
+                    help="comma-separated L2 strengths to search (default: L2_GRID)")
     ap.add_argument("--variant", choices=[v[0] for v in VARIANTS],
                     help="only this variant (default: choose among all by CV)")
     a = ap.parse_args()
@@ -190,7 +192,7 @@ def main():
             if ap_variant and name != ap_variant:
                 continue
             xt = transform(x, tf)
-            for l2 in L2_GRID:
+            for l2 in a.l2_grid:
                 p = cross_validate(xt, y, groups, l2, balanced, use)
                 o = original
                 r = {"variant": name, "l2": l2, "log_loss": round(log_loss(p[o], y[o]), 5),
