@@ -250,7 +250,8 @@ def main():
     with open(a.out, "w") as f:
         json.dump(head, f, indent=1)
         f.write("\n")
-    print(f"chose {name}, l2 {l2:g}{', with --extra' if best.get('extra') else ''} "
+    print(f"chose {name}, l2 {l2:g}{', with --extra' if best.get('extra') else ''}"
+          f"{', with the copies ' + '+'.join(best['augment']) if best.get('augment') else ''} "
           f"(CV log-loss {best['log_loss']:.4f}); wrote {a.out}")
 
 
