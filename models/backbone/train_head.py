@@ -49,6 +49,18 @@ def balanced_weights(y):
     return np.where(y == 1, len(y) / (2.0 * max(n1, 1)), len(y) / (2.0 * max(n0, 1)))
 FOLDS = 5
 SEED = 0
+# Written down (models/backbone/README.md) before any augmented head was scored anywhere but here.
+AUGMENT_RULE = ("every head is scored on every row of the held-out folds: the unaugmented rows "
+                "(dataset + --extra), the grey copies and the zoom copies; criterion = the mean of "
+                "the three kinds' log-losses (each kind weighs the same); lowest wins, except that a "
+                "head trained with copies is ruled out when its log-loss on the unaugmented rows is "
+                "more than 10 % above the best head trained without them")
+
+
+def choose_augmented(rows):
+    base = min(r["log_loss"] for r in rows if not r["augment"])
+    ok = [r for r in rows if not r["augment"] or r["log_loss"] <= 1.1 * base]
+    return min(ok, key=lambda r: (r["criterion"], len(r["augment"]), r["l2"]))
 
 
 def fit(x, y, l2, weight=None, iters=50):
@@ -132,6 +144,14 @@ def main():
     ap.add_argument("--extra", help="more training-part clips with labels (npz: x, y, track; "
                     "models/verifier/train_negatives.py): the CV compares the head with and without "
                     "them, every head scored on every row")
+    ap.add_argument("--augment", help="augmented copies of the training clips (npz: x, y, group, kind; "
+                    "models/backbone/augment.py): the CV compares the head with --extra's rows and "
+                    "none, the `grey` copies, or the `grey` and `zoom` copies added (see AUGMENT_RULE)")
+    ap.add_argument("--augment-features",
+                    help="the features graph to compute the augmented copies' features with (a copy "
+                         "of --model, so its feature cache is its own; default --model)")
+    ap.add_argument("--l2-grid", type=lambda v: [float(t) for t in v.split(",")], default=L2_GRID,
+                    help="comma-separated L2 strengths to search (default: L2_GRID)")
     ap.add_argument("--variant", choices=[v[0] for v in VARIANTS],
                     help="only this variant (default: choose among all by CV)")
     a = ap.parse_args()
@@ -147,38 +167,70 @@ def main():
         y = np.concatenate([y, e["y"].astype(np.float64)])
         groups = np.concatenate([groups, np.array([f"n{t}" for t in e["track"]])])
         extra = np.concatenate([extra, np.ones(len(e["y"]), bool)])
+    kind = np.array(["clip"] * len(y), dtype=object)
+    if a.augment:
+        g = np.load(a.augment)
+        x = np.concatenate([x, F.features_of(a.augment_features or a.model, g["x"]).astype(np.float64)])
+        y = np.concatenate([y, g["y"].astype(np.float64)])
+        groups = np.concatenate([groups, g["group"]])
+        extra = np.concatenate([extra, np.zeros(len(g["y"]), bool)])
+        kind = np.concatenate([kind, g["kind"].astype(object)])
+        if not a.extra:
+            sys.exit("--augment needs --extra (the copies include --extra's clips)")
     print(f"{len(y)} training clips ({int(y.sum())} person, {int((1 - y).sum())} false; "
           f"{int(extra.sum())} of them from --extra), {len(np.unique(groups))} groups, "
           f"{FOLDS}-fold grouped CV")
     ap_variant = a.variant
     rows = []
-    for use_extra in ([False, True] if a.extra else [False]):
+    original = kind == "clip"
+    kinds = [k for k in ("clip", "grey", "zoom") if (kind == k).any()]
+    candidates = ([(True, ()), (True, ("grey",)), (True, ("grey", "zoom"))] if a.augment
+                  else [(e, ()) for e in ([False, True] if a.extra else [False])])
+    for use_extra, aug in candidates:
+        use = (original & (use_extra | ~extra)) | np.isin(kind, list(aug))
         for name, tf, balanced in VARIANTS:
             if ap_variant and name != ap_variant:
                 continue
             xt = transform(x, tf)
-            for l2 in L2_GRID:
-                p = cross_validate(xt, y, groups, l2, balanced, None if use_extra else ~extra)
-                r = {"variant": name, "l2": l2, "log_loss": round(log_loss(p, y), 5),
-                     "accuracy_at_0.5": round(float(((p >= 0.5) == (y == 1)).mean()), 5),
-                     "person_verified_at_0.7": round(float((p[y == 1] >= 0.7).mean()), 5),
-                     "false_rejected_at_0.7": round(float((p[y == 0] < 0.7).mean()), 5)}
+            for l2 in a.l2_grid:
+                p = cross_validate(xt, y, groups, l2, balanced, use)
+                o = original
+                r = {"variant": name, "l2": l2, "log_loss": round(log_loss(p[o], y[o]), 5),
+                     "accuracy_at_0.5": round(float(((p[o] >= 0.5) == (y[o] == 1)).mean()), 5),
+                     "person_verified_at_0.7": round(float((p[o & (y == 1)] >= 0.7).mean()), 5),
+                     "false_rejected_at_0.7": round(float((p[o & (y == 0)] < 0.7).mean()), 5)}
                 if a.extra:
                     r = {"extra": use_extra, **r,
-                         "log_loss_without_extra_rows": round(log_loss(p[~extra], y[~extra]), 5),
+                         "log_loss_without_extra_rows": round(log_loss(p[o & ~extra], y[o & ~extra]), 5),
                          "extra_false_rejected_at_0.7": round(float((p[extra & (y == 0)] < 0.7).mean()), 5)}
+                if a.augment:
+                    r["augment"] = list(aug)
+                    for k in kinds[1:]:
+                        m = kind == k
+                        r[f"log_loss_{k}_rows"] = round(log_loss(p[m], y[m]), 5)
+                        r[f"person_verified_at_0.7_{k}_rows"] = round(float((p[m & (y == 1)] >= 0.7).mean()), 5)
+                        r[f"false_rejected_at_0.7_{k}_rows"] = round(float((p[m & (y == 0)] < 0.7).mean()), 5)
+                    r["criterion"] = round(float(np.mean([r["log_loss"]] + [r[f"log_loss_{k}_rows"]
+                                                                             for k in kinds[1:]])), 5)
                 rows.append(r)
-                print(f"{'+extra ' if use_extra else ''}{name:>14} l2 {l2:<7g}: CV log-loss "
+                print(f"{'+extra ' if use_extra else ''}{'+' + '+'.join(aug) + ' ' if aug else ''}"
+                      f"{name:>14} l2 {l2:<7g}: CV log-loss "
                       f"{r['log_loss']:.4f}, accuracy {r['accuracy_at_0.5']:.4f}, at 0.7: person "
                       f"{r['person_verified_at_0.7']:.4f} false rejected {r['false_rejected_at_0.7']:.4f}"
                       + (f" (extra false {r['extra_false_rejected_at_0.7']:.4f}; log-loss on the "
-                         f"other rows {r['log_loss_without_extra_rows']:.4f})" if a.extra else ""),
+                         f"other rows {r['log_loss_without_extra_rows']:.4f})" if a.extra else "")
+                      + (" augmented rows' log-loss " + ", ".join(f"{k} {r[f'log_loss_{k}_rows']:.4f}"
+                                                               for k in kinds[1:])
+                         + f"; criterion {r['criterion']:.4f}" if a.augment else ""),
                       flush=True)
-    best = min(rows, key=lambda r: (r["log_loss"], r.get("extra", False), r["l2"]))
+    if a.augment:
+        best = choose_augmented(rows)
+    else:
+        best = min(rows, key=lambda r: (r["log_loss"], r.get("extra", False), r["l2"]))
     name, tf, balanced = next(v for v in VARIANTS if v[0] == best["variant"])
     l2 = best["l2"]
-    if not best.get("extra", False):
-        x, y = x[~extra], y[~extra]
+    use = (original & (best.get("extra", False) | ~extra)) | np.isin(kind, best.get("augment", []))
+    x, y = x[use], y[use]
     xt = transform(x, tf)
     mean, std = xt.mean(0), xt.std(0) + 1e-6
     w, b = fit(standardise(xt, mean, std), y, l2, balanced_weights(y) if balanced else None)
@@ -188,16 +240,18 @@ def main():
     head = {"kind": "logistic regression on mc3_18's 512-d pooled features",
             "cut": a.cut, "variant": name, "transform": tf, "balanced": balanced, "l2": l2,
             "extra": (os.path.basename(a.extra) if best.get("extra") else None),
+            **({"augment": best["augment"], "augment_rule": AUGMENT_RULE} if a.augment else {}),
             "cv": {"folds": FOLDS, "grouped_by": "track (each static negative alone)", "seed": SEED,
-                   "criterion": "lowest mean log-loss over the held-out folds"
-                                + (" (every row, --extra's included, scored by every head)" if a.extra else ""),
+                   "criterion": (AUGMENT_RULE if a.augment else "lowest mean log-loss over the held-out folds"
+                                 + (" (every row, --extra's included, scored by every head)" if a.extra else "")),
                    "grid": rows},
             "training_clips": int(len(y)),
             "weight": [float(v) for v in wf], "bias": bf}
     with open(a.out, "w") as f:
         json.dump(head, f, indent=1)
         f.write("\n")
-    print(f"chose {name}, l2 {l2:g}{', with --extra' if best.get('extra') else ''} "
+    print(f"chose {name}, l2 {l2:g}{', with --extra' if best.get('extra') else ''}"
+          f"{', with the copies ' + '+'.join(best['augment']) if best.get('augment') else ''} "
           f"(CV log-loss {best['log_loss']:.4f}); wrote {a.out}")
 
 
