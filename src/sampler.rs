@@ -25,6 +25,8 @@ use crate::geometry::PixelRect;
 
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_planes;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SampleError {
@@ -115,7 +117,7 @@ impl Sampler {
                 let luma = plane(frame, 0, frame.width(), frame.height(), 1)?;
                 let y_tile = scratch(tile, pixels);
                 let (c, r) = fit(columns, rows, &luma, full, tw, th);
-                resample_plane::<1, 1, SAME>(&luma, c, r, row, y_tile);
+                resample_narrow::<1>(&luma, c, r, row, y_tile);
 
                 let matrix = YuvToRgb::new(&info.colorimetry());
                 let c_tile = scratch(chroma, pixels * 2);
@@ -124,14 +126,14 @@ impl Sampler {
                     for (index, dst_tile) in [(u, u_tile), (v, v_tile)] {
                         let src = plane(frame, index, cw, ch, 1)?;
                         let (c, r) = fit(columns, rows, &src, half, tw, th);
-                        resample_plane::<1, 1, SAME>(&src, c, r, row, dst_tile);
+                        resample_narrow::<1>(&src, c, r, row, dst_tile);
                     }
                     let (u_tile, v_tile) = c_tile.split_at(pixels);
                     matrix.convert_planar(y_tile, u_tile, v_tile, out);
                 } else {
                     let src = plane(frame, 1, cw, ch, 2)?;
                     let (c, r) = fit(columns, rows, &src, half, tw, th);
-                    resample_plane::<2, 2, SAME>(&src, c, r, row, c_tile);
+                    resample_narrow::<2>(&src, c, r, row, c_tile);
                     matrix.convert_semi_planar(y_tile, c_tile, out);
                 }
             }
@@ -355,6 +357,9 @@ struct RowScratch {
     /// The column taps in the layout of the 4-byte kernel.
     #[cfg(target_arch = "x86_64")]
     pairs: x86::PairTaps,
+    /// The column taps in the layout of the 1- and 2-byte kernel.
+    #[cfg(target_arch = "x86_64")]
+    narrow: x86_planes::NarrowTaps,
 }
 
 /// Defines `fn $name` to run `$body` compiled for AVX2 when the CPU has it, else as built.
@@ -478,6 +483,22 @@ fn resample_4<const PICK: u32>(
         return;
     }
     resample_plane::<4, 3, PICK>(plane, columns, rows, scratch_rows, dst)
+}
+
+/// `resample_plane::<S, S, SAME>` for a 1- or 2-byte plane (luma, U, V; NV12's UV) with the
+/// CPU's kernel where there is one (the same bytes).
+fn resample_narrow<const S: usize>(
+    plane: &Plane,
+    columns: &Taps,
+    rows: &Taps,
+    scratch_rows: &mut RowScratch,
+    dst: &mut [u8],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if x86_planes::resample::<S>(plane, columns, rows, &mut scratch_rows.narrow, dst) {
+        return;
+    }
+    resample_plane::<S, S, SAME>(plane, columns, rows, scratch_rows, dst)
 }
 
 /// Copies every tile column's near and far neighbours out of a (mixed) plane row.
