@@ -22,10 +22,10 @@
 //! - `frame`: 1080p frames pushed with `gst_check::Harness`, one element per case, the cases
 //!   interleaved frame by frame: idle (no trigger), collecting (person box, full frame), and
 //!   saturated (every worker held, `queue-size=2` overflowing), in RGBA and NV12.
-//! - `objects`: 1080p RGBA frames with 1, 4, 8 and 16 person boxes, each with its own tracked
-//!   id (`clip-per=object`, `cooldown=0`: every frame samples a 224x224 tile per object), the
-//!   cases interleaved frame by frame: streaming-thread wall and CPU time per frame, and its
-//!   ratio to N x the one-object cost.
+//! - `objects`: 1080p RGBA and NV12 frames with 1, 4, 16 and 64 person boxes, each with its own
+//!   tracked id (`clip-per=object`, `cooldown=0`: every frame samples a 112x112 tile per object;
+//!   64 is the default per-buffer tile budget), the cases interleaved frame by frame:
+//!   streaming-thread wall and CPU time per frame, and its ratio to N x the one-object cost.
 //! - `footage`: OpenCV's `vtest.avi` with its HOG person detections (`make footage`; the paths
 //!   from `IGUARD_FOOTAGE_VIDEO` and `IGUARD_FOOTAGE_DETECTIONS`), decoded into memory first,
 //!   `clip-per=object` and `clip-per=source` interleaved frame by frame: time per frame.
@@ -1115,13 +1115,17 @@ fn phase_libyuv(opts: &Opts, rep: &mut Report) -> Result<(), String> {
     }
 }
 
-/// Objects collecting at once in the per-object phase.
-const OBJECT_COUNTS: [usize; 4] = [1, 4, 8, 16];
+/// Objects collecting at once in the per-object phase: 64 is the default per-buffer tile
+/// budget (`max-tiles-per-buffer`) and `max-clips`, so every object still gets its tile.
+const OBJECT_COUNTS: [usize; 4] = [1, 4, 16, 64];
+/// The per-object phase's tile side (the shipped R3D-18-style models take 112² clips).
+const OBJECT_TILE: u32 = 112;
 
-/// `n` person boxes of 240 x 320 on a 4 x 4 grid over a 1080p frame, one per tracked object.
+/// `n` person boxes of 96 x 128 on an 8 x 8 grid over a 1080p frame (cells of 240 x 135), one
+/// per tracked object.
 fn object_boxes(n: usize) -> Vec<(u32, u32, u32, u32)> {
     (0..n as u32)
-        .map(|i| (i % 4 * 480 + 120, i / 4 * 270 + 10, 240, 320))
+        .map(|i| (i % 8 * 240 + 72, i / 8 * 135 + 3, 96, 128))
         .collect()
 }
 
@@ -1143,46 +1147,56 @@ fn with_objects(frame: &gst::Buffer, boxes: &[(u32, u32, u32, u32)]) -> gst::Buf
     buf
 }
 
-/// Streaming-thread cost per 1080p frame with 1, 4, 8 and 16 objects collecting at once
-/// (clip-per=object), interleaved frame by frame, and its ratio to N x the one-object cost.
+/// Streaming-thread cost per 1080p frame with 1, 4, 16 and 64 objects collecting at once
+/// (clip-per=object, 112² tiles), RGBA and NV12, interleaved frame by frame, and its ratio to
+/// N x the one-object cost of the same format.
 fn phase_objects(opts: &Opts, rep: &mut Report) -> Result<(), String> {
-    let (warm, n) = if opts.quick { (100, 1500) } else { (200, 6000) };
-    let (plain, caps) = make_frame(gst_video::VideoFormat::Rgba, WIDTH, HEIGHT, 3, None);
-    let mut cases: Vec<(usize, Rig)> = Vec::new();
-    for objects in OBJECT_COUNTS {
-        let most = objects.to_string();
-        // cooldown=0: an object's clip starts again on the frame after it completes, so every
-        // frame samples a tile for every object. The queue is large enough that the cheap
-        // label-based scorer keeps it from overflowing (an overflow is another path).
-        let props = [
-            ("clip-per", "object"),
-            ("tracking", "ids"),
-            ("max-clips-per-source", most.as_str()),
-            ("cooldown", "0"),
-            ("roi-margin", "0"),
-            ("input-width", "224"),
-            ("input-height", "224"),
-            ("queue-size", "10000"),
-        ];
-        let frame = with_objects(&plain, &object_boxes(objects));
-        cases.push((
-            objects,
-            Rig::with_timing(&props, sampling_scorer(), vec![frame], &caps, true)?,
-        ));
+    let (warm, n) = if opts.quick { (100, 1000) } else { (200, 4000) };
+    let tile = OBJECT_TILE.to_string();
+    let mut cases: Vec<(&str, usize, Rig)> = Vec::new();
+    for (name, format) in [
+        ("rgba", gst_video::VideoFormat::Rgba),
+        ("nv12", gst_video::VideoFormat::Nv12),
+    ] {
+        let (plain, caps) = make_frame(format, WIDTH, HEIGHT, 3, None);
+        for objects in OBJECT_COUNTS {
+            let most = objects.to_string();
+            // cooldown=0: an object's clip starts again on the frame after it completes, so
+            // every frame samples a tile for every object. The queue is large enough that the
+            // instant scorer keeps it from overflowing (an overflow is another path).
+            // max-clips and max-tiles-per-buffer stay at their defaults (64): the 64-object
+            // case is within the per-buffer budget.
+            let props = [
+                ("clip-per", "object"),
+                ("tracking", "ids"),
+                ("max-clips-per-source", most.as_str()),
+                ("cooldown", "0"),
+                ("roi-margin", "0"),
+                ("input-width", tile.as_str()),
+                ("input-height", tile.as_str()),
+                ("queue-size", "10000"),
+            ];
+            let frame = with_objects(&plain, &object_boxes(objects));
+            cases.push((
+                name,
+                objects,
+                Rig::with_timing(&props, sampling_scorer(), vec![frame], &caps, true)?,
+            ));
+        }
     }
     for i in 0..warm + n {
         if i == warm {
-            for (_, rig) in &cases {
+            for (_, _, rig) in &cases {
                 rig.timing.start_recording();
             }
         }
-        for (_, rig) in cases.iter_mut() {
+        for (_, _, rig) in cases.iter_mut() {
             rig.push()?;
         }
     }
     let mut one = (f64::NAN, f64::NAN, f64::NAN, f64::NAN);
     let mut seen = Vec::new();
-    for (objects, rig) in &cases {
+    for (format, objects, rig) in &cases {
         let wall = rig.timing.take_sorted();
         let cpu = rig.timing.take_cpu_sorted();
         let p = (
@@ -1194,7 +1208,7 @@ fn phase_objects(opts: &Opts, rep: &mut Report) -> Result<(), String> {
         if *objects == 1 {
             one = p;
         }
-        let fig = |what: &str| format!("objects_{what}_n{objects}");
+        let fig = |what: &str| format!("objects_{format}_{what}_n{objects}");
         rep.fig(&fig("frame_us_p50"), p.0);
         rep.fig(&fig("frame_us_p99"), p.1);
         rep.fig(&fig("frame_cpu_us_p50"), p.2);
@@ -1204,32 +1218,38 @@ fn phase_objects(opts: &Opts, rep: &mut Report) -> Result<(), String> {
         rep.fig(&fig("ratio_p99"), p.1 / (k * one.1));
         rep.fig(&fig("ratio_cpu_p50"), p.2 / (k * one.2));
         rep.fig(&fig("ratio_cpu_p99"), p.3 / (k * one.3));
-        let (most, overflowed, dropped) = (
+        let (most, overflowed, over_budget, dropped) = (
             rig.stat("clips-most-collecting"),
             rig.stat("clips-overflowed"),
+            rig.stat("tiles-over-budget"),
             rig.stat("dropped"),
         );
-        // A case that never had its N clips collecting at once measured something else.
-        if most < *objects as u64 || overflowed > 0 {
+        // A case that never had its N clips collecting at once, or ran past the per-buffer
+        // tile budget, measured something else.
+        if most < *objects as u64 || overflowed > 0 || over_budget > 0 {
             rep.errors.push(format!(
-                "objects n={objects}: at most {most} clips collected at once, {overflowed} \
-                 triggers beyond max-clips-per-source"
+                "objects {format} n={objects}: at most {most} clips collected at once, \
+                 {overflowed} triggers beyond max-clips-per-source, {over_budget} tiles over \
+                 the per-buffer budget"
             ));
         }
         seen.push(format!(
-            "n={objects}: {} clips completed, {dropped} dropped, at most {most} collecting",
+            "{format} n={objects}: {} clips completed, {dropped} dropped, at most {most} \
+             collecting",
             rig.stat("completed")
         ));
     }
     rep.detail(
         "objects",
         format!(
-            "{n} frames per case after {warm} warm-up frames, 1920x1080 RGBA, cases (N = {:?}) \
-             interleaved frame by frame on one thread; N person boxes of 240x320 on a 4x4 grid, \
-             each with its own object_id (tracking=ids), clip-per=object, \
-             max-clips-per-source=N, cooldown=0 and roi-margin=0 so every frame samples a \
-             224x224 tile for each of the N objects; an instant scorer that asks for pixels (as a model does); \
-             objects_ratio_* = the N-object figure / (N x the 1-object figure); {}",
+            "{n} frames per case after {warm} warm-up frames, 1920x1080 RGBA and NV12, cases \
+             (N = {:?} per format) interleaved frame by frame on one thread; N person boxes of \
+             96x128 on an 8x8 grid, each with its own object_id (tracking=ids), \
+             clip-per=object, max-clips-per-source=N, cooldown=0 and roi-margin=0 so every \
+             frame samples a {OBJECT_TILE}x{OBJECT_TILE} tile for each of the N objects \
+             (max-tiles-per-buffer and max-clips at their default, 64); an instant scorer that \
+             asks for pixels (as a model does); objects_<format>_ratio_* = the N-object figure \
+             / (N x the 1-object figure of that format); {}",
             OBJECT_COUNTS,
             seen.join("; ")
         ),

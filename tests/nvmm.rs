@@ -143,6 +143,7 @@ fn rgba_and_nv12_batches_of_1_and_4_take_each_tile_from_its_own_surface() {
             for n_sources in [1u32, 4] {
                 let live = standin().live_surfaces();
                 let transforms = standin().transforms();
+                let calls = standin().transform_calls();
                 let (e, bus, scorer) = nvmm_element(&[]);
                 let mut h = harness(&e, format);
                 // Source s's frame is at batch_id (s + 1) % n: not in source order.
@@ -178,8 +179,10 @@ fn rgba_and_nv12_batches_of_1_and_4_take_each_tile_from_its_own_surface() {
                         }
                     }
                 }
-                // Two tiles per source, each through NVIDIA's (here: the stand-in's) transform.
+                // Two tiles per source, each through NVIDIA's (here: the stand-in's) transform,
+                // one call per buffer (nvmm-batch=true).
                 assert_eq!(standin().transforms() - transforms, 2 * n_sources as i32);
+                assert_eq!(standin().transform_calls() - calls, 2);
                 Stats::of(&e).assert_adds_up();
                 stop(&e, h);
                 assert_nothing_held(live);

@@ -68,6 +68,17 @@ impl Key {
 /// Fills one tile from a region of the current frame.
 pub type SampleFn<'a> = dyn FnMut(PixelRect, &mut [u8]) -> Result<(), String> + 'a;
 
+/// A tile `sample` said it filled: tile `index` of clip `request_id` of `source`. The
+/// assembler lists them per buffer ([`ClipAssembler::sampled`]) so that a caller which defers
+/// the pixels (NVMM: every tile of a buffer cut by one transform call after its last frame)
+/// can put each where it belongs ([`ClipAssembler::tile_mut`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampledTile {
+    pub source: u32,
+    pub request_id: u64,
+    pub index: u32,
+}
+
 /// Per-frame working space of the object path, kept so frames allocate nothing.
 #[derive(Debug, Default)]
 struct Scratch {
@@ -99,6 +110,8 @@ pub struct ClipAssembler {
     scratch: Scratch,
     /// Where detections may trigger, and the zones objects enter.
     zones: Rule,
+    /// The tiles sampled since the buffer began, in the order `sample` filled them.
+    sampled: Vec<SampledTile>,
 }
 
 /// Adds a tile to `out` with the labels of `detections`: each once, at its best finite
@@ -173,6 +186,7 @@ impl ClipAssembler {
             refused_sources: HashSet::new(),
             scratch: Scratch::default(),
             zones: Rule::default(),
+            sampled: Vec::new(),
         }
     }
 
@@ -231,6 +245,65 @@ impl ClipAssembler {
     pub fn begin_buffer(&mut self) {
         self.marks_buffers = true;
         self.tiles_left = self.limits.max_tiles_per_buffer;
+        self.sampled.clear();
+    }
+
+    /// The tiles `sample` filled since the buffer began ([`ClipAssembler::begin_buffer`], or
+    /// the last push for a caller that does not mark buffers), in order.
+    pub fn sampled(&self) -> &[SampledTile] {
+        &self.sampled
+    }
+
+    /// The bytes of tile `t` of a clip still collecting, `None` when the clip is no longer
+    /// here (it finished, was dropped or abandoned).
+    pub fn tile_mut(&mut self, t: SampledTile) -> Option<&mut [u8]> {
+        let clip = match self.sources.get_mut(&t.source) {
+            Some(Phase::Collecting(c)) if c.clip.request_id == t.request_id => &mut c.clip,
+            _ => {
+                &mut self
+                    .objects
+                    .get_mut(&t.source)?
+                    .clips
+                    .iter_mut()
+                    .find(|c| c.clip.request_id == t.request_id)?
+                    .clip
+            }
+        };
+        let n = clip.tile_bytes();
+        let at = t.index as usize * n;
+        clip.pixels.get_mut(at..at + n)
+    }
+
+    /// Abandons clip `request_id` of `source` as a failed sample does (its pixels could not
+    /// be read after all); false when it is not collecting.
+    pub fn fail_clip(&mut self, source: u32, request_id: u64) -> bool {
+        let per_source = matches!(self.sources.get(&source),
+            Some(Phase::Collecting(c)) if c.clip.request_id == request_id);
+        let found = if per_source {
+            self.sources.insert(source, Phase::Idle);
+            self.refused_sources.clear();
+            true
+        } else {
+            let o = self.objects.get_mut(&source);
+            match o.and_then(|o| {
+                let i = o
+                    .clips
+                    .iter()
+                    .position(|c| c.clip.request_id == request_id)?;
+                Some((o, i))
+            }) {
+                Some((o, i)) => {
+                    o.clips.remove(i);
+                    o.refused.clear();
+                    true
+                }
+                None => false,
+            }
+        };
+        if found {
+            self.update_counters();
+        }
+        found
     }
 
     pub fn config(&self) -> &ClipConfig {
@@ -396,6 +469,7 @@ impl ClipAssembler {
     ) -> FrameEvents {
         if !self.marks_buffers {
             self.tiles_left = self.limits.max_tiles_per_buffer;
+            self.sampled.clear();
         }
         let events = match self.tracks.clip_per {
             ClipPer::Source => {

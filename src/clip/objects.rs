@@ -431,6 +431,11 @@ impl ClipAssembler {
                     continue;
                 }
             };
+            self.sampled.push(SampledTile {
+                source: source.source_id,
+                request_id: clip.clip.request_id,
+                index: n as u32,
+            });
             let own = cands.iter().find(|c| c.key == clip.key).map(|c| c.index);
             push_labels(
                 &mut clip.clip.frame_labels,
@@ -1184,6 +1189,48 @@ mod object_tests {
             r.a.abandon_all();
         }
         assert_eq!(object_ids, [3, 4, 7, 8, 11, 12]);
+    }
+
+    /// A caller that fills tiles later (NVMM, one transform call per buffer) finds each tile
+    /// the buffer sampled, writes it in place, and can still abandon a clip whose tile failed.
+    #[test]
+    fn the_tiles_a_buffer_sampled_are_listed_for_a_caller_that_fills_them_later() {
+        let mut r = Run::new(config(), tracks());
+        r.a.begin_buffer();
+        r.push(&[person(Some(7), 100.0, 100.0), person(Some(9), 300.0, 100.0)]);
+        r.push(&[person(Some(7), 104.0, 100.0), person(Some(9), 304.0, 100.0)]);
+        let sampled = r.a.sampled().to_vec();
+        let ids = r.started.clone();
+        assert_eq!(ids.len(), 2);
+        let want: Vec<(u64, u32)> = vec![(ids[0], 0), (ids[1], 0), (ids[0], 1), (ids[1], 1)];
+        let got: Vec<(u64, u32)> = sampled.iter().map(|t| (t.request_id, t.index)).collect();
+        assert_eq!(got, want);
+        for t in &sampled {
+            let tile = r.a.tile_mut(*t).expect("collecting");
+            assert_eq!(tile.len(), 4 * 4 * 3);
+            tile.fill(200 + t.index as u8);
+        }
+        // A new buffer starts a new list.
+        r.a.begin_buffer();
+        assert!(r.a.sampled().is_empty());
+        // The second clip's tile could not be read after all: it is abandoned, the first goes on.
+        assert!(r.a.fail_clip(sampled[1].source, ids[1]));
+        assert!(!r.a.fail_clip(sampled[1].source, ids[1]), "abandoned once");
+        assert!(r.a.tile_mut(sampled[1]).is_none());
+        assert_eq!(r.a.collecting(), 1);
+        r.push(&[person(Some(7), 108.0, 100.0)]);
+        r.push(&[person(Some(7), 112.0, 100.0)]);
+        let clip = &r
+            .finished
+            .iter()
+            .find(|c| c.clip.request_id == ids[0])
+            .unwrap()
+            .clip;
+        assert!(clip.tile(0).iter().all(|&v| v == 200));
+        assert!(clip.tile(1).iter().all(|&v| v == 201));
+        // Object 9 comes back: a new clip (its refusal memory was cleared with the failure).
+        let started = r.push(&[person(Some(9), 300.0, 100.0)]);
+        assert_eq!(started.len(), 1);
     }
 }
 

@@ -178,6 +178,11 @@ impl ClipAssembler {
             self.refused_sources.clear();
             return events;
         }
+        self.sampled.push(SampledTile {
+            source: source.source_id,
+            request_id: c.clip.request_id,
+            index: i as u32,
+        });
         c.crops.extend(region);
         c.clip.frames += 1;
         c.clip.real_frames += 1;
@@ -288,6 +293,36 @@ mod tests {
         fn push(&mut self, dets: &[Detection]) -> FrameOutcome {
             self.push_source(0, dets)
         }
+    }
+
+    #[test]
+    fn a_source_clip_lists_its_sampled_tiles_and_can_be_abandoned_after() {
+        let mut r = Run::new(config());
+        // No buffer marks: each push is a buffer of its own.
+        let id = r
+            .push(&[det("person", 0.9, 10.0, 10.0, 10.0, 10.0)])
+            .started
+            .unwrap();
+        let t = SampledTile {
+            source: 0,
+            request_id: id,
+            index: 0,
+        };
+        assert_eq!(r.a.sampled(), [t]);
+        r.a.tile_mut(t).unwrap().fill(77);
+        r.push(&[]);
+        let t1 = SampledTile { index: 1, ..t };
+        assert_eq!(r.a.sampled(), [t1]);
+        assert!(r.a.fail_clip(0, id));
+        assert_eq!(r.a.collecting(), 0);
+        assert!(r.a.tile_mut(t1).is_none());
+        assert!(!r.a.fail_clip(0, id));
+        // The source is idle again: the next trigger opens a clip.
+        assert!(
+            r.push(&[det("person", 0.9, 10.0, 10.0, 10.0, 10.0)])
+                .started
+                .is_some()
+        );
     }
 
     #[test]

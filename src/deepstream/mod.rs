@@ -18,6 +18,7 @@ pub mod layout;
 pub mod loader;
 pub mod nvds;
 pub mod surface;
+pub mod tiles;
 pub mod verdict_meta;
 
 /// Which DeepStream's `NvDsObjectMeta` layout to assume for the fields that moved between

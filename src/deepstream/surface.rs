@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! NVMM surfaces: NVIDIA's `libnvbufsurface.so` and `libnvbufsurftransform.so`, opened at run
-//! time, and the crop recipe of NVIDIA's own sample plugins (dsexample) that turns one frame of
-//! an `NvBufSurface` batch into an RGB tile on the CPU.
+//! time, their layouts, and the checks a buffer's `NvBufSurface` passes before it is read. The
+//! tiles themselves are cut in [`super::tiles`].
 //!
 //! Layouts (LP64, from NVMM-FACTS.md; DeepStream 8.0 grew the structs):
 //!
@@ -44,6 +44,8 @@ pub mod layout {
         pub const GPU_ID: usize = 0;
         pub const BATCH_SIZE: usize = 4;
         pub const NUM_FILLED: usize = 8;
+        /// `bool isContiguous` (one byte).
+        pub const IS_CONTIGUOUS: usize = 12;
         pub const MEM_TYPE: usize = 16;
         pub const SURFACE_LIST: usize = 24;
         pub const SIZE_V7: usize = 64;
@@ -167,12 +169,6 @@ pub mod color {
         matches!(v, NV12 | NV12_ER | RGBA | BGRA | RGBX | BGRX)
     }
 }
-
-const TRANSFORM_CROP_SRC: u32 = 1;
-const TRANSFORM_CROP_DST: u32 = 2;
-const TRANSFORM_FILTER: u32 = 4;
-const FILTER_BILINEAR: u32 = 1;
-const MAP_READ: i32 = 0;
 
 /// Which NVIDIA platform: decides the memory type a CPU can map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -426,11 +422,11 @@ pub struct SurfaceLib {
     transform_from: String,
     create: CreateFn,
     destroy: DestroyFn,
-    map: MapFn,
-    unmap: UnMapFn,
-    sync_for_cpu: UnMapFn,
-    transform: TransformFn,
-    set_session_params: SessionFn,
+    pub(super) map: MapFn,
+    pub(super) unmap: UnMapFn,
+    pub(super) sync_for_cpu: UnMapFn,
+    pub(super) transform: TransformFn,
+    pub(super) set_session_params: SessionFn,
     /// The running library's layout (measured; see the module documentation).
     pub abi: SurfaceAbi,
     pub platform: Platform,
@@ -530,11 +526,11 @@ impl SurfaceLib {
 /// A surface this element created (and destroys).
 pub struct Surface<'a> {
     lib: &'a SurfaceLib,
-    ptr: *mut c_void,
+    pub(super) ptr: *mut c_void,
 }
 
 impl<'a> Surface<'a> {
-    fn create(
+    pub(super) fn create(
         lib: &'a SurfaceLib,
         batch: u32,
         width: u32,
@@ -593,7 +589,8 @@ impl<'a> Surface<'a> {
         0
     }
 
-    fn params(&self) -> *const u8 {
+    /// `surfaceList`: entry `i` is `i × abi.stride` bytes in.
+    pub(super) fn params(&self) -> *const u8 {
         // SAFETY: a live surface made by the library.
         unsafe { field(self.ptr.cast(), layout::surface::SURFACE_LIST) }
     }
@@ -606,11 +603,11 @@ impl Drop for Surface<'_> {
     }
 }
 
-fn put(buf: &mut [u8], offset: usize, v: u32) {
+pub(super) fn put(buf: &mut [u8], offset: usize, v: u32) {
     buf[offset..offset + 4].copy_from_slice(&v.to_ne_bytes());
 }
 
-fn put_ptr(buf: &mut [u8], offset: usize, p: *const u8) {
+pub(super) fn put_ptr(buf: &mut [u8], offset: usize, p: *const u8) {
     buf[offset..offset + 8].copy_from_slice(&(p as usize as u64).to_ne_bytes());
 }
 
@@ -631,239 +628,6 @@ pub fn even_crop(r: PixelRect, width: u32, height: u32) -> PixelRect {
         y,
         width: w,
         height: h,
-    }
-}
-
-/// Reads tiles out of NVMM buffers: owns the pitch-linear RGBA destination surface.
-pub struct TileReader {
-    lib: &'static SurfaceLib,
-    dest: Option<(Surface<'static>, u32, u32, u32)>,
-}
-
-// SAFETY: the destination surface is only used by the thread that owns the reader; NVIDIA's
-// functions may be called from any thread (the session is set on each call's thread).
-unsafe impl Send for TileReader {}
-
-impl TileReader {
-    pub fn new(lib: &'static SurfaceLib) -> Self {
-        TileReader { lib, dest: None }
-    }
-
-    pub fn lib(&self) -> &'static SurfaceLib {
-        self.lib
-    }
-
-    fn dest(
-        &mut self,
-        width: u32,
-        height: u32,
-        gpu: u32,
-    ) -> Result<&Surface<'static>, SurfaceError> {
-        let fits = matches!(&self.dest, Some((_, w, h, g)) if (*w, *h, *g) == (width, height, gpu));
-        if !fits {
-            self.dest = None;
-            let s = Surface::create(
-                self.lib,
-                1,
-                width,
-                height,
-                gpu,
-                self.lib.platform.mappable_mem_type(),
-            )?;
-            self.dest = Some((s, width, height, gpu));
-        }
-        Ok(&self.dest.as_ref().expect("just made").0)
-    }
-
-    /// Crops `region` of `surfaceList[index]` of the `NvBufSurface` whose bytes are `header` (a
-    /// buffer's mapped memory) and scales it into `out`, a `tw`×`th` RGB tile. The header is
-    /// checked first ([`SurfaceHeader::parse`], [`SurfaceHeader::check_index`]).
-    ///
-    /// # Safety
-    /// `header` must be the mapped memory of a live NVMM buffer that [`check_memory`] accepted:
-    /// once its fields pass the checks, its `surfaceList` is taken to point at `numFilled`
-    /// entries of the library's stride, valid for the call.
-    #[allow(clippy::too_many_arguments)]
-    pub unsafe fn read_tile(
-        &mut self,
-        header: &[u8],
-        index: u32,
-        region: PixelRect,
-        tw: u32,
-        th: u32,
-        out: &mut [u8],
-    ) -> Result<(), SurfaceError> {
-        use layout::{params as p, surface as s};
-        if out.len() != tw as usize * th as usize * 3 {
-            return Err(SurfaceError::TileSize {
-                width: tw,
-                height: th,
-                out: out.len(),
-            });
-        }
-        let abi = self.lib.abi;
-        let h = SurfaceHeader::parse(header, abi)?;
-        h.check_index(index)?;
-        let (gpu, list) = (h.gpu_id, h.surface_list as *const u8);
-        // SAFETY: `index < numFilled <= batchSize`: entry `index` is in the list, at the
-        // running library's stride (caller: the memory is NVIDIA's surface).
-        let entry = unsafe { list.add(index as usize * abi.stride) };
-        let (width, height, format, layout): (u32, u32, u32, u32) = unsafe {
-            (
-                field(entry, p::WIDTH),
-                field(entry, p::HEIGHT),
-                field(entry, p::COLOR_FORMAT),
-                field(entry, p::LAYOUT),
-            )
-        };
-        if layout != LAYOUT_PITCH && self.lib.platform == Platform::DGpu {
-            return Err(SurfaceError::BlockLinear { index });
-        }
-        if !color::supported_source(format) {
-            return Err(SurfaceError::UnsupportedColor {
-                index,
-                value: format,
-            });
-        }
-        let inside = region.width > 0
-            && region.height > 0
-            && region
-                .x
-                .checked_add(region.width)
-                .is_some_and(|r| r <= width)
-            && region
-                .y
-                .checked_add(region.height)
-                .is_some_and(|b| b <= height);
-        if !inside {
-            return Err(SurfaceError::RegionOutside {
-                index,
-                region,
-                width,
-                height,
-            });
-        }
-        let crop = even_crop(region, width, height);
-
-        // The single-frame view: the header copied with batchSize = numFilled = 1 and the list
-        // pointing at our entry. A whole batch into a batch-1 destination is refused (or
-        // crashes) in NVIDIA's transform.
-        let mut view = header.to_vec();
-        put(&mut view, s::BATCH_SIZE, 1);
-        put(&mut view, s::NUM_FILLED, 1);
-        put_ptr(&mut view, s::SURFACE_LIST, entry);
-
-        let lib = self.lib;
-        let dest = self.dest(tw, th, gpu)?;
-        let dest_ptr = dest.ptr;
-
-        // Session parameters belong to the calling thread: set them on every call.
-        let mut config = [0u8; layout::config::SIZE];
-        put(&mut config, layout::config::COMPUTE_MODE, 0);
-        put(&mut config, layout::config::GPU_ID, gpu);
-        // SAFETY: a zero-filled NvBufSurfTransformConfigParams of the largest size.
-        let code = unsafe { (lib.set_session_params)(config.as_mut_ptr().cast()) };
-        if code != 0 {
-            return Err(SurfaceError::Call {
-                function: "NvBufSurfTransformSetSessionParams",
-                code,
-                what: format!(" on GPU {gpu}"),
-            });
-        }
-        let rect = |top: u32, left: u32, w: u32, h: u32| {
-            let mut r = [0u8; layout::rect::SIZE];
-            put(&mut r, 0, top);
-            put(&mut r, 4, left);
-            put(&mut r, 8, w);
-            put(&mut r, 12, h);
-            r
-        };
-        let src_rect = rect(crop.y, crop.x, crop.width, crop.height);
-        let dst_rect = rect(0, 0, tw, th);
-        let mut params = [0u8; layout::transform::SIZE];
-        put(
-            &mut params,
-            layout::transform::FLAG,
-            TRANSFORM_CROP_SRC | TRANSFORM_CROP_DST | TRANSFORM_FILTER,
-        );
-        put(&mut params, layout::transform::FILTER, FILTER_BILINEAR);
-        put_ptr(&mut params, layout::transform::SRC_RECT, src_rect.as_ptr());
-        put_ptr(&mut params, layout::transform::DST_RECT, dst_rect.as_ptr());
-        // SAFETY: `view` is a one-entry NvBufSurface pointing into the buffer's live list;
-        // `dest_ptr` is our surface; the rects and params outlive the call.
-        let code = unsafe {
-            (lib.transform)(
-                view.as_mut_ptr().cast(),
-                dest_ptr,
-                params.as_mut_ptr().cast(),
-            )
-        };
-        if code != 0 {
-            return Err(SurfaceError::Call {
-                function: "NvBufSurfTransform",
-                code,
-                what: format!(
-                    " cropping {}x{} at ({}, {}) of surface {index} ({}x{} {}) to {tw}x{th} RGBA",
-                    crop.width,
-                    crop.height,
-                    crop.x,
-                    crop.y,
-                    width,
-                    height,
-                    color::name(format)
-                ),
-            });
-        }
-
-        // SAFETY: our one-entry surface; mapped, read and unmapped here.
-        let code = unsafe { (lib.map)(dest_ptr, 0, 0, MAP_READ) };
-        if code != 0 {
-            return Err(SurfaceError::Call {
-                function: "NvBufSurfaceMap",
-                code,
-                what: format!(
-                    " of the {tw}x{th} tile surface (memory type {})",
-                    lib.platform.mappable_mem_type()
-                ),
-            });
-        }
-        let result = (|| {
-            if lib.platform == Platform::Jetson {
-                // SAFETY: mapped above.
-                let code = unsafe { (lib.sync_for_cpu)(dest_ptr, 0, 0) };
-                if code != 0 {
-                    return Err(SurfaceError::Call {
-                        function: "NvBufSurfaceSyncForCpu",
-                        code,
-                        what: String::new(),
-                    });
-                }
-            }
-            let params = dest.params();
-            // SAFETY: entry 0 of our mapped surface: its pitch and mapped plane 0.
-            let (pitch, addr): (u32, *const u8) =
-                unsafe { (field(params, p::PITCH), field(params, p::MAPPED_ADDR)) };
-            if addr.is_null() || (pitch as usize) < tw as usize * 4 {
-                return Err(SurfaceError::Call {
-                    function: "NvBufSurfaceMap",
-                    code: 0,
-                    what: format!(" gave address {addr:?} with pitch {pitch} for a {tw}-wide tile"),
-                });
-            }
-            for (y, row_out) in out.chunks_exact_mut(tw as usize * 3).enumerate() {
-                // SAFETY: row `y` < th of a mapped pitch-linear RGBA plane of `th` rows.
-                let row = unsafe {
-                    std::slice::from_raw_parts(addr.add(y * pitch as usize), tw as usize * 4)
-                };
-                for (o, i) in row_out.chunks_exact_mut(3).zip(row.chunks_exact(4)) {
-                    o.copy_from_slice(&i[..3]);
-                }
-            }
-            Ok(())
-        })();
-        // SAFETY: mapped above; a Jetson map that is never unmapped leaks.
-        unsafe { (lib.unmap)(dest_ptr, 0, 0) };
-        result
     }
 }
 

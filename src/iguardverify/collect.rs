@@ -14,10 +14,10 @@ use gst::subclass::prelude::*;
 use super::delivery::Running;
 use super::imp::{CAT, IGuardVerify};
 use super::settings::{RunLayers, Settings};
-use crate::clip::{ClipAssembler, Collected};
+use crate::clip::{ClipAssembler, Collected, SampledTile};
 use crate::deepstream::DeepStreamLayout;
 use crate::detections::{DetectionReader, FrameDetections};
-use crate::frames::FrameSource;
+use crate::frames::{FrameSource, Pixels};
 use crate::pool::{Answers, Done, Outcome, RequestInfo, Ticket};
 use crate::scorer::Scorer;
 use crate::scorer::fallback::FallbackScorer;
@@ -54,6 +54,10 @@ pub(super) struct State {
     pub(super) ds_layout: DeepStreamLayout,
     /// Writing DeepStream verdict metas failed once and was reported.
     pub(super) warned_ds_meta: bool,
+    /// A batched NVMM transform failed once and was reported (the rest are counted).
+    pub(super) warned_batch: bool,
+    /// Scratch for the source ids of a buffer's frames.
+    pub(super) source_ids: Vec<u32>,
     pub(super) last_stats: Instant,
 }
 
@@ -153,10 +157,21 @@ impl IGuardVerify {
             running,
             needs_pixels,
             labels_only,
+            run,
+            warned_batch,
+            source_ids,
             ..
         } = state;
         // Labels-only (NVMM without NVIDIA's surface libraries): no tiles to read.
         let read_pixels = *needs_pixels && labels_only.is_none();
+        // NVMM: one transform call for every tile of the buffer, cut after its last frame
+        // (`fill_deferred`). A buffer carrying a source twice is read a tile at a time: its
+        // second frame may end a clip (completed by repeating its last tile) whose tile the
+        // first frame asked for.
+        let batch = run.nvmm_batch
+            && read_pixels
+            && frame_source.is_nvmm()
+            && distinct_sources(frames, source_ids);
         let (tile_width, tile_height) = (
             assembler.config().tile_width,
             assembler.config().tile_height,
@@ -164,7 +179,7 @@ impl IGuardVerify {
         let mut finished = Vec::new();
         let mut assigned = Vec::new();
         assembler.begin_buffer();
-        let mut pixels = frame_source.pixels(buf, info);
+        let mut pixels = frame_source.pixels(buf, info, batch);
         for fd in frames {
             let outcome = assembler.push(
                 fd.source,
@@ -228,8 +243,133 @@ impl IGuardVerify {
                 assigned = outcome.assigned;
             }
         }
+        if batch && (pixels.deferred() > 0 || !assembler.sampled().is_empty()) {
+            let mut out = Deferred {
+                assembler,
+                finished: &mut finished,
+                collecting,
+                later,
+                warned: warned_batch,
+            };
+            self.fill_deferred(&mut pixels, &mut out);
+        }
         (finished, assigned)
     }
+
+    /// Cuts the tiles this buffer deferred (NVMM, `nvmm-batch=true`) with one transform call
+    /// and puts each in its clip: one still collecting, or one this buffer finished (a clip
+    /// dropped meanwhile needs none). When that call fails (counted in `nvmm-batch-failures`;
+    /// the first failure of a run is a warning), each tile is cut with a call of its own; a clip
+    /// whose tile still cannot be read is abandoned with the reason, as a failed sample is.
+    fn fill_deferred(&self, pixels: &mut Pixels<'_>, out: &mut Deferred<'_>) {
+        let assembler = &mut *out.assembler;
+        let (tw, th) = (
+            assembler.config().tile_width,
+            assembler.config().tile_height,
+        );
+        let budget = assembler.limits().max_tiles_per_buffer;
+        let tile = tw as usize * th as usize * 3;
+        let (n, sampled) = (pixels.deferred(), assembler.sampled().len());
+        let mut failed: Vec<(SampledTile, String)> = Vec::new();
+        if n != sampled {
+            // Every tile the assembler was told was filled was deferred, in order: a
+            // mismatch would put tiles in the wrong clips, so none is kept.
+            let e = format!("{n} NVMM tiles were deferred for {sampled} sampled tiles");
+            gst::error!(CAT, imp = self, "{e}");
+            failed.extend(assembler.sampled().iter().map(|&t| (t, e.clone())));
+        } else {
+            let finished = &mut *out.finished;
+            let batched = pixels.cut_deferred(tw, th, budget, &mut |i, write| {
+                let Some(&t) = assembler.sampled().get(i) else {
+                    return Ok(());
+                };
+                match tile_of(assembler, finished, t, tile) {
+                    Some(dest) => write(dest),
+                    None => Ok(()),
+                }
+            });
+            if let Err(e) = &batched {
+                if !std::mem::replace(out.warned, true) {
+                    gst::warning!(
+                        CAT,
+                        imp = self,
+                        "one NvBufSurfTransform call for this buffer's {n} tiles failed: {e}; \
+                         they are cut one call each (later failures are counted in stats, \
+                         nvmm-batch-failures)"
+                    );
+                } else {
+                    gst::debug!(CAT, imp = self, "batched transform of {n} tiles: {e}");
+                }
+                for i in 0..n {
+                    let t = assembler.sampled()[i];
+                    let Some(dest) = tile_of(assembler, finished, t, tile) else {
+                        continue;
+                    };
+                    if let Err(e) = pixels.cut_one(i, tw, th, dest) {
+                        failed.push((t, e));
+                    }
+                }
+            }
+        }
+        for (t, e) in failed {
+            match out
+                .finished
+                .iter()
+                .position(|c| c.clip.request_id == t.request_id)
+            {
+                Some(j) => {
+                    out.finished.remove(j);
+                }
+                None => {
+                    out.assembler.fail_clip(t.source, t.request_id);
+                }
+            }
+            gst::warning!(CAT, imp = self, "clip {} abandoned: {e}", t.request_id);
+            if let Some(ticket) = out.collecting.remove(&t.request_id) {
+                let reason = format!("sampling failed: {e}");
+                out.later
+                    .answer(ticket, Outcome::unscored(Status::Error, reason));
+            }
+        }
+    }
+}
+
+/// Where the tiles of a buffer go once cut, and how a failure is answered.
+struct Deferred<'a> {
+    assembler: &'a mut ClipAssembler,
+    finished: &'a mut Vec<Collected>,
+    collecting: &'a mut HashMap<u64, Ticket>,
+    later: &'a mut Answers,
+    warned: &'a mut bool,
+}
+
+/// Where tile `t` goes: its clip still collecting, or one this buffer finished; `None` for a
+/// clip gone meanwhile (dropped or abandoned), which needs no tile.
+fn tile_of<'a>(
+    assembler: &'a mut ClipAssembler,
+    finished: &'a mut [Collected],
+    t: SampledTile,
+    tile: usize,
+) -> Option<&'a mut [u8]> {
+    match assembler.tile_mut(t) {
+        Some(dest) => Some(dest),
+        None => finished
+            .iter_mut()
+            .find(|c| c.clip.request_id == t.request_id)
+            .and_then(|c| {
+                let at = t.index as usize * tile;
+                c.clip.pixels.get_mut(at..at + tile)
+            }),
+    }
+}
+
+/// Whether every frame of a buffer is of another source (`ids`: scratch, kept between
+/// buffers).
+fn distinct_sources(frames: &[FrameDetections], ids: &mut Vec<u32>) -> bool {
+    ids.clear();
+    ids.extend(frames.iter().map(|f| f.source.source_id));
+    ids.sort_unstable();
+    ids.windows(2).all(|w| w[0] != w[1])
 }
 
 /// What the verdict of a collected clip says about it: whom (the object) and where (the crop).

@@ -18,9 +18,10 @@ use super::courier::{self, Courier};
 use super::imp::{CAT, IGuardVerify};
 use super::incidents::{self, Keeper, Poster};
 use super::settings::Settings;
-use super::stats::{ClipStats, Stats};
+use super::stats::{ClipStats, Stats, TransformStats};
 use crate::analytics;
 use crate::clip::ClipCounters;
+use crate::deepstream::tiles::TransformCounters;
 use crate::deepstream::verdict_meta::{AttachError, Target, attach_verdict};
 use crate::detections::FrameDetections;
 use crate::detections::deepstream::carries_batch_meta;
@@ -50,6 +51,8 @@ pub(super) struct Running {
     pub(super) courier: Arc<courier::Signal>,
     pub(super) sources_refused: Arc<AtomicU64>,
     pub(super) clips: Arc<ClipCounters>,
+    /// NVIDIA's transform on NVMM input: calls, tiles, batched calls that failed.
+    pub(super) transforms: Arc<TransformCounters>,
     pub(super) incidents: Arc<Mutex<Keeper>>,
     pub(super) incident_counts: Arc<Mutex<incidents::Counts>>,
     pub(super) poster: Arc<Poster>,
@@ -82,6 +85,7 @@ impl Running {
             model_instance_id: self.instance.id.clone().unwrap_or_default(),
             instance_users: self.instance.users() as u32,
             clips: ClipStats::of(&self.clips),
+            transforms: TransformStats::of(&self.transforms),
             incidents: *lock(&self.incident_counts),
         }
     }
@@ -164,6 +168,7 @@ impl Running {
             outbox,
             courier: signal,
             sources_refused: Arc::new(AtomicU64::new(0)),
+            transforms: Arc::default(),
         };
         Ok((running, courier))
     }

@@ -495,6 +495,8 @@ impl BaseTransformImpl for IGuardVerify {
             warned_batched: false,
             ds_layout,
             warned_ds_meta: false,
+            warned_batch: false,
+            source_ids: Vec::new(),
             last_stats: Instant::now(),
         });
         *lock(&self.running) = Some(running);
@@ -568,7 +570,7 @@ impl BaseTransformImpl for IGuardVerify {
         }
         let fallback_on_error = state.run.fallback_on_error;
         let weapon_labels = state.run.scorer_spec().weapon_labels;
-        let problem = match FrameSource::nvmm() {
+        let problem = match FrameSource::nvmm(state.running.transforms.clone()) {
             Ok(source) => {
                 state.frame_source = source;
                 state.labels_only = None;

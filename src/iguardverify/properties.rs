@@ -167,6 +167,18 @@ pub fn list() -> Vec<glib::ParamSpec> {
             .default_value(crate::clip::DEFAULT_MAX_TILES_PER_BUFFER)
             .mutable_playing()
             .build(),
+        glib::ParamSpecBoolean::builder("nvmm-batch")
+            .nick("NVMM batch")
+            .blurb(
+                "NVMM input: cut every tile a buffer needs (all frames of the batch, all \
+                 objects) with one NvBufSurfTransform call into a batched surface, mapped \
+                 once (true), or with one call, map and unmap per tile (false: the \
+                 reference path, also the fallback when a batched call fails, counted in \
+                 stats as nvmm-batch-failures)",
+            )
+            .default_value(DEFAULT_NVMM_BATCH)
+            .mutable_playing()
+            .build(),
         glib::ParamSpecUInt::builder("track-timeout")
             .nick("Track timeout")
             .blurb(

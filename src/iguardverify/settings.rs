@@ -48,6 +48,8 @@ pub const DEFAULT_WORKER_TIMEOUT: f64 = 10.0;
 pub const DEFAULT_ASYNC: bool = true;
 pub const DEFAULT_STATS_INTERVAL: u32 = 0;
 pub const DEFAULT_FALLBACK_ON_ERROR: bool = true;
+/// NVMM: one `NvBufSurfTransform` call per buffer for all its tiles.
+pub const DEFAULT_NVMM_BATCH: bool = true;
 pub const DEFAULT_BATCH_SIZE: u32 = 1;
 pub const DEFAULT_INFERENCE_THREADS: u32 = 0;
 pub const DEFAULT_MEAN: &str = "127.5";
@@ -86,6 +88,7 @@ pub struct Settings {
     pub max_detections: u32,
     pub max_clips: u32,
     pub max_tiles_per_buffer: u32,
+    pub nvmm_batch: bool,
     pub track_timeout: u32,
     pub min_frames: u32,
     pub max_workers: u32,
@@ -167,6 +170,7 @@ impl Default for Settings {
             max_detections: crate::clip::DEFAULT_MAX_DETECTIONS,
             max_clips: crate::clip::DEFAULT_MAX_CLIPS,
             max_tiles_per_buffer: crate::clip::DEFAULT_MAX_TILES_PER_BUFFER,
+            nvmm_batch: DEFAULT_NVMM_BATCH,
             track_timeout: DEFAULT_TRACK_TIMEOUT,
             min_frames: DEFAULT_MIN_FRAMES,
             max_workers: DEFAULT_MAX_WORKERS,
@@ -292,6 +296,7 @@ impl Settings {
             "max-tiles-per-buffer" => {
                 s.max_tiles_per_buffer = v.get().unwrap_or(s.max_tiles_per_buffer)
             }
+            "nvmm-batch" => s.nvmm_batch = v.get().unwrap_or(s.nvmm_batch),
             "track-timeout" => s.track_timeout = v.get().unwrap_or(s.track_timeout),
             "min-frames" => s.min_frames = v.get().unwrap_or(s.min_frames),
             "max-workers" => s.max_workers = v.get().unwrap_or(s.max_workers),
@@ -372,6 +377,7 @@ impl Settings {
             "max-detections" => s.max_detections.to_send_value(),
             "max-clips" => s.max_clips.to_send_value(),
             "max-tiles-per-buffer" => s.max_tiles_per_buffer.to_send_value(),
+            "nvmm-batch" => s.nvmm_batch.to_send_value(),
             "track-timeout" => s.track_timeout.to_send_value(),
             "min-frames" => s.min_frames.to_send_value(),
             "max-workers" => s.max_workers.to_send_value(),

@@ -36,6 +36,26 @@ impl ClipStats {
     }
 }
 
+/// A snapshot of [`crate::deepstream::tiles::TransformCounters`]: NVIDIA's transform on NVMM
+/// input.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TransformStats {
+    pub calls: u64,
+    pub tiles: u64,
+    pub batch_failures: u64,
+}
+
+impl TransformStats {
+    pub fn of(c: &crate::deepstream::tiles::TransformCounters) -> Self {
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        TransformStats {
+            calls: load(&c.calls),
+            tiles: load(&c.tiles),
+            batch_failures: load(&c.batch_failures),
+        }
+    }
+}
+
 /// One snapshot of an element's figures. The request counts come from one snapshot of its
 /// reporter, so `submitted = verified + rejected + fallback + timed_out + dropped + failed +
 /// pending` holds within it.
@@ -57,6 +77,8 @@ pub struct Stats {
     pub snapshots_skipped: u64,
     /// The clip assembler's figures (clips collecting, their bytes, overflows, lost tracks).
     pub clips: ClipStats,
+    /// NVMM input: `NvBufSurfTransform` calls, the tiles they cut, batched calls that failed.
+    pub transforms: TransformStats,
     /// Incidents: opened = alerted + dismissed + open.
     pub incidents: super::incidents::Counts,
     pub scorer: String,
@@ -107,6 +129,9 @@ impl Stats {
             .field("clips-over-max", self.clips.over_max_clips)
             .field("tiles-over-budget", self.clips.over_tile_budget)
             .field("tracks", self.clips.tracks as u32)
+            .field("nvmm-transform-calls", self.transforms.calls)
+            .field("nvmm-tiles", self.transforms.tiles)
+            .field("nvmm-batch-failures", self.transforms.batch_failures)
             .field("incidents-opened", self.incidents.opened)
             .field("incidents-alerted", self.incidents.alerted)
             .field("incidents-dismissed", self.incidents.dismissed)
@@ -130,7 +155,7 @@ mod tests {
         }
         .to_structure();
         assert_eq!(s.name(), "iguard-stats");
-        assert_eq!(s.n_fields(), 41);
+        assert_eq!(s.n_fields(), 44);
         assert_eq!(s.get::<u64>("submitted").unwrap(), 0);
         assert_eq!(s.get::<u32>("max-workers").unwrap(), 3);
         assert_eq!(s.get::<u32>("queue-size").unwrap(), 9);

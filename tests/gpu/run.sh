@@ -5,7 +5,12 @@
 #   tests/gpu/run.sh [target/gpu-bundle.tar.xz]
 # Runs videotestsrc ! nvvideoconvert ! NVMM NV12 ! (real batch metas) ! iguardverify and the
 # same frames through system memory; compares the tiles and prints the per-frame CPU time of
-# the streaming thread for both (examples/gpu_check.rs). Exit 0 = tiles agree.
+# the streaming thread for both (examples/gpu_check.rs). NVMM runs in both forms (issue 24):
+# one NvBufSurfTransform call per buffer (nvmm-batch=true) and one per tile (false), with one
+# person a frame and with 16 tracked people, their tiles compared with each other and their
+# CPU per frame and calls per buffer printed (nvmm_transform_calls_per_buffer: N beside
+# nvmm_transform_calls_per_buffer_single: N). Exit 0 = tiles agree.
+# Not run yet: no session so far had a GPU machine; tests/gpu/pack.sh builds the bundle.
 set -euo pipefail
 bundle=${1:-target/gpu-bundle.tar.xz}
 work=$(mktemp -d)

@@ -44,6 +44,8 @@ pub struct Standin {
     live: CountFn,
     maps: CountFn,
     transforms: CountFn,
+    transform_calls: CountFn,
+    fail_next: unsafe extern "C" fn(i32, i32),
     transform_ns: unsafe extern "C" fn() -> u64,
     pub map: unsafe extern "C" fn(*mut c_void, i32, i32, i32) -> i32,
     pub transform: unsafe extern "C" fn(*mut c_void, *mut c_void, *mut c_void) -> i32,
@@ -109,6 +111,8 @@ pub fn standin() -> &'static Standin {
                 live: *s.get(b"standin_live_surfaces").unwrap(),
                 maps: *s.get(b"standin_maps_held").unwrap(),
                 transforms: *t.get(b"standin_transforms").unwrap(),
+                transform_calls: *t.get(b"standin_transform_calls").unwrap(),
+                fail_next: *t.get(b"standin_fail_next").unwrap(),
                 transform_ns: *t.get(b"standin_transform_ns").unwrap(),
                 map: *s.get(b"NvBufSurfaceMap").unwrap(),
                 transform: *t.get(b"NvBufSurfTransform").unwrap(),
@@ -128,8 +132,18 @@ impl Standin {
     pub fn maps_held(&self) -> i32 {
         unsafe { (self.maps)() }
     }
+    /// Tiles (destination entries) transformed so far.
     pub fn transforms(&self) -> i32 {
         unsafe { (self.transforms)() }
+    }
+    /// Successful `NvBufSurfTransform` calls so far (one per tile, or one per batch).
+    pub fn transform_calls(&self) -> i32 {
+        unsafe { (self.transform_calls)() }
+    }
+    /// Makes the next `batched` calls of several entries and the next `single` calls of one
+    /// entry fail with Execution_Error (-2); `(0, 0)` stops injecting.
+    pub fn fail_next(&self, batched: i32, single: i32) {
+        unsafe { (self.fail_next)(batched, single) }
     }
     /// Thread CPU time spent in the stand-in's transform so far, all threads summed.
     pub fn transform_ns(&self) -> u64 {
@@ -215,6 +229,11 @@ impl Batch {
     /// The stand-in's own `NvBufSurface *`.
     pub fn ptr(&self) -> *mut c_void {
         self.surf.ptr
+    }
+
+    /// The header bytes the buffer's memory will show (what the element maps).
+    pub fn header(&self) -> &[u8] {
+        &self.surf.header
     }
 
     /// A copy of the header with batchSize = numFilled = 1 and the list at `list`.

@@ -12,9 +12,13 @@
 //    mapped; CUDA_PINNED, CUDA_UNIFIED and SYSTEM can;
 //  - a source with more filled entries than the destination's batch is refused (NVIDIA's
 //    crashes);
-//  - struct sizes: create params must have their 8.0+ reserved tail zero; a transform source's
-//    surfaceList must point at an entry of a surface this library made (an entry boundary at
-//    416 bytes), so a caller using the wrong stride is refused;
+//  - struct sizes: create params must have their 8.0+ reserved tail zero; each entry of a
+//    transform source's surfaceList must be an entry of a surface this library made (an entry
+//    boundary at 416 bytes) or a byte-for-byte copy of one (as nvinfer's batched conversion
+//    builds: its own array, one copy of a frame's entry per object), so a caller using the
+//    wrong stride is refused;
+//  - the batched form: entry i of the source is cut at src_rect[i] into entry i of the
+//    destination at dst_rect[i], for every i < the source's numFilled, in one call;
 //  - session parameters must have been set on the calling thread;
 //  - pitch-linear sources in NV12, NV12_ER, RGBA, BGRA, RGBx, BGRx; the destination must be
 //    pitch-linear RGBA; crops must fit the source.
@@ -288,6 +292,23 @@ NvBufSurface *standin_owner_of_entry(const NvBufSurfaceParams *entry) {
     return found;
 }
 
+// Stand-in only: is `e` an entry of a live surface (on an entry boundary), or a copy of one
+// (same dataPtr, the same bytes up to mappedAddr, which a copy made while mapped may lack)?
+bool standin_entry_is_known(const NvBufSurfaceParams *e) {
+    if (standin_owner_of_entry(e)) return true;
+    bool found = false;
+    pthread_mutex_lock(&lock);
+    for (Node *n = live; n && !found; n = n->next) {
+        for (uint32_t i = 0; i < n->surf->batchSize && !found; i++) {
+            const NvBufSurfaceParams *o = &n->surf->surfaceList[i];
+            found = o->dataPtr == e->dataPtr
+                && memcmp(o, e, offsetof(NvBufSurfaceParams, mappedAddr)) == 0;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    return found;
+}
+
 // Stand-in only: how many surfaces are alive and planes mapped (tests check nothing is held).
 int standin_live_surfaces(void) {
     int c = 0;
@@ -304,9 +325,16 @@ int standin_maps_held(void) { return __atomic_load_n(&maps_held, __ATOMIC_SEQ_CS
 #ifdef STANDIN_TRANSFORM
 
 extern NvBufSurface *standin_owner_of_entry(const NvBufSurfaceParams *entry);
+extern bool standin_entry_is_known(const NvBufSurfaceParams *entry);
 
 static __thread bool session_set;
+// Entries (tiles) cut, and calls made.
 static int transforms;
+static int transform_calls;
+// Failures to inject (tests of the callers' fallbacks): the next N calls of more than one entry,
+// and the next N calls of one entry, fail with Execution_Error (-2).
+static int fail_batched;
+static int fail_single;
 
 int NvBufSurfTransformSetSessionParams(NvBufSurfTransformConfigParams *c) {
     if (!c) return -3;
@@ -318,11 +346,23 @@ int NvBufSurfTransformSetSessionParams(NvBufSurfTransformConfigParams *c) {
 
 static uint64_t transform_ns;
 
-// Stand-in only: the number of transforms done (tests check no tile bypassed it).
+// Stand-in only: the number of entries (tiles) transformed (tests check no tile bypassed it).
 int standin_transforms(void) { return __atomic_load_n(&transforms, __ATOMIC_SEQ_CST); }
 
-// Stand-in only: thread CPU time spent in NvBufSurfTransform, summed (the benchmark takes it
-// out of the streaming thread's figure: on a GPU that work is not the CPU's).
+// Stand-in only: the number of successful NvBufSurfTransform calls (one per tile, or one per
+// batch).
+int standin_transform_calls(void) { return __atomic_load_n(&transform_calls, __ATOMIC_SEQ_CST); }
+
+// Stand-in only: make the next `batched` calls of more than one entry and the next `single`
+// calls of one entry fail with Execution_Error.
+void standin_fail_next(int batched, int single) {
+    __atomic_store_n(&fail_batched, batched, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&fail_single, single, __ATOMIC_SEQ_CST);
+}
+
+// Stand-in only: thread CPU time spent in NvBufSurfTransform, summed, its checks included (the
+// benchmark takes it out of the streaming thread's figure: on a GPU that work is not the
+// CPU's, and the checks are the stand-in's, not what NVIDIA's library does).
 uint64_t standin_transform_ns(void) { return __atomic_load_n(&transform_ns, __ATOMIC_SEQ_CST); }
 
 static uint64_t thread_ns(void) {
@@ -359,24 +399,12 @@ static void rgb_at(const NvBufSurfaceParams *e, int x, int y, float out[3]) {
 
 static uint8_t clamp8(float v) { return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)(v + 0.5f); }
 
-int NvBufSurfTransform(NvBufSurface *src, NvBufSurface *dst, NvBufSurfTransformParams *t) {
-    if (!src || !dst || !t) return -3;
-    if (!session_set) { LOG("no session parameters were set on this thread\n"); return -2; }
-    for (int i = 0; i < 4; i++)
-        if (t->_reserved[i]) { LOG("transform params: reserved bytes not zero\n"); return -3; }
-    if (src->numFilled > dst->batchSize || src->batchSize > dst->batchSize) {
-        LOG("a source of batchSize %u / numFilled %u into a destination of batchSize %u is "
-            "refused (NVIDIA's crashes)\n", src->batchSize, src->numFilled, dst->batchSize);
-        return -3;
-    }
-    if (!src->surfaceList || !standin_owner_of_entry(src->surfaceList)) {
-        LOG("the source's surfaceList is not an entry of a surface this library made (wrong "
-            "NvBufSurfaceParams stride?)\n");
-        return -3;
-    }
-    if (!standin_owner_of_entry(dst->surfaceList)) return -3;
-    const NvBufSurfaceParams *se = &src->surfaceList[0];
-    NvBufSurfaceParams *de = &dst->surfaceList[0];
+// Where entry i is cut from and to.
+typedef struct { uint32_t sx, sy, sw, sh, dx, dy, dw, dh; } Cut;
+
+// Checks entry i of a transform (formats, layouts, rects); fills `c`. 0 or the error code.
+static int check_entry(const NvBufSurfaceParams *se, const NvBufSurfaceParams *de,
+                       const NvBufSurfTransformParams *t, uint32_t i, Cut *c) {
     if (se->layout != 0) { LOG("block-linear source: unsupported here\n"); return -1; }
     uint32_t f = se->colorFormat;
     if (!(f == NV12 || f == NV12_ER || f == RGBA || f == BGRA || f == RGBX || f == BGRX)) {
@@ -384,23 +412,30 @@ int NvBufSurfTransform(NvBufSurface *src, NvBufSurface *dst, NvBufSurfTransformP
         return -1;
     }
     if (de->colorFormat != RGBA || de->layout != 0) return -1;
-    uint32_t sx = 0, sy = 0, sw = se->width, sh = se->height;
+    *c = (Cut){0, 0, se->width, se->height, 0, 0, de->width, de->height};
     if (t->transform_flag & 1) {
         if (!t->src_rect) return -3;
-        NvBufSurfTransformRect r = *t->src_rect;
-        for (int i = 0; i < 4; i++) if (r._reserved[i]) return -3;
-        sx = r.left; sy = r.top; sw = r.width; sh = r.height;
+        NvBufSurfTransformRect r = t->src_rect[i];
+        for (int k = 0; k < 4; k++) if (r._reserved[k]) return -3;
+        c->sx = r.left; c->sy = r.top; c->sw = r.width; c->sh = r.height;
     }
-    uint32_t dx = 0, dy = 0, dw = de->width, dh = de->height;
     if (t->transform_flag & 2) {
         if (!t->dst_rect) return -3;
-        dx = t->dst_rect->left; dy = t->dst_rect->top;
-        dw = t->dst_rect->width; dh = t->dst_rect->height;
+        NvBufSurfTransformRect r = t->dst_rect[i];
+        for (int k = 0; k < 4; k++) if (r._reserved[k]) return -3;
+        c->dx = r.left; c->dy = r.top; c->dw = r.width; c->dh = r.height;
     }
-    if (sw == 0 || sh == 0 || sx + sw > se->width || sy + sh > se->height) return -4;
-    if (dw == 0 || dh == 0 || dx + dw > de->width || dy + dh > de->height) return -4;
-    uint64_t t0 = thread_ns();
-    bool bilinear = (t->transform_flag & 4) && t->transform_filter != 0;
+    if (c->sw == 0 || c->sh == 0 || c->sx + c->sw > se->width || c->sy + c->sh > se->height)
+        return -4;
+    if (c->dw == 0 || c->dh == 0 || c->dx + c->dw > de->width || c->dy + c->dh > de->height)
+        return -4;
+    return 0;
+}
+
+static void cut_entry(const NvBufSurfaceParams *se, NvBufSurfaceParams *de, const Cut *c,
+                      bool bilinear) {
+    uint32_t sx = c->sx, sy = c->sy, sw = c->sw, sh = c->sh;
+    uint32_t dx = c->dx, dy = c->dy, dw = c->dw, dh = c->dh;
     uint8_t *out = de->dataPtr;
     for (uint32_t y = 0; y < dh; y++) {
         for (uint32_t x = 0; x < dw; x++) {
@@ -414,21 +449,81 @@ int NvBufSurfTransform(NvBufSurface *src, NvBufSurface *dst, NvBufSurfTransformP
                 if (fy < 0) fy = 0;
                 int x0 = (int)fx, y0 = (int)fy;
                 int x1 = x0 + 1 < (int)sw ? x0 + 1 : x0, y1 = y0 + 1 < (int)sh ? y0 + 1 : y0;
-                float ax = fx - x0, ay = fy - y0, a[3], b[3], c[3], d[3];
+                float ax = fx - x0, ay = fy - y0, a[3], b[3], cc[3], d[3];
                 rgb_at(se, sx + x0, sy + y0, a);
                 rgb_at(se, sx + x1, sy + y0, b);
-                rgb_at(se, sx + x0, sy + y1, c);
+                rgb_at(se, sx + x0, sy + y1, cc);
                 rgb_at(se, sx + x1, sy + y1, d);
                 for (int k = 0; k < 3; k++)
-                    px[k] = (a[k] * (1 - ax) + b[k] * ax) * (1 - ay) + (c[k] * (1 - ax) + d[k] * ax) * ay;
+                    px[k] = (a[k] * (1 - ax) + b[k] * ax) * (1 - ay) + (cc[k] * (1 - ax) + d[k] * ax) * ay;
             }
             uint8_t *o = out + (dy + y) * de->planeParams.pitch[0] + (dx + x) * 4;
             o[0] = clamp8(px[0]); o[1] = clamp8(px[1]); o[2] = clamp8(px[2]); o[3] = 255;
         }
     }
-    __atomic_add_fetch(&transforms, 1, __ATOMIC_SEQ_CST);
+}
+
+// Takes one injected failure from `counter`, if any is left.
+static bool take_failure(int *counter) {
+    int left = __atomic_load_n(counter, __ATOMIC_SEQ_CST);
+    while (left > 0) {
+        if (__atomic_compare_exchange_n(counter, &left, left - 1, false, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST))
+            return true;
+    }
+    return false;
+}
+
+static int transform(NvBufSurface *src, NvBufSurface *dst, NvBufSurfTransformParams *t) {
+    if (!src || !dst || !t) return -3;
+    if (!session_set) { LOG("no session parameters were set on this thread\n"); return -2; }
+    for (int i = 0; i < 4; i++)
+        if (t->_reserved[i]) { LOG("transform params: reserved bytes not zero\n"); return -3; }
+    uint32_t n = src->numFilled;
+    if (n == 0 || n > src->batchSize) {
+        LOG("a source of batchSize %u / numFilled %u\n", src->batchSize, n);
+        return -3;
+    }
+    if (src->numFilled > dst->batchSize || src->batchSize > dst->batchSize) {
+        LOG("a source of batchSize %u / numFilled %u into a destination of batchSize %u is "
+            "refused (NVIDIA's crashes)\n", src->batchSize, src->numFilled, dst->batchSize);
+        return -3;
+    }
+    if (!src->surfaceList) return -3;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!standin_entry_is_known(&src->surfaceList[i])) {
+            LOG("source entry %u is neither an entry of a surface this library made nor a copy "
+                "of one (wrong NvBufSurfaceParams stride?)\n", i);
+            return -3;
+        }
+    }
+    if (!standin_owner_of_entry(dst->surfaceList)) return -3;
+    Cut cuts_small[16];
+    Cut *cuts = n <= 16 ? cuts_small : malloc(n * sizeof *cuts);
+    if (!cuts) return -2;
+    int code = 0;
+    for (uint32_t i = 0; i < n && code == 0; i++)
+        code = check_entry(&src->surfaceList[i], &dst->surfaceList[i], t, i, &cuts[i]);
+    if (code == 0 && take_failure(n > 1 ? &fail_batched : &fail_single)) {
+        LOG("an injected failure of a %u-entry transform\n", n);
+        code = -2;
+    }
+    if (code == 0) {
+        bool bilinear = (t->transform_flag & 4) && t->transform_filter != 0;
+        for (uint32_t i = 0; i < n; i++)
+            cut_entry(&src->surfaceList[i], &dst->surfaceList[i], &cuts[i], bilinear);
+        __atomic_add_fetch(&transforms, (int)n, __ATOMIC_SEQ_CST);
+        __atomic_add_fetch(&transform_calls, 1, __ATOMIC_SEQ_CST);
+    }
+    if (cuts != cuts_small) free(cuts);
+    return code;
+}
+
+int NvBufSurfTransform(NvBufSurface *src, NvBufSurface *dst, NvBufSurfTransformParams *t) {
+    uint64_t t0 = thread_ns();
+    int code = transform(src, dst, t);
     __atomic_add_fetch(&transform_ns, thread_ns() - t0, __ATOMIC_SEQ_CST);
-    return 0;
+    return code;
 }
 
 #endif // STANDIN_TRANSFORM
