@@ -7,8 +7,12 @@
     ! iguardverify (models/verifier.onnx) ! videoconvert ! objectdetectionoverlay
     ! videoconvert ! vp8enc ! webmmux ! filesink
 
-Needs GStreamer 1.24 or later with gst-plugins-bad's ONNX elements (Debian 13): `make
-upstream-run` runs it inside the Debian 13 root. Writes, under --out: upstream.webm (the video
+Needs: GStreamer 1.24 or later with gst-plugins-bad's ONNX elements (Debian 13), python3-gi
+with GstAnalytics, the detector of `make ssd-model`. `make upstream-run` runs it inside the
+Debian 13 root.
+Run here: yes, inside the Debian 13 root (the whole 795 frames; `make test-debian13` runs it on
+80 frames through tests/python/upstream_test.py); not on Debian 12, whose GStreamer 1.22 has no
+onnxinference. Writes, under --out: upstream.webm (the video
 with upstream's overlay), frames.tsv (per frame: the detector's boxes, the tracking ids
 iguardverify gave them, the verdicts written next to them as classification mtds),
 detections.txt (the detector's boxes as iguardreplay reads them) and summary.json (verdicts,
