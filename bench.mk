@@ -15,7 +15,8 @@
 #   make bench-frame   the streaming thread per frame (examples/bench_frame.rs): allocations in
 #                      steady state (no trigger, 1 and 16 objects collecting) and CPU for
 #                      20,000 boxes / 20 boxes; under 1 min. BENCH_FRAME_ARGS=--trace: where
-#                      the allocations come from (backtraces), no CPU figures
+#                      the allocations come from (backtraces), no CPU figures; also a phase
+#                      of bench and bench-quick (allocations_per_frame_<case> lines)
 #   make bench-nvmm    NVMM input through the CPU stand-in of NVIDIA's surface libraries
 #                      (examples/bench_nvmm.rs; needs make deepstream-libs and cc):
 #                      NvBufSurfTransform calls per buffer (nvmm_transform_calls_per_buffer,
@@ -34,6 +35,7 @@ BENCH_BIN := $(CURDIR)/target/release/examples/bench
 BENCH_TRITON_BIN := $(CURDIR)/target/release/examples/bench_triton
 BENCH_PUBLISH_BIN := $(CURDIR)/target/release/examples/bench_publish
 BENCH_NVMM_BIN := $(CURDIR)/target/release/examples/bench_nvmm
+BENCH_FRAME_BIN := $(CURDIR)/target/release/examples/bench_frame
 BENCH_ARGS ?=
 # The plugin is registered statically by the program: keep the debug build's copy on
 # GST_PLUGIN_PATH (and the registry that lists it) away from it.
@@ -45,7 +47,7 @@ BENCH_ENV := GST_PLUGIN_PATH= GST_REGISTRY=$(CURDIR)/target/gst-registry-bench.b
 
 bench-build:
 	$(CARGO) build --release --features testing --example bench --example bench_triton \
-		--example bench_publish --example bench_nvmm
+		--example bench_publish --example bench_nvmm --example bench_frame
 
 # libyuv is opened at run time by the benchmark only (the sampler comparison); nothing links it.
 libyuv-deps:
@@ -61,6 +63,7 @@ bench: models models/r3d18-action.onnx triton-venv footage mqtt-deps libyuv-deps
 		--clip-model $(CURDIR)/models/r3d18-action.onnx \
 		--sync-model $(CURDIR)/models/r3d18-action.onnx $(BENCH_ARGS)
 	$(BENCH_ENV) $(BENCH_NVMM_BIN) --out $(BENCH_DIR)/bench-nvmm.json
+	$(BENCH_ENV) $(BENCH_FRAME_BIN)
 	$(BENCH_ENV) $(BENCH_TRITON_BIN) --out $(BENCH_DIR)/bench-triton.json
 	$(BENCH_ENV) $(BENCH_PUBLISH_BIN) --out $(BENCH_DIR)/bench-publish.json
 
@@ -70,6 +73,7 @@ bench-quick: models triton-venv footage mqtt-deps libyuv-deps deepstream-libs be
 		--clip-model $(CURDIR)/models/tiny-action.onnx \
 		--sync-model $(CURDIR)/models/slow-action.onnx $(BENCH_ARGS)
 	$(BENCH_ENV) $(BENCH_NVMM_BIN) --quick --out $(BENCH_DIR)/bench-nvmm-quick.json
+	$(BENCH_ENV) $(BENCH_FRAME_BIN) --quick
 	$(BENCH_ENV) $(BENCH_TRITON_BIN) --quick --out $(BENCH_DIR)/bench-triton-quick.json
 	$(BENCH_ENV) $(BENCH_PUBLISH_BIN) --quick --out $(BENCH_DIR)/bench-publish-quick.json
 
@@ -99,7 +103,7 @@ bench-overlay:
 BENCH_FRAME_ARGS ?=
 bench-frame:
 	$(CARGO) build --release --features testing --example bench_frame
-	$(BENCH_ENV) $(CURDIR)/target/release/examples/bench_frame $(BENCH_FRAME_ARGS)
+	$(BENCH_ENV) $(BENCH_FRAME_BIN) $(BENCH_FRAME_ARGS)
 
 # NVMM input through the stand-in (BENCH_NVMM_ARGS: e.g. --quick, --frames 100).
 BENCH_NVMM_ARGS ?=
