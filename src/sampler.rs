@@ -638,6 +638,21 @@ vectorised! {
     }
 }
 
+/// Reproducible noise (xorshift) for the kernels' tests: the sharpest test of where a sample
+/// is taken, as a pixel off shows as tens of levels.
+#[cfg(test)]
+fn test_noise(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -233,20 +233,8 @@ unsafe fn tile_avx2<const PICK: u32>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{BGR, RGB, RowScratch, XBGR, XRGB, resample_plane};
+    use super::super::{BGR, RGB, RowScratch, XBGR, XRGB, resample_plane, test_noise as noise};
     use super::*;
-
-    fn noise(len: usize, seed: u32) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                (x >> 24) as u8
-            })
-            .collect()
-    }
 
     /// The kernel and the portable path on the same plane and taps; `None` when the kernel
     /// declined.

@@ -266,20 +266,8 @@ unsafe fn tile_avx2<const S: usize>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{RowScratch, SAME, resample_plane};
+    use super::super::{RowScratch, SAME, resample_plane, test_noise as noise};
     use super::*;
-
-    fn noise(len: usize, seed: u32) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                (x >> 24) as u8
-            })
-            .collect()
-    }
 
     /// The kernel and the portable path on the same plane and taps; `None` when the kernel
     /// declined.
