@@ -269,9 +269,7 @@ impl ClipAssembler {
                     .clip
             }
         };
-        let n = clip.tile_bytes();
-        let at = t.index as usize * n;
-        clip.pixels.get_mut(at..at + n)
+        clip.tile_mut(t.index as usize)
     }
 
     /// Abandons clip `request_id` of `source` as a failed sample does (its pixels could not

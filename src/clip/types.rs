@@ -299,6 +299,12 @@ impl Clip {
         &self.pixels[i * n..(i + 1) * n]
     }
 
+    /// The RGB bytes of tile `i` to fill, `None` past the clip's tiles.
+    pub fn tile_mut(&mut self, i: usize) -> Option<&mut [u8]> {
+        let n = self.tile_bytes();
+        self.pixels.get_mut(i * n..(i + 1) * n)
+    }
+
     /// Fills the clip up to `temporal_size` tiles by repeating its last real one.
     pub(super) fn complete(&mut self, temporal_size: u32) {
         if self.frames == 0 {

@@ -223,11 +223,7 @@ impl IGuardVerify {
                 }
             }
             for (id, reason) in outcome.failed {
-                gst::warning!(CAT, imp = self, "clip {id} abandoned: {reason}");
-                if let Some(t) = collecting.remove(&id) {
-                    let reason = format!("sampling failed: {reason}");
-                    later.answer(t, Outcome::unscored(Status::Error, reason));
-                }
+                self.answer_abandoned(collecting, later, id, &reason);
             }
             for id in outcome.started {
                 gst::debug!(
@@ -268,7 +264,6 @@ impl IGuardVerify {
             assembler.config().tile_height,
         );
         let budget = assembler.limits().max_tiles_per_buffer;
-        let tile = tw as usize * th as usize * 3;
         let (n, sampled) = (pixels.deferred(), assembler.sampled().len());
         let mut failed: Vec<(SampledTile, String)> = Vec::new();
         if n != sampled {
@@ -283,7 +278,7 @@ impl IGuardVerify {
                 let Some(&t) = assembler.sampled().get(i) else {
                     return Ok(());
                 };
-                match tile_of(assembler, finished, t, tile) {
+                match tile_of(assembler, finished, t) {
                     Some(dest) => write(dest),
                     None => Ok(()),
                 }
@@ -302,7 +297,7 @@ impl IGuardVerify {
                 }
                 for i in 0..n {
                     let t = assembler.sampled()[i];
-                    let Some(dest) = tile_of(assembler, finished, t, tile) else {
+                    let Some(dest) = tile_of(assembler, finished, t) else {
                         continue;
                     };
                     if let Err(e) = pixels.cut_one(i, tw, th, dest) {
@@ -324,12 +319,22 @@ impl IGuardVerify {
                     out.assembler.fail_clip(t.source, t.request_id);
                 }
             }
-            gst::warning!(CAT, imp = self, "clip {} abandoned: {e}", t.request_id);
-            if let Some(ticket) = out.collecting.remove(&t.request_id) {
-                let reason = format!("sampling failed: {e}");
-                out.later
-                    .answer(ticket, Outcome::unscored(Status::Error, reason));
-            }
+            self.answer_abandoned(out.collecting, out.later, t.request_id, &e);
+        }
+    }
+
+    /// Clip `id` was abandoned because its pixels could not be read: its request ends `error`.
+    fn answer_abandoned(
+        &self,
+        collecting: &mut HashMap<u64, Ticket>,
+        later: &mut Answers,
+        id: u64,
+        reason: &str,
+    ) {
+        gst::warning!(CAT, imp = self, "clip {id} abandoned: {reason}");
+        if let Some(t) = collecting.remove(&id) {
+            let reason = format!("sampling failed: {reason}");
+            later.answer(t, Outcome::unscored(Status::Error, reason));
         }
     }
 }
@@ -349,17 +354,13 @@ fn tile_of<'a>(
     assembler: &'a mut ClipAssembler,
     finished: &'a mut [Collected],
     t: SampledTile,
-    tile: usize,
 ) -> Option<&'a mut [u8]> {
     match assembler.tile_mut(t) {
         Some(dest) => Some(dest),
         None => finished
             .iter_mut()
             .find(|c| c.clip.request_id == t.request_id)
-            .and_then(|c| {
-                let at = t.index as usize * tile;
-                c.clip.pixels.get_mut(at..at + tile)
-            }),
+            .and_then(|c| c.clip.tile_mut(t.index as usize)),
     }
 }
 
