@@ -360,25 +360,11 @@ impl TileReader {
         }
         self.counters.tiles.fetch_add(1, Ordering::Relaxed);
 
-        // SAFETY: our one-entry surface; mapped, read and unmapped here.
-        let code = unsafe { (lib.map)(dest_ptr, 0, 0, MAP_READ) };
-        if code != 0 {
-            return Err(map_failed(lib, code, tw, th));
-        }
-        let result = (|| {
-            if lib.platform == Platform::Jetson {
-                // SAFETY: mapped above.
-                let code = unsafe { (lib.sync_for_cpu)(dest_ptr, 0, 0) };
-                if code != 0 {
-                    return Err(sync_failed(code));
-                }
-            }
-            // SAFETY: entry 0 of our mapped surface, `th` rows of `tw` RGBA pixels.
-            unsafe { copy_entry(dest_params, tw, th, out) }
-        })();
-        // SAFETY: mapped above; a Jetson map that is never unmapped leaks.
-        unsafe { (lib.unmap)(dest_ptr, 0, 0) };
-        result
+        // SAFETY: entry 0 of our surface, mapped while `read_mapped` runs this: `th` rows of
+        // `tw` RGBA pixels.
+        let copy = || unsafe { copy_entry(dest_params, tw, th, out) };
+        // SAFETY: our one-entry surface, alive while `self` is.
+        unsafe { read_mapped(lib, dest_ptr, 0, tw, th, copy) }
     }
 
     /// Checks a tile of frame `index` (as [`TileReader::read_tile`] does) and keeps it to be
@@ -547,21 +533,9 @@ impl TileReader {
         }
         self.counters.tiles.fetch_add(k as u64, Ordering::Relaxed);
 
-        // SAFETY: our surface; every entry mapped, read and unmapped here.
-        let code = unsafe { (lib.map)(dest_ptr, ALL, 0, MAP_READ) };
-        if code != 0 {
-            return Err(map_failed(lib, code, tw, th));
-        }
         let tile = tw as usize * th as usize * 3;
         let list = self.batch.as_ref().expect("made above").surface.params();
-        let result = (|| {
-            if lib.platform == Platform::Jetson {
-                // SAFETY: mapped above.
-                let code = unsafe { (lib.sync_for_cpu)(dest_ptr, ALL, 0) };
-                if code != 0 {
-                    return Err(sync_failed(code));
-                }
-            }
+        let copies = || {
             for j in 0..k {
                 // SAFETY: entry j < k <= capacity of our surface, at the library's stride.
                 let params = unsafe { list.add(j * stride) };
@@ -573,16 +547,15 @@ impl TileReader {
                             out: out.len(),
                         });
                     }
-                    // SAFETY: a mapped entry of `th` rows of `tw` RGBA pixels, mapped until the
-                    // unmap below (the sink only runs inside this loop).
+                    // SAFETY: a mapped entry of `th` rows of `tw` RGBA pixels, mapped while
+                    // `read_mapped` runs this (the sink only runs inside this loop).
                     unsafe { copy_entry(params, tw, th, out) }
                 })?;
             }
             Ok(())
-        })();
-        // SAFETY: mapped above; a Jetson map that is never unmapped leaks.
-        unsafe { (lib.unmap)(dest_ptr, ALL, 0) };
-        result
+        };
+        // SAFETY: our surface, alive while `self` is; every entry mapped for the copies.
+        unsafe { read_mapped(lib, dest_ptr, ALL, tw, th, copies) }
     }
 
     /// The batched destination, made (or made larger) for `k` tiles of `tw`×`th` on `gpu`.
@@ -618,6 +591,39 @@ impl TileReader {
         }
         Ok(&self.batch.as_ref().expect("just made").surface)
     }
+}
+
+/// Maps entry `index` (`ALL`: every entry) of our `tw`×`th` surface `dest` for reading,
+/// syncs it for the CPU on Jetson, runs `read`, and unmaps it whatever `read` gave (a Jetson
+/// map never unmapped leaks).
+///
+/// # Safety
+/// `dest` must be a surface of `lib` this reader made, alive for the call.
+unsafe fn read_mapped(
+    lib: &SurfaceLib,
+    dest: *mut std::ffi::c_void,
+    index: i32,
+    tw: u32,
+    th: u32,
+    read: impl FnOnce() -> Result<(), SurfaceError>,
+) -> Result<(), SurfaceError> {
+    // SAFETY: the caller's contract: our live surface.
+    let code = unsafe { (lib.map)(dest, index, 0, MAP_READ) };
+    if code != 0 {
+        return Err(map_failed(lib, code, tw, th));
+    }
+    let result = if lib.platform == Platform::Jetson {
+        // SAFETY: mapped above.
+        match unsafe { (lib.sync_for_cpu)(dest, index, 0) } {
+            0 => read(),
+            code => Err(sync_failed(code)),
+        }
+    } else {
+        read()
+    };
+    // SAFETY: mapped above.
+    unsafe { (lib.unmap)(dest, index, 0) };
+    result
 }
 
 fn map_failed(lib: &SurfaceLib, code: i32, tw: u32, th: u32) -> SurfaceError {
