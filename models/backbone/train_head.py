@@ -169,14 +169,14 @@ def main():
         extra = np.concatenate([extra, np.ones(len(e["y"]), bool)])
     kind = np.array(["clip"] * len(y), dtype=object)
     if a.augment:
+        if not a.extra:
+            sys.exit("--augment needs --extra (the copies include --extra's clips)")
         g = np.load(a.augment)
         x = np.concatenate([x, F.features_of(a.augment_features or a.model, g["x"]).astype(np.float64)])
         y = np.concatenate([y, g["y"].astype(np.float64)])
         groups = np.concatenate([groups, g["group"]])
         extra = np.concatenate([extra, np.zeros(len(g["y"]), bool)])
         kind = np.concatenate([kind, g["kind"].astype(object)])
-        if not a.extra:
-            sys.exit("--augment needs --extra (the copies include --extra's clips)")
     print(f"{len(y)} training clips ({int(y.sum())} person, {int((1 - y).sum())} false; "
           f"{int(extra.sum())} of them from --extra), {len(np.unique(groups))} groups, "
           f"{FOLDS}-fold grouped CV")
