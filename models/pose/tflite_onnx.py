@@ -24,6 +24,7 @@ operators that the requested outputs need are converted.
 import argparse
 import hashlib
 import importlib.util
+import os
 import sys
 from dataclasses import dataclass
 
@@ -44,6 +45,9 @@ class ConversionError(ValueError):
 
 def load_schema(path):
     """Imports the generated TFLite schema module from a file path."""
+    if not os.path.isfile(path):
+        raise ConversionError(f"TFLite schema module {path!r} does not exist (it is "
+                              "ai_edge_litert/schema_py_generated.py in the ai-edge-litert wheel)")
     spec = importlib.util.spec_from_file_location("tflite_schema_py_generated", path)
     if spec is None or spec.loader is None:
         raise ConversionError(f"cannot import the TFLite schema from {path!r}")
@@ -425,6 +429,10 @@ class _Builder:
                                       f"supported: {', '.join(sorted(handlers))}")
             if len(op.outputs) != 1:
                 raise ConversionError(f"{where}: {len(op.outputs)} outputs; expected 1")
+            out_type = self.type_names.get(self.g.tensors[op.outputs[0]].type, "?")
+            if out_type != "FLOAT32":
+                raise ConversionError(f"{where}: output of type {out_type}; only float32 "
+                                      "models are supported")
             first = len(self.nodes)
             result = handlers[opname](op, where)
             self.spans.append((k, first, len(self.nodes)))
@@ -494,12 +502,12 @@ def main(argv=None):
     p.add_argument("--prefix", default="", help="prefix of every name in the graph")
     a = p.parse_args(argv)
     outputs = None if not a.outputs else [s.strip() for s in a.outputs.split(",") if s.strip()]
-    with open(a.tflite, "rb") as f:
-        data = f.read()
     try:
-        conv = convert(data, load_schema(a.schema), outputs, a.input_layout, a.output_layout,
-                       a.prefix)
-    except ConversionError as e:
+        schema = load_schema(a.schema)
+        with open(a.tflite, "rb") as f:
+            data = f.read()
+        conv = convert(data, schema, outputs, a.input_layout, a.output_layout, a.prefix)
+    except (ConversionError, OSError) as e:
         sys.exit(f"tflite_onnx: {e}")
     blob = to_model(conv).SerializeToString()
     with open(a.out, "wb") as f:
