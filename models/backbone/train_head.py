@@ -37,10 +37,26 @@ def transform(x, kind):
     return np.sqrt(np.maximum(x, 0.0)) if kind == "sqrt" else x
 
 
-def head_logits(head, feats):
-    """The head's logit w.t(f) + b for raw pooled features [N, 512] (t: head["transform"])."""
+def head_logits(head, feats, cue=None):
+    """The head's logit w.t(f) + b for raw pooled features [N, 512] (t: head["transform"]), plus
+    head["pose"]["weight"] times the pose cue (the mean presence logit over the tiles, cue [N])
+    when the head has one."""
     f = transform(np.asarray(feats, np.float64), head.get("transform", "none"))
-    return f @ np.asarray(head["weight"], np.float64) + float(head["bias"])
+    z = f @ np.asarray(head["weight"], np.float64) + float(head["bias"])
+    if head.get("pose"):
+        if cue is None:
+            raise ValueError("this head uses the pose cue: its presence logits are needed")
+        z = z + float(head["pose"]["weight"]) * np.asarray(cue, np.float64)
+    return z
+
+
+def pose_cue(presence, tiles=None, graph_tiles=None):
+    """The clip's pose cue: the mean over its tiles of the presence logits [N, K] (the pose graph's,
+    one column per tile of graph_tiles); tiles: only these of them (default all)."""
+    presence = np.asarray(presence, np.float64)
+    if tiles is not None:
+        presence = presence[:, [list(graph_tiles).index(t) for t in tiles]]
+    return presence.mean(axis=1)
 
 
 def balanced_weights(y):
@@ -55,6 +71,23 @@ AUGMENT_RULE = ("every head is scored on every row of the held-out folds: the un
                 "the three kinds' log-losses (each kind weighs the same); lowest wins, except that a "
                 "head trained with copies is ruled out when its log-loss on the unaugmented rows is "
                 "more than 10 % above the best head trained without them")
+
+
+# Written down (models/backbone/README.md, "Pre-registered: a pose-presence cue") before any pose
+# score: (use --extra, copies, cue fusion): A (no cue), B (a head on the features and the cue, with
+# no, grey, grey and zoom copies), C (A's logit + the cue), all chosen among by AUGMENT_RULE.
+POSE_CANDIDATES = [(True, (), None), (True, (), "head"), (True, ("grey",), "head"),
+                   (True, ("grey", "zoom"), "head"), (True, (), "sum")]
+
+
+def pose_tiles(graph):
+    """The tiles the pose graph reads (its `iguard.pose.tiles` metadata)."""
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(graph, load_external_data=False).metadata_props}
+    if "iguard.pose.tiles" not in meta:
+        sys.exit(f"{graph}: no iguard.pose.tiles metadata (not a build.py pose graph)")
+    return [int(t) for t in meta["iguard.pose.tiles"].split(",")]
 
 
 def choose_augmented(rows):
@@ -109,16 +142,21 @@ def standardise(x, mean, std):
 
 def cross_validate(x, y, groups, l2, balanced=False, use=None):
     """Out-of-fold p(person) of every row; `use` (a mask) limits what the folds train on."""
+    return 1.0 / (1.0 + np.exp(-cross_validate_logits(x, y, groups, l2, balanced, use)))
+
+
+def cross_validate_logits(x, y, groups, l2, balanced=False, use=None):
+    """Out-of-fold logits of every row (see cross_validate)."""
     folds = group_folds(groups)
-    p = np.zeros(len(y))
+    z = np.zeros(len(y))
     for f in range(FOLDS):
         tr, te = folds != f, folds == f
         if use is not None:
             tr = tr & use
         mean, std = x[tr].mean(0), x[tr].std(0) + 1e-6
         w, b = fit(standardise(x[tr], mean, std), y[tr], l2, balanced_weights(y[tr]) if balanced else None)
-        p[te] = 1.0 / (1.0 + np.exp(-(standardise(x[te], mean, std) @ w + b)))
-    return p
+        z[te] = standardise(x[te], mean, std) @ w + b
+    return z
 
 
 def groups_of(d, part="train"):
@@ -154,15 +192,25 @@ def main():
                     help="comma-separated L2 strengths to search (default: L2_GRID)")
     ap.add_argument("--variant", choices=[v[0] for v in VARIANTS],
                     help="only this variant (default: choose among all by CV)")
+    ap.add_argument("--pose-tiles", type=lambda v: [int(t) for t in v.split(",")],
+                    help="with --pose: the tiles the cue averages (default all the graph's)")
+    ap.add_argument("--pose", help="the pose cue's graph (build.py pose: presence logits per tile; needs "
+                    "--augment): the CV compares the head without the cue, heads on the features and "
+                    "the cue (without copies, with the grey, with the grey and zoom copies) and the "
+                    "head without the cue plus the cue's logit (see POSE_CANDIDATES)")
     a = ap.parse_args()
+    if a.pose and not a.augment:
+        sys.exit("--pose needs --augment (the pre-registered rule scores every candidate on the copies)")
     d = np.load(a.data)
     keep = training_clips(d)
-    x = F.features_of(a.model, d["train_x"][keep]).astype(np.float64)
+    clips = [d["train_x"][keep]]
+    x = F.features_of(a.model, clips[0]).astype(np.float64)
     y = d["train_y"][keep].astype(np.float64)
     groups = groups_of(d)[keep]
     extra = np.zeros(len(y), bool)
     if a.extra:
         e = np.load(a.extra)
+        clips.append(e["x"])
         x = np.concatenate([x, F.features_of(a.model, e["x"]).astype(np.float64)])
         y = np.concatenate([y, e["y"].astype(np.float64)])
         groups = np.concatenate([groups, np.array([f"n{t}" for t in e["track"]])])
@@ -172,6 +220,7 @@ def main():
         if not a.extra:
             sys.exit("--augment needs --extra (the copies include --extra's clips)")
         g = np.load(a.augment)
+        clips.append(g["x"])
         x = np.concatenate([x, F.features_of(a.augment_features or a.model, g["x"]).astype(np.float64)])
         y = np.concatenate([y, g["y"].astype(np.float64)])
         groups = np.concatenate([groups, g["group"]])
@@ -180,20 +229,38 @@ def main():
     print(f"{len(y)} training clips ({int(y.sum())} person, {int((1 - y).sum())} false; "
           f"{int(extra.sum())} of them from --extra), {len(np.unique(groups))} groups, "
           f"{FOLDS}-fold grouped CV")
+    cue = None
+    if a.pose:
+        graph_tiles = pose_tiles(a.pose)
+        tiles = a.pose_tiles or graph_tiles
+        if not set(tiles) <= set(graph_tiles):
+            sys.exit(f"--pose-tiles {tiles}: the graph {a.pose} reads tiles {graph_tiles} only")
+        cue = np.concatenate([pose_cue(F.features_of(a.pose, c), tiles, graph_tiles) for c in clips])
+        print(f"pose cue: mean presence logit, person rows {cue[y == 1].mean():.2f}, false rows "
+              f"{cue[y == 0].mean():.2f} (training part)")
     ap_variant = a.variant
     rows = []
     original = kind == "clip"
     kinds = [k for k in ("clip", "grey", "zoom") if (kind == k).any()]
-    candidates = ([(True, ()), (True, ("grey",)), (True, ("grey", "zoom"))] if a.augment
-                  else [(e, ()) for e in ([False, True] if a.extra else [False])])
-    for use_extra, aug in candidates:
+    if a.pose:
+        candidates = POSE_CANDIDATES
+    elif a.augment:
+        candidates = [(True, (), None), (True, ("grey",), None), (True, ("grey", "zoom"), None)]
+    else:
+        candidates = [(e, (), None) for e in ([False, True] if a.extra else [False])]
+    for use_extra, aug, fusion in candidates:
         use = (original & (use_extra | ~extra)) | np.isin(kind, list(aug))
         for name, tf, balanced in VARIANTS:
             if ap_variant and name != ap_variant:
                 continue
             xt = transform(x, tf)
+            if fusion == "head":
+                xt = np.hstack([xt, cue[:, None]])
             for l2 in a.l2_grid:
-                p = cross_validate(xt, y, groups, l2, balanced, use)
+                z = cross_validate_logits(xt, y, groups, l2, balanced, use)
+                if fusion == "sum":
+                    z = z + cue
+                p = 1.0 / (1.0 + np.exp(-z))
                 o = original
                 r = {"variant": name, "l2": l2, "log_loss": round(log_loss(p[o], y[o]), 5),
                      "accuracy_at_0.5": round(float(((p[o] >= 0.5) == (y[o] == 1)).mean()), 5),
@@ -203,6 +270,8 @@ def main():
                     r = {"extra": use_extra, **r,
                          "log_loss_without_extra_rows": round(log_loss(p[o & ~extra], y[o & ~extra]), 5),
                          "extra_false_rejected_at_0.7": round(float((p[extra & (y == 0)] < 0.7).mean()), 5)}
+                if a.pose:
+                    r["pose"] = fusion
                 if a.augment:
                     r["augment"] = list(aug)
                     for k in kinds[1:]:
@@ -214,6 +283,7 @@ def main():
                                                                              for k in kinds[1:]])), 5)
                 rows.append(r)
                 print(f"{'+extra ' if use_extra else ''}{'+' + '+'.join(aug) + ' ' if aug else ''}"
+                      f"{'+pose(' + fusion + ') ' if fusion else ''}"
                       f"{name:>14} l2 {l2:<7g}: CV log-loss "
                       f"{r['log_loss']:.4f}, accuracy {r['accuracy_at_0.5']:.4f}, at 0.7: person "
                       f"{r['person_verified_at_0.7']:.4f} false rejected {r['false_rejected_at_0.7']:.4f}"
@@ -232,11 +302,20 @@ def main():
     use = (original & (best.get("extra", False) | ~extra)) | np.isin(kind, best.get("augment", []))
     x, y = x[use], y[use]
     xt = transform(x, tf)
+    fusion = best.get("pose")
+    if fusion == "head":
+        xt = np.hstack([xt, cue[use][:, None]])
     mean, std = xt.mean(0), xt.std(0) + 1e-6
     w, b = fit(standardise(xt, mean, std), y, l2, balanced_weights(y) if balanced else None)
     # Folded: w.((t(f) - mean) / std) + b = (w / std).t(f) + (b - w.(mean / std)).
     wf = w / std
     bf = b - float(np.dot(w, mean / std))
+    pose = None
+    if fusion:
+        # The cue's weight: fitted beside the features ("head"), or 1 (A's log-odds + the cue's).
+        pose = {"fusion": fusion, "weight": float(wf[-1]) if fusion == "head" else 1.0,
+                "graph": os.path.basename(a.pose), "tiles": tiles}
+        wf = wf[:-1] if fusion == "head" else wf
     head = {"kind": "logistic regression on mc3_18's 512-d pooled features",
             "cut": a.cut, "variant": name, "transform": tf, "balanced": balanced, "l2": l2,
             "extra": (os.path.basename(a.extra) if best.get("extra") else None),
@@ -246,7 +325,7 @@ def main():
                                  + (" (every row, --extra's included, scored by every head)" if a.extra else "")),
                    "grid": rows},
             "training_clips": int(len(y)),
-            "weight": [float(v) for v in wf], "bias": bf}
+            "weight": [float(v) for v in wf], "bias": bf, **({"pose": pose} if pose else {})}
     with open(a.out, "w") as f:
         json.dump(head, f, indent=1)
         f.write("\n")

@@ -16,7 +16,9 @@ detections or another scene); only its test part is scored. Models:
 - `backbone:FEATURES:HEAD`: mc3_18's pooled features (models/backbone/features.py, cached on
   disk) and the logistic-regression head (HEAD, JSON): p(person) = sigmoid(w.f + b), what
   `build.py verifier` puts in one graph (the same numbers up to float rounding; the per-clip
-  features are cached because the backbone costs about 1 s a clip here).
+  features are cached because the backbone costs about 1 s a clip here);
+  `backbone:FEATURES:HEAD:POSE`: the same with a head that adds the pose cue (its "pose" entry;
+  POSE is the graph of `build.py pose`, its presence logits cached the same way).
 A clip is `verified` when its score is >= the threshold (the element's default 0.7).
 
 Definitions:
@@ -87,12 +89,18 @@ class Scorer:
             self.sha = file_sha(rest)
             self.files = {"model": os.path.basename(rest)}
         elif kind == "backbone":
-            feats, _, head = rest.partition(":")
-            self.features, self.head_path = feats, head
+            feats, _, rest = rest.partition(":")
+            head, _, pose = rest.partition(":")
+            self.features, self.head_path, self.pose = feats, head, pose or None
             with open(head) as f:
                 self.head = json.load(f)
-            self.sha = hashlib.sha256((file_sha(feats) + file_sha(head)).encode()).hexdigest()
-            self.files = {"features_sha256": file_sha(feats), "head_sha256": file_sha(head)}
+            if self.head.get("pose") and not self.pose:
+                sys.exit(f"--model {spec!r}: {head} uses the pose cue: give its graph, "
+                         "backbone:FEATURES:HEAD:POSE")
+            self.sha = hashlib.sha256((file_sha(feats) + file_sha(head)
+                                       + (file_sha(self.pose) if self.pose else "")).encode()).hexdigest()
+            self.files = {"features_sha256": file_sha(feats), "head_sha256": file_sha(head),
+                          **({"pose_sha256": file_sha(self.pose)} if self.pose else {})}
         else:
             sys.exit(f"--model {spec!r}: the kind must be onnx: or backbone:, not {kind!r}")
 
@@ -102,7 +110,11 @@ class Scorer:
         import features as F
         import train_head
 
-        z = train_head.head_logits(self.head, F.features_of(self.features, clips))
+        cue = None
+        if self.head.get("pose"):
+            cue = train_head.pose_cue(F.features_of(self.pose, clips), self.head["pose"]["tiles"],
+                                      train_head.pose_tiles(self.pose))
+        z = train_head.head_logits(self.head, F.features_of(self.features, clips), cue)
         return 1.0 / (1.0 + np.exp(-z))
 
 
