@@ -51,7 +51,7 @@ TRAIN_PACKAGES := jax[cpu]==0.10.2 jaxlib==0.10.2 numpy==2.4.6 onnx==1.23.2 onnx
 
 .PHONY: eval test-verifier verifier-dataset verifier-train verifier-train-venv backbone \
 	backbone-reference backbone-reference-venv verifier-head verifier-head-fast verifier-distil \
-	verifier-figures verifier-timing verifier-head-fast-augmented
+	verifier-figures verifier-timing verifier-head-fast-augmented verifier-head-fast-pose
 
 models: $(VERIFIER_MODEL) $(VERIFIER_LABELS) backbone
 test: test-verifier
@@ -285,6 +285,20 @@ verifier-head-fast-augmented: $(BACKBONE_FAST_FEATURES) $(VERIFIER_DATASET) $(TR
 		--data $(VERIFIER_DATASET) --extra $(TRAIN_NEGATIVES) --augment $(TRAIN_AUGMENT) \
 		--augment-features $(AUGMENT_FEATURES) --variant sqrt-balanced --l2-grid $(AUGMENT_L2_GRID) \
 		--out models/backbone/head-fast-augmented.json
+
+# The pose cue's candidates (pre-registered in models/backbone/README.md, train_head.py's
+# POSE_CANDIDATES, chosen by AUGMENT_RULE): the winner is written to head-fast.json (the demo's
+# model), every candidate to head-fast-pose-*.json for the figures. POSE_TILES: the tiles the cue
+# averages, the most the demo's 100 ms a clip allows (the timing in models/backbone/README.md).
+POSE_TILES := 0,4,8,12
+
+verifier-head-fast-pose: $(BACKBONE_FAST_FEATURES) $(POSE_GRAPH) $(VERIFIER_DATASET) $(TRAIN_NEGATIVES) \
+		$(TRAIN_AUGMENT) $(AUGMENT_FEATURES)
+	$(VENV_PY) models/backbone/train_head.py --model $(BACKBONE_FAST_FEATURES) --cut fast \
+		--data $(VERIFIER_DATASET) --extra $(TRAIN_NEGATIVES) --augment $(TRAIN_AUGMENT) \
+		--augment-features $(AUGMENT_FEATURES) --variant sqrt-balanced --l2-grid $(AUGMENT_L2_GRID) \
+		--pose $(POSE_GRAPH) --pose-tiles $(POSE_TILES) --out $(BACKBONE_FAST_HEAD) \
+		--candidates-out models/backbone/head-fast
 
 # The demo's model: distilled from backbone + head on training-part clips, then every figure.
 verifier-distil: build $(EVAL_DATA) | $(TRAIN_VENV)/.stamp

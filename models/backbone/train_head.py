@@ -78,6 +78,8 @@ AUGMENT_RULE = ("every head is scored on every row of the held-out folds: the un
 # no, grey, grey and zoom copies), C (A's logit + the cue), all chosen among by AUGMENT_RULE.
 POSE_CANDIDATES = [(True, (), None), (True, (), "head"), (True, ("grey",), "head"),
                    (True, ("grey", "zoom"), "head"), (True, (), "sum")]
+POSE_RULE = ("candidates: no cue (A); a head on the features and the cue with no, the grey, or the grey "
+             "and zoom copies (B); A's logit + the cue (C); chosen among by AUGMENT_RULE")
 
 
 def pose_tiles(graph):
@@ -198,6 +200,8 @@ def main():
                     "--augment): the CV compares the head without the cue, heads on the features and "
                     "the cue (without copies, with the grey, with the grey and zoom copies) and the "
                     "head without the cue plus the cue's logit (see POSE_CANDIDATES)")
+    ap.add_argument("--candidates-out", help="with --pose: also write each candidate's head, its own "
+                    "setting chosen by the same rule, to <this>-pose-<fusion>[-<copies>].json")
     a = ap.parse_args()
     if a.pose and not a.augment:
         sys.exit("--pose needs --augment (the pre-registered rule scores every candidate on the copies)")
@@ -297,6 +301,21 @@ def main():
         best = choose_augmented(rows)
     else:
         best = min(rows, key=lambda r: (r["log_loss"], r.get("extra", False), r["l2"]))
+    write_head(a.out, best, rows, a, x, y, extra, kind, cue, tiles if a.pose else None)
+    if a.candidates_out:
+        # Each pre-registered candidate with its own best setting by the same rule, for the figures.
+        for use_extra, aug, fusion in candidates:
+            mine = [r for r in rows if r.get("augment", []) == list(aug) and r.get("pose") == fusion
+                    and r.get("extra", False) == use_extra]
+            tag = "pose-" + (fusion or "none") + "".join("-" + k for k in aug)
+            own = min(mine, key=lambda r: (r["criterion"], r["l2"]))
+            write_head(f"{a.candidates_out}-{tag}.json", own, rows, a, x, y, extra,
+                       kind, cue, tiles if a.pose else None)
+
+
+def write_head(out, best, rows, a, x, y, extra, kind, cue, tiles):
+    """Fits the head `best` (a row of the CV's grid) on every row it trains on and writes it."""
+    original = kind == "clip"
     name, tf, balanced = next(v for v in VARIANTS if v[0] == best["variant"])
     l2 = best["l2"]
     use = (original & (best.get("extra", False) | ~extra)) | np.isin(kind, best.get("augment", []))
@@ -316,23 +335,26 @@ def main():
         pose = {"fusion": fusion, "weight": float(wf[-1]) if fusion == "head" else 1.0,
                 "graph": os.path.basename(a.pose), "tiles": tiles}
         wf = wf[:-1] if fusion == "head" else wf
-    head = {"kind": "logistic regression on mc3_18's 512-d pooled features",
+    head = {"kind": "logistic regression on mc3_18's 512-d pooled features"
+                    + (" and the pose cue" if fusion else ""),
             "cut": a.cut, "variant": name, "transform": tf, "balanced": balanced, "l2": l2,
             "extra": (os.path.basename(a.extra) if best.get("extra") else None),
             **({"augment": best["augment"], "augment_rule": AUGMENT_RULE} if a.augment else {}),
+            **({"pose_candidates": POSE_RULE} if a.pose else {}),
             "cv": {"folds": FOLDS, "grouped_by": "track (each static negative alone)", "seed": SEED,
                    "criterion": (AUGMENT_RULE if a.augment else "lowest mean log-loss over the held-out folds"
                                  + (" (every row, --extra's included, scored by every head)" if a.extra else "")),
                    "grid": rows},
             "training_clips": int(len(y)),
             "weight": [float(v) for v in wf], "bias": bf, **({"pose": pose} if pose else {})}
-    with open(a.out, "w") as f:
+    with open(out, "w") as f:
         json.dump(head, f, indent=1)
         f.write("\n")
     print(f"chose {name}, l2 {l2:g}{', with --extra' if best.get('extra') else ''}"
-          f"{', with the copies ' + '+'.join(best['augment']) if best.get('augment') else ''} "
-          f"(CV log-loss {best['log_loss']:.4f}); wrote {a.out}")
-
+          f"{', with the copies ' + '+'.join(best['augment']) if best.get('augment') else ''}"
+          f"{', with the pose cue (' + fusion + ')' if fusion else ''} "
+          f"(CV log-loss {best['log_loss']:.4f}"
+          + (f", criterion {best['criterion']:.4f}" if "criterion" in best else "") + f"); wrote {out}")
 
 if __name__ == "__main__":
     main()
