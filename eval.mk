@@ -6,9 +6,10 @@
 #                          (the demo's model), on held-out vtest, on vtest's detections at a lower
 #                          HOG threshold, and on a scene never trained on; then the real element's
 #                          verdicts with the demo's model
-#   make test-verifier     the backbone against PyTorch's reference, the committed models against
-#                          JAX's, every figure of `make eval` recomputed (--check), and the real
-#                          element's verdicts against figures-element.json
+#   make test-verifier     the backbone against PyTorch's reference, the pose cue against
+#                          ai_edge_litert's, the committed models against JAX's, every figure of
+#                          `make eval` recomputed (--check), and the real element's verdicts
+#                          against figures-element.json
 #   make verifier-train    development only: retrain the scratch model (JAX in its own venv)
 #   make verifier-head     development only: the backbone's head (numpy, cross-validated)
 #   make verifier-head-fast  development only: the head of the fast cut (the demo's model)
@@ -51,7 +52,8 @@ TRAIN_PACKAGES := jax[cpu]==0.10.2 jaxlib==0.10.2 numpy==2.4.6 onnx==1.23.2 onnx
 
 .PHONY: eval test-verifier verifier-dataset verifier-train verifier-train-venv backbone \
 	backbone-reference backbone-reference-venv verifier-head verifier-head-fast verifier-distil \
-	verifier-figures verifier-timing verifier-head-fast-augmented verifier-head-fast-pose
+	verifier-figures verifier-timing verifier-head-fast-augmented verifier-head-fast-pose \
+	pose-reference pose-reference-venv
 
 models: $(VERIFIER_MODEL) $(VERIFIER_LABELS) backbone
 test: test-verifier
@@ -155,6 +157,23 @@ $(POSE_GRAPH): models/backbone/build.py $(POSE_SOURCES)
 	mkdir -p $(BACKBONE_ONNX)
 	$(VENV_PY) models/backbone/build.py pose $(POSE_ARGS) --out $@
 
+# ai_edge_litert (TFLite's own interpreter, pinned) for the pose cue's reference outputs only:
+# development, never needed by demo or test.
+LITERT_VENV := $(POSE_DIR)/litert-venv
+LITERT_PACKAGES := ai-edge-litert==2.3.0 numpy==2.4.6
+
+$(LITERT_VENV)/.stamp:
+	python3 -m venv $(LITERT_VENV)
+	$(LITERT_VENV)/bin/pip install -q --disable-pip-version-check $(LITERT_PACKAGES)
+	touch $@
+
+pose-reference-venv: $(LITERT_VENV)/.stamp
+
+# Rewrites models/pose/reference.json: the .tflite's own pose presence on the committed fixture.
+pose-reference: $(POSE_TFLITE) | $(LITERT_VENV)/.stamp
+	$(LITERT_VENV)/bin/python models/pose/reference.py --tflite $(POSE_TFLITE) \
+		--fixture $(VERIFIER_SRC)/fixture.npz --out models/pose/reference.json
+
 # The demo's model: the fast cut of the pretrained backbone + its head (46 MB, built from the
 # package, not committed). The distilled small network stays committed for comparison.
 $(VERIFIER_MODEL): $(BACKBONE_FAST_VERIFIER)
@@ -208,8 +227,9 @@ eval: build $(EVAL_DATA)
 		--detections $(FOOTAGE_DETECTIONS) --data $(VERIFIER_DATA)
 
 # The element check runs the real pipeline over the whole video (about 30 s here).
-test-verifier: build $(EVAL_DATA)
+test-verifier: build $(EVAL_DATA) $(POSE_TFLITE) $(POSE_SCHEMA)
 	$(VENV_PY) models/backbone/test_backbone.py --pth $(BACKBONE_PTH)
+	$(VENV_PY) models/pose/test_pose.py --tflite $(POSE_TFLITE) --schema $(POSE_SCHEMA) --pth $(BACKBONE_PTH)
 	$(VENV_PY) $(VERIFIER_SRC)/test_verifier.py --model $(VERIFIER_SRC)/verifier.onnx
 	$(VENV_PY) $(VERIFIER_SRC)/test_verifier.py --model $(VERIFIER_SCRATCH) \
 		--reference $(VERIFIER_SRC)/scratch-reference.json
