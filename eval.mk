@@ -310,7 +310,7 @@ verifier-head-fast-augmented: $(BACKBONE_FAST_FEATURES) $(VERIFIER_DATASET) $(TR
 # POSE_CANDIDATES, chosen by AUGMENT_RULE): the winner is written to head-fast.json (the demo's
 # model), every candidate to head-fast-pose-*.json for the figures. POSE_TILES: the tiles the cue
 # averages, the most the demo's 100 ms a clip allows (the timing in models/backbone/README.md).
-POSE_TILES := 0,4,8,12
+POSE_TILES := 0,8
 
 verifier-head-fast-pose: $(BACKBONE_FAST_FEATURES) $(POSE_GRAPH) $(VERIFIER_DATASET) $(TRAIN_NEGATIVES) \
 		$(TRAIN_AUGMENT) $(AUGMENT_FEATURES)
