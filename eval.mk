@@ -39,8 +39,11 @@ SCENE_MARKET_LABELS := models/scenes/market-labels.tsv
 EVAL_MODELS = --model scratch=onnx:$(VERIFIER_SCRATCH) \
 	--model backbone=backbone:$(BACKBONE_FEATURES):$(BACKBONE_HEAD) \
 	--model distilled=onnx:$(VERIFIER_SRC)/verifier.onnx \
-	--model fast=backbone:$(BACKBONE_FAST_FEATURES):$(BACKBONE_FAST_HEAD) \
-	--model fast-augmented=backbone:$(BACKBONE_FAST_FEATURES):models/backbone/head-fast-augmented.json
+	--model fast=backbone:$(BACKBONE_FAST_FEATURES):$(BACKBONE_FAST_HEAD):$(POSE_GRAPH) \
+	--model fast-augmented=backbone:$(BACKBONE_FAST_FEATURES):models/backbone/head-fast-augmented.json \
+	$(foreach c,$(POSE_CANDIDATE_HEADS),--model $(c)=backbone:$(BACKBONE_FAST_FEATURES):models/backbone/head-fast-$(c).json:$(POSE_GRAPH))
+# The pose cue's pre-registered candidates (models/backbone/README.md), each with its own setting.
+POSE_CANDIDATE_HEADS := pose-none pose-head pose-head-grey pose-head-grey-zoom pose-sum
 EVAL_SETS = --set vtest=$(VERIFIER_DATA) --set vtest-hog0=$(SCENE_LOW) --set bikes=$(SCENE_BIKES) \
 	--set market=$(SCENE_MARKET)
 EVAL_DATA = $(VERIFIER_DATASET) $(SCENE_LOW)/dataset.npz $(SCENE_BIKES)/dataset.npz \

@@ -78,8 +78,16 @@ AUGMENT_RULE = ("every head is scored on every row of the held-out folds: the un
 # no, grey, grey and zoom copies), C (A's logit + the cue), all chosen among by AUGMENT_RULE.
 POSE_CANDIDATES = [(True, (), None), (True, (), "head"), (True, ("grey",), "head"),
                    (True, ("grey", "zoom"), "head"), (True, (), "sum")]
-POSE_RULE = ("candidates: no cue (A); a head on the features and the cue with no, the grey, or the grey "
-             "and zoom copies (B); A's logit + the cue (C); chosen among by AUGMENT_RULE")
+# A (and so C) keeps the committed fast head's own setting, chosen by its CV before the cue existed.
+POSE_A_SETTING = ("sqrt-balanced", 0.001)
+POSE_RULE = ("candidates: no cue (A, the fast head's setting: sqrt-balanced, L2 0.001); a head on the "
+             "features and the cue with no, the grey, or the grey and zoom copies (B, L2 searched); A's "
+             "logit + the cue (C); chosen among by AUGMENT_RULE")
+
+
+def pose_eligible(r):
+    """Whether a row of the grid is one of the pre-registered candidates (A and C at A's setting)."""
+    return r.get("pose") == "head" or (r["variant"], r["l2"]) == POSE_A_SETTING
 
 
 def pose_tiles(graph):
@@ -297,7 +305,9 @@ def main():
                                                                for k in kinds[1:])
                          + f"; criterion {r['criterion']:.4f}" if a.augment else ""),
                       flush=True)
-    if a.augment:
+    if a.pose:
+        best = choose_augmented([r for r in rows if pose_eligible(r)])
+    elif a.augment:
         best = choose_augmented(rows)
     else:
         best = min(rows, key=lambda r: (r["log_loss"], r.get("extra", False), r["l2"]))
@@ -306,7 +316,7 @@ def main():
         # Each pre-registered candidate with its own best setting by the same rule, for the figures.
         for use_extra, aug, fusion in candidates:
             mine = [r for r in rows if r.get("augment", []) == list(aug) and r.get("pose") == fusion
-                    and r.get("extra", False) == use_extra]
+                    and r.get("extra", False) == use_extra and pose_eligible(r)]
             tag = "pose-" + (fusion or "none") + "".join("-" + k for k in aug)
             own = min(mine, key=lambda r: (r["criterion"], r["l2"]))
             write_head(f"{a.candidates_out}-{tag}.json", own, rows, a, x, y, extra,
