@@ -14,6 +14,9 @@
 #   make verifier-head     development only: the backbone's head (numpy, cross-validated)
 #   make verifier-head-fast  development only: the head of the fast cut (the demo's model)
 #   make verifier-head-fast-augmented  development only: the same with augmented copies (not the demo's)
+#   make verifier-head-fast-pose  development only: the fast head with the pose cue (BlazePose's
+#                          presence; the pre-registered candidates, the winner the demo's head)
+#   make pose-reference    development only: TFLite's own presence on the fixture (models/pose/)
 #   make verifier-distil   development only: the distilled model from the backbone + head
 #   make verifier-figures  rewrites figures.json and figures-element.json from the models
 #   make verifier-timing   time per clip of every verifier, 1 and 2 threads
@@ -231,7 +234,7 @@ eval: build $(EVAL_DATA)
 
 # The element check runs the real pipeline over the whole video (about 30 s here).
 test-verifier: build $(EVAL_DATA) $(POSE_TFLITE) $(POSE_SCHEMA)
-	$(VENV_PY) models/backbone/test_backbone.py --pth $(BACKBONE_PTH)
+	$(VENV_PY) models/backbone/test_backbone.py --pth $(BACKBONE_PTH) $(POSE_ARGS)
 	$(VENV_PY) models/pose/test_pose.py --tflite $(POSE_TFLITE) --schema $(POSE_SCHEMA) --pth $(BACKBONE_PTH)
 	$(VENV_PY) $(VERIFIER_SRC)/test_verifier.py --model $(VERIFIER_SRC)/verifier.onnx
 	$(VENV_PY) $(VERIFIER_SRC)/test_verifier.py --model $(VERIFIER_SCRATCH) \

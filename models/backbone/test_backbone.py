@@ -13,8 +13,10 @@
   PyTorch's features within 1e-4.
 - The fast cut (build.py --cut fast, the demo's model): its features equal PyTorch's mc3_18 on
   PyTorch's own cut of the clips (reference.json `fast_features`) within 1e-4; its verifier graph
-  (+ head-fast.json) gives that head's p(person) on them within 1e-4, and builds to the same
-  sha256 twice.
+  (+ head-fast.json) gives that head's p(person) on them within 1e-4 (and its logit within 1e-3),
+  and builds to the same sha256 twice. head-fast.json adds the pose cue (--pose-tflite, --schema):
+  the head's logit is taken on PyTorch's features and TFLite's presence logits
+  (models/pose/reference.json), so the graph is checked against both source frameworks.
 - The element's I/O: `input_rgb` [batch, 3, 16, 112, 112] float32, `fc_pred` [batch, 2].
 
 Prints `N passed, N failed` and exits non-zero on any failure.
@@ -65,8 +67,16 @@ def main():
     ap.add_argument("--pth", required=True)
     ap.add_argument("--reference", default=os.path.join(HERE, "reference.json"))
     ap.add_argument("--fixture", default=os.path.join(HERE, "..", "verifier", "fixture.npz"))
+    ap.add_argument("--pose-tflite", help="the pose cue's model, for a head-fast.json with a pose entry")
+    ap.add_argument("--schema", help="with --pose-tflite: TFLite's schema module")
     a = ap.parse_args()
     results = []
+    pose = None
+    if a.pose_tflite:
+        import tflite_onnx  # (on the path build.py set)
+
+        with open(a.pose_tflite, "rb") as f:
+            pose = (f.read(), tflite_onnx.load_schema(a.schema))
 
     def check(name, ok, detail=""):
         results.append(bool(ok))
@@ -163,7 +173,7 @@ def main():
         for i in range(2):
             p = os.path.join(tmp, f"fast-verifier-{i}.onnx")
             with open(p, "wb") as f:
-                f.write(build.build(state, "verifier", head_fast, ref["pth_sha256"]).SerializeToString())
+                f.write(build.build(state, "verifier", head_fast, ref["pth_sha256"], pose=pose).SerializeToString())
             shas.append(sha_of(p))
         check("the fast verifier builds to the same sha256 twice", shas[0] == shas[1],
               f"{shas[0][:16]} / {shas[1][:16]}")
@@ -174,7 +184,17 @@ def main():
               f"{inp.name} {inp.shape} -> {out.name} {out.shape}")
         e = np.exp(vl - vl.max(1, keepdims=True))
         got = (e / e.sum(1, keepdims=True))[:, 1]
-        want_p = 1.0 / (1.0 + np.exp(-train_head.head_logits(head_fast, fr_fast)))
+        cue = None
+        if head_fast.get("pose"):
+            with open(os.path.join(HERE, "..", "pose", "reference.json")) as f:
+                pref = json.load(f)
+            check("the pose reference was made on these clips",
+                  pref["fixture_sha256"] == hashlib.sha256(clips.tobytes()).hexdigest(), pref["fixture_sha256"][:16])
+            cue = train_head.pose_cue(pref["presence_logit"], head_fast["pose"]["tiles"], pref["tiles"])
+        want_z = train_head.head_logits(head_fast, fr_fast, cue)
+        want_p = 1.0 / (1.0 + np.exp(-want_z))
+        dz = float(np.abs((vl[:, 1] - vl[:, 0]) - want_z).max())
+        check("the fast verifier graph's logit equals head-fast's within 1e-3", dz <= 1e-3, f"max |difference| {dz:.2e}")
         d = float(np.abs(got - want_p).max())
         check(f"the fast verifier graph's p(person) equals head-fast on PyTorch's fast features within {TOLERANCE}",
               d <= TOLERANCE, f"{np.round(got, 5).tolist()}, max |difference| {d:.2e}")
