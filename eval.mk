@@ -343,4 +343,5 @@ verifier-figures: build $(EVAL_DATA) $(VERIFIER_MODEL)
 # Time per clip of every verifier (1 and 2 threads, with the load average).
 verifier-timing: $(VERIFIER_MODEL) backbone
 	$(VENV_PY) $(VERIFIER_SRC)/timing.py scratch=$(VERIFIER_SCRATCH) distilled=$(VERIFIER_SRC)/verifier.onnx \
-		backbone=$(BACKBONE_ONNX)/mc3_18-verifier.onnx fast=$(BACKBONE_FAST_VERIFIER)
+		backbone=$(BACKBONE_ONNX)/mc3_18-verifier.onnx fast=$(BACKBONE_FAST_VERIFIER) \
+		pose-4tiles=$(POSE_GRAPH)
