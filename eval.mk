@@ -84,6 +84,27 @@ BACKBONE_FIGHT := $(BACKBONE_ONNX)/mc3_18-fight.onnx
 BACKBONE_FAST_FEATURES := $(BACKBONE_ONNX)/mc3_18-fast-features.onnx
 BACKBONE_FAST_HEAD := models/backbone/head-fast.json
 BACKBONE_FAST_VERIFIER := $(BACKBONE_ONNX)/mc3_18-fast-verifier.onnx
+# The pose cue (models/pose/; pre-registered in models/backbone/README.md): MediaPipe's BlazePose
+# landmark model out of the mediapipe 0.10.21 wheel (Apache-2.0, 36 MB; later versions ship no
+# .tflite), its presence output converted to ONNX by models/pose/tflite_onnx.py with numpy, onnx
+# and flatbuffers, reading the TFLite schema module out of the ai-edge-litert 2.3.0 wheel
+# (Apache-2.0, 22 MB). Only files are taken out of the wheels, so the CPython 3.11 x86-64 ones
+# are fetched on any host (Debian 13's Python 3.13 has no mediapipe 0.10.21 wheel).
+POSE_DIR := $(CURDIR)/.cache/pose
+POSE_PACKAGE := mediapipe==0.10.21
+POSE_MEMBER := mediapipe/modules/pose_landmark/pose_landmark_full.tflite
+POSE_TFLITE := $(POSE_DIR)/$(POSE_MEMBER)
+POSE_TFLITE_SHA256 := e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f
+POSE_SCHEMA_PACKAGE := ai-edge-litert==2.3.0
+POSE_SCHEMA_MEMBER := ai_edge_litert/schema_py_generated.py
+POSE_SCHEMA := $(POSE_DIR)/$(POSE_SCHEMA_MEMBER)
+POSE_SCHEMA_SHA256 := 4e9b3b3017f8ad21244441cc375d9df58fa57ac7561d7010e5f9a635f42a4ac2
+POSE_WHEEL_FLAGS := --no-deps --only-binary=:all: --implementation cp --python-version 3.11 \
+	--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64
+POSE_GRAPH := $(BACKBONE_ONNX)/blazepose-presence.onnx
+POSE_ARGS := --pose-tflite $(POSE_TFLITE) --schema $(POSE_SCHEMA)
+POSE_SOURCES := models/pose/tflite_onnx.py $(POSE_TFLITE) $(POSE_SCHEMA)
+
 # PyTorch (CPU) for the reference outputs only: development, never needed by demo or test.
 TORCH_VENV := $(CURDIR)/.cache/torch-venv
 TORCH_PACKAGES := torch==2.15.0 torchvision==0.29.2 numpy==2.4.6
@@ -119,27 +140,6 @@ $(BACKBONE_FAST_VERIFIER): models/backbone/build.py models/backbone/pth.py $(BAC
 
 backbone: $(BACKBONE_FEATURES) $(BACKBONE_FIGHT) $(BACKBONE_ONNX)/mc3_18-verifier.onnx \
 	$(BACKBONE_FAST_FEATURES) $(BACKBONE_FAST_VERIFIER) $(POSE_GRAPH)
-
-# The pose cue (models/pose/; pre-registered in models/backbone/README.md): MediaPipe's BlazePose
-# landmark model out of the mediapipe 0.10.21 wheel (Apache-2.0, 36 MB; later versions ship no
-# .tflite), its presence output converted to ONNX by models/pose/tflite_onnx.py with numpy, onnx
-# and flatbuffers, reading the TFLite schema module out of the ai-edge-litert 2.3.0 wheel
-# (Apache-2.0, 22 MB). Only files are taken out of the wheels, so the CPython 3.11 x86-64 ones
-# are fetched on any host (Debian 13's Python 3.13 has no mediapipe 0.10.21 wheel).
-POSE_DIR := $(CURDIR)/.cache/pose
-POSE_PACKAGE := mediapipe==0.10.21
-POSE_MEMBER := mediapipe/modules/pose_landmark/pose_landmark_full.tflite
-POSE_TFLITE := $(POSE_DIR)/$(POSE_MEMBER)
-POSE_TFLITE_SHA256 := e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f
-POSE_SCHEMA_PACKAGE := ai-edge-litert==2.3.0
-POSE_SCHEMA_MEMBER := ai_edge_litert/schema_py_generated.py
-POSE_SCHEMA := $(POSE_DIR)/$(POSE_SCHEMA_MEMBER)
-POSE_SCHEMA_SHA256 := 4e9b3b3017f8ad21244441cc375d9df58fa57ac7561d7010e5f9a635f42a4ac2
-POSE_WHEEL_FLAGS := --no-deps --only-binary=:all: --implementation cp --python-version 3.11 \
-	--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64
-POSE_GRAPH := $(BACKBONE_ONNX)/blazepose-presence.onnx
-POSE_ARGS := --pose-tflite $(POSE_TFLITE) --schema $(POSE_SCHEMA)
-POSE_SOURCES := models/pose/tflite_onnx.py $(POSE_TFLITE) $(POSE_SCHEMA)
 
 # $(call wheel-member,PACKAGE,MEMBER,SHA256): the wheel into $(POSE_DIR), MEMBER out of it, checked.
 define wheel-member
