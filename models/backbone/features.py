@@ -66,6 +66,12 @@ def session(model, threads):
     return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 
 
+def run_once(model, x, output, threads=1):
+    """One run of a graph on input_rgb x: (the session, its `output`), for the tests and checks."""
+    sess = session(model, threads)
+    return sess, sess.run([output], {"input_rgb": x})[0]
+
+
 def to_input(clips):
     """[N, T, H, W, 3] uint8 RGB (the element's tiles) -> input_rgb, as the element feeds it."""
     x = (clips.astype(np.float32) - np.float32(127.5)) * np.float32(1.0 / 127.5)

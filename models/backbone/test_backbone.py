@@ -37,29 +37,16 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import build  # noqa: E402
+import features as F  # noqa: E402
 import pth  # noqa: E402
 import train_head  # noqa: E402
 
 TOLERANCE = 1e-4
 
 
-def sha_of(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 class _Evil:
     def __reduce__(self):
         return (os.system, ("echo should-never-run",))
-
-
-def run(model, x, output):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 2
-    sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-    return sess, sess.run([output], {"input_rgb": x})[0]
 
 
 def main():
@@ -84,8 +71,8 @@ def main():
 
     with open(a.reference) as f:
         ref = json.load(f)
-    check("reference.json was made from this checkpoint", sha_of(a.pth) == ref["pth_sha256"],
-          f"{sha_of(a.pth)[:16]} vs {ref['pth_sha256'][:16]}")
+    check("reference.json was made from this checkpoint", F.file_sha(a.pth) == ref["pth_sha256"],
+          f"{F.file_sha(a.pth)[:16]} vs {ref['pth_sha256'][:16]}")
     state = pth.load_state_dict(a.pth)
     want = {"stem.0.weight": (64, 3, 3, 7, 7), "layer1.0.conv1.0.weight": (64, 64, 3, 3, 3),
             "layer2.0.conv1.0.weight": (128, 64, 1, 3, 3), "layer4.1.conv2.0.weight": (512, 512, 1, 3, 3),
@@ -114,7 +101,7 @@ def main():
             out = os.path.join(tmp, f"fight-{i}.onnx")
             with open(out, "wb") as f:
                 f.write(build.build(state, "fight", source=ref["pth_sha256"]).SerializeToString())
-            outs.append(sha_of(out))
+            outs.append(F.file_sha(out))
         check("building the graph twice gives the same sha256", outs[0] == outs[1],
               f"{outs[0][:16]} / {outs[1][:16]}")
         feats_path = os.path.join(tmp, "features.onnx")
@@ -126,14 +113,14 @@ def main():
               hashlib.sha256(clips.tobytes()).hexdigest() == ref["fixture_sha256"])
         x = (clips.astype(np.float32) - np.float32(127.5)) * np.float32(1.0 / 127.5)
         x = np.ascontiguousarray(x.transpose(0, 4, 1, 2, 3))
-        sess, logits = run(os.path.join(tmp, "fight-0.onnx"), x, "fc_pred")
+        sess, logits = F.run_once(os.path.join(tmp, "fight-0.onnx"), x, "fc_pred", threads=2)
         inp, out = sess.get_inputs()[0], sess.get_outputs()[0]
         check("element input", inp.name == "input_rgb" and inp.shape == ["batch", 3, 16, 112, 112]
               and inp.type == "tensor(float)", f"{inp.name} {inp.shape} {inp.type}")
         check("element output", out.name == "fc_pred" and out.shape == ["batch", 2], f"{out.name} {out.shape}")
         d = float(np.abs(logits - np.array(ref["fight_logits"])).max())
         check(f"fight logits equal PyTorch's within {TOLERANCE}", d <= TOLERANCE, f"max |difference| {d:.2e}")
-        _, feats = run(feats_path, x, "features")
+        _, feats = F.run_once(feats_path, x, "features", threads=2)
         fr = np.array(ref["features"])
         d = float(np.abs(feats - fr).max())
         check(f"pooled features equal PyTorch's within {TOLERANCE}", feats.shape == fr.shape == (len(clips), 512)
@@ -146,7 +133,7 @@ def main():
         ver = os.path.join(tmp, "verifier.onnx")
         with open(ver, "wb") as f:
             f.write(build.build(state, "verifier", head, ref["pth_sha256"]).SerializeToString())
-        _, vl = run(ver, x, "fc_pred")
+        _, vl = F.run_once(ver, x, "fc_pred", threads=2)
         e = np.exp(vl - vl.max(1, keepdims=True))
         got = (e / e.sum(1, keepdims=True))[:, 1]
         want_p = 1.0 / (1.0 + np.exp(-train_head.head_logits(head, fr)))
@@ -161,7 +148,7 @@ def main():
         check("reference.json's fast cut is build.py's",
               ref["fast_cut"] == {"frames": list(build.CUTS["fast"][0]), "pool": build.CUTS["fast"][1]},
               f"{ref['fast_cut']} vs {build.CUTS['fast']}")
-        _, ff = run(fast_feats, x, "features")
+        _, ff = F.run_once(fast_feats, x, "features", threads=2)
         fr_fast = np.array(ref["fast_features"])
         d = float(np.abs(ff - fr_fast).max())
         check(f"fast cut: pooled features equal PyTorch's within {TOLERANCE}",
@@ -174,10 +161,10 @@ def main():
             p = os.path.join(tmp, f"fast-verifier-{i}.onnx")
             with open(p, "wb") as f:
                 f.write(build.build(state, "verifier", head_fast, ref["pth_sha256"], pose=pose).SerializeToString())
-            shas.append(sha_of(p))
+            shas.append(F.file_sha(p))
         check("the fast verifier builds to the same sha256 twice", shas[0] == shas[1],
               f"{shas[0][:16]} / {shas[1][:16]}")
-        sess, vl = run(os.path.join(tmp, "fast-verifier-0.onnx"), x, "fc_pred")
+        sess, vl = F.run_once(os.path.join(tmp, "fast-verifier-0.onnx"), x, "fc_pred", threads=2)
         inp, out = sess.get_inputs()[0], sess.get_outputs()[0]
         check("fast verifier: the element's I/O", inp.name == "input_rgb"
               and inp.shape == ["batch", 3, 16, 112, 112] and out.name == "fc_pred" and out.shape == ["batch", 2],

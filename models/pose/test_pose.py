@@ -41,6 +41,7 @@ BACKBONE = os.path.join(HERE, "..", "backbone")
 sys.path.insert(0, HERE)
 sys.path.insert(0, BACKBONE)
 import build  # noqa: E402
+import features as F  # noqa: E402
 import pth  # noqa: E402
 import tflite_onnx  # noqa: E402
 import train_head  # noqa: E402
@@ -52,25 +53,10 @@ LOGIT_COMPARED = 9.0
 TEST_POSE = {"fusion": "head", "weight": 0.5, "tiles": [0, 8]}
 
 
-def sha_of(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-def run(model, x, output):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-    return sess, sess.run([output], {"input_rgb": x})[0]
-
-
 def save(model, path):
     with open(path, "wb") as f:
         f.write(model.SerializeToString())
-    return sha_of(path)
+    return F.file_sha(path)
 
 
 def with_opcode(data, schema, old, new):
@@ -127,7 +113,7 @@ def main():
         pose_graph = os.path.join(tmp, "pose-0.onnx")
 
         # (d) the graph's I/O
-        sess, presence = run(pose_graph, x, "presence")
+        sess, presence = F.run_once(pose_graph, x, "presence")
         inp, out = sess.get_inputs()[0], sess.get_outputs()[0]
         check("pose graph input", inp.name == "input_rgb" and inp.shape == ["batch", 3, 16, 112, 112]
               and inp.type == "tensor(float)", f"{inp.name} {inp.shape} {inp.type}")
@@ -188,13 +174,13 @@ def main():
         state = pth.load_state_dict(a.pth)
         feats_path = os.path.join(tmp, "fast-features.onnx")
         save(build.build(state, "features", cut="fast"), feats_path)
-        _, feats = run(feats_path, x, "features")
+        _, feats = F.run_once(feats_path, x, "features")
         with open(os.path.join(BACKBONE, "head-fast.json")) as f:
             head = json.load(f)
         head["pose"] = dict(TEST_POSE)
         ver = os.path.join(tmp, "pose-verifier.onnx")
         save(build.build(state, "verifier", head, cut="fast", pose=(data, schema)), ver)
-        sess, vl = run(ver, x, "fc_pred")
+        sess, vl = F.run_once(ver, x, "fc_pred")
         out = sess.get_outputs()[0]
         meta = sess.get_modelmeta().custom_metadata_map
         tiles = meta.get("iguard.pose.tiles")

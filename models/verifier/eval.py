@@ -51,24 +51,16 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "backbone"))
+import features as F  # noqa: E402
+import train_head  # noqa: E402
 
 DEFAULT_THRESHOLD = 0.7
 SWEEP = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
 
 
-def file_sha(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def scores_of(model, clips, threads=1):
     """The element's default score (softmax, sum of every class but 0) with ONNX Runtime."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    sess = F.session(model, threads)
     out = []
     for i in range(0, len(clips), 8):
         x = (clips[i:i + 8].astype(np.float32) - np.float32(127.5)) * np.float32(1.0 / 127.5)
@@ -86,7 +78,7 @@ class Scorer:
         self.kind = kind
         if kind == "onnx":
             self.path = rest
-            self.sha = file_sha(rest)
+            self.sha = F.file_sha(rest)
             self.files = {"model": os.path.basename(rest)}
         elif kind == "backbone":
             feats, _, rest = rest.partition(":")
@@ -97,23 +89,21 @@ class Scorer:
             if self.head.get("pose") and not self.pose:
                 sys.exit(f"--model {spec!r}: {head} uses the pose cue: give its graph, "
                          "backbone:FEATURES:HEAD:POSE")
-            self.sha = hashlib.sha256((file_sha(feats) + file_sha(head)
-                                       + (file_sha(self.pose) if self.pose else "")).encode()).hexdigest()
-            self.files = {"features_sha256": file_sha(feats), "head_sha256": file_sha(head),
-                          **({"pose_sha256": file_sha(self.pose)} if self.pose else {})}
+            # Each file hashed once (the graphs are 11-46 MB); the pose graph's tiles read once.
+            self.files = {"features_sha256": F.file_sha(feats), "head_sha256": F.file_sha(head),
+                          **({"pose_sha256": F.file_sha(self.pose)} if self.pose else {})}
+            self.sha = hashlib.sha256("".join(self.files.values()).encode()).hexdigest()
+            self.pose_tiles = train_head.pose_tiles(self.pose) if self.head.get("pose") else None
         else:
             sys.exit(f"--model {spec!r}: the kind must be onnx: or backbone:, not {kind!r}")
 
     def __call__(self, clips):
         if self.kind == "onnx":
             return scores_of(self.path, clips)
-        import features as F
-        import train_head
-
         cue = None
         if self.head.get("pose"):
             cue = train_head.pose_cue(F.features_of(self.pose, clips), self.head["pose"]["tiles"],
-                                      train_head.pose_tiles(self.pose))
+                                      self.pose_tiles)
         z = train_head.head_logits(self.head, F.features_of(self.features, clips), cue)
         return 1.0 / (1.0 + np.exp(-z))
 
@@ -123,8 +113,6 @@ def fight_scores(fight_model, features_model, clips):
     the cached pooled features and the head's weights read from the fight graph."""
     import onnx
     from onnx import numpy_helper
-
-    import features as F
 
     g = onnx.load(fight_model)
     w = {t.name: numpy_helper.to_array(t) for t in g.graph.initializer if t.name.startswith("fc.")}
@@ -213,7 +201,7 @@ def fight_figures(fight_model, features_model, sets):
                       "static_false_alarms": int((p[~alarms] >= DEFAULT_THRESHOLD).sum()),
                       "p_fight_median": round(float(np.median(p[alarms])), 4),
                       "p_fight_max": round(float(p[alarms].max()), 4)}
-    return {"model_sha256": file_sha(fight_model), "threshold": DEFAULT_THRESHOLD,
+    return {"model_sha256": F.file_sha(fight_model), "threshold": DEFAULT_THRESHOLD,
             "positive_classes": "fight", "sets": rows,
             "recall": "not measured: no fight footage here"}
 
