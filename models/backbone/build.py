@@ -143,6 +143,15 @@ def body(g, cut="full"):
     return g.node("Flatten", [x], "features", axis=1)
 
 
+def load_pose(tflite, schema):
+    """The pose cue's source for build(): (the .tflite's bytes, TFLite's schema module).
+    Raises OSError or tflite_onnx.ConversionError naming a missing or unreadable file."""
+    import tflite_onnx
+
+    with open(tflite, "rb") as f:
+        return f.read(), tflite_onnx.load_schema(schema)
+
+
 def pose_branch(g, pose, tiles):
     """input_rgb -> the pose cue's presence logits per tile [N, K] (tensor name `presence`).
     pose: (tflite bytes, schema module)."""
@@ -273,8 +282,7 @@ def main():
         if not a.schema:
             ap.error("--pose-tflite needs --schema")
         try:
-            with open(a.pose_tflite, "rb") as f:
-                pose = (f.read(), tflite_onnx.load_schema(a.schema))
+            pose = load_pose(a.pose_tflite, a.schema)
         except (OSError, tflite_onnx.ConversionError) as e:
             sys.exit(f"build.py: {e}")
     elif a.kind == "pose":

@@ -60,10 +60,7 @@ def main():
     results = []
     pose = None
     if a.pose_tflite:
-        import tflite_onnx  # (on the path build.py set)
-
-        with open(a.pose_tflite, "rb") as f:
-            pose = (f.read(), tflite_onnx.load_schema(a.schema))
+        pose = build.load_pose(a.pose_tflite, a.schema)
 
     def check(name, ok, detail=""):
         results.append(bool(ok))

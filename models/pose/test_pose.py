@@ -90,9 +90,7 @@ def main():
 
     with open(a.reference) as f:
         ref = json.load(f)
-    with open(a.tflite, "rb") as f:
-        data = f.read()
-    schema = tflite_onnx.load_schema(a.schema)
+    data, schema = build.load_pose(a.tflite, a.schema)
     tsha = hashlib.sha256(data).hexdigest()
     check("reference.json was made from this .tflite", tsha == ref["tflite_sha256"],
           f"{tsha[:16]} vs {ref['tflite_sha256'][:16]}")
