@@ -17,6 +17,11 @@
 #   make verifier-head-fast-pose  development only: the fast head with the pose cue (BlazePose's
 #                          presence; the pre-registered candidates, the winner the demo's head)
 #   make pose-reference    development only: TFLite's own presence on the fixture (models/pose/)
+#   make verifier-head-market  development only: the demo's head adapted to the market street with
+#                          its first 15 s or 30 s of labelled tracks (models/backbone/adapt.py)
+#   make site-verifier SITE=DIR SITE_UNTIL=F  the demo's head adapted to your own camera: DIR a set
+#                          folder of scene.py (its tracks labelled by eye), the tracks starting
+#                          before frame F adapt it, the later ones judge it (docs/verifier.md)
 #   make verifier-distil   development only: the distilled model from the backbone + head
 #   make verifier-figures  rewrites figures.json and figures-element.json from the models
 #   make verifier-timing   time per clip of every verifier, 1 and 2 threads
@@ -50,7 +55,17 @@ POSE_CANDIDATE_HEADS := pose-none pose-head pose-head-grey pose-head-grey-zoom p
 EVAL_SETS = --set vtest=$(VERIFIER_DATA) --set vtest-hog0=$(SCENE_LOW) --set bikes=$(SCENE_BIKES) \
 	--set market=$(SCENE_MARKET)
 EVAL_DATA = $(VERIFIER_DATASET) $(SCENE_LOW)/dataset.npz $(SCENE_BIKES)/dataset.npz \
-	$(SCENE_MARKET)/dataset.npz
+	$(SCENE_MARKET)/dataset.npz $(SCENE_MARKET_LATER)/dataset.npz
+# One camera adapted with its own labels (pre-registered in models/backbone/README.md): the market
+# street's tracks starting before frame 450 (15 s) or 900 (30 s) adapt the demo's head
+# (head-fast-market-*.json), the tracks from frame 900 on judge it; held-out vtest shows what the
+# adaptation costs elsewhere. Its own figures file: figures-site.json.
+MARKET_UNTIL := 900
+SCENE_MARKET_LATER := $(SCENES_DIR)/market-from-$(MARKET_UNTIL)
+SITE_FIGURES := $(VERIFIER_SRC)/figures-site.json
+SITE_EVAL = --model fast=backbone:$(BACKBONE_FAST_FEATURES):$(BACKBONE_FAST_HEAD):$(POSE_GRAPH) \
+	$(foreach u,450 900,--model market-$(u)=backbone:$(BACKBONE_FAST_FEATURES):models/backbone/head-fast-market-$(u).json:$(POSE_GRAPH)) \
+	--set vtest=$(VERIFIER_DATA) --set market-from-$(MARKET_UNTIL)=$(SCENE_MARKET_LATER)
 # The training framework: JAX (CPU) from PyPI, in a venv of its own so the project venv stays
 # small. Pinned, so a retrain reproduces the committed weights.
 TRAIN_VENV := $(CURDIR)/.cache/train-venv
@@ -59,7 +74,7 @@ TRAIN_PACKAGES := jax[cpu]==0.10.2 jaxlib==0.10.2 numpy==2.4.6 onnx==1.23.2 onnx
 .PHONY: eval test-verifier verifier-dataset verifier-train verifier-train-venv backbone \
 	backbone-reference backbone-reference-venv verifier-head verifier-head-fast verifier-distil \
 	verifier-figures verifier-timing verifier-head-fast-augmented verifier-head-fast-pose \
-	pose-reference pose-reference-venv
+	pose-reference pose-reference-venv verifier-head-market site-verifier
 
 models: $(VERIFIER_MODEL) $(VERIFIER_LABELS) backbone
 test: test-verifier
@@ -212,12 +227,16 @@ $(SCENE_MARKET)/dataset.npz: models/scenes/scene.py $(SCENE_MARKET_LABELS) $(VER
 	/usr/bin/python3 models/scenes/scene.py --video $(MARKET_VIDEO) --detections $(MARKET_DETECTIONS) \
 		--labels $(SCENE_MARKET_LABELS) --out $(SCENE_MARKET) --fps 29.97
 
+$(SCENE_MARKET_LATER)/dataset.npz: models/scenes/split.py $(SCENE_MARKET)/dataset.npz | $(VENV)/.stamp
+	$(VENV_PY) models/scenes/split.py --set $(SCENE_MARKET) --until $(MARKET_UNTIL) --test-out $(SCENE_MARKET_LATER)
+
 # First the clips scored with ONNX Runtime from Python (every verifier on every set, with the
 # threshold sweep and the fight head), then the real element over the whole video with the demo's
 # model (its own verdicts on the held-out clips). The backbone's features are cached on disk
 # (.cache/backbone/onnx/*.features.npz): the first run computes them, about 1 s a clip.
 eval: build $(EVAL_DATA)
 	$(VENV_PY) $(VERIFIER_SRC)/eval.py $(EVAL_MODELS) $(EVAL_SETS) --fight $(BACKBONE_FIGHT)
+	$(VENV_PY) $(VERIFIER_SRC)/eval.py $(SITE_EVAL)
 	$(VENV_PY) $(VERIFIER_SRC)/element_eval.py --model $(VERIFIER_MODEL) --video $(FOOTAGE_VIDEO) \
 		--detections $(FOOTAGE_DETECTIONS) --data $(VERIFIER_DATA)
 
@@ -225,11 +244,13 @@ eval: build $(EVAL_DATA)
 test-verifier: build $(EVAL_DATA) $(POSE_TFLITE) $(POSE_SCHEMA)
 	$(VENV_PY) models/backbone/test_backbone.py --pth $(BACKBONE_PTH) $(POSE_ARGS)
 	$(VENV_PY) models/pose/test_pose.py --tflite $(POSE_TFLITE) --schema $(POSE_SCHEMA) --pth $(BACKBONE_PTH)
+	$(VENV_PY) models/backbone/test_adapt.py
 	$(VENV_PY) $(VERIFIER_SRC)/test_verifier.py --model $(VERIFIER_SRC)/verifier.onnx
 	$(VENV_PY) $(VERIFIER_SRC)/test_verifier.py --model $(VERIFIER_SCRATCH) \
 		--reference $(VERIFIER_SRC)/scratch-reference.json
 	$(VENV_PY) $(VERIFIER_SRC)/eval.py $(EVAL_MODELS) $(EVAL_SETS) --fight $(BACKBONE_FIGHT) \
 		--check $(VERIFIER_SRC)/figures.json
+	$(VENV_PY) $(VERIFIER_SRC)/eval.py $(SITE_EVAL) --check $(SITE_FIGURES)
 	$(VENV_PY) $(VERIFIER_SRC)/element_eval.py --model $(VERIFIER_MODEL) --video $(FOOTAGE_VIDEO) \
 		--detections $(FOOTAGE_DETECTIONS) --data $(VERIFIER_DATA) --check $(VERIFIER_SRC)/figures-element.json
 
@@ -315,6 +336,30 @@ verifier-head-fast-pose: $(BACKBONE_FAST_FEATURES) $(POSE_GRAPH) $(VERIFIER_DATA
 		--pose $(POSE_GRAPH) --pose-tiles $(POSE_TILES) --out $(BACKBONE_FAST_HEAD) \
 		--candidates-out models/backbone/head-fast
 
+# The demo's head adapted to the market street (pre-registered; models/backbone/adapt.py).
+ADAPT_ARGS = --head $(BACKBONE_FAST_HEAD) --model $(BACKBONE_FAST_FEATURES) --pose $(POSE_GRAPH) \
+	--data $(VERIFIER_DATASET) --extra $(TRAIN_NEGATIVES) --augment $(TRAIN_AUGMENT) \
+	--augment-features $(AUGMENT_FEATURES)
+ADAPT_INPUTS = $(BACKBONE_FAST_FEATURES) $(POSE_GRAPH) $(VERIFIER_DATASET) $(TRAIN_NEGATIVES) \
+	$(TRAIN_AUGMENT) $(AUGMENT_FEATURES)
+
+verifier-head-market: $(ADAPT_INPUTS) $(SCENE_MARKET)/dataset.npz
+	$(foreach u,450 900,$(VENV_PY) models/backbone/adapt.py $(ADAPT_ARGS) --site $(SCENE_MARKET) \
+		--until $(u) --out models/backbone/head-fast-market-$(u).json &&) true
+
+# Your own camera: SITE, a set folder of models/scenes/scene.py (your footage, its detections, its
+# tracks labelled by eye); the tracks starting before frame SITE_UNTIL adapt the demo's head, the
+# later ones judge it. Writes SITE/head.json, SITE/verifier.onnx (the element's model= for that
+# camera) and SITE-from-SITE_UNTIL/ (the later tracks), then prints both verifiers' figures there.
+site-verifier: $(ADAPT_INPUTS) $(BACKBONE_PTH) $(POSE_SOURCES)
+	@test -n "$(SITE)" -a -n "$(SITE_UNTIL)" || { echo "usage: make site-verifier SITE=<scene.py's set folder> SITE_UNTIL=<frame>" >&2; exit 2; }
+	$(VENV_PY) models/backbone/adapt.py $(ADAPT_ARGS) --site $(SITE) --until $(SITE_UNTIL) --out $(SITE)/head.json
+	$(VENV_PY) models/backbone/build.py verifier --cut fast --pth $(BACKBONE_PTH) --head $(SITE)/head.json \
+		$(POSE_ARGS) --out $(SITE)/verifier.onnx
+	$(VENV_PY) models/scenes/split.py --set $(SITE) --until $(SITE_UNTIL) --test-out $(SITE)-from-$(SITE_UNTIL)
+	$(VENV_PY) $(VERIFIER_SRC)/eval.py --model demo=onnx:$(VERIFIER_MODEL) --model adapted=onnx:$(SITE)/verifier.onnx \
+		--set later=$(SITE)-from-$(SITE_UNTIL)
+
 # The demo's model: distilled from backbone + head on training-part clips, then every figure.
 verifier-distil: build $(EVAL_DATA) | $(TRAIN_VENV)/.stamp
 	$(TRAIN_VENV)/bin/python $(VERIFIER_SRC)/distil.py --data $(VERIFIER_DATASET) \
@@ -326,6 +371,7 @@ verifier-distil: build $(EVAL_DATA) | $(TRAIN_VENV)/.stamp
 verifier-figures: build $(EVAL_DATA) $(VERIFIER_MODEL)
 	$(VENV_PY) $(VERIFIER_SRC)/eval.py $(EVAL_MODELS) $(EVAL_SETS) --fight $(BACKBONE_FIGHT) \
 		--json $(VERIFIER_SRC)/figures.json
+	$(VENV_PY) $(VERIFIER_SRC)/eval.py $(SITE_EVAL) --json $(SITE_FIGURES)
 	$(VENV_PY) $(VERIFIER_SRC)/element_eval.py --model $(VERIFIER_MODEL) --video $(FOOTAGE_VIDEO) \
 		--detections $(FOOTAGE_DETECTIONS) --data $(VERIFIER_DATA) --json $(VERIFIER_SRC)/figures-element.json
 

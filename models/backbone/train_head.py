@@ -155,18 +155,59 @@ def cross_validate(x, y, groups, l2, balanced=False, use=None):
     return 1.0 / (1.0 + np.exp(-cross_validate_logits(x, y, groups, l2, balanced, use)))
 
 
-def cross_validate_logits(x, y, groups, l2, balanced=False, use=None):
-    """Out-of-fold logits of every row (see cross_validate)."""
+def cross_validate_logits(x, y, groups, l2, balanced=False, use=None, weight=None):
+    """Out-of-fold logits of every row (see cross_validate); `weight`: each row's weight in the
+    loss (instead of `balanced`'s)."""
     folds = group_folds(groups)
     z = np.zeros(len(y))
     for f in range(FOLDS):
         tr, te = folds != f, folds == f
         if use is not None:
             tr = tr & use
-        mean, std = x[tr].mean(0), x[tr].std(0) + 1e-6
-        w, b = fit(standardise(x[tr], mean, std), y[tr], l2, balanced_weights(y[tr]) if balanced else None)
-        z[te] = standardise(x[te], mean, std) @ w + b
+        sw = weight[tr] if weight is not None else (balanced_weights(y[tr]) if balanced else None)
+        w, b = fit_folded(x[tr], y[tr], l2, sw)
+        z[te] = x[te] @ w + b
     return z
+
+
+def fit_folded(x, y, l2, weight=None):
+    """fit() on the features standardised with x's mean and standard deviation, the
+    standardisation folded into the weights: w.((x - mean) / std) + b = (w / std).x + (b - w.(mean / std))."""
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    w, b = fit(standardise(x, mean, std), y, l2, weight)
+    return w / std, b - float(np.dot(w, mean / std))
+
+
+def load_rows(model, data, extra=None, augment=None, augment_features=None):
+    """The training rows: the training part's clips, --extra's and --augment's copies. Returns the
+    clips (a list, one array per source), features x, labels y, CV groups, the mask of --extra's
+    rows and each row's kind ("clip", or the copy's: "grey", "zoom")."""
+    d = np.load(data)
+    keep = training_clips(d)
+    clips = [d["train_x"][keep]]
+    x = F.features_of(model, clips[0]).astype(np.float64)
+    y = d["train_y"][keep].astype(np.float64)
+    groups = groups_of(d)[keep]
+    is_extra = np.zeros(len(y), bool)
+    if extra:
+        e = np.load(extra)
+        clips.append(e["x"])
+        x = np.concatenate([x, F.features_of(model, e["x"]).astype(np.float64)])
+        y = np.concatenate([y, e["y"].astype(np.float64)])
+        groups = np.concatenate([groups, np.array([f"n{t}" for t in e["track"]])])
+        is_extra = np.concatenate([is_extra, np.ones(len(e["y"]), bool)])
+    kind = np.array(["clip"] * len(y), dtype=object)
+    if augment:
+        if not extra:
+            sys.exit("--augment needs --extra (the copies include --extra's clips)")
+        g = np.load(augment)
+        clips.append(g["x"])
+        x = np.concatenate([x, F.features_of(augment_features or model, g["x"]).astype(np.float64)])
+        y = np.concatenate([y, g["y"].astype(np.float64)])
+        groups = np.concatenate([groups, g["group"]])
+        is_extra = np.concatenate([is_extra, np.zeros(len(g["y"]), bool)])
+        kind = np.concatenate([kind, g["kind"].astype(object)])
+    return clips, x, y, groups, is_extra, kind
 
 
 def groups_of(d, part="train"):
@@ -213,31 +254,7 @@ def main():
     a = ap.parse_args()
     if a.pose and not a.augment:
         sys.exit("--pose needs --augment (the pre-registered rule scores every candidate on the copies)")
-    d = np.load(a.data)
-    keep = training_clips(d)
-    clips = [d["train_x"][keep]]
-    x = F.features_of(a.model, clips[0]).astype(np.float64)
-    y = d["train_y"][keep].astype(np.float64)
-    groups = groups_of(d)[keep]
-    extra = np.zeros(len(y), bool)
-    if a.extra:
-        e = np.load(a.extra)
-        clips.append(e["x"])
-        x = np.concatenate([x, F.features_of(a.model, e["x"]).astype(np.float64)])
-        y = np.concatenate([y, e["y"].astype(np.float64)])
-        groups = np.concatenate([groups, np.array([f"n{t}" for t in e["track"]])])
-        extra = np.concatenate([extra, np.ones(len(e["y"]), bool)])
-    kind = np.array(["clip"] * len(y), dtype=object)
-    if a.augment:
-        if not a.extra:
-            sys.exit("--augment needs --extra (the copies include --extra's clips)")
-        g = np.load(a.augment)
-        clips.append(g["x"])
-        x = np.concatenate([x, F.features_of(a.augment_features or a.model, g["x"]).astype(np.float64)])
-        y = np.concatenate([y, g["y"].astype(np.float64)])
-        groups = np.concatenate([groups, g["group"]])
-        extra = np.concatenate([extra, np.zeros(len(g["y"]), bool)])
-        kind = np.concatenate([kind, g["kind"].astype(object)])
+    clips, x, y, groups, extra, kind = load_rows(a.model, a.data, a.extra, a.augment, a.augment_features)
     print(f"{len(y)} training clips ({int(y.sum())} person, {int((1 - y).sum())} false; "
           f"{int(extra.sum())} of them from --extra), {len(np.unique(groups))} groups, "
           f"{FOLDS}-fold grouped CV")
@@ -334,11 +351,7 @@ def write_head(out, best, rows, a, x, y, extra, kind, cue, tiles):
     fusion = best.get("pose")
     if fusion == "head":
         xt = np.hstack([xt, cue[use][:, None]])
-    mean, std = xt.mean(0), xt.std(0) + 1e-6
-    w, b = fit(standardise(xt, mean, std), y, l2, balanced_weights(y) if balanced else None)
-    # Folded: w.((t(f) - mean) / std) + b = (w / std).t(f) + (b - w.(mean / std)).
-    wf = w / std
-    bf = b - float(np.dot(w, mean / std))
+    wf, bf = fit_folded(xt, y, l2, balanced_weights(y) if balanced else None)
     pose = None
     if fusion:
         # The cue's weight: fitted beside the features ("head"), or 1 (A's log-odds + the cue's).
