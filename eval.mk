@@ -4,8 +4,9 @@
 #                          scratch, the backbone (mc3_18 + a logistic-regression head), the
 #                          distilled small model and the fast cut of the backbone + its own head
 #                          (the demo's model), on held-out vtest, on vtest's detections at a lower
-#                          HOG threshold, and on a scene never trained on; then the real element's
-#                          verdicts with the demo's model
+#                          HOG threshold, and on a scene never trained on; the demo's head adapted
+#                          to that scene with its own first labels (figures-site.json); then the
+#                          real element's verdicts with the demo's model
 #   make test-verifier     the backbone against PyTorch's reference, the pose cue against
 #                          ai_edge_litert's, the committed models against JAX's, every figure of
 #                          `make eval` recomputed (--check), and the real element's verdicts
