@@ -352,7 +352,7 @@ verifier-head-market: $(ADAPT_INPUTS) $(SCENE_MARKET)/dataset.npz
 # tracks labelled by eye); the tracks starting before frame SITE_UNTIL adapt the demo's head, the
 # later ones judge it. Writes SITE/head.json, SITE/verifier.onnx (the element's model= for that
 # camera) and SITE-from-SITE_UNTIL/ (the later tracks), then prints both verifiers' figures there.
-site-verifier: $(ADAPT_INPUTS) $(BACKBONE_PTH) $(POSE_SOURCES)
+site-verifier: $(ADAPT_INPUTS) $(BACKBONE_PTH) $(POSE_SOURCES) $(VERIFIER_MODEL)
 	@test -n "$(SITE)" -a -n "$(SITE_UNTIL)" || { echo "usage: make site-verifier SITE=<scene.py's set folder> SITE_UNTIL=<frame>" >&2; exit 2; }
 	$(VENV_PY) models/backbone/adapt.py $(ADAPT_ARGS) --site $(SITE) --until $(SITE_UNTIL) --out $(SITE)/head.json
 	$(VENV_PY) models/backbone/build.py verifier --cut fast --pth $(BACKBONE_PTH) --head $(SITE)/head.json \

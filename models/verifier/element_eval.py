@@ -32,6 +32,19 @@ import numpy as np
 FIELD = re.compile(r"([a-z-]+)=\(([a-z0-9]+)\)(\"[^\"]*\"|[^,;]+)")
 
 
+def first_pts(video, timeout):
+    """The first decoded frame's PTS in ns: a clip's first frame is counted from it (an MP4 with
+    B-frames starts at two frames, not 0; vtest.avi at 0)."""
+    cmd = ["gst-launch-1.0", "-v", "filesrc", f"location={video}", "!", "decodebin", "!",
+           "fakesink", "silent=false", "num-buffers=1"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    m = re.search(r"pts: (\d+):(\d\d):(\d\d)\.(\d{9})", run.stdout)
+    if not m:
+        sys.exit(f"no first PTS from: {' '.join(cmd)}\n{run.stderr[-2000:]}")
+    h, mi, se, ns = (int(g) for g in m.groups())
+    return ((h * 60 + mi) * 60 + se) * 1_000_000_000 + ns
+
+
 def verdicts(model, video, detections, timeout):
     pipeline = (f"filesrc location={video} ! decodebin ! videoconvert "
                 f"! iguardreplay location={detections} "
@@ -74,13 +87,14 @@ def main():
     minutes = (info["frames"] - split) / fps / 60.0
     ours = {(c["track"], c["start"]): c for c in info["clips"]}
     vs = verdicts(os.path.abspath(a.model), a.video, a.detections, a.timeout)
+    origin = first_pts(a.video, a.timeout)
     statuses = {}
     rows = []
     unmatched = 0
     unmatched_clips = []
     for v in vs:
         statuses[v.get("status")] = statuses.get(v.get("status"), 0) + 1
-        start = int(round(int(v["clip-start-pts"]) / (1e9 / fps))) + 1
+        start = int(round((int(v["clip-start-pts"]) - origin) / (1e9 / fps))) + 1
         c = ours.get((int(v["object-id"]), start))
         if c is None:
             unmatched += 1
@@ -90,7 +104,9 @@ def main():
     # The crop on the last sampled frame, as the element reports it, against dataset.py's.
     crops_equal = sum(1 for c, v in rows if c["crops"] and list(c["crops"][-1][1:]) == [
         int(v[k]) for k in ("crop-x", "crop-y", "crop-width", "crop-height")])
-    held = [(c, v) for c, v in rows if c["start"] > split and v["status"] in ("verified", "rejected")]
+    # The held-out clips: those after the split, but a camera's adaptation tracks (split.py).
+    held = [(c, v) for c, v in rows if c["start"] > split and c.get("part") != "adapt"
+            and v["status"] in ("verified", "rejected")]
     person = np.array([float(v["score"]) for c, v in held if c["label"] == "person"])
     false = np.array([float(v["score"]) for c, v in held if c["label"] == "false-detection"])
     # The element's verdict at its own threshold, not recomputed from the score.
@@ -120,7 +136,7 @@ def main():
         "clip_scores": {str(c["index"]): round(float(v["score"]), 4) for c, v in rows},
     }
     print(f"The element (gst-launch-1.0, clip-per=object, defaults, async=false) on all of "
-          f"vtest.avi: {len(vs)} verdicts {statuses}; {len(rows)} match a dataset clip by object id "
+          f"{os.path.basename(a.video)}: {len(vs)} verdicts {statuses}; {len(rows)} match a dataset clip by object id "
           f"and first frame, {unmatched} do not; the last crop is the same pixel rectangle in "
           f"{crops_equal} of {len(rows)}")
     print(f"Held out (clips starting after frame {split}): Stage 1 {len(held)} alarms "
