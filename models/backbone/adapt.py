@@ -91,8 +91,11 @@ def main():
                     help="the tracks whose first clip starts before this frame adapt the head")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
-    with open(a.head) as f:
-        base = json.load(f)
+    try:
+        with open(a.head) as f:
+            base = json.load(f)
+    except (OSError, ValueError) as e:
+        sys.exit(f"--head {a.head}: {e}")
     if base.get("extra") and not a.extra:
         sys.exit(f"{a.head} was fitted with --extra {base['extra']}: give it")
     if base.get("augment") and not a.augment:
@@ -103,18 +106,22 @@ def main():
     if pose and not a.pose:
         sys.exit(f"{a.head} uses the pose cue: give its graph with --pose")
 
-    clips, x, y, groups, extra, kind = T.load_rows(a.model, a.data, a.extra if base.get("extra") else None,
-                                                   a.augment if base.get("augment") else None,
-                                                   a.augment_features)
-    use = (kind == "clip") | np.isin(kind, base.get("augment", []))
-    d, _ = S.load(a.site)
-    rows = S.adapt_rows(d, a.until)
+    try:
+        d, _ = S.load(a.site)
+        rows = S.adapt_rows(d, a.until)
+    except ValueError as e:
+        sys.exit(str(e))
     if not rows.any():
         sys.exit(f"{a.site}: no labelled track starts before frame {a.until}")
     sx, sy = d["test_x"][rows], d["test_y"][rows].astype(np.float64)
     if sy.min() == sy.max():
         sys.exit(f"{a.site} before frame {a.until}: only {'person' if sy[0] else 'false-detection'} "
                  "clips; the camera's rows need both labels")
+
+    clips, x, y, groups, extra, kind = T.load_rows(a.model, a.data, a.extra if base.get("extra") else None,
+                                                   a.augment if base.get("augment") else None,
+                                                   a.augment_features)
+    use = (kind == "clip") | np.isin(kind, base.get("augment", []))
     xt = T.transform(np.concatenate([x[use], F.features_of(a.model, sx).astype(np.float64)]),
                      base.get("transform", "none"))
     if pose:

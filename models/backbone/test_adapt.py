@@ -13,7 +13,9 @@
 - search: on rows where the camera's classes follow another feature than the training part's,
   the CV gives the camera's rows more than their natural share, its choice is the grid's lowest
   log-loss on the camera's rows, and the head it fits sorts the camera's rows.
-- adapt.py refuses a base head it cannot adapt, naming the value, before reading any data.
+- adapt.py refuses, naming the value and before reading any training data: a base head it cannot
+  adapt or cannot read, a folder that is no set, --until 0, no labelled track before --until, and
+  only one label there; split.py writes the test part as a set eval.py reads.
 
 Prints `N passed, N failed` and exits non-zero on any failure.
 """
@@ -118,6 +120,41 @@ def main():
                             "--out", os.path.join(tmp, "out.json")], capture_output=True, text=True)
         check("a base head with pose fusion 'sum' refused, naming it",
               r.returncode != 0 and "'sum'" in r.stderr, r.stderr.strip())
+
+        def adapt(head_path, site, until):
+            return subprocess.run([sys.executable, os.path.join(HERE, "adapt.py"), "--head", head_path,
+                                   "--model", "m.onnx", "--data", "d.npz", "--site", site, "--until",
+                                   str(until), "--out", os.path.join(tmp, "out.json")],
+                                  capture_output=True, text=True)
+
+        with open(head, "w") as f:
+            json.dump({"kind": "test"}, f)
+        r = adapt(os.path.join(tmp, "nope.json"), tmp, 5)
+        check("a missing base head refused, naming it", r.returncode != 0 and "nope.json" in r.stderr
+              and "Traceback" not in r.stderr, r.stderr.strip())
+        r = adapt(head, os.path.join(tmp, "noset"), 5)
+        check("a folder that is no set refused, naming it", r.returncode != 0 and "noset" in r.stderr
+              and "Traceback" not in r.stderr, r.stderr.strip())
+        site = os.path.join(tmp, "site")
+        os.makedirs(site)
+        np.savez(os.path.join(site, "dataset.npz"), **d)
+        with open(os.path.join(site, "clips.json"), "w") as f:
+            json.dump(info, f)
+        r = adapt(head, site, 0)
+        check("--until 0 refused, naming it", r.returncode != 0 and "--until 0" in r.stderr
+              and "Traceback" not in r.stderr, r.stderr.strip())
+        r = adapt(head, site, 5)
+        check("no track before --until: refused, naming the frame",
+              r.returncode != 0 and "before frame 5" in r.stderr, r.stderr.strip())
+        r = adapt(head, site, 30)
+        check("one label only before --until: refused, saying so",
+              r.returncode != 0 and "only person clips" in r.stderr, r.stderr.strip())
+        r = subprocess.run([sys.executable, os.path.join(HERE, "..", "scenes", "split.py"), "--set", site,
+                            "--until", "100", "--test-out", os.path.join(tmp, "later")],
+                           capture_output=True, text=True)
+        later = S.load(os.path.join(tmp, "later"))[0] if r.returncode == 0 else None
+        check("split.py writes the test part as a set", later is not None
+              and later["test_track"].tolist() == [4, 4, 5], r.stderr.strip())
     passed = sum(results)
     print(f"{passed} passed, {len(results) - passed} failed")
     sys.exit(0 if passed == len(results) else 1)

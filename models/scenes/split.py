@@ -13,13 +13,19 @@ until - 1), so eval.py scores it like any set. Needs numpy only.
 import argparse
 import json
 import os
+import sys
 
 import numpy as np
 
 
 def load(set_dir):
-    d = np.load(os.path.join(set_dir, "dataset.npz"))
-    with open(os.path.join(set_dir, "clips.json")) as f:
+    """(dataset arrays, clips.json) of a set folder; ValueError naming what is missing."""
+    paths = [os.path.join(set_dir, n) for n in ("dataset.npz", "clips.json")]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise ValueError(f"{set_dir}: not a set folder of scene.py (no {', '.join(missing)})")
+    d = np.load(paths[0])
+    with open(paths[1]) as f:
         return {k: d[k] for k in d.files}, json.load(f)
 
 
@@ -68,8 +74,11 @@ def main():
     ap.add_argument("--until", type=int, required=True, help="the first frame of the test part")
     ap.add_argument("--test-out", required=True, help="the folder the test part is written to")
     a = ap.parse_args()
-    d, info = load(a.set)
-    data, test_info = test_part(d, info, a.until)
+    try:
+        d, info = load(a.set)
+        data, test_info = test_part(d, info, a.until)
+    except ValueError as e:
+        sys.exit(str(e))
     os.makedirs(a.test_out, exist_ok=True)
     np.savez(os.path.join(a.test_out, "dataset.npz"), **data)
     with open(os.path.join(a.test_out, "clips.json"), "w") as f:
