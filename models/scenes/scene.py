@@ -10,7 +10,9 @@ Run with Debian's python3-opencv (/usr/bin/python3):
 - The tracks and clips are those of the element (clip-per=object, built-in tracking, defaults),
   made by models/verifier/clips.py over the whole video, so the tracker sees what the element
   would; only clips that start at or after --first-frame are kept (for vtest.avi, the held-out
-  part: frame 478 on).
+  part: frame 478 on). clips.py forgets a track one frame later than the element has since
+  bc5dfec (missed <= 15, not < 15), so that the labels' track ids stay put: on the market street
+  390 of the element's 431 clips are cut the same (docs/verifier.md).
 - `--write-labels` writes each kept track's first label from motion (as dataset.py does) to L.tsv
   and contact sheets to DIR/sheets/ (one row per track, tiles spread over its detections); a
   person then sets the `label` column by eye and says why in `note`. Without it, every kept
