@@ -62,10 +62,11 @@ EVAL_DATA = $(VERIFIER_DATASET) $(SCENE_LOW)/dataset.npz $(SCENE_BIKES)/dataset.
 # (head-fast-market-*.json), the tracks from frame 900 on judge it; held-out vtest shows what the
 # adaptation costs elsewhere. Its own figures file: figures-site.json.
 MARKET_UNTIL := 900
+MARKET_ADAPT_UNTIL := 450 900
 SCENE_MARKET_LATER := $(SCENES_DIR)/market-from-$(MARKET_UNTIL)
 SITE_FIGURES := $(VERIFIER_SRC)/figures-site.json
 SITE_EVAL = --model fast=backbone:$(BACKBONE_FAST_FEATURES):$(BACKBONE_FAST_HEAD):$(POSE_GRAPH) \
-	$(foreach u,450 900,--model market-$(u)=backbone:$(BACKBONE_FAST_FEATURES):models/backbone/head-fast-market-$(u).json:$(POSE_GRAPH)) \
+	$(foreach u,$(MARKET_ADAPT_UNTIL),--model market-$(u)=backbone:$(BACKBONE_FAST_FEATURES):models/backbone/head-fast-market-$(u).json:$(POSE_GRAPH)) \
 	--set vtest=$(VERIFIER_DATA) --set market-from-$(MARKET_UNTIL)=$(SCENE_MARKET_LATER)
 # The training framework: JAX (CPU) from PyPI, in a venv of its own so the project venv stays
 # small. Pinned, so a retrain reproduces the committed weights.
@@ -345,7 +346,7 @@ ADAPT_INPUTS = $(BACKBONE_FAST_FEATURES) $(POSE_GRAPH) $(VERIFIER_DATASET) $(TRA
 	$(TRAIN_AUGMENT) $(AUGMENT_FEATURES)
 
 verifier-head-market: $(ADAPT_INPUTS) $(SCENE_MARKET)/dataset.npz
-	$(foreach u,450 900,$(VENV_PY) models/backbone/adapt.py $(ADAPT_ARGS) --site $(SCENE_MARKET) \
+	$(foreach u,$(MARKET_ADAPT_UNTIL),$(VENV_PY) models/backbone/adapt.py $(ADAPT_ARGS) --site $(SCENE_MARKET) \
 		--until $(u) --out models/backbone/head-fast-market-$(u).json &&) true
 
 # Your own camera: SITE, a set folder of models/scenes/scene.py (your footage, its detections, its

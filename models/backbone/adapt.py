@@ -121,7 +121,7 @@ def main():
     clips, x, y, groups, extra, kind = T.load_rows(a.model, a.data, a.extra if base.get("extra") else None,
                                                    a.augment if base.get("augment") else None,
                                                    a.augment_features)
-    use = (kind == "clip") | np.isin(kind, base.get("augment", []))
+    use = T.rows_used(kind, extra, bool(base.get("extra")), base.get("augment", []))
     xt = T.transform(np.concatenate([x[use], F.features_of(a.model, sx).astype(np.float64)]),
                      base.get("transform", "none"))
     if pose:

@@ -170,6 +170,12 @@ def cross_validate_logits(x, y, groups, l2, balanced=False, use=None, weight=Non
     return z
 
 
+def rows_used(kind, extra, use_extra, augment):
+    """The rows a head trains on: the unaugmented ones (--extra's only with use_extra) and the
+    copies of the kinds in `augment`."""
+    return ((kind == "clip") & (use_extra | ~extra)) | np.isin(kind, list(augment))
+
+
 def fit_folded(x, y, l2, weight=None):
     """fit() on the features standardised with x's mean and standard deviation, the
     standardisation folded into the weights: w.((x - mean) / std) + b = (w / std).x + (b - w.(mean / std))."""
@@ -278,7 +284,7 @@ def main():
     else:
         candidates = [(e, (), None) for e in ([False, True] if a.extra else [False])]
     for use_extra, aug, fusion in candidates:
-        use = (original & (use_extra | ~extra)) | np.isin(kind, list(aug))
+        use = rows_used(kind, extra, use_extra, aug)
         for name, tf, balanced in VARIANTS:
             if ap_variant and name != ap_variant:
                 continue
@@ -342,10 +348,9 @@ def main():
 
 def write_head(out, best, rows, a, x, y, extra, kind, cue, tiles):
     """Fits the head `best` (a row of the CV's grid) on every row it trains on and writes it."""
-    original = kind == "clip"
     name, tf, balanced = next(v for v in VARIANTS if v[0] == best["variant"])
     l2 = best["l2"]
-    use = (original & (best.get("extra", False) | ~extra)) | np.isin(kind, best.get("augment", []))
+    use = rows_used(kind, extra, best.get("extra", False), best.get("augment", []))
     x, y = x[use], y[use]
     xt = transform(x, tf)
     fusion = best.get("pose")

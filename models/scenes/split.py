@@ -51,10 +51,15 @@ def adapt_rows(d, until):
     return np.isin(d["test_track"], sorted(tracks)) & (d["test_y"] >= 0)
 
 
+def test_rows(d, until):
+    """Mask of the rows of the tracks starting at frame `until` or later."""
+    return ~np.isin(d["test_track"], sorted(adapt_tracks(d, until)))
+
+
 def test_part(d, info, until):
     """(dataset, clips.json) of the tracks starting at frame `until` or later."""
     tracks = adapt_tracks(d, until)
-    keep = ~np.isin(d["test_track"], sorted(tracks))
+    keep = test_rows(d, until)
     if not keep.any():
         raise ValueError(f"--until {until}: every track starts before it, no test part is left")
     data = {k: v[keep] for k, v in d.items() if k.startswith("test_")}
@@ -83,7 +88,7 @@ def main():
     np.savez(os.path.join(a.test_out, "dataset.npz"), **data)
     with open(os.path.join(a.test_out, "clips.json"), "w") as f:
         json.dump(test_info, f)
-    test = ~np.isin(d["test_track"], sorted(adapt_tracks(d, a.until)))
+    test = test_rows(d, a.until)
     print(f"{a.set}: adaptation (tracks starting before frame {a.until}): "
           f"{counts(d, adapt_rows(d, a.until))}; test part (from frame {a.until}): "
           f"{counts(d, test)}; wrote {a.test_out}")

@@ -63,9 +63,7 @@ def scores_of(model, clips, threads=1):
     sess = F.session(model, threads)
     out = []
     for i in range(0, len(clips), 8):
-        x = (clips[i:i + 8].astype(np.float32) - np.float32(127.5)) * np.float32(1.0 / 127.5)
-        x = np.ascontiguousarray(x.transpose(0, 4, 1, 2, 3))
-        logits = sess.run(["fc_pred"], {"input_rgb": x})[0].astype(np.float64)
+        logits = sess.run(["fc_pred"], {"input_rgb": F.to_input(clips[i:i + 8])})[0].astype(np.float64)
         e = np.exp(logits - logits.max(1, keepdims=True))
         p = e / e.sum(1, keepdims=True)
         out.append(np.clip(p[:, 1:].sum(1), 0.0, 1.0))
